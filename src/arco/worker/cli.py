@@ -1,0 +1,60 @@
+"""The ``arco`` command line.
+
+Sub-command groups live in their own modules and are imported only when used, so ``arco --help`` stays fast and a
+missing optional dependency of one group never breaks another.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from arco.core.errors import ArcoError
+
+#: Sub-command name -> "module:attribute" of a click command or group.
+_SUBCOMMANDS: dict[str, str] = {
+    "dev": "arco.worker.cli_dev:dev",
+    "demo": "arco.worker.cli_dev:demo",
+    "worker": "arco.worker.cli_worker:worker",
+    "catalog": "arco.worker.cli_catalog:catalog",
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(_SUBCOMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _SUBCOMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, _, attr = target.partition(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{target} is not a click command")
+        return command
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ArcoError as exc:
+            # Errors raised on purpose carry an actionable message: show it without a traceback.
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="arco")
+def cli() -> None:
+    """Arco: a file-native lakehouse catalog with execution-first orchestration on Temporal."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="arco")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
