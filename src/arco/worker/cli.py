@@ -17,6 +17,7 @@ from arco.core.errors import ArcoError
 _SUBCOMMANDS: dict[str, str] = {
     "dev": "arco.worker.cli_dev:dev",
     "demo": "arco.worker.cli_dev:demo",
+    "doctor": "arco.worker.cli_dev:doctor",
     "worker": "arco.worker.cli_worker:worker",
     "catalog": "arco.worker.cli_catalog:catalog",
 }

@@ -1,0 +1,49 @@
+# Arco's single entry point. Quick start on a fresh clone: `make demo`, then `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.arco-installed
+
+.PHONY: install demo dev test test-unit test-integration lint format bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,s3]'
+	touch $(STAMP)
+
+## Start a fresh embedded stack, run Arco's main job once, print the outcome.
+demo: install
+	$(BIN)/arco demo
+
+## The embedded stack for development (Temporal dev server + UI, worker, local catalog); Ctrl-C stops it.
+dev: install
+	$(BIN)/arco dev
+
+## The whole suite: unit tests and integration tests against the real Temporal dev server and fake-gcs-server.
+test: install
+	$(BIN)/python -m pytest
+
+test-unit: install
+	$(BIN)/python -m pytest -m "not integration"
+
+test-integration: install
+	$(BIN)/python -m pytest -m integration
+
+lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## Every benchmark in quick mode (see docs/benchmarks.md for the full runs).
+bench: install
+	for script in benchmarks/*.py; do $(BIN)/python $$script --quick || exit 1; done
+
+clean:
+	rm -rf $(VENV) .arco .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,158 @@
+"""Arco's settings: one frozen model, read once from ``ARCO_*`` environment variables at the process edge.
+
+The Temporal connection follows Temporal's own environment configuration (``TEMPORAL_ADDRESS``,
+``TEMPORAL_NAMESPACE``, ``TEMPORAL_API_KEY``, TLS settings and ``temporal.toml`` profiles, through
+:mod:`temporalio.envconfig`); ``ARCO_TEMPORAL_ADDRESS`` and ``ARCO_TEMPORAL_NAMESPACE`` override it when set.
+Only the worker and CLI layers call :meth:`ArcoSettings.from_env`; everything below them receives values.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from arco.core.errors import ConfigError
+from arco.core.scope import Scope, TenantId, WorkspaceId
+
+#: Task queue of Arco's control plane (run, planning and compaction workflows and their activities).
+DEFAULT_TASK_QUEUE = "arco-control-plane"
+#: Default worker queue of executor workers (where `execute_task` activities for user code run).
+DEFAULT_EXECUTOR_QUEUE = "arco-executor"
+DEFAULT_TEMPORAL_ADDRESS = "127.0.0.1:7233"
+
+_ENV_FIELDS: dict[str, str] = {
+    "ARCO_CATALOG_ROOT": "catalog_root",
+    "ARCO_DATA_ROOT": "data_root",
+    "ARCO_STATE_DIR": "state_dir",
+    "ARCO_TENANT": "tenant",
+    "ARCO_WORKSPACE": "workspace",
+    "ARCO_TEMPORAL_ADDRESS": "temporal_address",
+    "ARCO_TEMPORAL_NAMESPACE": "temporal_namespace",
+    "ARCO_TEMPORAL_PROFILE": "temporal_profile",
+    "ARCO_TASK_QUEUE": "task_queue",
+    "ARCO_EXECUTOR_QUEUE": "executor_queue",
+}
+
+
+class ArcoSettings(BaseModel):
+    """Process-wide settings of an Arco worker or CLI invocation.
+
+    Attributes:
+        catalog_root: URI or path of the catalog root (``./.arco/catalog``, ``gs://bucket/arco``, ``s3://...``).
+        data_root: URI or path under which assets write their data files.
+        state_dir: Folder for local state of the embedded stack (Temporal SQLite file, logs).
+        tenant: Default tenant of CLI commands.
+        workspace: Default workspace of CLI commands.
+        temporal_address: ``host:port`` of the Temporal frontend.
+        temporal_namespace: Temporal namespace.
+        temporal_api_key: API key for Temporal Cloud or a secured cluster (from ``TEMPORAL_API_KEY``).
+        temporal_tls: Whether to connect with TLS (from Temporal's environment configuration).
+        temporal_profile: ``temporal.toml`` profile to load, if any.
+        task_queue: Control-plane task queue.
+        executor_queue: Default worker queue of executor workers.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    catalog_root: str = ".arco/catalog"
+    data_root: str = ".arco/data"
+    state_dir: str = ".arco"
+    tenant: TenantId = "default"
+    workspace: WorkspaceId = "default"
+    temporal_address: str = DEFAULT_TEMPORAL_ADDRESS
+    temporal_namespace: str = "default"
+    temporal_api_key: str | None = Field(default=None, repr=False)
+    temporal_tls: bool = False
+    temporal_profile: str | None = None
+    task_queue: str = DEFAULT_TASK_QUEUE
+    executor_queue: str = DEFAULT_EXECUTOR_QUEUE
+
+    @field_validator("catalog_root", "data_root", "state_dir", "task_queue", "executor_queue")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("temporal_address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{value!r} is not host:port (for example 127.0.0.1:7233)")
+        return value
+
+    @property
+    def scope(self) -> Scope:
+        """The default tenant/workspace scope."""
+        return Scope(self.tenant, self.workspace)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ArcoSettings:
+        """Read settings from the environment, then apply explicit overrides (CLI options).
+
+        Args:
+            env: The environment to read; the process environment by default.
+            **overrides: Field values that win over the environment (``None`` values are ignored).
+
+        Returns:
+            The validated settings.
+
+        Raises:
+            ConfigError: if a variable or override has an invalid value; the message names the variable.
+        """
+        source = dict(os.environ if env is None else env)
+        values: dict[str, Any] = {}
+        origin: dict[str, str] = {}
+        profile = source.get("ARCO_TEMPORAL_PROFILE") or overrides.get("temporal_profile")
+        values.update(_temporal_env(source, profile))
+        for var, field in _ENV_FIELDS.items():
+            if source.get(var):
+                values[field] = source[var]
+                origin[field] = var
+        for field, value in overrides.items():
+            if value is not None:
+                values[field] = value
+                origin[field] = f"option {field.replace('_', '-')}"
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors():
+                field = str(err["loc"][0]) if err["loc"] else "?"
+                where = origin.get(field) or _reverse_env(field)
+                problems.append(f"{where}: {err['msg']}")
+            raise ConfigError("invalid Arco configuration: " + "; ".join(problems)) from None
+
+
+def _reverse_env(field: str) -> str:
+    for var, name in _ENV_FIELDS.items():
+        if name == field:
+            return var
+    return field
+
+
+def _temporal_env(env: Mapping[str, str], profile: str | None) -> dict[str, Any]:
+    """Temporal's own environment configuration (TEMPORAL_* variables and temporal.toml), as settings fields."""
+    from temporalio.envconfig import ClientConfigProfile
+
+    try:
+        loaded = ClientConfigProfile.load(profile=profile, override_env_vars=dict(env))
+    except Exception as exc:  # the Rust loader raises plain RuntimeError/ValueError on malformed files
+        raise ConfigError(
+            f"cannot load Temporal client configuration (profile {profile or 'default'!r}): {exc}; "
+            "check TEMPORAL_CONFIG_FILE / temporal.toml or unset TEMPORAL_* variables"
+        ) from None
+    out: dict[str, Any] = {}
+    if loaded.address:
+        out["temporal_address"] = loaded.address
+    if loaded.namespace:
+        out["temporal_namespace"] = loaded.namespace
+    if loaded.api_key:
+        out["temporal_api_key"] = loaded.api_key
+    if loaded.tls is not None and not loaded.tls.disabled:
+        out["temporal_tls"] = True
+    return out

@@ -1,0 +1,52 @@
+"""The control-plane worker: Arco's workflows and their activities on one task queue.
+
+Scale out by running more of these processes (``arco worker control-plane``) against the same Temporal cluster and
+task queue; Temporal spreads the work. Nothing else coordinates them.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from arco.activities.health import HealthActivities
+from arco.core.config import ArcoSettings
+from arco.workflows.health import HealthCheckWorkflow
+
+#: Every workflow class served by the control plane. Replay tests iterate over this list.
+WORKFLOWS: Sequence[type] = (HealthCheckWorkflow,)
+
+
+def control_plane_activities(
+    settings: ArcoSettings, storage_options: dict[str, object] | None = None
+) -> list[Callable[..., Any]]:
+    """The activity callables of the control plane, bound to ``settings``."""
+    health = HealthActivities(settings.catalog_root, storage_options)
+    return [health.probe_catalog, health.worker_identity]
+
+
+def build_control_plane_worker(
+    client: Client,
+    settings: ArcoSettings,
+    *,
+    task_queue: str | None = None,
+    storage_options: dict[str, object] | None = None,
+    max_concurrent_activities: int = 64,
+) -> Worker:
+    """A worker serving all control-plane workflows and activities.
+
+    Synchronous activities (catalog I/O, Parquet) run in a thread pool sized to ``max_concurrent_activities``.
+    """
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=max_concurrent_activities)
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=list(WORKFLOWS),
+        activities=control_plane_activities(settings, storage_options),
+        activity_executor=executor,
+        max_concurrent_activities=max_concurrent_activities,
+    )

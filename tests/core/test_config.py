@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import pytest
+
+from arco.core.config import DEFAULT_TASK_QUEUE, ArcoSettings
+from arco.core.errors import ConfigError
+from arco.core.scope import Scope
+
+
+def test_defaults_without_environment() -> None:
+    settings = ArcoSettings.from_env({})
+    assert settings.task_queue == DEFAULT_TASK_QUEUE
+    assert settings.scope == Scope("default", "default")
+    assert settings.temporal_address == "127.0.0.1:7233"
+    assert settings.temporal_namespace == "default"
+
+
+def test_arco_variables_are_read() -> None:
+    settings = ArcoSettings.from_env(
+        {
+            "ARCO_CATALOG_ROOT": "gs://bucket/arco",
+            "ARCO_TENANT": "acme",
+            "ARCO_WORKSPACE": "prod",
+            "ARCO_TASK_QUEUE": "cp",
+            "ARCO_TEMPORAL_ADDRESS": "temporal.internal:7233",
+        }
+    )
+    assert settings.catalog_root == "gs://bucket/arco"
+    assert settings.scope == Scope("acme", "prod")
+    assert settings.task_queue == "cp"
+    assert settings.temporal_address == "temporal.internal:7233"
+
+
+def test_temporal_envconfig_is_honoured_and_arco_overrides_it() -> None:
+    env = {"TEMPORAL_ADDRESS": "10.0.0.5:7233", "TEMPORAL_NAMESPACE": "prod-ns"}
+    settings = ArcoSettings.from_env(env)
+    assert settings.temporal_address == "10.0.0.5:7233"
+    assert settings.temporal_namespace == "prod-ns"
+    settings = ArcoSettings.from_env({**env, "ARCO_TEMPORAL_NAMESPACE": "mine"})
+    assert settings.temporal_namespace == "mine"
+
+
+def test_api_key_is_not_shown_in_repr() -> None:
+    settings = ArcoSettings.from_env({"TEMPORAL_API_KEY": "secret-key-123"})
+    assert settings.temporal_api_key == "secret-key-123"
+    assert "secret-key-123" not in repr(settings)
+
+
+def test_overrides_win_and_none_is_ignored() -> None:
+    settings = ArcoSettings.from_env({"ARCO_TASK_QUEUE": "env-q"}, task_queue="cli-q", catalog_root=None)
+    assert settings.task_queue == "cli-q"
+    assert settings.catalog_root == ".arco/catalog"
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"ARCO_TENANT": "../etc"}, "ARCO_TENANT"),
+        ({"ARCO_WORKSPACE": "A B"}, "ARCO_WORKSPACE"),
+        ({"ARCO_TEMPORAL_ADDRESS": "no-port"}, "ARCO_TEMPORAL_ADDRESS"),
+        ({"ARCO_TEMPORAL_ADDRESS": "host:99999"}, "ARCO_TEMPORAL_ADDRESS"),
+    ],
+)
+def test_invalid_values_name_the_variable(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        ArcoSettings.from_env(env)
+
+
+def test_settings_are_frozen() -> None:
+    settings = ArcoSettings.from_env({})
+    with pytest.raises(ValueError, match="frozen"):
+        settings.task_queue = "x"  # type: ignore[misc]
