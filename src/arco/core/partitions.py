@@ -1,0 +1,500 @@
+"""Partition keys: typed, multi-dimensional, with exactly one canonical spelling.
+
+Canonical form (the only form :meth:`PartitionKey.parse` accepts)::
+
+    dim=tag:value[,dim=tag:value...]      dimensions sorted by name, each at most once
+    ""                                     the unpartitioned key
+
+Dimension names are ``[a-z][a-z0-9_]*``. Tags and their values:
+
+====  ====================================================  =====================================
+tag   value                                                 Python type
+====  ====================================================  =====================================
+``s`` base64url of the UTF-8 bytes, no ``=`` padding         ``str``
+``i`` signed 64-bit decimal, no leading zeros, no ``-0``     ``int``
+``b`` ``true`` or ``false``                                  ``bool``
+``d`` ``YYYY-MM-DD``                                         ``datetime.date``
+``t`` ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (UTC, microseconds)    aware ``datetime.datetime`` (UTC)
+``n`` empty (``dim=n:``)                                     ``None``
+====  ====================================================  =====================================
+
+Parsing is strict so that equal keys have equal strings: a non-canonical spelling (``i:007``, unsorted
+dimensions, base64 padding, a timestamp without microseconds) is rejected with an error that gives the
+canonical spelling. Strings are base64url-encoded so that any text, including ``,``, ``=`` and ``:``, fits
+in a key that is also safe in paths and URLs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import functools
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Annotated, Any, TypeAlias
+
+from pydantic import AfterValidator, GetCoreSchemaHandler
+from pydantic_core import core_schema
+
+from arco.core.errors import InvalidPartitionKeyError
+
+#: A decoded partition value. The tag follows from the type: ``bool`` is checked before ``int`` and
+#: ``datetime`` before ``date``.
+PartitionValue: TypeAlias = str | bool | int | datetime.datetime | datetime.date | None
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+#: The tags of the canonical form.
+TAGS = ("s", "i", "b", "d", "t", "n")
+
+_DIMENSION = re.compile(r"[a-z][a-z0-9_]*")
+_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_LOOSE_INT = re.compile(r"[+-]?[0-9]+")
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_TIMESTAMP = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})\.([0-9]{6})Z")
+_UTC = datetime.UTC
+
+_TAG_HELP = (
+    "s (base64url string), i (int64), b (true/false), d (YYYY-MM-DD), "
+    "t (YYYY-MM-DDTHH:MM:SS.ffffffZ), n (null)"
+)
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 120 else text[:117] + "...")
+
+
+def _check_dimension(name: object, context: str) -> str:
+    if not isinstance(name, str):
+        raise InvalidPartitionKeyError(
+            f"{context}: dimension name must be a string, got {type(name).__name__}"
+        )
+    if _DIMENSION.fullmatch(name) is None:
+        raise InvalidPartitionKeyError(
+            f"{context}: dimension name {_shown(name)} is invalid: expected a lowercase letter followed by "
+            "lowercase letters, digits or '_', for example 'date' or 'region_id'"
+        )
+    return name
+
+
+# --- encoding ---
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _format_date(value: datetime.date) -> str:
+    return f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
+
+
+def _format_timestamp(value: datetime.datetime) -> str:
+    clock = f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
+    return f"{_format_date(value)}T{clock}Z"
+
+
+def _normalise_value(dim: str, value: object) -> PartitionValue:
+    """Validate a Python value and return it in the exact form parsing the canonical text would give back."""
+    if value is None or type(value) in (bool, str, int, datetime.date):
+        normalised: object = value
+    elif isinstance(value, bool):
+        normalised = bool(value)
+    elif isinstance(value, str):
+        # str subclasses (StrEnum) are stored as their plain text.
+        normalised = str.__str__(value)
+    elif isinstance(value, int):
+        normalised = int(value)
+    elif isinstance(value, datetime.datetime):
+        offset = value.utcoffset()
+        if offset is None:
+            raise InvalidPartitionKeyError(
+                f"partition dimension {dim!r}: datetime {value.isoformat()} has no time zone; pass an aware "
+                "datetime, for example datetime(2026, 1, 1, tzinfo=timezone.utc)"
+            )
+        try:
+            normalised = value.astimezone(_UTC)
+        except OverflowError:
+            raise InvalidPartitionKeyError(
+                f"partition dimension {dim!r}: datetime {value.isoformat()} is out of range "
+                "once converted to UTC"
+            ) from None
+    elif isinstance(value, datetime.date):
+        normalised = datetime.date(value.year, value.month, value.day)
+    else:
+        raise InvalidPartitionKeyError(
+            f"partition dimension {dim!r}: values of type {type(value).__name__} are not supported; "
+            "use str, int, bool, datetime.date, an aware datetime.datetime or None "
+            "(convert floats and decimals to str)"
+        )
+    if type(normalised) is int and not INT64_MIN <= normalised <= INT64_MAX:
+        raise InvalidPartitionKeyError(
+            f"partition dimension {dim!r}: integer {normalised} is outside the signed 64-bit range "
+            f"[{INT64_MIN}, {INT64_MAX}]; store it as a string instead"
+        )
+    if type(normalised) is str:
+        try:
+            normalised.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidPartitionKeyError(
+                f"partition dimension {dim!r}: string {normalised!r} contains a lone surrogate and cannot be "
+                "encoded as UTF-8"
+            ) from None
+    return normalised  # type: ignore[return-value]  # narrowed by the checks above
+
+
+def _encode_value(value: PartitionValue) -> str:
+    if value is None:
+        return "n:"
+    if isinstance(value, bool):
+        return "b:true" if value else "b:false"
+    if isinstance(value, int):
+        return f"i:{value}"
+    if isinstance(value, str):
+        return "s:" + _b64(value.encode("utf-8"))
+    if isinstance(value, datetime.datetime):
+        return "t:" + _format_timestamp(value)
+    return "d:" + _format_date(value)
+
+
+# --- decoding ---
+
+
+def _decode_strict(tag: str, text: str) -> PartitionValue:
+    """Decode a canonical value; raise ValueError (message = what was expected) otherwise."""
+    if tag == "s":
+        if _BASE64URL.fullmatch(text) is None or len(text) % 4 == 1:
+            raise ValueError("expected unpadded base64url (A-Z a-z 0-9 - _) of the UTF-8 bytes")
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        if _b64(data) != text:
+            raise ValueError("base64url has non-zero trailing bits")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError("the decoded bytes are not valid UTF-8") from None
+    if tag == "i":
+        if _INT.fullmatch(text) is None or text == "-0":
+            raise ValueError("expected a decimal integer without leading zeros, '+' or '-0'")
+        number = int(text)
+        if not INT64_MIN <= number <= INT64_MAX:
+            raise ValueError(f"integer is outside the signed 64-bit range [{INT64_MIN}, {INT64_MAX}]")
+        return number
+    if tag == "b":
+        if text == "true":
+            return True
+        if text == "false":
+            return False
+        raise ValueError("expected 'true' or 'false'")
+    if tag == "d":
+        match = _DATE.fullmatch(text)
+        if match is None:
+            raise ValueError("expected a date YYYY-MM-DD")
+        year, month, day = (int(part) for part in match.groups())
+        return datetime.date(year, month, day)  # ValueError on an impossible date
+    if tag == "t":
+        match = _TIMESTAMP.fullmatch(text)
+        if match is None:
+            raise ValueError(
+                "expected a UTC timestamp YYYY-MM-DDTHH:MM:SS.ffffffZ with exactly 6 fraction digits"
+            )
+        year, month, day, hour, minute, second, micro = (int(part) for part in match.groups())
+        return datetime.datetime(year, month, day, hour, minute, second, micro, tzinfo=_UTC)
+    if tag == "n":
+        if text:
+            raise ValueError("a null value has no text")
+        return None
+    raise AssertionError(f"unhandled tag {tag!r}")  # pragma: no cover  # tags are checked by the caller
+
+
+def _suggest(tag: str, text: str) -> str | None:
+    """The canonical ``tag:value`` a lenient reader would make of a non-canonical value, if any."""
+    try:
+        if tag == "s":
+            loose = text.rstrip("=").replace("+", "-").replace("/", "_")
+            if _BASE64URL.fullmatch(loose) is None or len(loose) % 4 == 1:
+                return None
+            decoded = base64.urlsafe_b64decode(loose + "=" * (-len(loose) % 4)).decode("utf-8")
+            return _encode_value(decoded)
+        if tag == "i" and _LOOSE_INT.fullmatch(text):
+            number = int(text)
+            return _encode_value(number) if INT64_MIN <= number <= INT64_MAX else None
+        if tag == "b" and text.lower() in {"true", "false"}:
+            return _encode_value(text.lower() == "true")
+        if tag == "d":
+            return _encode_value(datetime.date.fromisoformat(text))
+        if tag == "t":
+            parsed = datetime.datetime.fromisoformat(text)
+            return None if parsed.tzinfo is None else _encode_value(parsed.astimezone(_UTC))
+        if tag == "n":
+            return "n:"
+    except (ValueError, OverflowError, UnicodeDecodeError, binascii.Error):
+        return None
+    return None
+
+
+def _parse_items(text: str) -> tuple[tuple[str, PartitionValue], ...]:
+    context = f"partition key {_shown(text)}"
+    items: list[tuple[str, PartitionValue]] = []
+    seen: set[str] = set()
+    for position, item in enumerate(text.split(",")):
+        if not item:
+            raise InvalidPartitionKeyError(
+                f"{context}: part {position + 1} is empty; "
+                "expected 'dim=tag:value' parts joined by single ','"
+            )
+        dim, has_eq, rest = item.partition("=")
+        tag, has_colon, value_text = rest.partition(":")
+        if not has_eq or not has_colon:
+            raise InvalidPartitionKeyError(
+                f"{context}: part {_shown(item)} is not of the form 'dim=tag:value', "
+                "for example 'date=d:2026-01-01'"
+            )
+        _check_dimension(dim, context)
+        if dim in seen:
+            raise InvalidPartitionKeyError(f"{context}: dimension {dim!r} appears more than once")
+        seen.add(dim)
+        if tag not in TAGS:
+            raise InvalidPartitionKeyError(
+                f"{context}: dimension {dim!r} has unknown tag {_shown(tag)}; known tags are {_TAG_HELP}"
+            )
+        try:
+            value = _decode_strict(tag, value_text)
+        except ValueError as exc:
+            suggestion = _suggest(tag, value_text)
+            fix = f"; the canonical spelling is '{dim}={suggestion}'" if suggestion is not None else ""
+            raise InvalidPartitionKeyError(
+                f"{context}: dimension {dim!r} value {tag}:{_shown(value_text)} is not canonical: {exc}{fix}"
+            ) from None
+        items.append((dim, value))
+    ordered = sorted(items, key=lambda pair: pair[0])
+    if ordered != items:
+        canonical = ",".join(f"{dim}={_encode_value(value)}" for dim, value in ordered)
+        raise InvalidPartitionKeyError(
+            f"{context}: dimensions must be sorted by name; the canonical spelling is {canonical!r}"
+        )
+    return tuple(items)
+
+
+# --- the key ---
+
+
+@functools.total_ordering
+class PartitionKey:
+    """An immutable, hashable partition key, equal and ordered by its canonical string.
+
+    Build one with :meth:`parse` (canonical text) or :meth:`of` (Python values); ``str(key)`` is the canonical
+    text, ``""`` for the unpartitioned key.
+    """
+
+    __slots__ = ("_canonical", "_items")
+
+    _items: tuple[tuple[str, PartitionValue], ...]
+    _canonical: str
+
+    def __init__(self, text: str = "") -> None:
+        """Parse canonical text; same as :meth:`parse`.
+
+        Raises:
+            InvalidPartitionKeyError: if ``text`` is not a canonical partition key.
+        """
+        if not isinstance(text, str):
+            raise InvalidPartitionKeyError(
+                f"partition key must be a string in canonical form, got {type(text).__name__}; "
+                "use PartitionKey.of(...) to build one from values"
+            )
+        items = _parse_items(text) if text else ()
+        object.__setattr__(self, "_items", items)
+        object.__setattr__(self, "_canonical", text)
+
+    @classmethod
+    def _from_items(cls, items: Iterable[tuple[str, PartitionValue]]) -> PartitionKey:
+        ordered = tuple(sorted(items, key=lambda pair: pair[0]))
+        key = object.__new__(cls)
+        object.__setattr__(key, "_items", ordered)
+        object.__setattr__(
+            key, "_canonical", ",".join(f"{dim}={_encode_value(value)}" for dim, value in ordered)
+        )
+        return key
+
+    @classmethod
+    def parse(cls, text: str) -> PartitionKey:
+        """Parse a canonical partition key; ``""`` is the unpartitioned key.
+
+        Args:
+            text: Canonical text such as ``"date=d:2026-01-01,region=s:ZXU"``.
+
+        Returns:
+            The key.
+
+        Raises:
+            InvalidPartitionKeyError: on malformed or non-canonical text; the message gives the canonical
+                spelling when one exists.
+        """
+        return cls(text)
+
+    @classmethod
+    def of(
+        cls, mapping: Mapping[str, PartitionValue] | None = None, /, **dims: PartitionValue
+    ) -> PartitionKey:
+        """Build a key from Python values, inferring each tag from the value's type.
+
+        ``str`` → ``s``, ``bool`` → ``b``, ``int`` → ``i``, ``datetime.date`` → ``d``,
+        aware ``datetime`` → ``t`` (converted to UTC), ``None`` → ``n``.
+
+        Args:
+            mapping: Dimension → value.
+            **dims: More dimensions, as keyword arguments.
+
+        Returns:
+            The key (unpartitioned if no dimensions are given).
+
+        Raises:
+            InvalidPartitionKeyError: on an invalid or repeated dimension name, a naive datetime, an integer
+                outside int64, or an unsupported value type.
+        """
+        merged: dict[str, PartitionValue] = {}
+        for source in (mapping or {}, dims):
+            for dim, value in source.items():
+                _check_dimension(dim, "partition key")
+                if dim in merged:
+                    raise InvalidPartitionKeyError(
+                        f"partition key: dimension {dim!r} is given both positionally and as a keyword"
+                    )
+                merged[dim] = _normalise_value(dim, value)
+        return cls._from_items(merged.items())
+
+    @property
+    def canonical(self) -> str:
+        """The canonical text."""
+        return self._canonical
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        """The dimension names, sorted."""
+        return tuple(dim for dim, _ in self._items)
+
+    @property
+    def is_unpartitioned(self) -> bool:
+        """Whether the key has no dimensions."""
+        return not self._items
+
+    def values(self) -> dict[str, PartitionValue]:
+        """Dimension → decoded value, in dimension order."""
+        return dict(self._items)
+
+    def get(self, dim: str, default: PartitionValue = None) -> PartitionValue:
+        """The value of ``dim``, or ``default`` if the key has no such dimension.
+
+        A ``n``-tagged dimension's value is ``None`` too; use ``dim in key`` to tell the two apart.
+        """
+        for name, value in self._items:
+            if name == dim:
+                return value
+        return default
+
+    def project(self, dims: Iterable[str]) -> PartitionKey:
+        """The key restricted to ``dims``.
+
+        Raises:
+            InvalidPartitionKeyError: if a requested dimension is not in this key.
+        """
+        wanted = set(dims)
+        missing = sorted(wanted.difference(self.dimensions))
+        if missing:
+            raise InvalidPartitionKeyError(
+                f"cannot project partition key {self._canonical!r} onto {sorted(wanted)}: "
+                f"it has no dimension {', '.join(repr(dim) for dim in missing)}; "
+                f"its dimensions are {list(self.dimensions)}"
+            )
+        return PartitionKey._from_items(item for item in self._items if item[0] in wanted)
+
+    def merge(self, other: PartitionKey) -> PartitionKey:
+        """The union of both keys' dimensions.
+
+        Raises:
+            InvalidPartitionKeyError: if both keys have a dimension with different values.
+        """
+        merged = dict(self._items)
+        for dim, value in other._items:
+            if dim in merged and _encode_value(merged[dim]) != _encode_value(value):
+                raise InvalidPartitionKeyError(
+                    f"cannot merge partition keys {self._canonical!r} and {other._canonical!r}: "
+                    f"dimension {dim!r} is {_encode_value(merged[dim])} in one "
+                    f"and {_encode_value(value)} in the other"
+                )
+            merged[dim] = value
+        return PartitionKey._from_items(merged.items())
+
+    def __contains__(self, dim: object) -> bool:
+        return any(name == dim for name, _ in self._items)
+
+    def __getitem__(self, dim: str) -> PartitionValue:
+        for name, value in self._items:
+            if name == dim:
+                return value
+        raise KeyError(dim)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.dimensions)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __str__(self) -> str:
+        return self._canonical
+
+    def __repr__(self) -> str:
+        return f"PartitionKey({self._canonical!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PartitionKey):
+            return NotImplemented
+        return self._canonical == other._canonical
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, PartitionKey):
+            return NotImplemented
+        return self._canonical < other._canonical
+
+    def __hash__(self) -> int:
+        return hash(self._canonical)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"PartitionKey is immutable; cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"PartitionKey is immutable; cannot delete {name!r}")
+
+    def __reduce__(self) -> tuple[type[PartitionKey], tuple[str]]:
+        return (PartitionKey, (self._canonical,))
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        # As a pydantic field a PartitionKey is its canonical string on the wire.
+        from_str = core_schema.no_info_after_validator_function(cls.parse, core_schema.str_schema())
+        return core_schema.json_or_python_schema(
+            json_schema=from_str,
+            python_schema=core_schema.union_schema([core_schema.is_instance_schema(cls), from_str]),
+            serialization=core_schema.to_string_ser_schema(),
+        )
+
+
+#: The unpartitioned key.
+UNPARTITIONED = PartitionKey("")
+
+
+def validate_partition_key(text: str) -> str:
+    """Return ``text`` if it is a canonical partition key.
+
+    Raises:
+        InvalidPartitionKeyError: if it is not; the message gives the canonical spelling when one exists.
+    """
+    return PartitionKey.parse(text).canonical
+
+
+#: A canonical partition key as a plain string field.
+PartitionKeyStr = Annotated[str, AfterValidator(validate_partition_key)]
