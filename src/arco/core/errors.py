@@ -169,3 +169,9 @@ class InfrastructureError(ArcoError):
 
     code = "infrastructure"
     retryable = True
+
+
+class InvalidObjectKeyError(InvalidInputError):
+    """An object-store key or prefix is malformed or would escape the store root."""
+
+    code = "invalid_object_key"

@@ -1,0 +1,719 @@
+"""One conformance suite for every storage backend: memory, local disk and GCS (the real fake-gcs-server).
+
+Every test takes the ``store`` fixture, parametrized over the backends; backend-specific tests (processes on
+local disk, lost responses on GCS) follow at the end.
+"""
+
+from __future__ import annotations
+
+import datetime
+import multiprocessing
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from arco.catalog.storage import LocalObjectStore, ObjectStore, ObjectVersion, open_store
+from arco.core.errors import (
+    ArcoError,
+    ConfigError,
+    InvalidInputError,
+    InvalidObjectKeyError,
+    ObjectExistsError,
+    ObjectNotFoundError,
+    PreconditionFailedError,
+    UnsupportedOperationError,
+)
+
+BACKENDS = ["memory", "local"]
+RACERS = 8
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def store_factory(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[], ObjectStore]:
+    """Opens a new store object on the same root each call (as another client of the same storage would)."""
+    if backend == "memory":
+        uri, options = f"memory://conformance-{uuid.uuid4().hex}/root", {}
+    elif backend == "local":
+        uri, options = str(tmp_path / "store"), {}
+    else:
+        fake = request.getfixturevalue("fake_gcs")
+        uri, options = request.getfixturevalue("gcs_uri"), dict(fake.storage_options)
+    return lambda: open_store(uri, storage_options=options or None)
+
+
+@pytest.fixture
+def store(store_factory: Callable[[], ObjectStore]) -> Iterator[ObjectStore]:
+    opened = store_factory()
+    yield opened
+    opened.close()
+
+
+def _run_racers(n: int, work: Callable[[int], Any]) -> list[Any]:
+    """Run ``work(i)`` in ``n`` threads released together; return each result or the exception it raised."""
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait(timeout=30)
+        try:
+            results[i] = work(i)
+        except Exception as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "a racer thread hung"
+    return results
+
+
+# -- reads and writes --------------------------------------------------------------------------------------
+
+
+def test_create_then_read_round_trips_bytes_and_version(store: ObjectStore) -> None:
+    version = store.create_if_absent("a/b/obj.bin", b"\x00payload\xff")
+    assert isinstance(version, ObjectVersion)
+    assert store.read("a/b/obj.bin") == b"\x00payload\xff"
+    data, read_version = store.read_versioned("a/b/obj.bin")
+    assert (data, read_version) == (b"\x00payload\xff", version)
+    info = store.head("a/b/obj.bin")
+    assert info is not None
+    assert (info.key, info.size, info.version) == ("a/b/obj.bin", 9, version)
+    assert store.exists("a/b/obj.bin")
+
+
+def test_empty_object_is_an_object(store: ObjectStore) -> None:
+    version = store.create_if_absent("empty", b"")
+    assert store.read_versioned("empty") == (b"", version)
+    info = store.head("empty")
+    assert info is not None and info.size == 0
+
+
+def test_missing_object_is_not_found(store: ObjectStore) -> None:
+    with pytest.raises(ObjectNotFoundError, match="nope/x"):
+        store.read("nope/x")
+    with pytest.raises(ObjectNotFoundError):
+        store.read_versioned("nope/x")
+    with pytest.raises(ObjectNotFoundError):
+        store.read_range("nope/x", 0, 4)
+    with pytest.raises(ObjectNotFoundError):
+        store.read_tail("nope/x", 4)
+    assert store.head("nope/x") is None
+    assert not store.exists("nope/x")
+
+
+def test_a_directory_is_not_an_object(store: ObjectStore) -> None:
+    store.create_if_absent("dir/child", b"x")
+    assert store.head("dir") is None
+    with pytest.raises(ObjectNotFoundError):
+        store.read("dir")
+
+
+def test_read_range_is_half_open_and_cut_at_the_end(store: ObjectStore) -> None:
+    store.create_if_absent("r", b"0123456789")
+    assert store.read_range("r", 0, 10) == b"0123456789"
+    assert store.read_range("r", 2, 5) == b"234"
+    assert store.read_range("r", 8, 100) == b"89"
+    assert store.read_range("r", 4, 4) == b""
+    assert store.read_range("r", 10, 12) == b""
+    assert store.read_range("r", 50, 60) == b""
+
+
+def test_read_tail_reads_the_footer(store: ObjectStore) -> None:
+    store.create_if_absent("t", b"0123456789")
+    assert store.read_tail("t", 3) == b"789"
+    assert store.read_tail("t", 10) == b"0123456789"
+    assert store.read_tail("t", 64) == b"0123456789"
+    assert store.read_tail("t", 0) == b""
+
+
+@pytest.mark.parametrize(("start", "end"), [(-1, 3), (5, 2), (0, -1)])
+def test_bad_ranges_are_refused(store: ObjectStore, start: int, end: int) -> None:
+    store.create_if_absent("r", b"0123456789")
+    with pytest.raises(InvalidInputError, match="range"):
+        store.read_range("r", start, end)
+    with pytest.raises(InvalidInputError):
+        store.read_tail("r", -1)
+
+
+def test_create_if_absent_refuses_an_existing_object_and_keeps_it(store: ObjectStore) -> None:
+    first = store.create_if_absent("once", b"first")
+    with pytest.raises(ObjectExistsError, match="once"):
+        store.create_if_absent("once", b"second")
+    assert store.read_versioned("once") == (b"first", first)
+
+
+def test_data_must_be_bytes(store: ObjectStore) -> None:
+    with pytest.raises(InvalidInputError, match="bytes"):
+        store.create_if_absent("k", "text")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="ObjectVersion"):
+        store.compare_and_swap("k", b"x", "token")  # type: ignore[arg-type]
+    assert store.head("k") is None
+    assert store.create_if_absent("k", bytearray(b"ok")) == store.read_versioned("k")[1]
+
+
+# -- compare and swap --------------------------------------------------------------------------------------
+
+
+def test_compare_and_swap_walks_versions(store: ObjectStore) -> None:
+    v1 = store.compare_and_swap("ptr", b"one", None)
+    assert store.read_versioned("ptr") == (b"one", v1)
+    v2 = store.compare_and_swap("ptr", b"two", v1)
+    assert v2 != v1
+    assert store.read_versioned("ptr") == (b"two", v2)
+    v3 = store.compare_and_swap("ptr", b"two", v2)  # same bytes, still a new version
+    assert v3 not in (v1, v2)
+    assert store.read_versioned("ptr") == (b"two", v3)
+
+
+def test_stale_compare_and_swap_is_refused(store: ObjectStore) -> None:
+    v1 = store.create_if_absent("ptr", b"one")
+    v2 = store.compare_and_swap("ptr", b"two", v1)
+    with pytest.raises(PreconditionFailedError, match="ptr"):
+        store.compare_and_swap("ptr", b"stale", v1)
+    assert store.read_versioned("ptr") == (b"two", v2)
+
+
+def test_stale_version_is_refused_even_when_the_content_came_back(store: ObjectStore) -> None:
+    # A-B-A: tokens identify writes, not contents.
+    v1 = store.create_if_absent("ptr", b"A")
+    v2 = store.compare_and_swap("ptr", b"B", v1)
+    v3 = store.compare_and_swap("ptr", b"A", v2)
+    with pytest.raises(PreconditionFailedError):
+        store.compare_and_swap("ptr", b"C", v1)
+    assert store.read_versioned("ptr") == (b"A", v3)
+
+
+def test_compare_and_swap_expecting_absence_refuses_an_existing_object(store: ObjectStore) -> None:
+    v1 = store.create_if_absent("ptr", b"one")
+    with pytest.raises(PreconditionFailedError, match="absent"):
+        store.compare_and_swap("ptr", b"two", None)
+    assert store.read_versioned("ptr") == (b"one", v1)
+
+
+def test_compare_and_swap_expecting_a_version_refuses_a_missing_object(store: ObjectStore) -> None:
+    v1 = store.create_if_absent("ptr", b"one")
+    store.delete("ptr")
+    with pytest.raises(PreconditionFailedError):
+        store.compare_and_swap("ptr", b"two", v1)
+    assert store.head("ptr") is None
+
+
+def test_versions_are_not_reused_after_delete_and_recreate(store: ObjectStore) -> None:
+    v1 = store.create_if_absent("k", b"same")
+    store.delete("k")
+    v2 = store.create_if_absent("k", b"same")
+    assert v1 != v2
+    with pytest.raises(PreconditionFailedError):
+        store.compare_and_swap("k", b"new", v1)
+
+
+def test_create_if_absent_version_is_a_valid_cas_base(store: ObjectStore) -> None:
+    v1 = store.create_if_absent("ptr", b"one")
+    v2 = store.compare_and_swap("ptr", b"two", v1)
+    assert store.read("ptr") == b"two"
+    assert store.head("ptr") is not None and store.head("ptr").version == v2  # type: ignore[union-attr]
+
+
+# -- races -------------------------------------------------------------------------------------------------
+
+
+def test_racing_creates_have_exactly_one_winner(store_factory: Callable[[], ObjectStore]) -> None:
+    stores = [store_factory() for _ in range(RACERS)]
+    results = _run_racers(RACERS, lambda i: stores[i].create_if_absent("race/obj", f"writer-{i}".encode()))
+    winners = [i for i, r in enumerate(results) if isinstance(r, ObjectVersion)]
+    losers = [r for r in results if isinstance(r, ObjectExistsError)]
+    assert len(winners) == 1, results
+    assert len(losers) == RACERS - 1, results
+    assert stores[0].read_versioned("race/obj") == (f"writer-{winners[0]}".encode(), results[winners[0]])
+
+
+def test_racing_cas_from_one_version_has_exactly_one_winner(store_factory: Callable[[], ObjectStore]) -> None:
+    stores = [store_factory() for _ in range(RACERS)]
+    base = stores[0].create_if_absent("race/ptr", b"base")
+    results = _run_racers(RACERS, lambda i: stores[i].compare_and_swap("race/ptr", f"w{i}".encode(), base))
+    winners = [i for i, r in enumerate(results) if isinstance(r, ObjectVersion)]
+    assert len(winners) == 1, results
+    assert all(isinstance(r, PreconditionFailedError) for i, r in enumerate(results) if i != winners[0])
+    assert stores[0].read_versioned("race/ptr") == (f"w{winners[0]}".encode(), results[winners[0]])
+
+
+def test_racing_cas_expecting_absence_has_exactly_one_winner(
+    store_factory: Callable[[], ObjectStore],
+) -> None:
+    stores = [store_factory() for _ in range(RACERS)]
+
+    def work(i: int) -> ObjectVersion:
+        # Half the racers create, half CAS from "absent": together they still have one winner.
+        if i % 2:
+            return stores[i].create_if_absent("race/mixed", f"w{i}".encode())
+        return stores[i].compare_and_swap("race/mixed", f"w{i}".encode(), None)
+
+    results = _run_racers(RACERS, work)
+    winners = [i for i, r in enumerate(results) if isinstance(r, ObjectVersion)]
+    assert len(winners) == 1, results
+    assert all(
+        isinstance(r, ObjectExistsError | PreconditionFailedError)
+        for i, r in enumerate(results)
+        if i != winners[0]
+    )
+    assert stores[0].read("race/mixed") == f"w{winners[0]}".encode()
+
+
+def test_cas_chain_under_contention_loses_no_update(store_factory: Callable[[], ObjectStore]) -> None:
+    """Each racer adds itself to a counter with read-CAS-retry; the final count is exact."""
+    stores = [store_factory() for _ in range(4)]
+    stores[0].create_if_absent("counter", b"0")
+    per_racer = 5
+
+    def work(i: int) -> int:
+        attempts = 0
+        for _ in range(per_racer):
+            for _attempt in range(200):
+                attempts += 1
+                data, version = stores[i].read_versioned("counter")
+                try:
+                    stores[i].compare_and_swap("counter", str(int(data) + 1).encode(), version)
+                    break
+                except PreconditionFailedError:
+                    continue
+            else:
+                raise AssertionError("no CAS succeeded in 200 attempts")
+        return attempts
+
+    results = _run_racers(4, work)
+    assert all(isinstance(r, int) for r in results), results
+    assert stores[0].read("counter") == str(4 * per_racer).encode()
+
+
+def test_readers_never_see_partial_objects(store_factory: Callable[[], ObjectStore], backend: str) -> None:
+    size = (2 << 20) if backend == "gcs" else (8 << 20)
+    payload = os.urandom(1024) * (size // 1024)
+    writer, reader = store_factory(), store_factory()
+    done = threading.Event()
+    seen: list[str] = []
+    errors: list[BaseException] = []
+
+    def read_loop() -> None:
+        try:
+            # Bounded: stop once the writer is done and a final read has seen the object.
+            for _ in range(100_000):
+                finished = done.is_set()
+                try:
+                    data = reader.read("big/object")
+                except ObjectNotFoundError:
+                    seen.append("missing")
+                else:
+                    assert data == payload, f"partial or wrong read: {len(data)} of {len(payload)} bytes"
+                    seen.append("full")
+                if finished:
+                    return
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=read_loop)
+    thread.start()
+    writer.create_if_absent("big/object", payload)
+    done.set()
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    assert not errors, errors
+    assert seen[-1] == "full"
+    assert set(seen) <= {"missing", "full"}
+
+
+def test_readers_never_see_partial_swaps(store_factory: Callable[[], ObjectStore], backend: str) -> None:
+    size = (1 << 20) if backend == "gcs" else (4 << 20)
+    old, new = b"o" * size, b"n" * size
+    writer, reader = store_factory(), store_factory()
+    version = writer.create_if_absent("big/ptr", old)
+    done = threading.Event()
+    bad: list[str] = []
+
+    def read_loop() -> None:
+        for _ in range(100_000):
+            finished = done.is_set()
+            data, _ = reader.read_versioned("big/ptr")
+            if data not in (old, new):
+                bad.append(f"torn read of {len(data)} bytes")
+            if finished:
+                return
+
+    thread = threading.Thread(target=read_loop)
+    thread.start()
+    new_version = writer.compare_and_swap("big/ptr", new, version)
+    done.set()
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    assert not bad
+    assert reader.read_versioned("big/ptr") == (new, new_version)
+
+
+# -- listing and delete ------------------------------------------------------------------------------------
+
+_TREE = ["a-b", "a/b", "a/c/d", "a/c/e", "a/k1", "a/k10", "a/k2", "a0", "b/x", "z"]
+
+
+@pytest.fixture
+def tree(store: ObjectStore) -> ObjectStore:
+    for key in reversed(_TREE):
+        store.create_if_absent(key, key.encode())
+    return store
+
+
+def _keys(
+    store: ObjectStore, prefix: str = "", start_after: str | None = None, limit: int | None = None
+) -> list[str]:
+    return [info.key for info in store.list(prefix, start_after=start_after, limit=limit)]
+
+
+def test_list_is_sorted_by_key_and_relative_to_the_root(tree: ObjectStore) -> None:
+    assert _keys(tree) == sorted(_TREE)
+    for info in tree.list(""):
+        head = tree.head(info.key)
+        assert head == info
+        assert info.size == len(info.key)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "expected"),
+    [
+        ("a/", ["a/b", "a/c/d", "a/c/e", "a/k1", "a/k10", "a/k2"]),
+        ("a", ["a-b", "a/b", "a/c/d", "a/c/e", "a/k1", "a/k10", "a/k2", "a0"]),
+        ("a/k", ["a/k1", "a/k10", "a/k2"]),
+        ("a/k1", ["a/k1", "a/k10"]),
+        ("a/c", ["a/c/d", "a/c/e"]),
+        ("a/c/", ["a/c/d", "a/c/e"]),
+        ("b/x", ["b/x"]),
+        ("q", []),
+        ("q/r/", []),
+    ],
+)
+def test_list_filters_by_string_prefix(tree: ObjectStore, prefix: str, expected: list[str]) -> None:
+    assert _keys(tree, prefix) == expected
+
+
+def test_list_start_after_and_limit(tree: ObjectStore) -> None:
+    assert _keys(tree, start_after="a/c/d") == [k for k in sorted(_TREE) if k > "a/c/d"]
+    assert _keys(tree, start_after="a/c") == [k for k in sorted(_TREE) if k > "a/c"]
+    assert _keys(tree, "a/", start_after="a/k1") == ["a/k10", "a/k2"]
+    assert _keys(tree, "a/", start_after="zzz") == []
+    assert _keys(tree, limit=3) == sorted(_TREE)[:3]
+    assert _keys(tree, "a/", start_after="a/b", limit=2) == ["a/c/d", "a/c/e"]
+    assert _keys(tree, limit=0) == []
+
+
+def test_list_pages_through_everything(tree: ObjectStore) -> None:
+    pages: list[str] = []
+    cursor: str | None = None
+    for _ in range(20):
+        page = _keys(tree, start_after=cursor, limit=3)
+        if not page:
+            break
+        pages.extend(page)
+        cursor = page[-1]
+    assert pages == sorted(_TREE)
+
+
+def test_list_of_an_empty_store_is_empty(store: ObjectStore) -> None:
+    assert _keys(store) == []
+    assert _keys(store, "a/") == []
+
+
+def test_delete_removes_and_tolerates_missing(tree: ObjectStore) -> None:
+    tree.delete("a/c/d")
+    tree.delete("a/c/d")
+    tree.delete("never/was")
+    assert tree.head("a/c/d") is None
+    assert _keys(tree, "a/c/") == ["a/c/e"]
+    with pytest.raises(ObjectNotFoundError):
+        tree.read("a/c/d")
+
+
+def test_stores_with_different_roots_are_separate(store: ObjectStore) -> None:
+    store.create_if_absent("x", b"root")
+    nested = open_store(store.uri_for("sub").rsplit("/", 1)[0] + "/sub", storage_options=_options_of(store))
+    nested.create_if_absent("x", b"nested")
+    assert store.read("x") == b"root"
+    assert store.read("sub/x") == b"nested"
+    assert _keys(nested) == ["x"]
+
+
+def _options_of(store: ObjectStore) -> dict[str, Any] | None:
+    options = getattr(store, "storage_options", None)
+    return dict(options) if options else None
+
+
+# -- stats -------------------------------------------------------------------------------------------------
+
+
+def test_stats_count_each_request_by_operation(store: ObjectStore) -> None:
+    store.stats.reset()
+    v1 = store.create_if_absent("s/a", b"hello")
+    store.compare_and_swap("s/a", b"world", v1)
+    store.read("s/a")
+    store.read_versioned("s/a")
+    store.read_range("s/a", 0, 2)
+    store.read_tail("s/a", 2)
+    store.head("s/a")
+    list(store.list("s/"))
+    store.delete("s/a")
+    counts = store.stats.snapshot().as_dict()
+    assert counts == {
+        "read": 2,
+        "read_range": 2,
+        "head": 1,
+        "create": 1,
+        "cas": 1,
+        "list": 1,
+        "delete": 1,
+        "sign": 0,
+    }
+    before = store.stats.snapshot()
+    store.head("s/a")
+    assert (store.stats.snapshot() - before).total == 1
+    assert store.stats.reads == 4 and store.stats.writes == 2
+    store.stats.reset()
+    assert store.stats.total == 0
+
+
+def test_failed_conditional_writes_are_counted(store: ObjectStore) -> None:
+    store.create_if_absent("s/b", b"x")
+    store.stats.reset()
+    with pytest.raises(ObjectExistsError):
+        store.create_if_absent("s/b", b"y")
+    with pytest.raises(PreconditionFailedError):
+        store.compare_and_swap("s/b", b"y", None)
+    assert store.stats.writes == 2
+
+
+# -- key validation ----------------------------------------------------------------------------------------
+
+BAD_KEYS = [
+    "",
+    "/abs",
+    "../escape",
+    "a/../../escape",
+    "a/..",
+    "./a",
+    "a/./b",
+    "a//b",
+    "a/",
+    "a\\b",
+    "..\\..\\escape",
+    "a\x00b",
+    "a\nb",
+    "a\x7fb",
+    "a#1",
+    "a?x=1",
+    "glob*",
+    "x" * 1025,
+    "a/.b.arco-lock",
+    "a/.arco-0.arco-tmp",
+]
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
+def test_bad_keys_are_refused_before_any_io(store: ObjectStore, key: str, tmp_path: Path) -> None:
+    store.stats.reset()
+    calls: list[Callable[[], object]] = [
+        lambda: store.read(key),
+        lambda: store.read_versioned(key),
+        lambda: store.read_range(key, 0, 1),
+        lambda: store.read_tail(key, 1),
+        lambda: store.head(key),
+        lambda: store.create_if_absent(key, b"x"),
+        lambda: store.compare_and_swap(key, b"x", None),
+        lambda: store.delete(key),
+        lambda: store.uri_for(key),
+        lambda: store.filesystem_and_path(key),
+        lambda: store.sign_url(key, datetime.timedelta(minutes=1)),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidObjectKeyError) as caught:
+            call()
+        assert "key" in str(caught.value)
+    assert store.stats.total == 0
+    assert _keys(store) == []
+    assert not (tmp_path / "escape").exists()
+
+
+@pytest.mark.parametrize("prefix", ["/a", "../", "a/../b", "a//", "a\\", "a\x01", "*"])
+def test_bad_prefixes_are_refused_before_any_io(store: ObjectStore, prefix: str) -> None:
+    store.stats.reset()
+    with pytest.raises(InvalidObjectKeyError, match="prefix"):
+        store.list(prefix)
+    assert store.stats.total == 0
+
+
+@pytest.mark.parametrize(
+    "key", ["a", "tenant=acme/workspace=w1/x.parquet", "d=s:YWJj,x=i:-3/part", "é/ü/漢字", ".hidden/x"]
+)
+def test_good_keys_work(store: ObjectStore, key: str) -> None:
+    version = store.create_if_absent(key, b"v")
+    assert store.read_versioned(key) == (b"v", version)
+    assert _keys(store) == [key]
+
+
+# -- engine access and signing -----------------------------------------------------------------------------
+
+
+def test_filesystem_and_path_reads_the_object(store: ObjectStore) -> None:
+    store.create_if_absent("eng/data.bin", b"engine bytes")
+    fs, path = store.filesystem_and_path("eng/data.bin")
+    with fs.open(path, "rb") as f:
+        assert f.read() == b"engine bytes"
+    assert fs.info(path)["size"] == len(b"engine bytes")
+    assert store.uri_for("eng/data.bin").endswith("eng/data.bin")
+
+
+def test_uri_for_names_the_object(store: ObjectStore, backend: str) -> None:
+    uri = store.uri_for("x/y")
+    if backend == "local":
+        assert Path(uri).is_absolute()
+        assert store.local_path("x/y") == Path(uri)
+    else:
+        assert uri == f"{store.uri}/x/y"
+        assert store.local_path("x/y") is None
+
+
+@pytest.mark.parametrize("kind", ["memory", "local"])
+def test_sign_url_on_memory_and_local_is_unsupported(kind: str, tmp_path: Path) -> None:
+    store = open_store("memory://" if kind == "memory" else str(tmp_path))
+    store.create_if_absent("k", b"x")
+    with pytest.raises(UnsupportedOperationError, match="sign"):
+        store.sign_url("k", datetime.timedelta(minutes=5))
+
+
+# -- open_store --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("uri", ["", "ftp://host/x", "file://relative/path", "gs://", "s3:///prefix"])
+def test_open_store_refuses_bad_uris(uri: str) -> None:
+    with pytest.raises(ConfigError):
+        open_store(uri)
+
+
+def test_open_store_refuses_options_for_local_and_memory(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="storage_options"):
+        open_store(str(tmp_path), storage_options={"token": "anon"})
+    with pytest.raises(ConfigError, match="storage_options"):
+        open_store("memory://x", storage_options={"token": "anon"})
+
+
+def test_memory_stores_are_shared_by_name_and_private_without(tmp_path: Path) -> None:
+    name = f"shared-{uuid.uuid4().hex}"
+    a, b = open_store(f"memory://{name}"), open_store(f"memory://{name}")
+    a.create_if_absent("k", b"v")
+    assert b.read("k") == b"v"
+    c, d = open_store("memory://"), open_store("memory://")
+    c.create_if_absent("k", b"v")
+    assert d.head("k") is None
+
+
+def test_local_store_accepts_file_uris_and_plain_paths(tmp_path: Path) -> None:
+    a = open_store(f"file://{tmp_path}/root")
+    b = open_store(str(tmp_path / "root"))
+    assert isinstance(a, LocalObjectStore) and isinstance(b, LocalObjectStore)
+    a.create_if_absent("k", b"v")
+    assert b.read("k") == b"v"
+    assert (tmp_path / "root" / "k").read_bytes() == b"v"
+
+
+def test_every_error_is_an_arco_error(store: ObjectStore) -> None:
+    for call in (lambda: store.read("missing"), lambda: store.read("../x")):
+        with pytest.raises(ArcoError):
+            call()
+
+
+# -- local disk: racing processes ---------------------------------------------------------------------------
+
+
+def _process_create(root: str, i: int, barrier: Any, results: Any) -> None:
+    store = LocalObjectStore(root)
+    barrier.wait(timeout=30)
+    try:
+        store.create_if_absent("race/obj", f"process-{i}".encode())
+        results.put((i, "won"))
+    except ObjectExistsError:
+        results.put((i, "exists"))
+    except Exception as exc:
+        results.put((i, f"error {exc!r}"))
+
+
+def _process_cas(root: str, i: int, token: str, barrier: Any, results: Any) -> None:
+    store = LocalObjectStore(root)
+    barrier.wait(timeout=30)
+    try:
+        store.compare_and_swap("race/ptr", f"process-{i}".encode(), ObjectVersion(token))
+        results.put((i, "won"))
+    except PreconditionFailedError:
+        results.put((i, "lost"))
+    except Exception as exc:
+        results.put((i, f"error {exc!r}"))
+
+
+def _race_processes(target: Callable[..., None], args: Callable[[int], tuple[Any, ...]]) -> dict[int, str]:
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(RACERS)
+    results = ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*args(i), barrier, results)) for i in range(RACERS)]
+    for proc in procs:
+        proc.start()
+    outcome = dict(results.get(timeout=60) for _ in range(RACERS))
+    for proc in procs:
+        proc.join(timeout=30)
+        assert proc.exitcode == 0
+    return outcome
+
+
+def test_local_racing_processes_create_with_one_winner(tmp_path: Path) -> None:
+    root = str(tmp_path / "store")
+    outcome = _race_processes(_process_create, lambda i: (root, i))
+    winners = [i for i, r in outcome.items() if r == "won"]
+    assert len(winners) == 1, outcome
+    assert sorted(outcome.values()) == ["exists"] * (RACERS - 1) + ["won"]
+    assert LocalObjectStore(root).read("race/obj") == f"process-{winners[0]}".encode()
+
+
+def test_local_racing_processes_cas_with_one_winner(tmp_path: Path) -> None:
+    root = str(tmp_path / "store")
+    base = LocalObjectStore(root).create_if_absent("race/ptr", b"base")
+    outcome = _race_processes(_process_cas, lambda i: (root, i, base.token))
+    winners = [i for i, r in outcome.items() if r == "won"]
+    assert len(winners) == 1, outcome
+    assert sorted(outcome.values()) == ["lost"] * (RACERS - 1) + ["won"]
+    assert LocalObjectStore(root).read("race/ptr") == f"process-{winners[0]}".encode()
+
+
+def test_local_leaves_no_temp_files_and_lists_no_lock_files(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path / "store")
+    v1 = store.create_if_absent("d/k", b"1")
+    store.compare_and_swap("d/k", b"2", v1)
+    with pytest.raises(ObjectExistsError):
+        store.create_if_absent("d/k", b"3")
+    names = sorted(p.name for p in (tmp_path / "store" / "d").iterdir())
+    assert names == [".k.arco-lock", "k"]
+    assert _keys(store) == ["d/k"]
+
+
+def test_local_keys_cannot_escape_the_root(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path / "store")
+    for key in ("../outside", "a/../../outside", "/etc/passwd"):
+        with pytest.raises(InvalidObjectKeyError):
+            store.create_if_absent(key, b"x")
+    assert not (tmp_path / "outside").exists()
+    assert not (tmp_path / "store").exists()
