@@ -1,0 +1,1232 @@
+"""A domain-generic commit log on object storage: immutable files, one manifest per commit, one CAS'd pointer.
+
+Used by Tier-1 DDL (:mod:`arco.catalog.tier1`, domain ``tier1``) and reusable as is by anything that needs
+atomic, versioned sets of files on object storage (Tier-2 projections).
+
+Protocol (per scope and domain, see :mod:`arco.catalog.layout` for the keys)::
+
+    1. read   _pointer.json                   -> (head, version)          1 read
+    2. read   manifests/{head.commitId}.json  (cached by commit id)       0-1 read
+    3. build(parent manifest) -> CommitRequest; data files written with create_if_absent (immutable)
+    4. write  manifests/{new commitId}.json   create_if_absent (immutable)
+    5. CAS    _pointer.json  expected=version                             <- the commit point
+       lost (PreconditionFailedError): jittered backoff, go to 1 and run ``build`` again on the new parent
+       unknown (CommitStateUnknownError): re-read the pointer and decide from the chain, never guess
+
+Nothing is visible before step 5 succeeds, and a failed commit leaves only unreferenced files behind (removed
+by :meth:`CommitLog.expire` after a grace period), so the previous state stays fully readable. Readers go
+pointer -> manifest -> files and never list. The pointer carries the sha256 and size of the manifest, the
+manifest those of every data file and of its ancestors, so every object read is verified; a mismatch raises
+:class:`~arco.core.errors.CorruptObjectError` naming the object and the fix.
+
+A missing pointer means a fresh, empty domain (``current()`` returns ``None``), unless the domain's marker
+``_domain.json`` exists (written after the first commit): then the pointer was lost and reads and commits
+raise :class:`~arco.core.errors.CorruptObjectError` until :meth:`CommitLog.restore_pointer` puts it back,
+instead of silently starting a second history.
+
+Time travel: each manifest lists ancestor references at power-of-two positions (for each ``k`` the newest
+commit whose sequence is a multiple of ``2**k``, with its id, time and sha256), so :meth:`CommitLog.as_of`
+reaches any earlier commit, by sequence, commit id or timestamp, in O(log n) manifest reads without listing.
+Commit times are kept strictly increasing along the chain (``max(clock, parent + 1 us)``).
+
+API (all names importable from this module):
+
+- :class:`CommitLog` ``(store, scope, domain, *, max_attempts=100, clock=None)``
+
+  - ``head() -> Head | None``: the pointer (1 read).
+  - ``current() -> Manifest | None``: the current manifest (pointer + cached manifest).
+  - ``manifest_for(head) -> Manifest``: the verified manifest a pointer names (cached by commit id).
+  - ``commit(build) -> Manifest | None``: run ``build(parent: Manifest | None) -> CommitRequest | None`` and
+    commit its result; on a lost race re-read and run ``build`` again (it must be a pure function of the
+    parent plus files it writes; raise from it to abort). ``None`` from ``build`` means "nothing to commit"
+    and returns the parent unchanged.
+  - ``write_data_file(dataset, data, *, rows, kind="data", stats=None, file_id=None, suffix=".parquet")``
+    and ``write_table(dataset, table, ...)`` -> :class:`DataFile`: write an immutable file to list in a
+    :class:`CommitRequest` (a given ``file_id`` makes the write idempotent: same bytes are reused).
+  - ``read_data_file(file) -> bytes`` / ``read_table(file) -> pyarrow.Table``: checksum-verified reads.
+  - ``as_of(at: int | str | datetime) -> Manifest | None``: by sequence, commit id or aware timestamp.
+  - ``ancestor(manifest, sequence) -> Manifest``, ``history(limit=None) -> Iterator[Manifest]``.
+  - ``expire(older_than, *, keep_last=10, grace=1h, now=None) -> ExpireResult``: retention (lists).
+  - ``restore_pointer(commit_id, *, force=False) -> Manifest``, ``list_commits() -> list[CommitInfo]``:
+    repair (lists).
+  - ``key_of(file)``, ``uri_of(file)``: store key and engine-readable URI of a file.
+  - ``stats``: :class:`CommitStats` (commits, attempts, lost races, resolved unknown outcomes).
+
+- :class:`Manifest`, :class:`DataFile`, :class:`AncestorRef`, :class:`Head`, :class:`CommitRequest`,
+  :class:`ExpireResult`, :class:`CommitInfo`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import io
+import json
+import random
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from arco.catalog.layout import DomainLayout
+from arco.catalog.storage import ObjectStore, ObjectVersion
+from arco.core.canonical_json import JsonValue, canonical_bytes
+from arco.core.errors import (
+    CommitConflictError,
+    CommitStateUnknownError,
+    CorruptObjectError,
+    InvalidInputError,
+    NotFoundError,
+    ObjectExistsError,
+    ObjectNotFoundError,
+    PreconditionFailedError,
+)
+from arco.core.ids import new_uuid7
+from arco.core.scope import Scope
+
+#: Version of the pointer and manifest formats written by this module.
+FORMAT_VERSION = 1
+
+_MANIFEST_CACHE_SIZE = 256
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+# -- values ------------------------------------------------------------------------------------------------
+
+
+def _utc(value: datetime.datetime) -> datetime.datetime:
+    if value.tzinfo is None:
+        raise InvalidInputError(
+            f"timestamp {value.isoformat()} has no time zone; pass an aware datetime, e.g. "
+            "datetime.now(timezone.utc)"
+        )
+    return value.astimezone(datetime.UTC)
+
+
+def format_time(value: datetime.datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` of an aware datetime (the form stored in pointers and manifests)."""
+    return _utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime.datetime:
+    """Parse a time written by :func:`format_time` (any ISO-8601 form with an offset is accepted)."""
+    value = datetime.datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError(f"time {text!r} has no offset")
+    return value.astimezone(datetime.UTC)
+
+
+def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return _EMPTY if not mapping else MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True, slots=True)
+class DataFile:
+    """One immutable data file listed by a manifest.
+
+    Attributes:
+        path: Path relative to the domain folder, ``data/{dataset}/{file_id}.parquet``.
+        dataset: Logical dataset of the domain the file belongs to (``tables``, ``assets``, ...).
+        rows: Number of rows (records) in the file.
+        size: Size in bytes.
+        sha256: Hex sha256 of the bytes.
+        kind: Role of the file, defined by the domain (Tier-1 uses ``base`` and ``delta``).
+        stats: Free-form JSON statistics defined by the domain (key ranges, sequence ranges, filters).
+        added_sequence: Sequence of the commit that first listed the file (set by :meth:`CommitLog.commit`).
+    """
+
+    path: str
+    dataset: str
+    rows: int
+    size: int
+    sha256: str
+    kind: str = "data"
+    stats: Mapping[str, JsonValue] = field(default_factory=lambda: _EMPTY, hash=False)
+    added_sequence: int = 0
+
+    def to_json(self) -> dict[str, JsonValue]:
+        """The manifest entry (camelCase keys)."""
+        return {
+            "path": self.path,
+            "dataset": self.dataset,
+            "kind": self.kind,
+            "rows": self.rows,
+            "size": self.size,
+            "sha256": self.sha256,
+            "addedSequence": self.added_sequence,
+            "stats": dict(self.stats),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AncestorRef:
+    """A reference from a manifest to one of its ancestors (with the ancestor manifest's checksum)."""
+
+    sequence: int
+    commit_id: str
+    committed_at: datetime.datetime
+    sha256: str
+    size: int
+
+    def to_json(self) -> dict[str, JsonValue]:
+        """The manifest entry (camelCase keys)."""
+        return {
+            "sequence": self.sequence,
+            "commitId": self.commit_id,
+            "committedAt": format_time(self.committed_at),
+            "sha256": self.sha256,
+            "size": self.size,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The content of a domain's pointer: which manifest is current."""
+
+    commit_id: str
+    sequence: int
+    manifest_path: str
+    manifest_sha256: str
+    manifest_size: int
+    committed_at: datetime.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """The immutable description of one commit: the complete list of files of the domain at that commit.
+
+    Attributes:
+        domain: The commit-log domain.
+        scope: The tenant scope.
+        commit_id: UUIDv7 of the commit.
+        sequence: 1 for the first commit, parent + 1 after.
+        parent_commit_id: The previous commit, ``None`` for the first.
+        committed_at: Commit time (UTC, strictly increasing along the chain).
+        operation: Short name of what the commit did (``create_table``, ``checkpoint``, ...).
+        summary: Free-form JSON describing the commit (domain-defined).
+        properties: Free-form JSON state of the domain, carried over by commits that do not replace it.
+        files: Every data file of the domain at this commit.
+        ancestors: References to ancestors at power-of-two positions (newest first).
+        path: Path of the manifest relative to the domain folder.
+        sha256: Hex sha256 of the manifest bytes.
+        size: Size of the manifest in bytes.
+    """
+
+    domain: str
+    scope: Scope
+    commit_id: str
+    sequence: int
+    parent_commit_id: str | None
+    committed_at: datetime.datetime
+    operation: str
+    summary: Mapping[str, JsonValue]
+    properties: Mapping[str, JsonValue]
+    files: tuple[DataFile, ...]
+    ancestors: tuple[AncestorRef, ...]
+    path: str
+    sha256: str
+    size: int
+
+    def files_of(self, dataset: str) -> tuple[DataFile, ...]:
+        """The files of one dataset, in manifest order."""
+        return tuple(f for f in self.files if f.dataset == dataset)
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        """The datasets that have at least one file, sorted."""
+        return tuple(sorted({f.dataset for f in self.files}))
+
+    def ref(self) -> AncestorRef:
+        """A reference to this manifest (as stored in its children)."""
+        return AncestorRef(self.sequence, self.commit_id, self.committed_at, self.sha256, self.size)
+
+
+@dataclass(frozen=True, slots=True)
+class CommitRequest:
+    """What ``build`` asks a commit to change.
+
+    Attributes:
+        operation: Short name of the change, recorded in the manifest (``[a-z][a-z0-9_]*`` recommended).
+        add: Files to list (written with :meth:`CommitLog.write_data_file` or :meth:`CommitLog.write_table`).
+        remove: Paths of files of the parent manifest to stop listing (they stay on storage for time travel).
+        summary: Free-form JSON describing the commit.
+        properties: New domain properties; ``None`` keeps the parent's.
+    """
+
+    operation: str
+    add: Sequence[DataFile] = ()
+    remove: Sequence[str] = ()
+    summary: Mapping[str, JsonValue] = field(default_factory=lambda: _EMPTY, hash=False)
+    properties: Mapping[str, JsonValue] | None = field(default=None, hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ExpireResult:
+    """What :meth:`CommitLog.expire` removed and kept."""
+
+    kept_commits: int
+    deleted_manifests: tuple[str, ...]
+    deleted_files: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CommitInfo:
+    """One manifest found by listing (repair only): its id, sequence, time and whether the pointer's chain
+    includes it."""
+
+    commit_id: str
+    sequence: int
+    committed_at: datetime.datetime
+    operation: str
+    on_chain: bool
+
+
+class CommitStats:
+    """Thread-safe counters of one :class:`CommitLog`: commits, attempts and lost races."""
+
+    __slots__ = ("_lock", "attempts", "commits", "lost_races", "unknown_resolved")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.commits = 0
+        self.attempts = 0
+        self.lost_races = 0
+        self.unknown_resolved = 0
+
+    def _add(self, *, commits: int = 0, attempts: int = 0, lost: int = 0, unknown: int = 0) -> None:
+        with self._lock:
+            self.commits += commits
+            self.attempts += attempts
+            self.lost_races += lost
+            self.unknown_resolved += unknown
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters by name."""
+        with self._lock:
+            return {
+                "commits": self.commits,
+                "attempts": self.attempts,
+                "lost_races": self.lost_races,
+                "unknown_resolved": self.unknown_resolved,
+            }
+
+
+# -- encoding ----------------------------------------------------------------------------------------------
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class _Bad(Exception):
+    """Internal: a decoded document does not have the expected shape."""
+
+
+def _get(doc: Mapping[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+    value = doc.get(name)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise _Bad(f"field {name!r} is missing or not {getattr(kind, '__name__', kind)}")
+    return value
+
+
+def _opt_str(doc: Mapping[str, Any], name: str) -> str | None:
+    value = doc.get(name)
+    if value is not None and not isinstance(value, str):
+        raise _Bad(f"field {name!r} is not a string or null")
+    return value
+
+
+def _load_json(data: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _Bad(f"not valid UTF-8 JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise _Bad("not a JSON object")
+    return doc
+
+
+def _time_field(doc: Mapping[str, Any], name: str) -> datetime.datetime:
+    try:
+        return parse_time(_get(doc, name, str))
+    except ValueError as exc:
+        raise _Bad(f"field {name!r} is not an ISO-8601 time with offset ({exc})") from None
+
+
+def _decode_file(doc: Any, layout: DomainLayout) -> DataFile:
+    if not isinstance(doc, dict):
+        raise _Bad("a files entry is not an object")
+    stats = doc.get("stats", {})
+    if not isinstance(stats, dict):
+        raise _Bad("field 'stats' of a files entry is not an object")
+    path = _get(doc, "path", str)
+    try:
+        layout.resolve(path)
+    except InvalidInputError as exc:
+        raise _Bad(str(exc)) from None
+    return DataFile(
+        path=path,
+        dataset=_get(doc, "dataset", str),
+        rows=_get(doc, "rows", int),
+        size=_get(doc, "size", int),
+        sha256=_get(doc, "sha256", str),
+        kind=_get(doc, "kind", str),
+        stats=MappingProxyType(stats),
+        added_sequence=_get(doc, "addedSequence", int),
+    )
+
+
+def _decode_ref(doc: Any) -> AncestorRef:
+    if not isinstance(doc, dict):
+        raise _Bad("an ancestors entry is not an object")
+    return AncestorRef(
+        sequence=_get(doc, "sequence", int),
+        commit_id=_get(doc, "commitId", str),
+        committed_at=_time_field(doc, "committedAt"),
+        sha256=_get(doc, "sha256", str),
+        size=_get(doc, "size", int),
+    )
+
+
+def _check_scope(doc: Mapping[str, Any], layout: DomainLayout) -> None:
+    if _get(doc, "formatVersion", int) > FORMAT_VERSION:
+        raise _Bad(
+            f"format version {doc['formatVersion']} is newer than this Arco understands ({FORMAT_VERSION}); "
+            "upgrade Arco"
+        )
+    found = (doc.get("domain"), doc.get("tenantId"), doc.get("workspaceId"))
+    wanted = (layout.domain, layout.scope.tenant, layout.scope.workspace)
+    if found != wanted:
+        raise _Bad(
+            f"it belongs to domain/tenant/workspace {found}, not {wanted} (copied from another scope?)"
+        )
+
+
+def _decode_manifest(data: bytes, layout: DomainLayout, path: str) -> Manifest:
+    doc = _load_json(data)
+    _check_scope(doc, layout)
+    files = doc.get("files")
+    ancestors = doc.get("ancestors")
+    summary = doc.get("summary", {})
+    properties = doc.get("properties", {})
+    if not isinstance(files, list) or not isinstance(ancestors, list):
+        raise _Bad("fields 'files' and 'ancestors' must be lists")
+    if not isinstance(summary, dict) or not isinstance(properties, dict):
+        raise _Bad("fields 'summary' and 'properties' must be objects")
+    return Manifest(
+        domain=layout.domain,
+        scope=layout.scope,
+        commit_id=_get(doc, "commitId", str),
+        sequence=_get(doc, "sequence", int),
+        parent_commit_id=_opt_str(doc, "parentCommitId"),
+        committed_at=_time_field(doc, "committedAt"),
+        operation=_get(doc, "operation", str),
+        summary=MappingProxyType(summary),
+        properties=MappingProxyType(properties),
+        files=tuple(_decode_file(f, layout) for f in files),
+        ancestors=tuple(_decode_ref(a) for a in ancestors),
+        path=path,
+        sha256=_sha256(data),
+        size=len(data),
+    )
+
+
+def _encode_manifest(m: Manifest) -> bytes:
+    doc: dict[str, JsonValue] = {
+        "formatVersion": FORMAT_VERSION,
+        "domain": m.domain,
+        "tenantId": m.scope.tenant,
+        "workspaceId": m.scope.workspace,
+        "commitId": m.commit_id,
+        "sequence": m.sequence,
+        "parentCommitId": m.parent_commit_id,
+        "committedAt": format_time(m.committed_at),
+        "operation": m.operation,
+        "summary": dict(m.summary),
+        "properties": dict(m.properties),
+        "files": [f.to_json() for f in m.files],
+        "ancestors": [a.to_json() for a in m.ancestors],
+    }
+    return canonical_bytes(doc)
+
+
+def _encode_pointer(m: Manifest) -> bytes:
+    doc: dict[str, JsonValue] = {
+        "formatVersion": FORMAT_VERSION,
+        "domain": m.domain,
+        "tenantId": m.scope.tenant,
+        "workspaceId": m.scope.workspace,
+        "commitId": m.commit_id,
+        "sequence": m.sequence,
+        "manifest": m.path,
+        "manifestSha256": m.sha256,
+        "manifestSize": m.size,
+        "committedAt": format_time(m.committed_at),
+    }
+    return canonical_bytes(doc)
+
+
+def _decode_pointer(data: bytes, layout: DomainLayout) -> Head:
+    doc = _load_json(data)
+    _check_scope(doc, layout)
+    path = _get(doc, "manifest", str)
+    try:
+        layout.resolve(path)
+    except InvalidInputError as exc:
+        raise _Bad(str(exc)) from None
+    return Head(
+        commit_id=_get(doc, "commitId", str),
+        sequence=_get(doc, "sequence", int),
+        manifest_path=path,
+        manifest_sha256=_get(doc, "manifestSha256", str),
+        manifest_size=_get(doc, "manifestSize", int),
+        committed_at=_time_field(doc, "committedAt"),
+    )
+
+
+def _uuid7_time(text: str) -> datetime.datetime | None:
+    try:
+        value = uuid.UUID(text)
+    except ValueError:
+        return None
+    if value.version != 7:
+        return None
+    return datetime.datetime.fromtimestamp((value.int >> 80) / 1000, tz=datetime.UTC)
+
+
+def _ancestor_sequences(sequence: int) -> list[int]:
+    """For commit ``sequence``: for each k, the largest multiple of 2**k below it (distinct, >= 1, newest
+    first)."""
+    found: list[int] = []
+    k = 0
+    while True:
+        step = 1 << k
+        target = ((sequence - 1) // step) * step
+        if target < 1:
+            break
+        if not found or found[-1] != target:
+            found.append(target)
+        k += 1
+    return found
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd", compression_level=1, write_statistics=True)
+    return sink.getvalue()
+
+
+# -- the log -----------------------------------------------------------------------------------------------
+
+
+class CommitLog:
+    """The commit log of one domain of one scope (see the module docstring for the protocol).
+
+    Thread-safe: threads may share one instance; each commit is still decided by the pointer CAS.
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        scope: Scope,
+        domain: str,
+        *,
+        max_attempts: int = 100,
+        clock: Callable[[], datetime.datetime] | None = None,
+    ) -> None:
+        """Open the commit log of ``domain`` in ``scope`` (no I/O).
+
+        Args:
+            store: The catalog's object store (its root holds every tenant).
+            scope: The tenant/workspace whose domain this is.
+            domain: The domain name (see :func:`arco.catalog.layout.validate_domain`).
+            max_attempts: Attempts before a commit that keeps losing races gives up.
+            clock: Source of commit times (aware datetimes); defaults to the system clock.
+
+        Raises:
+            InvalidInputError: if the scope, domain or max_attempts is invalid.
+        """
+        if not isinstance(scope, Scope):
+            raise InvalidInputError(f"scope must be an arco.core.scope.Scope, got {type(scope).__name__}")
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+            raise InvalidInputError(f"max_attempts must be a positive int, got {max_attempts!r}")
+        self.store = store
+        self.scope = scope
+        self.layout = DomainLayout(scope, domain)
+        self.domain = self.layout.domain
+        self.max_attempts = max_attempts
+        self._clock = clock or (lambda: datetime.datetime.now(datetime.UTC))
+        self._lock = threading.Lock()
+        self._manifests: OrderedDict[str, Manifest] = OrderedDict()
+        self.stats = CommitStats()
+
+    def __repr__(self) -> str:
+        return f"CommitLog({self.store.uri!r}, {self.scope}, {self.domain!r})"
+
+    # -- keys ------------------------------------------------------------------------------------------------
+
+    def key_of(self, file: DataFile | str) -> str:
+        """The store key of a data file (or of a domain-relative path)."""
+        return self.layout.key(file.path if isinstance(file, DataFile) else file)
+
+    def uri_of(self, file: DataFile | str) -> str:
+        """A URI (or absolute local path) engines such as DuckDB or Polars can read the file from."""
+        return self.store.uri_for(self.key_of(file))
+
+    def _describe(self) -> str:
+        return f"domain {self.domain!r} of scope {self.scope} in store {self.store.uri!r}"
+
+    # -- pointer and manifests -------------------------------------------------------------------------------
+
+    def _read_pointer(self) -> tuple[Head | None, ObjectVersion | None]:
+        key = self.layout.pointer_key
+        try:
+            data, version = self.store.read_versioned(key)
+        except ObjectNotFoundError:
+            if self.store.head(self.layout.marker_key) is not None:
+                raise CorruptObjectError(
+                    f"pointer {key!r} of {self._describe()} is missing although the domain has commits (its "
+                    f"marker {self.layout.marker_key!r} exists), so its history would be lost; restore the "
+                    "pointer with CommitLog.restore_pointer(<commit id>) (CLI: `arco catalog restore-pointer "
+                    "--commit <id>`; `arco catalog list-commits` shows the candidates)"
+                ) from None
+            return None, None
+        try:
+            return _decode_pointer(data, self.layout), version
+        except _Bad as exc:
+            raise CorruptObjectError(
+                f"pointer {key!r} of {self._describe()} is corrupt: {exc}; restore it from a backup, or "
+                "point it at a known-good commit with CommitLog.restore_pointer(<commit id>, force=True) "
+                "(CLI: `arco catalog restore-pointer --commit <id> --force`)"
+            ) from None
+
+    def head(self) -> Head | None:
+        """The current pointer, or ``None`` for a fresh domain (one read; two when absent).
+
+        Raises:
+            CorruptObjectError: if the pointer is corrupt, or missing while the domain has commits.
+        """
+        return self._read_pointer()[0]
+
+    def _remember(self, manifest: Manifest) -> None:
+        with self._lock:
+            self._manifests[manifest.commit_id] = manifest
+            self._manifests.move_to_end(manifest.commit_id)
+            while len(self._manifests) > _MANIFEST_CACHE_SIZE:
+                self._manifests.popitem(last=False)
+
+    def _cached(self, commit_id: str) -> Manifest | None:
+        with self._lock:
+            found = self._manifests.get(commit_id)
+            if found is not None:
+                self._manifests.move_to_end(commit_id)
+            return found
+
+    def _load_manifest(
+        self, commit_id: str, sequence: int, sha256: str, size: int, referrer: str
+    ) -> Manifest:
+        cached = self._cached(commit_id)
+        if cached is not None and cached.sha256 == sha256:
+            return cached
+        path = self.layout.manifest_path(commit_id)
+        key = self.layout.key(path)
+        fix = (
+            "restore the object from a backup or bucket versioning, or roll the pointer back to an earlier "
+            "commit with `arco catalog restore-pointer --commit <id> --force`"
+        )
+        try:
+            data = self.store.read(key)
+        except ObjectNotFoundError:
+            raise NotFoundError(
+                f"manifest {key!r} of commit {commit_id} (sequence {sequence}, referenced by {referrer}) of "
+                f"{self._describe()} does not exist: it was removed by retention (expire) or deleted by "
+                f"hand; time travel can only reach retained commits. If it is the current commit, {fix}"
+            ) from None
+        if len(data) != size or _sha256(data) != sha256:
+            raise CorruptObjectError(
+                f"manifest {key!r} of commit {commit_id} of {self._describe()} is corrupt: expected {size} "
+                f"bytes with sha256 {sha256}, found {len(data)} bytes with sha256 {_sha256(data)} (truncated "
+                f"or modified after the commit); {fix}"
+            )
+        try:
+            manifest = _decode_manifest(data, self.layout, path)
+        except _Bad as exc:
+            raise CorruptObjectError(
+                f"manifest {key!r} of commit {commit_id} of {self._describe()} cannot be decoded: "
+                f"{exc}; {fix}"
+            ) from None
+        if manifest.commit_id != commit_id or manifest.sequence != sequence:
+            raise CorruptObjectError(
+                f"manifest {key!r} names commit {manifest.commit_id} at sequence {manifest.sequence}, but "
+                f"{referrer} expects commit {commit_id} at sequence {sequence}; {fix}"
+            )
+        self._remember(manifest)
+        return manifest
+
+    def manifest_for(self, head: Head) -> Manifest:
+        """The verified manifest a pointer names (cached by commit id).
+
+        Raises:
+            NotFoundError: if the manifest is missing.
+            CorruptObjectError: if it fails its checksum or cannot be decoded.
+        """
+        return self._load_manifest(
+            head.commit_id, head.sequence, head.manifest_sha256, head.manifest_size, "the pointer"
+        )
+
+    def current(self) -> Manifest | None:
+        """The current manifest, or ``None`` for a fresh domain.
+
+        Raises:
+            CorruptObjectError: if the pointer or manifest is corrupt, or the pointer is lost.
+        """
+        head = self.head()
+        return None if head is None else self.manifest_for(head)
+
+    def _load_ref(self, ref: AncestorRef, referrer: Manifest) -> Manifest:
+        return self._load_manifest(
+            ref.commit_id, ref.sequence, ref.sha256, ref.size, f"commit {referrer.commit_id}"
+        )
+
+    # -- time travel ---------------------------------------------------------------------------------------
+
+    def ancestor(self, manifest: Manifest, sequence: int) -> Manifest:
+        """The manifest at ``sequence`` on the chain of ``manifest`` (O(log n) reads).
+
+        Raises:
+            NotFoundError: if ``sequence`` is not in ``1..manifest.sequence`` or the manifest was expired.
+        """
+        if isinstance(sequence, bool) or not isinstance(sequence, int):
+            raise InvalidInputError(f"sequence must be an int, got {type(sequence).__name__}")
+        if not 1 <= sequence <= manifest.sequence:
+            raise NotFoundError(
+                f"commit sequence {sequence} does not exist in {self._describe()}: sequences run from 1 to "
+                f"{manifest.sequence}"
+            )
+        current = manifest
+        while current.sequence != sequence:
+            candidates = [a for a in current.ancestors if a.sequence >= sequence]
+            if not candidates:
+                raise CorruptObjectError(
+                    f"manifest of commit {current.commit_id} of {self._describe()} lists no ancestor at or "
+                    f"after sequence {sequence}; its ancestor list is damaged; restore it from a backup"
+                )
+            current = self._load_ref(min(candidates, key=lambda a: a.sequence), current)
+        return current
+
+    def _at_time(self, manifest: Manifest, when: datetime.datetime) -> Manifest | None:
+        current = manifest
+        while current.committed_at > when:
+            too_new = [a for a in current.ancestors if a.committed_at > when]
+            if too_new:
+                current = self._load_ref(min(too_new, key=lambda a: a.sequence), current)
+                continue
+            parent = next((a for a in current.ancestors if a.sequence == current.sequence - 1), None)
+            if parent is None:
+                return None
+            return self._load_ref(parent, current)
+        return current
+
+    def as_of(self, at: int | str | datetime.datetime) -> Manifest | None:
+        """The manifest that was current at a commit or time.
+
+        Args:
+            at: A commit sequence (int), a commit id (str), or an aware datetime (the newest commit at or
+                before it).
+
+        Returns:
+            The manifest, or ``None`` if ``at`` is a time before the first commit.
+
+        Raises:
+            NotFoundError: if the commit does not exist, never became current, or was expired by retention.
+        """
+        head_manifest = self.current()
+        if head_manifest is None:
+            raise NotFoundError(
+                f"{self._describe()} has no commits yet, so there is nothing to travel back to"
+            )
+        if isinstance(at, datetime.datetime):
+            return self._at_time(head_manifest, _utc(at))
+        if isinstance(at, int) and not isinstance(at, bool):
+            return self.ancestor(head_manifest, at)
+        if not isinstance(at, str):
+            raise InvalidInputError(
+                f"as_of takes a sequence (int), a commit id (str) or an aware datetime, got "
+                f"{type(at).__name__}"
+            )
+        if at == head_manifest.commit_id:
+            return head_manifest
+        path = self.layout.manifest_path(at)
+        try:
+            claimed = _decode_manifest(self.store.read(self.layout.key(path)), self.layout, path)
+        except ObjectNotFoundError:
+            raise NotFoundError(
+                f"commit {at} not found in {self._describe()}: no manifest has that id (never written, or "
+                "removed by retention); list commits with `arco catalog log`"
+            ) from None
+        except _Bad as exc:
+            raise NotFoundError(
+                f"commit {at} of {self._describe()} has an unreadable manifest: {exc}"
+            ) from None
+        if claimed.sequence > head_manifest.sequence:
+            found = None
+        else:
+            found = self.ancestor(head_manifest, claimed.sequence)
+        if found is None or found.commit_id != at:
+            raise NotFoundError(
+                f"commit {at} of {self._describe()} never became current: its manifest lost the pointer race "
+                f"at sequence {claimed.sequence}; use a commit id from `arco catalog log`"
+            )
+        return found
+
+    def history(self, limit: int | None = None) -> Iterator[Manifest]:
+        """The current manifest and its ancestors, newest first, while they are retained.
+
+        Raises:
+            CorruptObjectError: if a manifest on the way is corrupt.
+        """
+        current = self.current()
+        count = 0
+        while current is not None and (limit is None or count < limit):
+            yield current
+            count += 1
+            parent = next((a for a in current.ancestors if a.sequence == current.sequence - 1), None)
+            if parent is None:
+                return
+            try:
+                current = self._load_ref(parent, current)
+            except NotFoundError:
+                return  # expired by retention: history ends here
+
+    # -- data files ----------------------------------------------------------------------------------------
+
+    def write_data_file(
+        self,
+        dataset: str,
+        data: bytes,
+        *,
+        rows: int,
+        kind: str = "data",
+        stats: Mapping[str, JsonValue] | None = None,
+        file_id: str | None = None,
+        suffix: str = ".parquet",
+    ) -> DataFile:
+        """Write an immutable data file (create-if-absent) to list in a :class:`CommitRequest`.
+
+        Args:
+            dataset: Dataset of the domain the file belongs to.
+            data: The bytes.
+            rows: Number of records in the file.
+            kind: Domain-defined role of the file.
+            stats: Domain-defined JSON statistics stored in the manifest entry.
+            file_id: Deterministic id for idempotent writers (a retried activity); a fresh UUIDv7 when
+                omitted. If a file with this id exists with the same bytes it is reused.
+            suffix: File suffix (``.parquet``, ``.json``, ``.jsonl`` or ``.arrow``).
+
+        Raises:
+            ObjectExistsError: if ``file_id`` names an existing file with different bytes.
+            InvalidInputError: if a name is invalid.
+        """
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
+            raise InvalidInputError(f"rows must be a non-negative int, got {rows!r}")
+        path = self.layout.data_path(dataset, file_id or new_uuid7(), suffix)
+        key = self.layout.key(path)
+        digest = _sha256(data)
+        stats_json = dict(stats or {})
+        canonical_bytes(stats_json)  # refuse what the manifest could not store, before any I/O
+        self._create_idempotent(key, data, digest)
+        return DataFile(
+            path=path,
+            dataset=dataset,
+            rows=rows,
+            size=len(data),
+            sha256=digest,
+            kind=kind,
+            stats=MappingProxyType(stats_json),
+        )
+
+    def write_table(
+        self,
+        dataset: str,
+        table: pa.Table,
+        *,
+        kind: str = "data",
+        stats: Mapping[str, JsonValue] | None = None,
+        file_id: str | None = None,
+    ) -> DataFile:
+        """Write an Arrow table as an immutable Parquet data file (zstd) and describe it.
+
+        See :meth:`write_data_file` for the arguments.
+        """
+        return self.write_data_file(
+            dataset, _parquet_bytes(table), rows=table.num_rows, kind=kind, stats=stats, file_id=file_id
+        )
+
+    def _create_idempotent(self, key: str, data: bytes, digest: str) -> None:
+        """Create an immutable object; an existing object with the same bytes counts as written (a retried
+        write, or a create whose response was lost)."""
+        try:
+            self.store.create_if_absent(key, data)
+            return
+        except (ObjectExistsError, CommitStateUnknownError):
+            pass
+        try:
+            existing = self.store.read(key)
+        except ObjectNotFoundError:
+            self.store.create_if_absent(key, data)
+            return
+        if _sha256(existing) != digest:
+            raise ObjectExistsError(
+                f"object {key!r} of {self._describe()} already exists with different content; a "
+                "deterministic file id must always be written with the same bytes: derive it from the "
+                "content or the attempt"
+            )
+
+    def read_data_file(self, file: DataFile) -> bytes:
+        """Read a data file and verify its size and sha256 against the manifest.
+
+        Raises:
+            CorruptObjectError: if the bytes do not match the manifest.
+            NotFoundError: if the file is missing.
+        """
+        key = self.key_of(file)
+        fix = (
+            "restore the object from a backup or bucket versioning; until then read an earlier commit "
+            "(`as_of`) that does not list it"
+        )
+        try:
+            data = self.store.read(key)
+        except ObjectNotFoundError:
+            raise NotFoundError(
+                f"data file {key!r} (dataset {file.dataset!r}) listed by the manifest of {self._describe()} "
+                f"is missing (deleted by hand, or by a retention run with a too-short grace period); {fix}"
+            ) from None
+        if len(data) != file.size or _sha256(data) != file.sha256:
+            raise CorruptObjectError(
+                f"data file {key!r} (dataset {file.dataset!r}) of {self._describe()} is corrupt: expected "
+                f"{file.size} bytes with sha256 {file.sha256}, found {len(data)} bytes with sha256 "
+                f"{_sha256(data)} (truncated or modified after the commit); {fix}"
+            )
+        return data
+
+    def read_table(self, file: DataFile) -> pa.Table:
+        """Read a Parquet data file (checksum-verified) as an Arrow table.
+
+        Raises:
+            CorruptObjectError: if the bytes do not match the manifest or are not Parquet.
+        """
+        data = self.read_data_file(file)
+        try:
+            return pq.read_table(pa.BufferReader(data))
+        except (pa.ArrowException, OSError) as exc:
+            raise CorruptObjectError(
+                f"data file {self.key_of(file)!r} of {self._describe()} matches its checksum but is not "
+                f"readable Parquet ({exc}); it was written broken: restore it from a backup"
+            ) from None
+
+    # -- committing ----------------------------------------------------------------------------------------
+
+    def _next_time(self, parent: Manifest | None) -> datetime.datetime:
+        now = _utc(self._clock())
+        if parent is not None and now <= parent.committed_at:
+            now = parent.committed_at + datetime.timedelta(microseconds=1)
+        return now
+
+    def _ancestors_of(self, parent: Manifest | None, sequence: int) -> tuple[AncestorRef, ...]:
+        if parent is None:
+            return ()
+        known = {a.sequence: a for a in parent.ancestors}
+        known[parent.sequence] = parent.ref()
+        refs: list[AncestorRef] = []
+        for target in _ancestor_sequences(sequence):
+            ref = known.get(target)
+            if ref is None:
+                raise CorruptObjectError(
+                    f"manifest of commit {parent.commit_id} of {self._describe()} lacks the ancestor "
+                    f"reference at sequence {target}; its ancestor list is damaged; restore it from a backup"
+                )
+            refs.append(ref)
+        return tuple(refs)
+
+    def _make_manifest(self, parent: Manifest | None, request: CommitRequest) -> tuple[Manifest, bytes]:
+        if not isinstance(request, CommitRequest):
+            raise InvalidInputError(
+                f"build must return a CommitRequest or None, got {type(request).__name__}"
+            )
+        sequence = 1 if parent is None else parent.sequence + 1
+        parent_files = {} if parent is None else {f.path: f for f in parent.files}
+        removed = set(request.remove)
+        unknown = sorted(removed - parent_files.keys())
+        if unknown:
+            raise InvalidInputError(
+                f"commit asks to remove {unknown[:5]} which the parent commit of {self._describe()} does not "
+                "list; only files of the parent manifest can be removed"
+            )
+        files = [f for path, f in parent_files.items() if path not in removed]
+        listed = {f.path for f in files}
+        for new in request.add:
+            if not isinstance(new, DataFile):
+                raise InvalidInputError(f"CommitRequest.add takes DataFile values, got {type(new).__name__}")
+            self.layout.resolve(new.path)
+            if new.path in listed:
+                raise InvalidInputError(
+                    f"data file {new.path!r} is already listed by the parent commit of {self._describe()}; "
+                    "a file can be added once"
+                )
+            listed.add(new.path)
+            files.append(new if new.added_sequence else replace(new, added_sequence=sequence))
+        commit_id = new_uuid7()
+        path = self.layout.manifest_path(commit_id)
+        properties = (
+            dict(parent.properties)
+            if request.properties is None and parent is not None
+            else dict(request.properties or {})
+        )
+        draft = Manifest(
+            domain=self.domain,
+            scope=self.scope,
+            commit_id=commit_id,
+            sequence=sequence,
+            parent_commit_id=None if parent is None else parent.commit_id,
+            committed_at=self._next_time(parent),
+            operation=request.operation,
+            summary=_frozen(request.summary),
+            properties=_frozen(properties),
+            files=tuple(files),
+            ancestors=self._ancestors_of(parent, sequence),
+            path=path,
+            sha256="",
+            size=0,
+        )
+        data = _encode_manifest(draft)
+        return replace(draft, sha256=_sha256(data), size=len(data)), data
+
+    def _won_unknown(self, manifest: Manifest) -> bool:
+        """Decide an unknown CAS outcome from the chain the pointer names now."""
+        head = self.head()
+        if head is None or head.sequence < manifest.sequence:
+            return False
+        if head.commit_id == manifest.commit_id:
+            return True
+        try:
+            return self.ancestor(self.manifest_for(head), manifest.sequence).commit_id == manifest.commit_id
+        except NotFoundError:
+            return False
+
+    def commit(self, build: Callable[[Manifest | None], CommitRequest | None]) -> Manifest | None:
+        """Commit the change ``build`` describes, retrying on lost races.
+
+        ``build`` receives the parent manifest (``None`` for a fresh domain) and returns a
+        :class:`CommitRequest`, or ``None`` when there is nothing to commit. It runs again on the new parent
+        after every lost race, so it must decide from the parent alone (rebase) and raise when the change no
+        longer applies (conflict). Files it wrote in a losing attempt stay unreferenced until retention.
+
+        Returns:
+            The new manifest, or the unchanged parent (``None`` for a fresh domain) if ``build`` returned
+            ``None``.
+
+        Raises:
+            CommitConflictError: if ``max_attempts`` attempts all lost races (retryable).
+            Whatever ``build`` raises.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            self.stats._add(attempts=1)
+            head, version = self._read_pointer()
+            parent = None if head is None else self.manifest_for(head)
+            request = build(parent)
+            if request is None:
+                return parent
+            manifest, data = self._make_manifest(parent, request)
+            self._create_idempotent(self.layout.key(manifest.path), data, manifest.sha256)
+            pointer = _encode_pointer(manifest)
+            try:
+                self.store.compare_and_swap(self.layout.pointer_key, pointer, version)
+                won = True
+            except PreconditionFailedError:
+                won = False
+            except CommitStateUnknownError:
+                won = self._won_unknown(manifest)
+                self.stats._add(unknown=1)
+            if won:
+                self._remember(manifest)
+                self.stats._add(commits=1)
+                if manifest.sequence == 1:
+                    self._write_marker(manifest)
+                return manifest
+            self.stats._add(lost=1)
+            if attempt >= self.max_attempts:
+                err = CommitConflictError(
+                    f"commit {request.operation!r} to {self._describe()} lost the pointer race {attempt} "
+                    "times in a row: too many concurrent writers; retry later or with fewer writers"
+                )
+                err.retryable = True
+                raise err
+            # Jittered exponential backoff (capped at 50 ms) so racing writers spread out.
+            time.sleep(random.uniform(0, min(0.05, 0.0005 * (2 ** min(attempt, 10)))))
+
+    def _write_marker(self, manifest: Manifest) -> None:
+        doc: dict[str, JsonValue] = {
+            "formatVersion": FORMAT_VERSION,
+            "domain": self.domain,
+            "tenantId": self.scope.tenant,
+            "workspaceId": self.scope.workspace,
+            "firstCommitId": manifest.commit_id,
+            "createdAt": format_time(manifest.committed_at),
+        }
+        with contextlib.suppress(ObjectExistsError):
+            self.store.create_if_absent(self.layout.marker_key, canonical_bytes(doc))
+
+    # -- maintenance (these list) -----------------------------------------------------------------------
+
+    def list_commits(self) -> list[CommitInfo]:
+        """Every manifest on storage, sorted by sequence (repair only: lists and reads every manifest).
+
+        ``on_chain`` tells whether the current pointer's chain includes it (``False`` for lost races, and for
+        everything when the pointer is missing).
+        """
+        try:
+            head_manifest = self.current()
+        except CorruptObjectError:
+            head_manifest = None
+        found: list[CommitInfo] = []
+        for info in self.store.list(self.layout.manifests_prefix):
+            path = info.key[len(self.layout.prefix) + 1 :]
+            try:
+                manifest = _decode_manifest(self.store.read(info.key), self.layout, path)
+            except (_Bad, ObjectNotFoundError):
+                continue
+            on_chain = False
+            if head_manifest is not None and manifest.sequence <= head_manifest.sequence:
+                try:
+                    on_chain = self.ancestor(head_manifest, manifest.sequence).commit_id == manifest.commit_id
+                except NotFoundError:
+                    on_chain = False
+            found.append(
+                CommitInfo(
+                    manifest.commit_id, manifest.sequence, manifest.committed_at, manifest.operation, on_chain
+                )
+            )
+        return sorted(found, key=lambda c: (c.sequence, c.committed_at))
+
+    def restore_pointer(self, commit_id: str, *, force: bool = False) -> Manifest:
+        """Point the domain at an existing manifest: repair a lost pointer, or roll back (``force=True``).
+
+        The manifest and every data file it lists are verified first. Rolling back abandons the commits after
+        it (their manifests stay until retention removes them).
+
+        Raises:
+            NotFoundError: if the manifest does not exist.
+            CorruptObjectError: if it or one of its files fails verification.
+            CommitConflictError: if the pointer exists and ``force`` is false, or changed meanwhile.
+        """
+        path = self.layout.manifest_path(commit_id)
+        key = self.layout.key(path)
+        try:
+            data = self.store.read(key)
+        except ObjectNotFoundError:
+            raise NotFoundError(
+                f"manifest {key!r} of commit {commit_id} not found in {self._describe()}; pick one from "
+                "`arco catalog list-commits`"
+            ) from None
+        try:
+            manifest = _decode_manifest(data, self.layout, path)
+        except _Bad as exc:
+            raise CorruptObjectError(
+                f"manifest {key!r} cannot be decoded: {exc}; pick another commit"
+            ) from None
+        for file in manifest.files:
+            self.read_data_file(file)
+        try:
+            data_now, version = self.store.read_versioned(self.layout.pointer_key)
+        except ObjectNotFoundError:
+            version = None
+        else:
+            if not force:
+                raise CommitConflictError(
+                    f"pointer {self.layout.pointer_key!r} of {self._describe()} exists (it names "
+                    f"{data_now[:200]!r}); restoring it would abandon later commits: pass force=True "
+                    "(`--force`) to roll back on purpose"
+                )
+        try:
+            self.store.compare_and_swap(self.layout.pointer_key, _encode_pointer(manifest), version)
+        except PreconditionFailedError:
+            raise CommitConflictError(
+                f"pointer {self.layout.pointer_key!r} of {self._describe()} changed while restoring; check "
+                "the current state and retry"
+            ) from None
+        self._remember(manifest)
+        self._write_marker(manifest)
+        return manifest
+
+    def expire(
+        self,
+        older_than: datetime.datetime,
+        *,
+        keep_last: int = 10,
+        grace: datetime.timedelta = datetime.timedelta(hours=1),
+        now: datetime.datetime | None = None,
+    ) -> ExpireResult:
+        """Retention: delete manifests committed before ``older_than`` (keeping the newest ``keep_last``)
+        and every data file no retained manifest lists.
+
+        Objects written less than ``grace`` ago are never deleted, so commits in flight are safe. Time travel
+        to an expired commit raises :class:`~arco.core.errors.NotFoundError`.
+
+        Raises:
+            InvalidInputError: if ``keep_last`` < 1 or a time is naive.
+        """
+        if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1:
+            raise InvalidInputError(f"keep_last must be an int >= 1 (the current commit), got {keep_last!r}")
+        cutoff = _utc(older_than)
+        safe_before = _utc(now or self._clock()) - grace
+        kept_ids: set[str] = set()
+        kept_files: set[str] = set()
+        for manifest in self.history():
+            if len(kept_ids) >= keep_last and manifest.committed_at < cutoff:
+                break
+            kept_ids.add(manifest.commit_id)
+            kept_files.update(f.path for f in manifest.files)
+        deleted_manifests: list[str] = []
+        expired_files: set[str] = set()
+        for info in list(self.store.list(self.layout.manifests_prefix)):
+            name = info.key.rsplit("/", 1)[-1].removesuffix(".json")
+            written = _uuid7_time(name)
+            path = info.key[len(self.layout.prefix) + 1 :]
+            if name in kept_ids or written is None:
+                continue
+            if written >= safe_before:
+                # Too young to delete (maybe a commit in flight): its files must survive too.
+                try:
+                    young = _decode_manifest(self.store.read(info.key), self.layout, path)
+                    kept_files.update(f.path for f in young.files)
+                except (_Bad, ObjectNotFoundError):
+                    pass
+                continue
+            try:
+                old = _decode_manifest(self.store.read(info.key), self.layout, path)
+                expired_files.update(f.path for f in old.files)
+            except (_Bad, ObjectNotFoundError):
+                pass  # unreadable: nothing to learn from it, delete it all the same
+            self.store.delete(info.key)
+            deleted_manifests.append(info.key)
+        deleted_files: list[str] = []
+        for info in list(self.store.list(self.layout.data_prefix)):
+            path = info.key[len(self.layout.prefix) + 1 :]
+            if path in kept_files:
+                continue
+            stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+            written = _uuid7_time(stem)
+            if path in expired_files or (written is not None and written < safe_before):
+                self.store.delete(info.key)
+                deleted_files.append(info.key)
+        return ExpireResult(len(kept_ids), tuple(deleted_manifests), tuple(deleted_files))
