@@ -175,3 +175,15 @@ class InvalidObjectKeyError(InvalidInputError):
     """An object-store key or prefix is malformed or would escape the store root."""
 
     code = "invalid_object_key"
+
+
+class ScheduleError(ArcoError):
+    """A Temporal Schedule of Arco cannot be created, found or changed as asked."""
+
+    code = "schedule"
+
+
+class WorkflowFailedError(ArcoError):
+    """A Temporal workflow Arco waited for failed, was cancelled, terminated or timed out."""
+
+    code = "workflow_failed"

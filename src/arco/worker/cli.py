@@ -20,6 +20,8 @@ _SUBCOMMANDS: dict[str, str] = {
     "doctor": "arco.worker.cli_dev:doctor",
     "worker": "arco.worker.cli_worker:worker",
     "catalog": "arco.worker.cli_catalog:catalog",
+    "schedule": "arco.worker.cli_schedule:schedule",
+    "compact": "arco.worker.cli_schedule:compact",
 }
 
 
