@@ -6,30 +6,39 @@ local disk, lost responses on GCS) follow at the end.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import json
 import multiprocessing
 import os
 import threading
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from arco.catalog.storage import LocalObjectStore, ObjectStore, ObjectVersion, open_store
+from arco.catalog.storage import _gcs as gcs_module
+from arco.catalog.storage._gcs import GcsObjectStore
 from arco.core.errors import (
     ArcoError,
+    CommitStateUnknownError,
     ConfigError,
     InvalidInputError,
     InvalidObjectKeyError,
     ObjectExistsError,
     ObjectNotFoundError,
     PreconditionFailedError,
+    StorageError,
     UnsupportedOperationError,
 )
+from support.gcs import FakeGcs
 
-BACKENDS = ["memory", "local"]
+BACKENDS = ["memory", "local", pytest.param("gcs", marks=pytest.mark.integration)]
 RACERS = 8
 
 
@@ -42,10 +51,11 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def store_factory(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[], ObjectStore]:
     """Opens a new store object on the same root each call (as another client of the same storage would)."""
+    options: dict[str, Any] = {}
     if backend == "memory":
-        uri, options = f"memory://conformance-{uuid.uuid4().hex}/root", {}
+        uri = f"memory://conformance-{uuid.uuid4().hex}/root"
     elif backend == "local":
-        uri, options = str(tmp_path / "store"), {}
+        uri = str(tmp_path / "store")
     else:
         fake = request.getfixturevalue("fake_gcs")
         uri, options = request.getfixturevalue("gcs_uri"), dict(fake.storage_options)
@@ -162,7 +172,7 @@ def test_data_must_be_bytes(store: ObjectStore) -> None:
     with pytest.raises(InvalidInputError, match="ObjectVersion"):
         store.compare_and_swap("k", b"x", "token")  # type: ignore[arg-type]
     assert store.head("k") is None
-    assert store.create_if_absent("k", bytearray(b"ok")) == store.read_versioned("k")[1]
+    assert store.create_if_absent("k", bytearray(b"ok")) == store.read_versioned("k")[1]  # type: ignore[arg-type]
 
 
 # -- compare and swap --------------------------------------------------------------------------------------
@@ -634,7 +644,8 @@ def test_local_store_accepts_file_uris_and_plain_paths(tmp_path: Path) -> None:
 
 
 def test_every_error_is_an_arco_error(store: ObjectStore) -> None:
-    for call in (lambda: store.read("missing"), lambda: store.read("../x")):
+    calls: list[Callable[[], bytes]] = [lambda: store.read("missing"), lambda: store.read("../x")]
+    for call in calls:
         with pytest.raises(ArcoError):
             call()
 
@@ -717,3 +728,221 @@ def test_local_keys_cannot_escape_the_root(tmp_path: Path) -> None:
             store.create_if_absent(key, b"x")
     assert not (tmp_path / "outside").exists()
     assert not (tmp_path / "store").exists()
+
+
+# -- GCS (the real fake-gcs-server): lost responses, retries, signing --------------------------------------
+
+
+def _gcs_store(fake_gcs: FakeGcs, uri: str, **options: Any) -> GcsObjectStore:
+    store = open_store(uri, storage_options={**fake_gcs.storage_options, **options})
+    assert isinstance(store, GcsObjectStore)
+    store.retry_base_delay_s = 0.001  # keep retries fast; the count of attempts is what matters
+    return store
+
+
+def _lose_first_upload(
+    monkeypatch: pytest.MonkeyPatch,
+    store: GcsObjectStore,
+    *,
+    applied: bool,
+    meanwhile: Callable[[], object] | None = None,
+) -> list[str]:
+    """Make the store's first upload fail as if its response were lost on the way back.
+
+    Args:
+        applied: Whether the lost attempt reached the server (True) or was lost on the way there (False).
+        meanwhile: Run (in another thread, as another client) between the lost attempt and the retry.
+    """
+    real = store._send
+    log: list[str] = []
+
+    async def send(
+        method: str, path: str, args: tuple[str, ...], params: Any, headers: Any, data: bytes | None
+    ) -> Any:
+        if "uploadType" in params and not log:
+            log.append("lost")
+            if applied:
+                status, _, _ = await real(method, path, args, params, headers, data)
+                assert status == 200, "the simulated lost attempt should have been applied"
+            if meanwhile is not None:
+                await asyncio.to_thread(meanwhile)
+            raise aiohttp.ClientConnectionError("simulated: connection reset before the response arrived")
+        log.append(f"{method} {params.get('uploadType', '')}".strip())
+        return await real(method, path, args, params, headers, data)
+
+    monkeypatch.setattr(store, "_send", send)
+    return log
+
+
+@pytest.mark.integration
+def test_gcs_lost_create_response_with_our_nonce_is_a_win(
+    fake_gcs: FakeGcs, gcs_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _gcs_store(fake_gcs, gcs_uri)
+    log = _lose_first_upload(monkeypatch, store, applied=True)
+    version = store.create_if_absent("lost/create", b"mine")
+    assert log == ["lost", "POST multipart", "GET"]  # retry hit 412, then the nonce was read back
+    assert store.read_versioned("lost/create") == (b"mine", version)
+    assert store.stats["create"] == 2 and store.stats["head"] == 1
+
+
+@pytest.mark.integration
+def test_gcs_lost_create_request_with_another_writers_object_is_exists(
+    fake_gcs: FakeGcs, gcs_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, other = _gcs_store(fake_gcs, gcs_uri), _gcs_store(fake_gcs, gcs_uri)
+    _lose_first_upload(
+        monkeypatch, store, applied=False, meanwhile=lambda: other.create_if_absent("lost/create", b"theirs")
+    )
+    with pytest.raises(ObjectExistsError):
+        store.create_if_absent("lost/create", b"mine")
+    assert store.read("lost/create") == b"theirs"
+
+
+@pytest.mark.integration
+def test_gcs_lost_cas_response_with_our_nonce_is_a_win(
+    fake_gcs: FakeGcs, gcs_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _gcs_store(fake_gcs, gcs_uri)
+    base = store.create_if_absent("lost/ptr", b"base")
+    _lose_first_upload(monkeypatch, store, applied=True)
+    version = store.compare_and_swap("lost/ptr", b"mine", base)
+    assert store.read_versioned("lost/ptr") == (b"mine", version)
+
+
+@pytest.mark.integration
+def test_gcs_lost_cas_request_beaten_from_the_same_base_is_a_loss(
+    fake_gcs: FakeGcs, gcs_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, other = _gcs_store(fake_gcs, gcs_uri), _gcs_store(fake_gcs, gcs_uri)
+    base = store.create_if_absent("lost/ptr", b"base")
+    _lose_first_upload(
+        monkeypatch,
+        store,
+        applied=False,
+        meanwhile=lambda: other.compare_and_swap("lost/ptr", b"theirs", base),
+    )
+    with pytest.raises(PreconditionFailedError):
+        store.compare_and_swap("lost/ptr", b"mine", base)
+    assert store.read("lost/ptr") == b"theirs"
+
+
+@pytest.mark.integration
+def test_gcs_lost_cas_overwritten_since_is_unknown_not_guessed(
+    fake_gcs: FakeGcs, gcs_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, other = _gcs_store(fake_gcs, gcs_uri), _gcs_store(fake_gcs, gcs_uri)
+    base = store.create_if_absent("lost/ptr", b"base")
+
+    def swap_on_top() -> None:
+        data, version = other.read_versioned("lost/ptr")
+        assert data == b"mine"
+        other.compare_and_swap("lost/ptr", b"theirs", version)
+
+    _lose_first_upload(monkeypatch, store, applied=True, meanwhile=swap_on_top)
+    # Our write was applied, then replaced: the metadata alone cannot prove it, so the store must not guess.
+    with pytest.raises(CommitStateUnknownError, match="re-read"):
+        store.compare_and_swap("lost/ptr", b"mine", base)
+
+
+@pytest.mark.integration
+def test_gcs_unreachable_write_is_unknown(
+    fake_gcs: FakeGcs, gcs_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _gcs_store(fake_gcs, gcs_uri)
+
+    async def down(*args: Any) -> Any:
+        raise aiohttp.ClientConnectionError("simulated: endpoint unreachable")
+
+    monkeypatch.setattr(store, "_send", down)
+    with pytest.raises(CommitStateUnknownError):
+        store.create_if_absent("k", b"x")
+    assert store.stats["create"] == store.retry_attempts
+    assert store.stats["head"] == store.retry_attempts
+    with pytest.raises(StorageError, match="attempts"):
+        store.read("k")
+
+
+@pytest.mark.integration
+def test_gcs_retries_transient_errors_and_counts_each_attempt(
+    fake_gcs: FakeGcs, gcs_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _gcs_store(fake_gcs, gcs_uri)
+    store.create_if_absent("k", b"x")
+    real = store._send
+    failures = [503, 429]
+
+    async def flaky(method: str, path: str, args: Any, params: Any, headers: Any, data: Any) -> Any:
+        if failures:
+            return failures.pop(0), {}, b"simulated"
+        return await real(method, path, args, params, headers, data)
+
+    monkeypatch.setattr(store, "_send", flaky)
+    store.stats.reset()
+    assert store.read("k") == b"x"
+    assert store.stats.snapshot().as_dict()["read"] == 3
+
+
+@pytest.mark.integration
+def test_gcs_lists_across_pages(fake_gcs: FakeGcs, gcs_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = _gcs_store(fake_gcs, gcs_uri)
+    keys = [f"p/{i:03d}" for i in range(7)]
+    for key in keys:
+        store.create_if_absent(key, b"x")
+    monkeypatch.setattr(gcs_module, "_PAGE_SIZE", 3)
+    store.stats.reset()
+    assert [i.key for i in store.list("p/")] == keys
+    assert store.stats.lists == 3
+    assert [i.key for i in store.list("p/", start_after="p/002", limit=4)] == keys[3:7]
+
+
+@pytest.mark.integration
+def test_gcs_sign_url_needs_a_signing_credential(fake_gcs: FakeGcs, gcs_uri: str, tmp_path: Path) -> None:
+    anon = _gcs_store(fake_gcs, gcs_uri)
+    anon.create_if_absent("signed/obj", b"signed bytes")
+    with pytest.raises(UnsupportedOperationError, match="private key"):
+        anon.sign_url("signed/obj", datetime.timedelta(minutes=5))
+
+    # A throwaway service-account key: signing is local, so no token is ever fetched.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    pem = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        .decode()
+    )
+    key_file = tmp_path / "sa.json"
+    key_file.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "arco-test",
+                "private_key_id": "test",
+                "private_key": pem,
+                "client_email": "arco-test@arco-test.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": "http://127.0.0.1:9/token",
+            }
+        )
+    )
+    signer = _gcs_store(fake_gcs, gcs_uri, token=str(key_file))
+    url = signer.sign_url("signed/obj", datetime.timedelta(minutes=5))
+    assert url.startswith(fake_gcs.endpoint) and "X-Goog-Signature=" in url
+    assert signer.stats["sign"] == 1
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.read() == b"signed bytes"
+    with pytest.raises(UnsupportedOperationError, match="7 days"):
+        signer.sign_url("signed/obj", datetime.timedelta(days=8))
+
+
+@pytest.mark.integration
+def test_gcs_engine_access_reads_through_gcsfs(fake_gcs: FakeGcs, gcs_uri: str) -> None:
+    store = _gcs_store(fake_gcs, gcs_uri)
+    store.create_if_absent("eng/x.bin", b"abc")
+    fs, path = store.filesystem_and_path("eng/x.bin")
+    assert fs.cat_file(path) == b"abc"
+    assert store.uri_for("eng/x.bin") == f"{gcs_uri}/eng/x.bin"
+    assert path == store.uri_for("eng/x.bin").removeprefix("gs://")

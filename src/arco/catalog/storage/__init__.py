@@ -81,9 +81,14 @@ def open_store(uri: str, *, storage_options: Mapping[str, object] | None = None)
     scheme, sep, _ = uri.partition("://")
     if not sep:
         scheme = ""
-    if scheme in ("gs", "gcs", "s3"):
+    if scheme in ("gs", "gcs"):
+        from arco.catalog.storage._gcs import GcsObjectStore
+
+        bucket, prefix = _split_bucket(uri, scheme)
+        return GcsObjectStore(bucket, prefix, options)
+    if scheme == "s3":
         _split_bucket(uri, scheme)
-        raise UnsupportedOperationError(f"the {scheme}:// backend is not implemented yet (in progress)")
+        raise UnsupportedOperationError("the s3:// backend is not implemented yet (in progress)")
     if options:
         raise ConfigError(
             f"storage_options {sorted(options)} were given for store {uri!r}, which takes none; "
