@@ -187,3 +187,9 @@ class WorkflowFailedError(ArcoError):
     """A Temporal workflow Arco waited for failed, was cancelled, terminated or timed out."""
 
     code = "workflow_failed"
+
+
+class TaskCancelledError(ArcoError):
+    """The task was cancelled; raised by ``AssetContext`` calls so asset code stops at its next call."""
+
+    code = "task_cancelled"
