@@ -30,7 +30,7 @@ from arco.catalog.storage._base import (
 )
 from arco.catalog.storage._local import LocalObjectStore
 from arco.catalog.storage._memory import MemoryObjectStore
-from arco.core.errors import ConfigError, InvalidObjectKeyError, UnsupportedOperationError
+from arco.core.errors import ConfigError, InvalidObjectKeyError
 
 __all__ = [
     "STORE_OPS",
@@ -87,8 +87,10 @@ def open_store(uri: str, *, storage_options: Mapping[str, object] | None = None)
         bucket, prefix = _split_bucket(uri, scheme)
         return GcsObjectStore(bucket, prefix, options)
     if scheme == "s3":
-        _split_bucket(uri, scheme)
-        raise UnsupportedOperationError("the s3:// backend is not implemented yet (in progress)")
+        from arco.catalog.storage._s3 import S3ObjectStore
+
+        bucket, prefix = _split_bucket(uri, scheme)
+        return S3ObjectStore(bucket, prefix, options)
     if options:
         raise ConfigError(
             f"storage_options {sorted(options)} were given for store {uri!r}, which takes none; "
