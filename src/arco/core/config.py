@@ -20,7 +20,7 @@ from arco.core.scope import Scope, TenantId, WorkspaceId
 #: Task queue of Arco's control plane (run, planning and compaction workflows and their activities).
 DEFAULT_TASK_QUEUE = "arco-control-plane"
 #: Default worker queue of executor workers (where `execute_task` activities for user code run).
-DEFAULT_EXECUTOR_QUEUE = "arco-executor"
+DEFAULT_EXECUTOR_QUEUE = "default"
 DEFAULT_TEMPORAL_ADDRESS = "127.0.0.1:7233"
 
 _ENV_FIELDS: dict[str, str] = {

@@ -20,6 +20,7 @@ _SUBCOMMANDS: dict[str, str] = {
     "doctor": "arco.worker.cli_dev:doctor",
     "worker": "arco.worker.cli_worker:worker",
     "catalog": "arco.worker.cli_catalog:catalog",
+    "run": "arco.worker.cli_run:run",
     "schedule": "arco.worker.cli_schedule:schedule",
     "compact": "arco.worker.cli_schedule:compact",
 }

@@ -14,11 +14,13 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from arco.activities.health import HealthActivities
+from arco.activities.runs import RunActivities
 from arco.core.config import ArcoSettings
 from arco.workflows.health import HealthCheckWorkflow
+from arco.workflows.run import PlanPreviewWorkflow, RunWorkflow, TaskBatchWorkflow
 
 #: Every workflow class served by the control plane. Replay tests iterate over this list.
-WORKFLOWS: Sequence[type] = (HealthCheckWorkflow,)
+WORKFLOWS: Sequence[type] = (HealthCheckWorkflow, RunWorkflow, TaskBatchWorkflow, PlanPreviewWorkflow)
 
 
 def control_plane_activities(
@@ -26,7 +28,14 @@ def control_plane_activities(
 ) -> list[Callable[..., Any]]:
     """The activity callables of the control plane, bound to ``settings``."""
     health = HealthActivities(settings.catalog_root, storage_options)
-    return [health.probe_catalog, health.worker_identity]
+    runs = RunActivities(settings.catalog_root, storage_options)
+    return [
+        health.probe_catalog,
+        health.worker_identity,
+        runs.plan_run,
+        runs.load_plan_tasks,
+        runs.record_events,
+    ]
 
 
 def build_control_plane_worker(

@@ -1,0 +1,200 @@
+"""Control-plane activities of runs: plan from the catalog, load plan pages, record events in the ledger.
+
+Every object written here has a key derived from the run (and plan fingerprint or event ids), so Temporal's
+retries rewrite the same object instead of adding one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import functools
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from arco.catalog.events import ArcoEvent
+from arco.catalog.ledger import Ledger
+from arco.catalog.storage import ObjectStore, open_store
+from arco.core.canonical_json import canonical_bytes
+from arco.core.errors import ArcoError, ObjectExistsError
+from arco.core.runs import (
+    LOAD_TASKS_ACTIVITY,
+    PLAN_RUN_ACTIVITY,
+    RECORD_EVENTS_ACTIVITY,
+    LoadTasksInput,
+    LoadTasksOutput,
+    PlanRunInput,
+    PlanSummary,
+    RecordEventsInput,
+    RunRequest,
+    TaskSpec,
+)
+from arco.core.scope import Scope
+
+#: ``source`` of the events the control plane records.
+EVENT_SOURCE = "arco.control-plane"
+#: Parsed plans kept in memory per worker process (plans are immutable, so caching is always safe).
+_PLAN_CACHE_SIZE = 8
+
+
+def plan_object_key(scope: Scope, run_id: str, fingerprint: str) -> str:
+    """Where a run's plan is stored: one immutable object per run and plan fingerprint."""
+    digest = fingerprint.removeprefix("sha256:")[:32]
+    return f"{scope.prefix}/runs/{run_id}/plan-{digest}.json"
+
+
+def ledger_writer_id(writer: str) -> str:
+    """A ledger writer id (``[A-Za-z0-9_.-]``, 64 chars at most) derived from a workflow id."""
+    return "wf-" + hashlib.sha256(writer.encode()).hexdigest()[:32]
+
+
+def to_application_error(exc: ArcoError) -> ApplicationError:
+    """An ArcoError as a Temporal failure: permanent errors are non-retryable, transient ones retried."""
+    return ApplicationError(str(exc), type=exc.code, non_retryable=not exc.retryable)
+
+
+#: Turns a run request into (summary without plan key, task specs, JSON plan document) from the catalog store.
+Planner = Callable[[ObjectStore, RunRequest, str], tuple[PlanSummary, list[TaskSpec], dict[str, Any]]]
+
+
+def _catalog_planner(
+    store: ObjectStore, request: RunRequest, run_id: str
+) -> tuple[PlanSummary, list[TaskSpec], dict[str, Any]]:
+    from arco.activities.planning import plan_from_catalog
+
+    return plan_from_catalog(store, request, run_id)
+
+
+class RunActivities:
+    """Run activities bound to one catalog root (one instance per control-plane worker).
+
+    Args:
+        catalog_root: URI or path of the catalog.
+        storage_options: Backend options for the store (credentials, endpoint).
+        planner: How requests become plans; the default plans from the assets deployed in the catalog.
+    """
+
+    def __init__(
+        self,
+        catalog_root: str,
+        storage_options: Mapping[str, object] | None = None,
+        *,
+        planner: Planner | None = None,
+    ) -> None:
+        self._catalog_root = catalog_root
+        self._storage_options = dict(storage_options) if storage_options else None
+        self._planner = planner or _catalog_planner
+        self._plans: OrderedDict[str, list[TaskSpec]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @functools.cached_property
+    def store(self) -> ObjectStore:
+        """The catalog store (opened once per worker)."""
+        return open_store(self._catalog_root, storage_options=self._storage_options)
+
+    @activity.defn(name=PLAN_RUN_ACTIVITY)
+    def plan_run(self, request: PlanRunInput) -> PlanSummary:
+        """Plan the run from the catalog's deployed assets; store the plan unless ``store`` is False."""
+        try:
+            summary, tasks, document = self._planner(self.store, request.request, request.run_id)
+        except ArcoError as exc:
+            raise to_application_error(exc) from exc
+        key = plan_object_key(request.request.scope, request.run_id, summary.fingerprint)
+        summary = summary.model_copy(update={"plan_key": key})
+        if request.store:
+            body = canonical_bytes(
+                {
+                    "plan": document,
+                    "tasks": [task.to_wire() for task in tasks],
+                    "fingerprint": summary.fingerprint,
+                }
+            )
+            # A retried attempt finds its own plan: the plan of a fingerprint is deterministic.
+            with contextlib.suppress(ObjectExistsError):
+                self.store.create_if_absent(key, body)
+            self._remember(key, tasks)
+        return summary
+
+    @activity.defn(name=LOAD_TASKS_ACTIVITY)
+    def load_plan_tasks(self, request: LoadTasksInput) -> LoadTasksOutput:
+        """Return the task specs at ``indices`` of a stored plan."""
+        scope = Scope(request.tenant_id, request.workspace_id)
+        if not request.plan_key.startswith(scope.prefix + "/runs/"):
+            raise ApplicationError(
+                f"plan {request.plan_key!r} is not a plan of scope {scope}",
+                type="invalid_input",
+                non_retryable=True,
+            )
+        tasks = self._plan_tasks(request.plan_key)
+        try:
+            return LoadTasksOutput(tasks=[tasks[i] for i in request.indices])
+        except IndexError:
+            raise ApplicationError(
+                f"plan {request.plan_key!r} has {len(tasks)} tasks; an index is out of range",
+                type="invalid_input",
+                non_retryable=True,
+            ) from None
+
+    def _remember(self, key: str, tasks: list[TaskSpec]) -> None:
+        with self._lock:
+            self._plans[key] = tasks
+            self._plans.move_to_end(key)
+            while len(self._plans) > _PLAN_CACHE_SIZE:
+                self._plans.popitem(last=False)
+
+    def _plan_tasks(self, key: str) -> list[TaskSpec]:
+        with self._lock:
+            cached = self._plans.get(key)
+        if cached is not None:
+            return cached
+        try:
+            document = json.loads(self.store.read(key))
+        except ArcoError as exc:
+            raise to_application_error(exc) from exc
+        tasks = [TaskSpec.model_validate(task) for task in document["tasks"]]
+        self._remember(key, tasks)
+        return tasks
+
+    @activity.defn(name=RECORD_EVENTS_ACTIVITY)
+    def record_events(self, request: RecordEventsInput) -> int:
+        """Append a batch of the run's events to the Tier-2 ledger as one object; returns the count."""
+        scope = Scope(request.tenant_id, request.workspace_id)
+        events = []
+        for draft in request.events:
+            events.append(
+                ArcoEvent.model_validate(
+                    {
+                        "eventId": draft.event_id,
+                        "eventType": draft.event_type,
+                        "occurredAt": datetime.datetime.fromisoformat(draft.occurred_at),
+                        "source": EVENT_SOURCE,
+                        "tenantId": scope.tenant,
+                        "workspaceId": scope.workspace,
+                        "idempotencyKey": draft.idempotency_key or _default_key(draft.event_type, draft.data),
+                        "correlationId": request.run_id,
+                        "data": draft.data,
+                    }
+                )
+            )
+        ledger = Ledger(self.store, scope, writer_id=ledger_writer_id(request.writer_id))
+        try:
+            ledger.append(events)
+        except ArcoError as exc:
+            raise to_application_error(exc) from exc
+        return len(events)
+
+
+def _default_key(event_type: str, data: Mapping[str, object]) -> str:
+    from arco.catalog.events import EVENT_TYPES
+
+    model = EVENT_TYPES.get(event_type)
+    if model is None:
+        return f"{event_type}:{hashlib.sha256(canonical_bytes(dict(data))).hexdigest()}"  # type: ignore[arg-type]
+    return model.model_validate(data).default_idempotency_key()

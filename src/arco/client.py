@@ -1,0 +1,184 @@
+"""Starting, watching and cancelling runs from Python.
+
+Any Temporal client can start ``RunWorkflow`` with JSON input; this helper adds Arco's conventions: the workflow
+id derived from scope and run key (so a run key is one run), the plan-fingerprint check when a run key is reused,
+and typed status/result/cancel calls.
+
+Example:
+    >>> client = await Client.connect("127.0.0.1:7233", data_converter=pydantic_data_converter)
+    >>> run = await start_run(client, RunRequest(tenant_id="acme", workspace_id="prod", run_key="daily-1",
+    ...                                           selection=Selection(all=True)))
+    >>> final = await run.result()
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import SearchAttributeKey, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from arco.core.config import DEFAULT_TASK_QUEUE
+from arco.core.errors import RunError
+from arco.core.ids import new_ulid
+from arco.core.runs import (
+    CANCEL_UPDATE,
+    PLAN_PREVIEW_WORKFLOW,
+    RUN_WORKFLOW,
+    STATUS_QUERY,
+    CancelRequest,
+    PlanPreview,
+    RunRequest,
+    RunStatus,
+    run_workflow_id,
+)
+
+_FINGERPRINT_KEY = SearchAttributeKey.for_keyword("ArcoPlanFingerprint")
+
+
+@dataclass(frozen=True, slots=True)
+class RunHandle:
+    """A started (or existing) run."""
+
+    handle: WorkflowHandle[object, RunStatus]
+    created: bool
+
+    @property
+    def workflow_id(self) -> str:
+        """Temporal workflow id of the run."""
+        return self.handle.id
+
+    async def status(self) -> RunStatus:
+        """Current compact status (the ``status`` query)."""
+        status: RunStatus = await self.handle.query(STATUS_QUERY, result_type=RunStatus)
+        return status
+
+    async def result(self, timeout: float | None = None) -> RunStatus:
+        """Wait for the run to finish and return its final status.
+
+        A run cancelled through Temporal (``temporal workflow cancel``) has no result value: its last status is
+        returned from the ``status`` query instead.
+        """
+        try:
+            result: RunStatus = await asyncio.wait_for(self.handle.result(), timeout)
+            return result
+        except Exception:
+            description = await self.handle.describe()
+            if description.status == WorkflowExecutionStatus.CANCELED:
+                return await self.status()
+            raise
+
+    async def cancel(self, reason: str = "cancelled by request") -> RunStatus:
+        """Cancel the run and wait until every task is accounted for; returns the final status.
+
+        Raises:
+            RunError: if the run already finished.
+        """
+        try:
+            final: RunStatus = await self.handle.execute_update(
+                CANCEL_UPDATE, CancelRequest(reason=reason), result_type=RunStatus
+            )
+            return final
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            message = getattr(cause, "message", None) or str(cause or exc)
+            raise RunError(f"cannot cancel run {self.workflow_id}: {message}") from None
+
+
+async def start_run(
+    client: Client,
+    request: RunRequest,
+    *,
+    task_queue: str = DEFAULT_TASK_QUEUE,
+    preview_timeout: timedelta = timedelta(minutes=2),
+) -> RunHandle:
+    """Start a run, or join the existing run of the same run key.
+
+    Args:
+        client: A client using Arco's pydantic data converter.
+        request: What to run. Without ``run_key`` a new run id is generated and every call starts a new run.
+        task_queue: The control-plane task queue.
+        preview_timeout: How long to wait for the plan preview when a run key is reused.
+
+    Returns:
+        The run; ``created`` is False when the run key already had a run with the same plan.
+
+    Raises:
+        RunError: if the run key is already used by a run whose plan fingerprint differs from this request's.
+    """
+    if request.run_key is None:
+        request = request.model_copy(update={"run_id": request.run_id or new_ulid()})
+    key = request.run_key or request.run_id
+    assert key is not None
+    workflow_id = run_workflow_id(request.scope, key)
+    try:
+        handle: WorkflowHandle[object, RunStatus] = await client.start_workflow(
+            RUN_WORKFLOW,
+            request,
+            id=workflow_id,
+            task_queue=task_queue,
+            result_type=RunStatus,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        )
+        return RunHandle(handle=handle, created=True)
+    except WorkflowAlreadyStartedError:
+        existing: WorkflowHandle[object, RunStatus] = client.get_workflow_handle(
+            workflow_id, result_type=RunStatus
+        )
+    existing_fp = await _existing_fingerprint(existing)
+    preview = await preview_plan(client, request, task_queue=task_queue, timeout=preview_timeout)
+    if existing_fp is not None and existing_fp != preview.fingerprint:
+        raise RunError(
+            f"run key {request.run_key!r} of {request.scope} is already used by run {workflow_id} with plan "
+            f"fingerprint {existing_fp}, but this request plans to {preview.fingerprint}; use a new run key "
+            "for a different selection, partitions or code version"
+        )
+    return RunHandle(handle=existing, created=False)
+
+
+async def _existing_fingerprint(handle: WorkflowHandle[object, RunStatus]) -> str | None:
+    """The plan fingerprint of an existing run (waits briefly while it is still planning)."""
+    for _ in range(100):
+        status: RunStatus | None
+        try:
+            status = await handle.query(STATUS_QUERY, result_type=RunStatus)
+        except Exception:  # not yet answerable (no workflow task processed yet)
+            status = None
+        if status is not None and status.fingerprint:
+            return status.fingerprint
+        description = await handle.describe()
+        fingerprint: str | None = description.typed_search_attributes.get(_FINGERPRINT_KEY)
+        if fingerprint:
+            return fingerprint
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            return None
+        await asyncio.sleep(0.1)
+    return None
+
+
+async def preview_plan(
+    client: Client,
+    request: RunRequest,
+    *,
+    task_queue: str = DEFAULT_TASK_QUEUE,
+    timeout: timedelta = timedelta(minutes=2),
+) -> PlanPreview:
+    """Plan ``request`` without running or storing it: fingerprint, task count, task keys (a dry run)."""
+    preview: PlanPreview = await client.execute_workflow(
+        PLAN_PREVIEW_WORKFLOW,
+        request,
+        id=f"arco-plan-preview:{request.scope.tenant}:{request.scope.workspace}:{new_ulid()}",
+        task_queue=task_queue,
+        result_type=PlanPreview,
+        execution_timeout=timeout,
+    )
+    return preview

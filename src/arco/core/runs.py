@@ -1,0 +1,307 @@
+"""Light models of a run: the RunWorkflow's input, status and result, and the compact task table it drives.
+
+These travel through Temporal histories, so they stay small: the full plan lives in the catalog and the workflow
+carries only a reference to it plus a compact dependency table (task keys and upstream indices).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field, model_validator
+
+from arco.core.dispatch import DeclaredInput
+from arco.core.model import ArcoModel
+from arco.core.scope import Scope, TenantId, WorkspaceId
+
+#: Stable workflow type names (histories store these; never rename).
+RUN_WORKFLOW = "RunWorkflow"
+TASK_BATCH_WORKFLOW = "TaskBatchWorkflow"
+PLAN_PREVIEW_WORKFLOW = "PlanPreviewWorkflow"
+#: Stable names of the run's control-plane activities.
+PLAN_RUN_ACTIVITY = "arco.plan_run"
+LOAD_TASKS_ACTIVITY = "arco.load_plan_tasks"
+RECORD_EVENTS_ACTIVITY = "arco.record_events"
+#: Name of the status query, the cancel and attach updates of a run.
+STATUS_QUERY = "status"
+CANCEL_UPDATE = "cancel"
+#: Temporal refuses more than 2,000 pending activities per workflow; Arco stays below.
+MAX_PARALLELISM = 1000
+
+
+class TaskState(StrEnum):
+    """Life cycle of one task of a run."""
+
+    PLANNED = "PLANNED"
+    BLOCKED = "BLOCKED"
+    READY = "READY"
+    DISPATCHED = "DISPATCHED"
+    RUNNING = "RUNNING"
+    RETRY_WAIT = "RETRY_WAIT"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the task will not change state again in this run."""
+        return self in _TERMINAL_TASK_STATES
+
+
+_TERMINAL_TASK_STATES = frozenset(
+    {TaskState.SUCCEEDED, TaskState.FAILED, TaskState.SKIPPED, TaskState.CANCELLED}
+)
+
+
+class RunState(StrEnum):
+    """Life cycle of a run."""
+
+    PLANNING = "PLANNING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the run has finished."""
+        return self in (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED)
+
+
+class Selection(ArcoModel):
+    """Which assets to materialize.
+
+    Attributes:
+        asset_keys: Asset keys (``namespace.name``) selected explicitly.
+        all: Select every deployed asset.
+        tags: Select assets carrying all of these ``key: value`` tags.
+        upstream_depth: Also select this many levels of upstream assets (``-1`` = all of them).
+        downstream_depth: Also select this many levels of downstream assets (``-1`` = all of them).
+    """
+
+    asset_keys: list[str] = Field(default_factory=list)
+    all: bool = False
+    tags: dict[str, str] = Field(default_factory=dict)
+    upstream_depth: int = Field(default=0, ge=-1)
+    downstream_depth: int = Field(default=0, ge=-1)
+
+
+class PartitionRange(ArcoModel):
+    """An inclusive range of partition keys of the selected assets' partitioning (e.g. two dates)."""
+
+    start: str
+    end: str
+
+
+class RerunOptions(ArcoModel):
+    """Re-run part of an earlier run.
+
+    Attributes:
+        from_failure_of: Run id whose failed, skipped and cancelled tasks are run again.
+        subset: Only these task keys of the plan.
+    """
+
+    from_failure_of: str | None = None
+    subset: list[str] = Field(default_factory=list)
+
+
+class RunRequest(ArcoModel):
+    """The input of ``RunWorkflow``: everything a client needs to say to start a run, as plain JSON.
+
+    Example (``temporal workflow start --type RunWorkflow --task-queue arco-control-plane --input ...``)::
+
+        {"tenantId": "acme", "workspaceId": "prod", "runKey": "daily-2026-01-01",
+         "selection": {"assetKeys": ["sales.daily_totals"], "upstreamDepth": -1},
+         "partitions": ["date=d:2026-01-01"]}
+    """
+
+    tenant_id: TenantId = "default"
+    workspace_id: WorkspaceId = "default"
+    selection: Selection = Field(default_factory=Selection)
+    partitions: list[str] = Field(default_factory=list)
+    partition_range: PartitionRange | None = None
+    run_key: str | None = Field(default=None, min_length=1, max_length=200)
+    run_id: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    rerun: RerunOptions | None = None
+    max_parallelism: int = Field(default=64, ge=1, le=MAX_PARALLELISM)
+    max_parallelism_per_queue: dict[str, int] = Field(default_factory=dict)
+    code_location: str | None = None
+    #: Plans of up to this many tasks run their activities in the run's own history; larger plans are split
+    #: into child batch workflows of at most ``batch_size`` tasks.
+    max_inline_tasks: int = Field(default=2000, ge=0, le=2000)
+    batch_size: int = Field(default=250, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _check(self) -> RunRequest:
+        for queue, limit in self.max_parallelism_per_queue.items():
+            if limit < 1:
+                raise ValueError(f"maxParallelismPerQueue[{queue!r}] must be at least 1, got {limit}")
+        if self.partitions and self.partition_range is not None:
+            raise ValueError("give either partitions or partitionRange, not both")
+        return self
+
+    @property
+    def scope(self) -> Scope:
+        """The run's tenant/workspace."""
+        return Scope(self.tenant_id, self.workspace_id)
+
+
+class TaskSpec(ArcoModel):
+    """Everything needed to dispatch one task of a plan (loaded by the workflow in pages, never all at once)."""
+
+    index: int
+    task_key: str
+    asset_key: str
+    partition_key: str = ""
+    worker_queue: str
+    code_location: str | None = None
+    code_version: str | None = None
+    max_attempts: int = Field(default=1, ge=1)
+    initial_backoff_ms: int = Field(default=1000, ge=0)
+    max_backoff_ms: int = Field(default=60_000, ge=0)
+    backoff_coefficient_pct: int = Field(default=200, ge=100)
+    non_retryable_categories: list[str] = Field(default_factory=list)
+    start_to_close_ms: int = Field(default=3_600_000, ge=1)
+    heartbeat_ms: int = Field(default=300_000, ge=1000)
+    inputs: list[DeclaredInput] = Field(default_factory=list)
+
+    def backoff_ms(self, failed_attempt: int) -> int:
+        """Delay before the attempt after ``failed_attempt`` (exponential, capped)."""
+        delay = self.initial_backoff_ms * (self.backoff_coefficient_pct / 100) ** (failed_attempt - 1)
+        return int(min(delay, self.max_backoff_ms))
+
+
+class PlanSummary(ArcoModel):
+    """What the plan activity returns to the workflow: a reference to the stored plan and its dependency table.
+
+    ``upstream[i]`` lists the indices of the tasks that task ``i`` waits for; ``task_assets[i]`` and
+    ``task_partitions[i]`` index ``asset_keys`` and ``partition_keys``. Tasks are sorted by task key.
+    """
+
+    run_id: str
+    fingerprint: str
+    plan_key: str
+    task_keys: list[str]
+    upstream: list[list[int]]
+    asset_keys: list[str]
+    partition_keys: list[str]
+    task_assets: list[int]
+    task_partitions: list[int]
+    code_location: str | None = None
+
+    @property
+    def task_count(self) -> int:
+        """Number of tasks in the plan."""
+        return len(self.task_keys)
+
+
+class PlanRunInput(ArcoModel):
+    """Input of the plan activity; with ``store=False`` it only computes the plan (for run-key comparisons)."""
+
+    request: RunRequest
+    run_id: str
+    store: bool = True
+
+
+class LoadTasksInput(ArcoModel):
+    """Input of the activity that loads a page of a stored plan."""
+
+    tenant_id: TenantId
+    workspace_id: WorkspaceId
+    plan_key: str
+    indices: list[int]
+
+
+class LoadTasksOutput(ArcoModel):
+    """A page of a stored plan."""
+
+    tasks: list[TaskSpec]
+
+
+class EventDraft(ArcoModel):
+    """An event as the workflow writes it; the record activity adds scope and source and appends it.
+
+    ``idempotency_key`` defaults to the payload's own key (see :mod:`arco.catalog.events`).
+    """
+
+    event_id: str
+    event_type: str
+    occurred_at: str
+    idempotency_key: str | None = None
+    data: dict[str, object]
+
+
+class RecordEventsInput(ArcoModel):
+    """A batch of events of one run for the Tier-2 ledger."""
+
+    tenant_id: TenantId
+    workspace_id: WorkspaceId
+    run_id: str
+    writer_id: str
+    events: list[EventDraft]
+
+
+class TaskOutcome(ArcoModel):
+    """Final state of one task, as a batch workflow reports it to its parent."""
+
+    index: int
+    state: TaskState
+    attempts: int = 0
+    error: str | None = None
+
+
+class TaskBatchInput(ArcoModel):
+    """Input of a child ``TaskBatchWorkflow``: a bounded set of ready tasks of one run."""
+
+    tenant_id: TenantId
+    workspace_id: WorkspaceId
+    run_id: str
+    plan_key: str
+    indices: list[int]
+    max_parallelism: int
+    run_tags: dict[str, str] = Field(default_factory=dict)
+
+
+class TaskBatchResult(ArcoModel):
+    """Outcomes of a batch."""
+
+    outcomes: list[TaskOutcome]
+
+
+class RunStatus(ArcoModel):
+    """Compact summary returned by the ``status`` query and as the run's result."""
+
+    run_id: str
+    run_key: str | None = None
+    state: RunState
+    fingerprint: str | None = None
+    total: int = 0
+    counts: dict[str, int] = Field(default_factory=dict)
+    running: list[str] = Field(default_factory=list)
+    failed: list[str] = Field(default_factory=list)
+    progress_pct: int = 0
+    plan_key: str | None = None
+    cancel_reason: str | None = None
+
+
+class CancelRequest(ArcoModel):
+    """Argument of the ``cancel`` update."""
+
+    reason: str = "cancelled by request"
+
+
+class PlanPreview(ArcoModel):
+    """A dry run of planning: what a request would run."""
+
+    fingerprint: str
+    task_count: int
+    task_keys: list[str]
+    asset_keys: list[str]
+    partition_keys: list[str]
+
+
+def run_workflow_id(scope: Scope, run_key_or_id: str) -> str:
+    """The workflow id of a run: derived from scope and run key (or run id), so one run key is one run."""
+    return f"arco-run:{scope.tenant}:{scope.workspace}:{run_key_or_id}"

@@ -1,0 +1,333 @@
+"""Shared workflow-side machinery of runs: the event recorder and the per-task attempt loop.
+
+Used by both ``RunWorkflow`` (small plans run their tasks inline) and ``TaskBatchWorkflow`` (bounded batches of a
+large plan). Deterministic: no I/O, no clock but ``workflow.now()``, no set iteration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    TimeoutError,
+    TimeoutType,
+)
+
+with workflow.unsafe.imports_passed_through():
+    from arco.core.dispatch import EXECUTE_TASK_ACTIVITY, LineageRef, TaskResult, build_envelope
+    from arco.core.runs import (
+        RECORD_EVENTS_ACTIVITY,
+        EventDraft,
+        RecordEventsInput,
+        TaskOutcome,
+        TaskSpec,
+        TaskState,
+    )
+    from arco.core.scope import Scope
+    from arco.core.wire import TaskOutcome as WireOutcome
+    from arco.core.wire import attempt_id, dispatch_id
+    from arco.workflows._ulid import workflow_ulid
+
+#: Events are flushed to the ledger in batches of about this many (one ledger object per batch).
+FLUSH_EVENTS = 500
+_RECORD_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
+)
+_ERROR_TEXT_LIMIT = 2000
+
+
+def _iso() -> str:
+    return workflow.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def traceparent(run_id: str, attempt_id_: str) -> str:
+    """A W3C traceparent: one trace per run, one span per task attempt (derived, so replays agree)."""
+    trace = hashlib.sha256(f"trace:{run_id}".encode()).hexdigest()[:32]
+    span = hashlib.sha256(f"span:{attempt_id_}".encode()).hexdigest()[:16]
+    return f"00-{trace}-{span}-01"
+
+
+class EventRecorder:
+    """Buffers the run's events and appends them to the Tier-2 ledger in batches through an activity.
+
+    At most one flush is in flight; the buffer keeps filling meanwhile. ``writer_id`` (the workflow id) and the
+    deterministic event ids make a retried flush write the same ledger object again, never a duplicate.
+    """
+
+    def __init__(self, scope: Scope, run_id: str, writer_id: str) -> None:
+        self._scope = scope
+        self._run_id = run_id
+        self._writer_id = writer_id
+        self._buffer: list[EventDraft] = []
+        self._flushing: asyncio.Task[None] | None = None
+        self.recorded = 0
+
+    def add(self, event_type: str, data: dict[str, object], idempotency_key: str | None = None) -> None:
+        """Queue one event; a flush starts in the background when the buffer is full."""
+        self._buffer.append(
+            EventDraft(
+                event_id=workflow_ulid(),
+                event_type=event_type,
+                occurred_at=_iso(),
+                idempotency_key=idempotency_key,
+                data={"runId": self._run_id, **data},
+            )
+        )
+        if len(self._buffer) >= FLUSH_EVENTS and (self._flushing is None or self._flushing.done()):
+            self._flushing = asyncio.create_task(self._flush_buffer())
+
+    async def _flush_buffer(self) -> None:
+        while self._buffer:
+            batch, self._buffer = self._buffer[:FLUSH_EVENTS], self._buffer[FLUSH_EVENTS:]
+            await workflow.execute_activity(
+                RECORD_EVENTS_ACTIVITY,
+                RecordEventsInput(
+                    tenant_id=self._scope.tenant,
+                    workspace_id=self._scope.workspace,
+                    run_id=self._run_id,
+                    writer_id=self._writer_id,
+                    events=batch,
+                ),
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=_RECORD_RETRY,
+            )
+            self.recorded += len(batch)
+
+    async def flush(self) -> None:
+        """Write everything buffered; returns when the ledger has it."""
+        if self._flushing is not None:
+            await asyncio.shield(self._flushing)
+        await self._flush_buffer()
+
+    def task_state(
+        self,
+        spec: TaskSpec,
+        attempt: int,
+        attempt_id_: str,
+        state: TaskState,
+        *,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> None:
+        """Record a ``TaskStateChanged`` event of one attempt."""
+        data: dict[str, object] = {
+            "taskKey": spec.task_key,
+            "attempt": attempt,
+            "attemptId": attempt_id_,
+            "state": state.value,
+            "asset": spec.asset_key,
+            "partition": spec.partition_key,
+        }
+        if error_code is not None:
+            data["errorCode"] = error_code
+        if error_message is not None:
+            data["errorMessage"] = error_message[:_ERROR_TEXT_LIMIT]
+        self.add("TaskStateChanged", data)
+
+    def task_result(self, spec: TaskSpec, attempt: int, attempt_id_: str, result: TaskResult) -> None:
+        """Record what a successful attempt materialized, read and checked."""
+        for output in result.outputs or []:
+            self.add(
+                "Materialized",
+                {
+                    "asset": output.asset_key or spec.asset_key,
+                    "partition": output.partition_key
+                    if output.partition_key is not None
+                    else spec.partition_key,
+                    "outputLocation": output.uri,
+                    "rowCount": output.row_count,
+                    "sizeBytes": output.byte_count,
+                    "schemaFingerprint": output.schema_fingerprint,
+                    "codeVersion": spec.code_version,
+                    "taskKey": spec.task_key,
+                    "attempt": attempt,
+                    "attemptId": attempt_id_,
+                },
+                # One materialization per task and output, whichever attempt produced it.
+                idempotency_key=f"Materialized:{self._run_id}:{spec.task_key}:{output.uri}",
+            )
+        self.add(
+            "LineageObserved",
+            {
+                "taskKey": spec.task_key,
+                "attempt": attempt,
+                "attemptId": attempt_id_,
+                "inputs": [_dataset(ref) for ref in result.inputs or []],
+                "outputs": [_dataset(ref) for ref in result.outputs or []],
+            },
+        )
+        for check in result.checks or []:
+            self.add(
+                "CheckEvaluated",
+                {
+                    "asset": spec.asset_key,
+                    "partition": spec.partition_key,
+                    "checkName": check.name,
+                    "passed": check.passed,
+                    "severity": check.severity,
+                    "message": check.message,
+                    "taskKey": spec.task_key,
+                    "attemptId": attempt_id_,
+                },
+            )
+
+
+def _dataset(ref: LineageRef) -> dict[str, object]:
+    data: dict[str, object] = {"uri": ref.uri, "partition": ref.partition_key or ""}
+    if ref.asset_key:
+        data["asset"] = ref.asset_key
+    if ref.version:
+        data["version"] = ref.version
+    return data
+
+
+class TaskRunner:
+    """Runs one task through its attempts: dispatch, classify the outcome, back off, retry or give up.
+
+    Retries are driven here rather than by Temporal's activity retry so that every attempt gets its own
+    ``attemptId`` and the RETRY_WAIT state is visible in the run's status.
+    """
+
+    def __init__(
+        self,
+        scope: Scope,
+        run_id: str,
+        run_tags: dict[str, str],
+        recorder: EventRecorder,
+        on_state: Callable[[int, TaskState], None],
+    ) -> None:
+        self._scope = scope
+        self._run_id = run_id
+        self._run_tags = run_tags
+        self._recorder = recorder
+        self._on_state = on_state
+
+    async def run(self, spec: TaskSpec) -> TaskOutcome:
+        """Run ``spec`` to a final state (SUCCEEDED, FAILED or CANCELLED)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            dispatch = dispatch_id(self._run_id, spec.task_key, attempt)
+            att_id = attempt_id(dispatch)
+            envelope = build_envelope(
+                scope=self._scope,
+                run_id=self._run_id,
+                task=spec,
+                attempt=attempt,
+                traceparent=traceparent(self._run_id, att_id),
+                run_tags=self._run_tags,
+                issued_at=workflow.now(),
+            )
+            self._on_state(spec.index, TaskState.DISPATCHED)
+            self._recorder.task_state(spec, attempt, att_id, TaskState.DISPATCHED)
+            try:
+                result = await workflow.execute_activity(
+                    EXECUTE_TASK_ACTIVITY,
+                    envelope,
+                    task_queue=spec.worker_queue,
+                    result_type=TaskResult,
+                    start_to_close_timeout=timedelta(milliseconds=spec.start_to_close_ms),
+                    heartbeat_timeout=timedelta(milliseconds=spec.heartbeat_ms),
+                    retry_policy=RetryPolicy(maximum_attempts=1),
+                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                    activity_id=dispatch,
+                )
+            except asyncio.CancelledError:
+                # The run cancelled this task; report it instead of propagating, so every task has an outcome.
+                return self._finish(spec, attempt, att_id, TaskState.CANCELLED, "CANCELLED", "run cancelled")
+            except ActivityError as err:
+                category, retryable, message = _classify(err)
+                if category == "CANCELLED":
+                    return self._finish(spec, attempt, att_id, TaskState.CANCELLED, category, message)
+            else:
+                if result.outcome == WireOutcome.SUCCEEDED:
+                    self._recorder.task_result(spec, attempt, att_id, result)
+                    return self._finish(spec, attempt, att_id, TaskState.SUCCEEDED)
+                if result.outcome == WireOutcome.CANCELLED:
+                    return self._finish(spec, attempt, att_id, TaskState.CANCELLED, "CANCELLED", "cancelled")
+                error = result.error
+                if error is None:
+                    category, retryable, message = "UNKNOWN", False, "task failed without an error report"
+                else:
+                    category = error.category.value
+                    retryable = (
+                        error.category.default_retryable if error.retryable is None else error.retryable
+                    )
+                    message = error.message
+            if retryable and category not in spec.non_retryable_categories and attempt < spec.max_attempts:
+                self._on_state(spec.index, TaskState.RETRY_WAIT)
+                self._recorder.task_state(
+                    spec, attempt, att_id, TaskState.RETRY_WAIT, error_code=category, error_message=message
+                )
+                try:
+                    await workflow.sleep(timedelta(milliseconds=spec.backoff_ms(attempt)))
+                except asyncio.CancelledError:
+                    return self._finish(
+                        spec, attempt, att_id, TaskState.CANCELLED, "CANCELLED", "run cancelled"
+                    )
+                continue
+            return self._finish(spec, attempt, att_id, TaskState.FAILED, category, message)
+
+    def _finish(
+        self,
+        spec: TaskSpec,
+        attempt: int,
+        att_id: str,
+        state: TaskState,
+        category: str | None = None,
+        message: str | None = None,
+    ) -> TaskOutcome:
+        self._on_state(spec.index, state)
+        self._recorder.task_state(spec, attempt, att_id, state, error_code=category, error_message=message)
+        error = f"{category}: {message}" if category else None
+        return TaskOutcome(index=spec.index, state=state, attempts=attempt, error=error)
+
+
+def _classify(err: ActivityError) -> tuple[str, bool, str]:
+    """Category, retryable and message of a failed activity (timeouts, crashes, refusals, cancellation)."""
+    cause = err.cause
+    if isinstance(cause, CancelledError):
+        return "CANCELLED", False, "cancelled"
+    if isinstance(cause, TimeoutError):
+        kind = (
+            {
+                TimeoutType.HEARTBEAT: "no heartbeat from the executor (worker lost?)",
+                TimeoutType.START_TO_CLOSE: "attempt exceeded its start-to-close timeout",
+                TimeoutType.SCHEDULE_TO_START: "no executor picked the task up in time",
+            }.get(cause.type, "timed out")
+            if cause.type is not None
+            else "timed out"
+        )
+        return "TIMEOUT", True, kind
+    if isinstance(cause, ApplicationError):
+        category = cause.type or "INFRASTRUCTURE"
+        return category, not cause.non_retryable, cause.message
+    return "INFRASTRUCTURE", True, str(cause or err)
+
+
+def skip_event(
+    recorder: EventRecorder, spec_key: str, asset: str, partition: str, run_id: str, why: str
+) -> None:
+    """Record that a task was skipped because an upstream task did not succeed."""
+    att = attempt_id(dispatch_id(run_id, spec_key, 1))
+    recorder.add(
+        "TaskStateChanged",
+        {
+            "taskKey": spec_key,
+            "attempt": 1,
+            "attemptId": att,
+            "state": TaskState.SKIPPED.value,
+            "asset": asset,
+            "partition": partition,
+            "errorCode": "UPSTREAM_FAILED",
+            "errorMessage": why[:_ERROR_TEXT_LIMIT],
+        },
+    )

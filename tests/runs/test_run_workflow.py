@@ -1,0 +1,313 @@
+"""RunWorkflow's execution semantics against the real dev server.
+
+The plan comes from a small DAG planner and tasks run on a scripted executor activity registered under the real
+activity name, so each semantic (readiness, skips, retries, cancellation, parallelism, batching, idempotent run
+keys) is tested on its own; tests/runs/test_end_to_end.py runs real plans on the real executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio import activity
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer, Worker
+
+from arco.activities.runs import RunActivities
+from arco.catalog.events import ArcoEvent
+from arco.catalog.ledger import Ledger
+from arco.catalog.storage import ObjectStore, open_store
+from arco.client import RunHandle, start_run
+from arco.core.dispatch import EXECUTE_TASK_ACTIVITY, LineageRef, TaskResult
+from arco.core.errors import RunError
+from arco.core.runs import (
+    PlanSummary,
+    RunRequest,
+    RunState,
+    Selection,
+    TaskSpec,
+)
+from arco.core.scope import Scope
+from arco.core.wire import ErrorCategory, TaskError, TaskOutcome, WorkerDispatchEnvelope
+from arco.worker.control_plane import WORKFLOWS
+
+pytestmark = pytest.mark.integration
+
+
+def dag_planner(dag: dict[str, list[str]], queue: str, **spec: Any) -> Any:
+    """A planner over a fixed DAG of task keys (``ns.name``); the selection's asset keys pick a sub-DAG."""
+
+    def plan(
+        _store: ObjectStore, request: RunRequest, run_id: str
+    ) -> tuple[PlanSummary, list[TaskSpec], dict[str, Any]]:
+        wanted = set(request.selection.asset_keys) or set(dag)
+        keys = sorted(k for k in dag if k in wanted)
+        index = {k: i for i, k in enumerate(keys)}
+        tasks = [
+            TaskSpec(
+                index=i,
+                task_key=k,
+                asset_key=k,
+                worker_queue=queue,
+                initial_backoff_ms=50,
+                heartbeat_ms=2000,
+                start_to_close_ms=60_000,
+                **spec,
+            )
+            for i, k in enumerate(keys)
+        ]
+        upstream = [sorted(index[u] for u in dag[k] if u in index) for k in keys]
+        fingerprint = "sha256:" + hashlib.sha256(repr((keys, upstream)).encode()).hexdigest()
+        summary = PlanSummary(
+            run_id=run_id,
+            fingerprint=fingerprint,
+            plan_key="",
+            task_keys=keys,
+            upstream=upstream,
+            asset_keys=keys,
+            partition_keys=[""],
+            task_assets=list(range(len(keys))),
+            task_partitions=[0] * len(keys),
+        )
+        return summary, tasks, {"tasks": keys}
+
+    return plan
+
+
+@dataclass
+class ScriptedExecutor:
+    """Runs tasks by their name: ``fail*`` fails, ``flaky*`` fails once, ``slow*`` runs until cancelled."""
+
+    attempts: list[tuple[str, int, str]] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    running: int = 0
+    max_running: int = 0
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @activity.defn(name=EXECUTE_TASK_ACTIVITY)
+    async def execute(self, envelope: WorkerDispatchEnvelope) -> TaskResult:
+        name = envelope.task_key.split(".")[1]
+        self.attempts.append((envelope.task_key, envelope.attempt, envelope.attempt_id))
+        self.running += 1
+        self.max_running = max(self.max_running, self.running)
+        try:
+            if name.startswith("slow"):
+                self.started.set()
+                try:
+                    for _ in range(600):
+                        activity.heartbeat()
+                        await asyncio.sleep(0.05)
+                except asyncio.CancelledError:
+                    self.cancelled.append(envelope.task_key)
+                    raise
+                raise AssertionError("slow task was never cancelled")
+            await asyncio.sleep(0.05)
+            failing = name.startswith("fail") or (name.startswith("flaky") and envelope.attempt == 1)
+            if failing:
+                category = (
+                    ErrorCategory.INFRASTRUCTURE if name.startswith("flaky") else ErrorCategory.USER_CODE
+                )
+                return TaskResult(
+                    attempt=envelope.attempt,
+                    attempt_id=envelope.attempt_id,
+                    worker_id="scripted",
+                    outcome=TaskOutcome.FAILED,
+                    error=TaskError(
+                        category=category, message=f"{name} failed", retryable=name != "fail_hard"
+                    ),
+                )
+            uri = f"memory://data/{envelope.task_key}"
+            return TaskResult(
+                attempt=envelope.attempt,
+                attempt_id=envelope.attempt_id,
+                worker_id="scripted",
+                outcome=TaskOutcome.SUCCEEDED,
+                outputs=[LineageRef(uri=uri, asset_key=envelope.task_key, version="1", row_count=1)],
+            )
+        finally:
+            self.running -= 1
+
+
+@dataclass
+class Harness:
+    client: Client
+    queue: str
+    root: Path
+    executor: ScriptedExecutor
+
+    async def start(self, **request: Any) -> RunHandle:
+        return await start_run(
+            self.client,
+            RunRequest(tenant_id="acme", workspace_id="prod", **request),
+            task_queue=self.queue,
+        )
+
+    def events(self) -> list[ArcoEvent]:
+        ledger = Ledger(open_store(str(self.root)), Scope("acme", "prod"))
+        return [event for obj in ledger.objects() for event in ledger.read_events(obj.key)]
+
+
+DAG = {
+    "t.a": [],
+    "t.b": ["t.a"],
+    "t.c": ["t.a"],
+    "t.d": ["t.b", "t.c"],
+    "t.fail_x": ["t.a"],
+    "t.after_fail": ["t.fail_x"],
+    "t.after_after": ["t.after_fail", "t.b"],
+    "t.flaky": [],
+    "t.slow": [],
+    "t.after_slow": ["t.slow"],
+    **{f"t.w{i:02d}": [] for i in range(12)},
+}
+
+
+@pytest.fixture
+async def harness(temporal_client: Client, task_queue: str, tmp_path: Path) -> AsyncIterator[Harness]:
+    executor = ScriptedExecutor()
+    planner = dag_planner(DAG, task_queue, max_attempts=3)
+    runs = RunActivities(str(tmp_path), planner=planner)
+    worker = Worker(
+        temporal_client,
+        task_queue=task_queue,
+        workflows=list(WORKFLOWS),
+        activities=[runs.plan_run, runs.load_plan_tasks, runs.record_events, executor.execute],
+        activity_executor=concurrent.futures.ThreadPoolExecutor(16),
+    )
+    async with worker:
+        yield Harness(temporal_client, task_queue, tmp_path, executor)
+
+
+async def test_diamond_succeeds_in_dependency_order_and_is_recorded(harness: Harness) -> None:
+    run = await harness.start(selection=Selection(asset_keys=["t.a", "t.b", "t.c", "t.d"]), run_key="diamond")
+    final = await run.result(timeout=60)
+    assert final.state == RunState.SUCCEEDED
+    assert final.counts == {"SUCCEEDED": 4}
+    assert final.progress_pct == 100
+    order = [key for key, _, _ in harness.executor.attempts]
+    assert order.index("t.a") < order.index("t.b") < order.index("t.d")
+    assert order.index("t.c") < order.index("t.d")
+    events = harness.events()
+    kinds = sorted({e.event_type for e in events})
+    assert kinds == ["LineageObserved", "Materialized", "RunFinished", "RunStarted", "TaskStateChanged"]
+    materialized = sorted(e.data.asset for e in events if e.event_type == "Materialized")  # type: ignore[union-attr]
+    assert materialized == ["t.a", "t.b", "t.c", "t.d"]
+    assert len({e.event_id for e in events}) == len(events)
+
+
+async def test_failure_skips_descendants_and_independent_branches_continue(harness: Harness) -> None:
+    keys = ["t.a", "t.b", "t.fail_x", "t.after_fail", "t.after_after", "t.c"]
+    run = await harness.start(selection=Selection(asset_keys=keys), run_key="fail")
+    final = await run.result(timeout=60)
+    assert final.state == RunState.FAILED
+    assert final.counts == {"SUCCEEDED": 3, "FAILED": 1, "SKIPPED": 2}
+    assert final.failed == ["t.fail_x"]
+    # USER_CODE failures are retryable by default: three attempts, each with its own attempt id.
+    attempts = [(n, a) for k, n, a in harness.executor.attempts if k == "t.fail_x"]
+    assert [n for n, _ in attempts] == [1, 2, 3]
+    assert len({a for _, a in attempts}) == 3
+    assert "t.after_fail" not in {k for k, _, _ in harness.executor.attempts}
+    skipped = [
+        e.data.task_key  # type: ignore[union-attr]
+        for e in harness.events()
+        if e.event_type == "TaskStateChanged" and e.data.state == "SKIPPED"  # type: ignore[union-attr]
+    ]
+    assert sorted(skipped) == ["t.after_after", "t.after_fail"]
+
+
+async def test_retryable_failure_is_retried_with_a_new_attempt_id(harness: Harness) -> None:
+    run = await harness.start(selection=Selection(asset_keys=["t.flaky"]), run_key="flaky")
+    final = await run.result(timeout=60)
+    assert final.state == RunState.SUCCEEDED
+    attempts = [(n, a) for k, n, a in harness.executor.attempts if k == "t.flaky"]
+    assert [n for n, _ in attempts] == [1, 2]
+    assert attempts[0][1] != attempts[1][1]
+
+
+async def test_cancel_update_stops_queued_and_running_tasks(harness: Harness) -> None:
+    run = await harness.start(selection=Selection(asset_keys=["t.slow", "t.after_slow"]), run_key="cancel")
+    await asyncio.wait_for(harness.executor.started.wait(), 30)
+    status = await run.status()
+    assert status.state == RunState.RUNNING
+    assert status.running == ["t.slow"]
+    final = await run.cancel("test says stop")
+    assert final.state == RunState.CANCELLED
+    assert final.counts == {"CANCELLED": 2}
+    assert final.cancel_reason == "test says stop"
+    assert harness.executor.cancelled == ["t.slow"]
+    # A finished run refuses the update with a clear error.
+    with pytest.raises(RunError, match="already finished with state CANCELLED"):
+        await run.cancel()
+    assert (await run.result(timeout=10)).state == RunState.CANCELLED
+
+
+async def test_temporal_cancel_ends_the_run_cancelled_with_every_task_accounted(harness: Harness) -> None:
+    run = await harness.start(selection=Selection(asset_keys=["t.slow", "t.after_slow", "t.a"]), run_key="tc")
+    await asyncio.wait_for(harness.executor.started.wait(), 30)
+    await run.handle.cancel()
+    final = await run.result(timeout=60)
+    description = await run.handle.describe()
+    assert description.status == WorkflowExecutionStatus.CANCELED
+    assert final.state == RunState.CANCELLED
+    assert sum(final.counts.values()) == 3
+    assert final.counts.get("CANCELLED", 0) >= 2
+    assert harness.executor.cancelled == ["t.slow"]
+
+
+async def test_parallelism_is_bounded(harness: Harness) -> None:
+    wide = [f"t.w{i:02d}" for i in range(12)]
+    run = await harness.start(selection=Selection(asset_keys=wide), run_key="wide", max_parallelism=3)
+    final = await run.result(timeout=60)
+    assert final.counts == {"SUCCEEDED": 12}
+    assert harness.executor.max_running <= 3
+
+
+async def test_large_plans_run_in_bounded_child_batches(harness: Harness) -> None:
+    keys = ["t.a", "t.b", "t.c", "t.d", "t.fail_x", "t.after_fail", *(f"t.w{i:02d}" for i in range(12))]
+    run = await harness.start(
+        selection=Selection(asset_keys=keys), run_key="batched", max_inline_tasks=0, batch_size=4
+    )
+    final = await run.result(timeout=90)
+    assert final.state == RunState.FAILED
+    assert final.counts == {"SUCCEEDED": 16, "FAILED": 1, "SKIPPED": 1}
+    children = [
+        wf.id
+        async for wf in harness.client.list_workflows(
+            f"WorkflowType = 'TaskBatchWorkflow' AND TaskQueue = '{harness.queue}'"
+        )
+    ]
+    assert children
+    assert all(child.startswith(run.workflow_id + ":batch-") for child in children)
+    materialized = [e for e in harness.events() if e.event_type == "Materialized"]
+    assert len(materialized) == 16
+
+
+async def test_same_run_key_joins_the_run_and_a_different_plan_is_refused(harness: Harness) -> None:
+    first = await harness.start(selection=Selection(asset_keys=["t.a", "t.b"]), run_key="same")
+    again = await harness.start(selection=Selection(asset_keys=["t.b", "t.a"]), run_key="same")
+    assert first.created and not again.created
+    assert again.workflow_id == first.workflow_id
+    await first.result(timeout=60)
+    with pytest.raises(RunError) as info:
+        await harness.start(selection=Selection(asset_keys=["t.c"]), run_key="same")
+    first_fp = (await first.status()).fingerprint
+    assert first_fp is not None
+    assert first_fp in str(info.value)
+    assert str(info.value).count("sha256:") == 2
+
+
+async def test_histories_replay_deterministically(harness: Harness) -> None:
+    run = await harness.start(
+        selection=Selection(asset_keys=["t.a", "t.fail_x", "t.after_fail"]), run_key="r"
+    )
+    await run.result(timeout=60)
+    history = await run.handle.fetch_history()
+    await Replayer(workflows=list(WORKFLOWS), data_converter=pydantic_data_converter).replay_workflow(history)
