@@ -74,10 +74,6 @@ _PAGE_SIZE = 1000
 _TIMEOUT = aiohttp.ClientTimeout(total=300, sock_connect=30)
 
 
-class _Transient(Exception):
-    """An attempt failed in a way worth retrying."""
-
-
 @dataclass(frozen=True, slots=True)
 class _Response:
     status: int
@@ -178,7 +174,7 @@ class GcsObjectStore(ObjectStore):
                 status, response_headers, body = await self._send(
                     method, path, args, params or {}, headers or {}, data
                 )
-            except (aiohttp.ClientError, TimeoutError, _Transient) as exc:
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 ambiguous = True
                 last_error = f"{type(exc).__name__}: {exc}"
                 continue
@@ -187,7 +183,7 @@ class GcsObjectStore(ObjectStore):
                 last_error = f"HTTP {status}: {body[:300]!r}"
                 continue
             return _Response(status, response_headers, body, ambiguous)
-        raise _GaveUp(last_error, ambiguous)
+        raise _GaveUp(last_error)
 
     def _run(self, coro: Any) -> Any:
         return fsspec.asyn.sync(self._fs.loop, lambda: coro)
@@ -472,10 +468,11 @@ class _Lost:
 
 
 class _GaveUp(Exception):
-    def __init__(self, last: str, ambiguous: bool) -> None:
+    """Every attempt of a request failed transiently."""
+
+    def __init__(self, last: str) -> None:
         super().__init__(last)
         self.last = last
-        self.ambiguous = ambiguous
 
 
 def _parse_meta(item: Mapping[str, Any]) -> _Meta:
