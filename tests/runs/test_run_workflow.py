@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hashlib
+import json
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,12 +34,14 @@ from arco.core.runs import (
     PlanSummary,
     RunRequest,
     RunState,
+    RunStatus,
     Selection,
     TaskSpec,
 )
 from arco.core.scope import Scope
 from arco.core.wire import ErrorCategory, TaskError, TaskOutcome, WorkerDispatchEnvelope
 from arco.worker.control_plane import WORKFLOWS
+from arco.worker.temporal_server import find_temporal_binary
 
 pytestmark = pytest.mark.integration
 
@@ -311,3 +315,83 @@ async def test_histories_replay_deterministically(harness: Harness) -> None:
     await run.result(timeout=60)
     history = await run.handle.fetch_history()
     await Replayer(workflows=list(WORKFLOWS), data_converter=pydantic_data_converter).replay_workflow(history)
+
+
+async def test_temporal_cli_starts_a_run_with_json_input(harness: Harness, temporal_server: Any) -> None:
+    binary = find_temporal_binary()
+    request = {
+        "tenantId": "acme",
+        "workspaceId": "prod",
+        "runKey": "from-cli",
+        "selection": {"assetKeys": ["t.a", "t.b"]},
+    }
+    workflow_id = "arco-run:acme:prod:from-cli"
+    started = await asyncio.to_thread(
+        subprocess.run,
+        [
+            str(binary),
+            "workflow",
+            "start",
+            "--address",
+            temporal_server.address,
+            "--task-queue",
+            harness.queue,
+            "--type",
+            "RunWorkflow",
+            "--workflow-id",
+            workflow_id,
+            "--input",
+            json.dumps(request),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert started.returncode == 0, started.stderr
+    handle = harness.client.get_workflow_handle(workflow_id, result_type=RunStatus)
+    final = await asyncio.wait_for(handle.result(), 60)
+    assert final.state == RunState.SUCCEEDED
+    assert final.counts == {"SUCCEEDED": 2}
+    shown = await asyncio.to_thread(
+        subprocess.run,
+        [
+            str(binary),
+            "workflow",
+            "show",
+            "--address",
+            temporal_server.address,
+            "-w",
+            workflow_id,
+            "--detailed",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    # Payloads are plain JSON, readable in the CLI and the UI.
+    compact = shown.stdout.replace(" ", "")
+    assert '"runKey":"from-cli"' in compact
+    assert '"state":"SUCCEEDED"' in compact
+
+
+async def test_runs_are_searchable_by_arco_search_attributes(harness: Harness) -> None:
+    run = await harness.start(selection=Selection(asset_keys=["t.a"]), run_key="searchable")
+    final = await run.result(timeout=60)
+    query = (
+        f'ArcoTenant = "acme" AND ArcoRunKey = "searchable" AND ArcoRunState = "SUCCEEDED" '
+        f'AND ArcoPlanFingerprint = "{final.fingerprint}" AND ArcoAssetKeys = "t.a" AND ArcoTaskCount = 1'
+    )
+    found: list[str] = []
+    for _ in range(100):
+        found = [wf.id async for wf in harness.client.list_workflows(query)]
+        if found:
+            break
+        await asyncio.sleep(0.1)
+    assert found == [run.workflow_id]
+    description = await run.handle.describe()
+    memo = await description.memo()
+    assert memo["fingerprint"] == final.fingerprint
+    assert memo["planKey"] == final.plan_key

@@ -95,15 +95,17 @@ class PartitionRange(ArcoModel):
 
 
 class RerunOptions(ArcoModel):
-    """Re-run part of an earlier run.
+    """Re-run part of an earlier run (read from the catalog's ``ops.tasks`` projection).
 
     Attributes:
-        from_failure_of: Run id whose failed, skipped and cancelled tasks are run again.
-        subset: Only these task keys of the plan.
+        run_id: The earlier run.
+        from_failure: Run again the tasks that did not succeed (failed, skipped, cancelled).
+        task_keys: Run again exactly these task keys.
     """
 
-    from_failure_of: str | None = None
-    subset: list[str] = Field(default_factory=list)
+    run_id: str
+    from_failure: bool = False
+    task_keys: list[str] = Field(default_factory=list)
 
 
 class RunRequest(ArcoModel):
@@ -125,6 +127,8 @@ class RunRequest(ArcoModel):
     run_id: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     rerun: RerunOptions | None = None
+    skip_fresh: bool = False
+    as_of: str | None = None
     max_parallelism: int = Field(default=64, ge=1, le=MAX_PARALLELISM)
     max_parallelism_per_queue: dict[str, int] = Field(default_factory=dict)
     code_location: str | None = None
