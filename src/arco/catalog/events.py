@@ -1,0 +1,435 @@
+"""Tier-2 operational events: the :class:`ArcoEvent` envelope and its typed payloads.
+
+An event is one immutable operational fact (a run started, a task attempt changed state, an asset partition was
+materialized, lineage was observed, a check was evaluated). Writers append batches of events to the ledger
+(:mod:`arco.catalog.ledger`); the compactor (:mod:`arco.catalog.compaction`) folds them into Parquet projections.
+
+Wire form: camelCase JSON, written as canonical JSON (:mod:`arco.core.canonical_json`)::
+
+    {"causationId":null,"correlationId":null,"data":{...},"eventId":"01J...","eventType":"Materialized",
+     "eventVersion":1,"idempotencyKey":"Materialized:01J...:att_...:sales.orders:date=d:2024-01-01",
+     "occurredAt":"2024-01-01T00:00:00.000000Z","source":"arco.worker","tenantId":"acme","workspaceId":"prod"}
+
+Rules:
+
+* ``eventType`` selects the payload model of ``data``. Types this library does not know are kept as plain JSON
+  objects and folded as no-ops, so a newer writer never wedges an older compactor.
+* ``eventVersion`` starts at 1. Versions of a type only ever *add* optional fields; a breaking change is a new
+  event type. A compactor folds the fields it knows of any version.
+* ``idempotencyKey`` names the fact, not the envelope: copies of one fact (an activity retried by Temporal
+  re-creates its events with fresh ``eventId`` values) carry the same key and are folded once. Each payload
+  proposes a key (:meth:`EventData.default_idempotency_key`) built from the ids of the run, task attempt and
+  subject.
+* Every typed payload names its run (``runId``): the projections are partitioned by the run's day, which is also
+  what lets copies of one fact meet when folded.
+* ``occurredAt`` is aware and stored in UTC with microseconds; no floats anywhere (canonical JSON refuses them).
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import json
+from collections.abc import Callable, Mapping
+from typing import Annotated, ClassVar, Final, Self
+
+from pydantic import (
+    Field,
+    JsonValue,
+    SerializeAsAny,
+    ValidationError,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+
+from arco.core.canonical_json import canonical_dumps
+from arco.core.errors import InvalidInputError
+from arco.core.ids import EventId, RunId, new_ulid
+from arco.core.keys import AssetKeyStr
+from arco.core.model import ArcoModel
+from arco.core.partitions import PartitionKeyStr
+from arco.core.runs import RunState, TaskState
+from arco.core.scope import Scope, TenantId, WorkspaceId
+
+#: Format of ``occurredAt`` on the wire (UTC, microseconds, ``Z``).
+TIMESTAMP_FORMAT: Final = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+_EVENT_TYPE_PATTERN = r"^[A-Za-z][A-Za-z0-9_.]{0,127}$"
+
+#: Short, non-empty text: ids and names written by Arco components.
+ShortText = Annotated[str, Field(min_length=1, max_length=256)]
+#: A location (URI or path) of data; long enough for signed or deeply nested paths.
+Location = Annotated[str, Field(min_length=1, max_length=2048)]
+#: A free-text message (error messages, check messages).
+Message = Annotated[str, Field(max_length=8192)]
+#: A non-negative count (rows, bytes).
+Count = Annotated[int, Field(ge=0, le=2**63 - 1)]
+#: A task attempt number (1 for the first attempt).
+Attempt = Annotated[int, Field(ge=1, le=2**31 - 1)]
+
+
+class CheckSeverity(enum.StrEnum):
+    """What a failed check means for downstream work."""
+
+    WARN = "warn"
+    ERROR = "error"
+
+
+class EventData(ArcoModel):
+    """Base of the typed event payloads; each subclass is one ``eventType``."""
+
+    #: The ``eventType`` of this payload (stable: it is stored in every ledger object).
+    EVENT_TYPE: ClassVar[str]
+    #: The newest ``eventVersion`` of this payload that this library writes and validates.
+    EVENT_VERSION: ClassVar[int] = 1
+
+    run_id: RunId
+
+    def default_idempotency_key(self) -> str:
+        """A key naming the fact this payload records, used when an event is built without one."""
+        raise NotImplementedError  # every registered payload overrides it
+
+    def to_canonical_json(self) -> str:
+        """The payload as canonical JSON (camelCase keys, sorted, no whitespace)."""
+        return _fast_canonical(self)
+
+
+class RunStarted(EventData):
+    """A run began executing."""
+
+    EVENT_TYPE: ClassVar[str] = "RunStarted"
+
+    job: ShortText | None = None
+    trigger: ShortText | None = None
+    partition: PartitionKeyStr = ""
+
+    def default_idempotency_key(self) -> str:
+        return f"RunStarted:{self.run_id}"
+
+
+class RunFinished(EventData):
+    """A run reached a final status."""
+
+    EVENT_TYPE: ClassVar[str] = "RunFinished"
+
+    status: RunState
+    error_message: Message | None = None
+
+    @field_validator("status")
+    @classmethod
+    def _terminal(cls, value: RunState) -> RunState:
+        if not value.is_terminal:
+            finals = ", ".join(s.value for s in RunState if s.is_terminal)
+            raise ValueError(f"a finished run's status must be one of {finals}, got {value.value}")
+        return value
+
+    def default_idempotency_key(self) -> str:
+        return f"RunFinished:{self.run_id}"
+
+
+class TaskStateChanged(EventData):
+    """One attempt of one task of a run changed state.
+
+    ``asset`` and ``partition`` name what the task materializes (if anything); they feed the last-attempt part
+    of ``partition_status``.
+    """
+
+    EVENT_TYPE: ClassVar[str] = "TaskStateChanged"
+
+    task_key: ShortText
+    attempt: Attempt
+    attempt_id: ShortText
+    state: TaskState
+    asset: AssetKeyStr | None = None
+    partition: PartitionKeyStr = ""
+    worker_id: ShortText | None = None
+    error_code: ShortText | None = None
+    error_message: Message | None = None
+
+    def default_idempotency_key(self) -> str:
+        return f"TaskStateChanged:{self.run_id}:{self.task_key}:{self.attempt}:{self.state.value}"
+
+
+class Materialized(EventData):
+    """A task attempt wrote one partition of an asset."""
+
+    EVENT_TYPE: ClassVar[str] = "Materialized"
+
+    asset: AssetKeyStr
+    partition: PartitionKeyStr = ""
+    output_location: Location
+    row_count: Count | None = None
+    size_bytes: Count | None = None
+    schema_fingerprint: ShortText | None = None
+    code_version: ShortText | None = None
+    task_key: ShortText | None = None
+    attempt: Attempt | None = None
+    attempt_id: ShortText | None = None
+
+    def default_idempotency_key(self) -> str:
+        who = self.attempt_id or self.task_key or "-"
+        return f"Materialized:{self.run_id}:{who}:{self.asset}:{self.partition}"
+
+
+class DatasetRef(ArcoModel):
+    """One dataset read or written by a task attempt, as observed at execution time."""
+
+    uri: Location
+    asset: AssetKeyStr | None = None
+    partition: PartitionKeyStr = ""
+    version: ShortText | None = None
+    """The version seen: an object generation or ETag, a table snapshot id."""
+
+
+class LineageObserved(EventData):
+    """The inputs and outputs of one task attempt (lineage by execution)."""
+
+    EVENT_TYPE: ClassVar[str] = "LineageObserved"
+
+    task_key: ShortText
+    attempt: Attempt
+    attempt_id: ShortText
+    inputs: Annotated[list[DatasetRef], Field(max_length=10_000)] = []
+    outputs: Annotated[list[DatasetRef], Field(max_length=10_000)] = []
+
+    def default_idempotency_key(self) -> str:
+        return f"LineageObserved:{self.run_id}:{self.attempt_id}"
+
+
+class CheckEvaluated(EventData):
+    """A data-quality check was evaluated on one asset partition."""
+
+    EVENT_TYPE: ClassVar[str] = "CheckEvaluated"
+
+    asset: AssetKeyStr
+    partition: PartitionKeyStr = ""
+    check_name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,127}$")]
+    passed: bool
+    severity: CheckSeverity = CheckSeverity.ERROR
+    message: Message | None = None
+    task_key: ShortText | None = None
+    attempt_id: ShortText | None = None
+
+    def default_idempotency_key(self) -> str:
+        who = self.attempt_id or "-"
+        return f"CheckEvaluated:{self.run_id}:{who}:{self.asset}:{self.partition}:{self.check_name}"
+
+
+#: The payload model of each event type this library knows.
+EVENT_TYPES: Final[Mapping[str, type[EventData]]] = {
+    cls.EVENT_TYPE: cls
+    for cls in (RunStarted, RunFinished, TaskStateChanged, Materialized, LineageObserved, CheckEvaluated)
+}
+
+
+def _brief_errors(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False):
+        loc = ".".join(str(p) for p in item["loc"]) or "(payload)"
+        parts.append(f"{loc}: {item['msg']}")
+    return "; ".join(parts)
+
+
+class ArcoEvent(ArcoModel):
+    """One operational fact: an envelope (ids, time, scope, source) around a typed payload.
+
+    Build events with :meth:`of`; parse wire JSON with :meth:`from_json`.
+    """
+
+    event_id: EventId
+    event_type: Annotated[str, Field(pattern=_EVENT_TYPE_PATTERN)]
+    event_version: Annotated[int, Field(ge=1, le=2**31 - 1)] = 1
+    occurred_at: datetime.datetime
+    source: ShortText
+    tenant_id: TenantId
+    workspace_id: WorkspaceId
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=1024)]
+    correlation_id: ShortText | None = None
+    causation_id: ShortText | None = None
+    data: SerializeAsAny[EventData] | dict[str, JsonValue]
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _utc(cls, value: datetime.datetime) -> datetime.datetime:
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(
+                "occurredAt must carry a time zone (for example '2024-01-01T00:00:00.000000Z'); "
+                "a naive datetime is ambiguous"
+            )
+        return value.astimezone(datetime.UTC)
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _typed_data(cls, value: object, info: ValidationInfo) -> object:
+        event_type = info.data.get("event_type")
+        version = info.data.get("event_version")
+        model = EVENT_TYPES.get(event_type) if isinstance(event_type, str) else None
+        if model is None:
+            if isinstance(value, EventData):
+                raise ValueError(
+                    f"data is a {type(value).__name__} payload but eventType is {event_type!r}; "
+                    f"use eventType {value.EVENT_TYPE!r} (or build the event with ArcoEvent.of)"
+                )
+            if isinstance(value, Mapping):
+                try:
+                    canonical_dumps(dict(value))
+                except InvalidInputError as exc:
+                    raise ValueError(f"data of a {event_type!r} event is not canonical JSON: {exc}") from None
+            return value
+        if isinstance(version, int) and version > model.EVENT_VERSION:
+            raise ValueError(
+                f"{event_type} eventVersion {version} is newer than this Arco knows (up to "
+                f"{model.EVENT_VERSION}); upgrade arco to write it"
+            )
+        if isinstance(value, EventData):
+            if not isinstance(value, model):
+                raise ValueError(
+                    f"data is a {type(value).__name__} payload but eventType is {event_type!r}; "
+                    f"use eventType {value.EVENT_TYPE!r}"
+                )
+            return value
+        try:
+            return model.model_validate(value)
+        except ValidationError as exc:
+            raise ValueError(f"data of a {event_type} event is invalid: {_brief_errors(exc)}") from None
+
+    @model_validator(mode="after")
+    def _payload_matches(self) -> Self:
+        # A payload passed as a model instance when eventType was invalid would slip past the field check.
+        if isinstance(self.data, EventData) and self.event_type != self.data.EVENT_TYPE:
+            raise ValueError(
+                f"data is a {type(self.data).__name__} payload but eventType is {self.event_type!r}"
+            )
+        return self
+
+    @field_serializer("occurred_at")
+    def _format_time(self, value: datetime.datetime) -> str:
+        return value.strftime(TIMESTAMP_FORMAT)
+
+    @classmethod
+    def of(
+        cls,
+        scope: Scope,
+        data: EventData,
+        *,
+        source: str,
+        idempotency_key: str | None = None,
+        occurred_at: datetime.datetime | None = None,
+        event_id: str | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+    ) -> ArcoEvent:
+        """Build an event around a typed payload.
+
+        Args:
+            scope: Tenant and workspace the fact belongs to.
+            data: The payload; it decides ``eventType`` and ``eventVersion``.
+            source: The component that observed the fact (for example ``arco.worker``).
+            idempotency_key: Name of the fact; defaults to ``data.default_idempotency_key()``. Copies of one
+                fact must share it.
+            occurred_at: When the fact happened (aware); defaults to now.
+            event_id: A ULID; defaults to a fresh one.
+            correlation_id: Id tying related events together (for example a workflow id).
+            causation_id: Id of the event or command that caused this one.
+
+        Raises:
+            pydantic.ValidationError: if a field is invalid.
+        """
+        return cls(
+            event_id=event_id if event_id is not None else new_ulid(),
+            event_type=data.EVENT_TYPE,
+            event_version=data.EVENT_VERSION,
+            occurred_at=occurred_at if occurred_at is not None else datetime.datetime.now(datetime.UTC),
+            source=source,
+            tenant_id=scope.tenant,
+            workspace_id=scope.workspace,
+            idempotency_key=idempotency_key
+            if idempotency_key is not None
+            else data.default_idempotency_key(),
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            data=data,
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ArcoEvent:
+        """Parse an event from its wire JSON.
+
+        Raises:
+            pydantic.ValidationError: if the JSON is malformed or a field is invalid.
+        """
+        return cls.model_validate_json(text)
+
+    @property
+    def scope(self) -> Scope:
+        """The tenant/workspace of the event."""
+        return Scope(self.tenant_id, self.workspace_id)
+
+    @property
+    def is_known_type(self) -> bool:
+        """Whether this library knows the event type (and so folds it)."""
+        return isinstance(self.data, EventData)
+
+    def data_json(self) -> str:
+        """The payload as canonical JSON."""
+        if isinstance(self.data, EventData):
+            return _fast_canonical(self.data)
+        return canonical_dumps(self.data)
+
+    def to_canonical_json(self) -> str:
+        """The whole event as canonical JSON (the ledger and wire form)."""
+        return canonical_dumps(self.model_dump(mode="json", by_alias=True))
+
+
+# --- fast canonical JSON of payloads ----------------------------------------------------------------------
+#
+# Appending is the hot path of Tier 2 (tens of thousands of events per second), and a generic model_dump +
+# canonical walk costs more than the rest of the append together. Payload fields are only str, int, bool, None,
+# str enums and lists of small models, all of which json.dumps writes exactly as canonical JSON does (no floats
+# can occur), so a dict built straight from the attributes gives the same bytes; test_events checks the two
+# agree for every payload type.
+
+_ALIASES: dict[type[ArcoModel], tuple[tuple[str, str], ...]] = {}
+
+
+def _aliases(cls: type[ArcoModel]) -> tuple[tuple[str, str], ...]:
+    found = _ALIASES.get(cls)
+    if found is None:
+        found = tuple((name, field.alias or name) for name, field in cls.model_fields.items())
+        _ALIASES[cls] = found
+    return found
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, ArcoModel):
+        return {alias: _plain(getattr(value, name)) for name, alias in _aliases(type(value))}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _fast_canonical(data: ArcoModel) -> str:
+    return _dumps(_plain(data))
+
+
+_dumps: Callable[[object], str] = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
+
+
+__all__ = [
+    "EVENT_TYPES",
+    "TIMESTAMP_FORMAT",
+    "ArcoEvent",
+    "CheckEvaluated",
+    "CheckSeverity",
+    "DatasetRef",
+    "EventData",
+    "LineageObserved",
+    "Materialized",
+    "RunFinished",
+    "RunStarted",
+    "TaskStateChanged",
+]
