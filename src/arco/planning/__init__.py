@@ -1,0 +1,1 @@
+"""Asset graphs, code-location manifests and deterministic run planning."""

@@ -1,0 +1,1 @@
+"""The asset SDK: describe assets, their partitions, checks and policies in Python."""
