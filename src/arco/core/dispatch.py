@@ -66,8 +66,8 @@ EXECUTOR_MISMATCH = "executor_mismatch"
 #: ids); non-retryable.
 INVALID_DISPATCH = "invalid_dispatch"
 
-#: Longest code-location module path accepted (a Python dotted module name).
-_MAX_MODULE = 200
+#: Longest code-location name accepted.
+_MAX_LOCATION = 200
 
 
 class DeclaredInput(ArcoModel):
@@ -100,13 +100,10 @@ class DispatchPayload(ArcoModel):
 
     @field_validator("code_location")
     @classmethod
-    def _module(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = value.split(".")
-        if len(value) > _MAX_MODULE or not all(part.isidentifier() for part in parts):
+    def _location(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or len(value) > _MAX_LOCATION):
             raise ValueError(
-                f"code location {value[:80]!r} is not a Python module path such as 'examples.pipeline'"
+                f"code location {value[:80]!r} must be 1-{_MAX_LOCATION} characters and not blank"
             )
         return value
 

@@ -39,3 +39,53 @@ async def _serve_control_plane(settings: ArcoSettings, max_concurrent_activities
         )
         await stop.wait()
         click.echo("shutting down (finishing in-flight activities)")
+
+
+@worker.command("executor")
+@click.option("--queue", default=None, help="Worker queue to serve [env ARCO_EXECUTOR_QUEUE].")
+@click.option(
+    "--code-location", required=True, help="Module that defines the assets, e.g. examples.pipeline."
+)
+@click.option("--data-root", default=None, help="Data root URI or path [env ARCO_DATA_ROOT].")
+@click.option(
+    "--app-dir",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder put first on the import path before the code location is imported.",
+)
+@click.option("--max-concurrent-tasks", default=16, show_default=True, type=click.IntRange(1, 2000))
+def executor(
+    queue: str | None, code_location: str, data_root: str | None, app_dir: str, max_concurrent_tasks: int
+) -> None:
+    """Run asset functions of one code location for the scope ARCO_TENANT/ARCO_WORKSPACE until SIGINT/SIGTERM."""
+    import sys
+    from pathlib import Path
+
+    settings = ArcoSettings.from_env(executor_queue=queue, data_root=data_root)
+    sys.path.insert(0, str(Path(app_dir).resolve()))
+    asyncio.run(_serve_executor(settings, code_location, max_concurrent_tasks))
+
+
+async def _serve_executor(settings: ArcoSettings, code_location: str, max_concurrent_tasks: int) -> None:
+    # Imported here: the executor loads Polars, PyArrow and user code, which other sub-commands never need.
+    from arco.worker.executor import build_executor_worker, load_code_location
+
+    location = load_code_location(code_location)
+    stop = shutdown_event()
+    client = await connect(settings)
+    async with build_executor_worker(
+        client,
+        settings,
+        queue=settings.executor_queue,
+        code_location=code_location,
+        max_concurrent_tasks=max_concurrent_tasks,
+        location=location,
+    ):
+        click.echo(
+            f"executor worker on {settings.temporal_address} namespace={settings.temporal_namespace} "
+            f"queue={settings.executor_queue} scope={settings.scope} code-location={code_location} "
+            f"assets={len(location.assets)} data-root={settings.data_root}"
+        )
+        await stop.wait()
+        click.echo("shutting down (finishing in-flight tasks)")

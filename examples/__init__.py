@@ -1,0 +1,1 @@
+"""Example code locations of Arco (``examples.pipeline`` is the one ``make demo`` runs)."""
