@@ -79,7 +79,7 @@ def test_fresh_domain_reads_as_empty(store: ObjectStore) -> None:
     log = CommitLog(store, SCOPE, "tier1")
     assert log.head() is None
     assert log.current() is None
-    with pytest.raises(NotFoundError, match="no commits yet"):
+    with pytest.raises(NotFoundError, match=r"no commits yet"):
         log.as_of(1)
 
 
@@ -130,15 +130,15 @@ def test_remove_properties_and_no_op(store: ObjectStore) -> None:
 def test_invalid_requests_are_refused_before_the_commit(store: ObjectStore) -> None:
     log = CommitLog(store, SCOPE, "tier1")
     first = _append(log, 1)
-    with pytest.raises(InvalidInputError, match="does not list"):
+    with pytest.raises(InvalidInputError, match=r"does not list"):
         log.commit(lambda parent: CommitRequest("bad", remove=["data/numbers/nope.parquet"]))
-    with pytest.raises(InvalidInputError, match="already listed"):
+    with pytest.raises(InvalidInputError, match=r"already listed"):
         log.commit(lambda parent: CommitRequest("bad", add=[first.files[0]]))
-    with pytest.raises(InvalidInputError, match="dataset name"):
+    with pytest.raises(InvalidInputError, match=r"dataset name"):
         log.write_data_file("../x", b"", rows=0)
-    with pytest.raises(InvalidInputError, match="file id"):
+    with pytest.raises(InvalidInputError, match=r"file id"):
         log.write_data_file("numbers", b"", rows=0, file_id="../../tenant=other/x")
-    with pytest.raises(InvalidInputError, match="domain"):
+    with pytest.raises(InvalidInputError, match=r"domain"):
         CommitLog(store, SCOPE, "../other")
     current = log.current()
     assert current is not None and current.commit_id == first.commit_id
@@ -177,7 +177,7 @@ def test_conflict_raised_by_build_leaves_previous_state(store: ObjectStore) -> N
         _append(rival, 2)
         return CommitRequest("append", add=[log.write_table("numbers", _table([2]))])
 
-    with pytest.raises(CommitConflictError, match="concurrently"):
+    with pytest.raises(CommitConflictError, match=r"concurrently"):
         log.commit(build)
     current = log.current()
     assert current is not None and current.sequence == 2
@@ -193,7 +193,7 @@ def test_gives_up_after_max_attempts(store: ObjectStore) -> None:
         _append(rival, 0)
         return CommitRequest("append")
 
-    with pytest.raises(CommitConflictError, match="3 times") as info:
+    with pytest.raises(CommitConflictError, match=r"3 times") as info:
         log.commit(build)
     assert info.value.retryable
 
@@ -217,11 +217,11 @@ def test_time_travel_by_sequence_id_and_time(store: ObjectStore) -> None:
         exact = reader.as_of(m.committed_at)
         assert exact is not None and exact.commit_id == m.commit_id
     assert reader.as_of(manifests[0].committed_at - datetime.timedelta(seconds=1)) is None
-    with pytest.raises(NotFoundError, match="sequences run from 1 to 37"):
+    with pytest.raises(NotFoundError, match=r"sequences run from 1 to 37"):
         reader.as_of(38)
-    with pytest.raises(NotFoundError, match="not found"):
+    with pytest.raises(NotFoundError, match=r"not found"):
         reader.as_of("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")
-    with pytest.raises(InvalidInputError, match="time zone"):
+    with pytest.raises(InvalidInputError, match=r"time zone"):
         reader.as_of(datetime.datetime(2024, 1, 1))
     history = list(reader.history(limit=5))
     assert [m.sequence for m in history] == [37, 36, 35, 34, 33]
@@ -247,7 +247,7 @@ def test_a_manifest_that_lost_its_race_is_not_a_commit(store: ObjectStore) -> No
         return CommitRequest("append")
 
     log.commit(build)
-    with pytest.raises(NotFoundError, match="never became current"):
+    with pytest.raises(NotFoundError, match=r"never became current"):
         CommitLog(store, SCOPE, "tier1").as_of(losers[0])
 
 
@@ -315,7 +315,7 @@ def test_lost_pointer_is_an_error_and_can_be_restored(store: ObjectStore) -> Non
     assert [c.sequence for c in commits] == [1, 2] and not any(c.on_chain for c in commits)
     fresh.restore_pointer(second.commit_id)
     assert _values(fresh, fresh.current()) == [1, 2]
-    with pytest.raises(CommitConflictError, match="force=True"):
+    with pytest.raises(CommitConflictError, match=r"force=True"):
         fresh.restore_pointer(second.commit_id)
 
 
@@ -325,7 +325,7 @@ def test_pointer_copied_from_another_scope_is_refused(store: ObjectStore) -> Non
     _append(mine, 1)
     _append(theirs, 2)
     _overwrite(store, mine.layout.pointer_key, store.read(theirs.layout.pointer_key))
-    with pytest.raises(CorruptObjectError, match="copied from another scope"):
+    with pytest.raises(CorruptObjectError, match=r"copied from another scope"):
         CommitLog(store, SCOPE, "tier1").current()
 
 
@@ -344,7 +344,7 @@ def test_manifest_cannot_point_outside_its_domain(store: ObjectStore) -> None:
     pointer["manifestSha256"] = hashlib.sha256(tampered).hexdigest()
     pointer["manifestSize"] = len(tampered)
     _overwrite(store, log.layout.pointer_key, json.dumps(pointer).encode())
-    with pytest.raises(CorruptObjectError, match="not a file of commit-log domain"):
+    with pytest.raises(CorruptObjectError, match=r"not a file of commit-log domain"):
         CommitLog(store, SCOPE, "tier1").current()
 
 
@@ -353,7 +353,7 @@ def test_idempotent_file_ids(store: ObjectStore) -> None:
     one = log.write_data_file("numbers", b"abc", rows=1, file_id="run-1-task-a", suffix=".json")
     again = log.write_data_file("numbers", b"abc", rows=1, file_id="run-1-task-a", suffix=".json")
     assert one == again
-    with pytest.raises(ObjectExistsError, match="different content"):
+    with pytest.raises(ObjectExistsError, match=r"different content"):
         log.write_data_file("numbers", b"abd", rows=1, file_id="run-1-task-a", suffix=".json")
 
 
@@ -386,7 +386,7 @@ def test_expire_keeps_recent_commits_and_their_files(store: ObjectStore) -> None
     assert _values(log, log.current()) == list(range(6))
     assert _values(log, log.as_of(manifests[3].commit_id)) == [0, 1, 2, 3]
     cold = CommitLog(store, SCOPE, "tier1")  # no cached manifests
-    with pytest.raises(NotFoundError, match="removed by retention"):
+    with pytest.raises(NotFoundError, match=r"removed by retention"):
         cold.as_of(manifests[1].sequence)
     assert [m.sequence for m in cold.history()] == [7, 6, 5, 4]
     # Everything written within the grace period survives, even if unreferenced.

@@ -43,6 +43,8 @@ API (all names importable from this module):
   - ``write_data_file(dataset, data, *, rows, kind="data", stats=None, file_id=None, suffix=".parquet")``
     and ``write_table(dataset, table, ...)`` -> :class:`DataFile`: write an immutable file to list in a
     :class:`CommitRequest` (a given ``file_id`` makes the write idempotent: same bytes are reused).
+  - ``prepare_data_file(...)`` / ``prepare_table(...)`` -> :class:`PendingFile`: the same, but written by
+    ``commit`` itself, concurrently with the manifest (one round trip less per commit).
   - ``read_data_file(file) -> bytes`` / ``read_table(file) -> pyarrow.Table``: checksum-verified reads.
   - ``as_of(at: int | str | datetime) -> Manifest | None``: by sequence, commit id or aware timestamp.
   - ``ancestor(manifest, sequence) -> Manifest``, ``history(limit=None) -> Iterator[Manifest]``.
@@ -52,8 +54,8 @@ API (all names importable from this module):
   - ``key_of(file)``, ``uri_of(file)``: store key and engine-readable URI of a file.
   - ``stats``: :class:`CommitStats` (commits, attempts, lost races, resolved unknown outcomes).
 
-- :class:`Manifest`, :class:`DataFile`, :class:`AncestorRef`, :class:`Head`, :class:`CommitRequest`,
-  :class:`ExpireResult`, :class:`CommitInfo`.
+- :class:`Manifest`, :class:`DataFile`, :class:`PendingFile`, :class:`AncestorRef`, :class:`Head`,
+  :class:`CommitRequest`, :class:`ExpireResult`, :class:`CommitInfo`.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
@@ -167,6 +170,15 @@ class DataFile:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingFile:
+    """A data file described but not written yet: :meth:`CommitLog.commit` writes it together with the
+    manifest (concurrently, before the pointer swap), which saves a round trip per commit."""
+
+    file: DataFile
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class AncestorRef:
     """A reference from a manifest to one of its ancestors (with the ancestor manifest's checksum)."""
 
@@ -255,14 +267,16 @@ class CommitRequest:
 
     Attributes:
         operation: Short name of the change, recorded in the manifest (``[a-z][a-z0-9_]*`` recommended).
-        add: Files to list (written with :meth:`CommitLog.write_data_file` or :meth:`CommitLog.write_table`).
+        add: Files to list: written ones (:meth:`CommitLog.write_data_file`, :meth:`CommitLog.write_table`)
+            or pending ones (:meth:`CommitLog.prepare_data_file`, :meth:`CommitLog.prepare_table`), which the
+            commit writes before it swaps the pointer.
         remove: Paths of files of the parent manifest to stop listing (they stay on storage for time travel).
         summary: Free-form JSON describing the commit.
         properties: New domain properties; ``None`` keeps the parent's.
     """
 
     operation: str
-    add: Sequence[DataFile] = ()
+    add: Sequence[DataFile | PendingFile] = ()
     remove: Sequence[str] = ()
     summary: Mapping[str, JsonValue] = field(default_factory=lambda: _EMPTY, hash=False)
     properties: Mapping[str, JsonValue] | None = field(default=None, hash=False)
@@ -455,7 +469,7 @@ def _encode_manifest(m: Manifest) -> bytes:
         "files": [f.to_json() for f in m.files],
         "ancestors": [a.to_json() for a in m.ancestors],
     }
-    return canonical_bytes(doc)
+    return _dumps(doc)
 
 
 def _encode_pointer(m: Manifest) -> bytes:
@@ -471,7 +485,7 @@ def _encode_pointer(m: Manifest) -> bytes:
         "manifestSize": m.size,
         "committedAt": format_time(m.committed_at),
     }
-    return canonical_bytes(doc)
+    return _dumps(doc)
 
 
 def _decode_pointer(data: bytes, layout: DomainLayout) -> Head:
@@ -518,10 +532,29 @@ def _ancestor_sequences(sequence: int) -> list[int]:
     return found
 
 
+#: Files with fewer rows are written uncompressed: for the small files of single commits, zstd triples the
+#: encoding time and saves almost nothing.
+_COMPRESS_FROM_ROWS = 1000
+#: Files smaller than this are decoded on the calling thread (thread start-up costs more than it saves).
+_THREADED_READ_FROM_BYTES = 1 << 20
+
+
 def _parquet_bytes(table: pa.Table) -> bytes:
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd", compression_level=1, write_statistics=True)
+    if table.num_rows >= _COMPRESS_FROM_ROWS:
+        pq.write_table(table, sink, compression="zstd", compression_level=1)
+    else:
+        pq.write_table(table, sink, compression="none")
     return sink.getvalue()
+
+
+def _dumps(doc: Mapping[str, Any]) -> bytes:
+    """Canonical JSON of a document built here from ints, strings, bools, None, lists and dicts (values
+    from callers were checked with ``canonical_bytes`` when they came in); the C encoder gives the same bytes
+    (see :mod:`arco.core.canonical_json`) at a fraction of the cost."""
+    return json.dumps(
+        doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
 
 
 # -- the log -----------------------------------------------------------------------------------------------
@@ -566,6 +599,7 @@ class CommitLog:
         self._clock = clock or (lambda: datetime.datetime.now(datetime.UTC))
         self._lock = threading.Lock()
         self._manifests: OrderedDict[str, Manifest] = OrderedDict()
+        self._pool: ThreadPoolExecutor | None = None
         self.stats = CommitStats()
 
     def __repr__(self) -> str:
@@ -776,9 +810,8 @@ class CommitLog:
             raise NotFoundError(
                 f"commit {at} of {self._describe()} has an unreadable manifest: {exc}"
             ) from None
-        if claimed.sequence > head_manifest.sequence:
-            found = None
-        else:
+        found = None
+        if claimed.sequence <= head_manifest.sequence:
             found = self.ancestor(head_manifest, claimed.sequence)
         if found is None or found.commit_id != at:
             raise NotFoundError(
@@ -808,6 +841,64 @@ class CommitLog:
 
     # -- data files ----------------------------------------------------------------------------------------
 
+    def prepare_data_file(
+        self,
+        dataset: str,
+        data: bytes,
+        *,
+        rows: int,
+        kind: str = "data",
+        stats: Mapping[str, JsonValue] | None = None,
+        file_id: str | None = None,
+        suffix: str = ".parquet",
+    ) -> PendingFile:
+        """Describe an immutable data file without writing it; list it in a :class:`CommitRequest` and the
+        commit writes it (see :meth:`write_data_file` for the arguments).
+
+        Raises:
+            InvalidInputError: if a name, ``rows`` or ``stats`` is invalid.
+        """
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
+            raise InvalidInputError(f"rows must be a non-negative int, got {rows!r}")
+        if not isinstance(data, bytes):
+            raise InvalidInputError(f"data file bytes must be bytes, got {type(data).__name__}")
+        path = self.layout.data_path(dataset, file_id or new_uuid7(), suffix)
+        stats_json = dict(stats or {})
+        canonical_bytes(stats_json)  # refuse what the manifest could not store, before any I/O
+        file = DataFile(
+            path=path,
+            dataset=dataset,
+            rows=rows,
+            size=len(data),
+            sha256=_sha256(data),
+            kind=kind,
+            stats=MappingProxyType(stats_json),
+        )
+        return PendingFile(file, data)
+
+    def prepare_table(
+        self,
+        dataset: str,
+        table: pa.Table,
+        *,
+        kind: str = "data",
+        stats: Mapping[str, JsonValue] | None = None,
+        file_id: str | None = None,
+    ) -> PendingFile:
+        """:meth:`prepare_data_file` of an Arrow table encoded as Parquet."""
+        return self.prepare_data_file(
+            dataset, _parquet_bytes(table), rows=table.num_rows, kind=kind, stats=stats, file_id=file_id
+        )
+
+    def write_pending(self, pending: PendingFile) -> DataFile:
+        """Write a prepared file now (create-if-absent; the same bytes already there count as written).
+
+        Raises:
+            ObjectExistsError: if its id names an existing file with different bytes.
+        """
+        self._create_idempotent(self.key_of(pending.file), pending.data, pending.file.sha256)
+        return pending.file
+
     def write_data_file(
         self,
         dataset: str,
@@ -835,23 +926,10 @@ class CommitLog:
             ObjectExistsError: if ``file_id`` names an existing file with different bytes.
             InvalidInputError: if a name is invalid.
         """
-        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
-            raise InvalidInputError(f"rows must be a non-negative int, got {rows!r}")
-        path = self.layout.data_path(dataset, file_id or new_uuid7(), suffix)
-        key = self.layout.key(path)
-        digest = _sha256(data)
-        stats_json = dict(stats or {})
-        canonical_bytes(stats_json)  # refuse what the manifest could not store, before any I/O
-        self._create_idempotent(key, data, digest)
-        return DataFile(
-            path=path,
-            dataset=dataset,
-            rows=rows,
-            size=len(data),
-            sha256=digest,
-            kind=kind,
-            stats=MappingProxyType(stats_json),
+        pending = self.prepare_data_file(
+            dataset, data, rows=rows, kind=kind, stats=stats, file_id=file_id, suffix=suffix
         )
+        return self.write_pending(pending)
 
     def write_table(
         self,
@@ -925,7 +1003,8 @@ class CommitLog:
         """
         data = self.read_data_file(file)
         try:
-            return pq.read_table(pa.BufferReader(data))
+            threads = len(data) >= _THREADED_READ_FROM_BYTES
+            return pq.ParquetFile(pa.BufferReader(data)).read(use_threads=threads)
         except (pa.ArrowException, OSError) as exc:
             raise CorruptObjectError(
                 f"data file {self.key_of(file)!r} of {self._describe()} matches its checksum but is not "
@@ -972,9 +1051,12 @@ class CommitLog:
             )
         files = [f for path, f in parent_files.items() if path not in removed]
         listed = {f.path for f in files}
-        for new in request.add:
+        for item in request.add:
+            new = item.file if isinstance(item, PendingFile) else item
             if not isinstance(new, DataFile):
-                raise InvalidInputError(f"CommitRequest.add takes DataFile values, got {type(new).__name__}")
+                raise InvalidInputError(
+                    f"CommitRequest.add takes DataFile or PendingFile values, got {type(item).__name__}"
+                )
             self.layout.resolve(new.path)
             if new.path in listed:
                 raise InvalidInputError(
@@ -983,13 +1065,16 @@ class CommitLog:
                 )
             listed.add(new.path)
             files.append(new if new.added_sequence else replace(new, added_sequence=sequence))
-        commit_id = new_uuid7()
-        path = self.layout.manifest_path(commit_id)
         properties = (
             dict(parent.properties)
             if request.properties is None and parent is not None
             else dict(request.properties or {})
         )
+        # Refuse what canonical JSON cannot store (floats, odd keys) with a JSON-path error, before any I/O.
+        canonical_bytes(dict(request.summary))
+        canonical_bytes(properties)
+        commit_id = new_uuid7()
+        path = self.layout.manifest_path(commit_id)
         draft = Manifest(
             domain=self.domain,
             scope=self.scope,
@@ -1008,6 +1093,19 @@ class CommitLog:
         )
         data = _encode_manifest(draft)
         return replace(draft, sha256=_sha256(data), size=len(data)), data
+
+    def _write_all(self, writes: list[tuple[str, bytes, str]]) -> None:
+        """Write immutable objects, concurrently when there are several: each write waits on storage (an
+        fsync, an HTTP request), so overlapping them shortens the commit by whole round trips."""
+        if len(writes) == 1:
+            self._create_idempotent(*writes[0])
+            return
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="arco-commit")
+            pool = self._pool
+        for future in [pool.submit(self._create_idempotent, *w) for w in writes]:
+            future.result()
 
     def _won_unknown(self, manifest: Manifest) -> bool:
         """Decide an unknown CAS outcome from the chain the pointer names now."""
@@ -1047,7 +1145,13 @@ class CommitLog:
             if request is None:
                 return parent
             manifest, data = self._make_manifest(parent, request)
-            self._create_idempotent(self.layout.key(manifest.path), data, manifest.sha256)
+            writes = [
+                (self.key_of(p.file), p.data, p.file.sha256)
+                for p in request.add
+                if isinstance(p, PendingFile)
+            ]
+            writes.append((self.layout.key(manifest.path), data, manifest.sha256))
+            self._write_all(writes)
             pointer = _encode_pointer(manifest)
             try:
                 self.store.compare_and_swap(self.layout.pointer_key, pointer, version)
