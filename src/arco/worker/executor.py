@@ -153,47 +153,42 @@ def _wants_arrow(fn: Callable[..., Any], parameter: str) -> bool:
     return hint is pa.Table
 
 
-def load_code_location(module_name: str, assets: Iterable[AssetDefinition] | None = None) -> CodeLocation:
-    """Import a code location and collect its assets (every module-level ``AssetDefinition``).
+def load_code_location(target: str, assets: Iterable[AssetDefinition] | None = None) -> CodeLocation:
+    """Load a code location (see :func:`arco.planning.location.load_code_location`) for execution.
 
     Args:
-        module_name: The module, such as ``examples.pipeline``.
-        assets: The definitions to serve instead of the module's (tests, embedded use); the module is then not
-            imported.
+        target: A module name such as ``examples.pipeline`` (also a ``.py`` file or a package folder); the code
+            location's name is the root module's name.
+        assets: The definitions to serve under the name ``target`` instead of importing it (tests, embedded
+            use).
 
     Returns:
         The code location.
 
     Raises:
         ConfigError: if the module cannot be imported.
-        DefinitionError: if it defines no assets, or two different assets with one key.
+        DefinitionError: if it defines no assets, two different assets with one key, or an invalid graph.
     """
     if assets is None:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ConfigError(
-                f"cannot import code location {module_name!r}: {exc}; check --code-location, and that the "
-                "module's folder is on PYTHONPATH (or give it with --app-dir)"
-            ) from None
-        found = [value for value in vars(module).values() if isinstance(value, AssetDefinition)]
+        from arco.planning.location import load_code_location as load_validated
+
+        validated = load_validated(target)
+        name, found = validated.name, list(validated.assets)
     else:
-        found = list(assets)
+        name, found = target, list(assets)
     loaded: dict[str, LoadedAsset] = {}
     for definition in found:
         key = definition.spec.key
         if key in loaded and loaded[key].definition is not definition:
-            raise DefinitionError(
-                f"code location {module_name!r} defines asset {key} twice; give one of them another name"
-            )
+            raise DefinitionError(f"code location {name!r} defines asset {key} twice; give one another name")
         fn = definition.fn
-        arrow = frozenset(name for name in definition.spec.inputs if _wants_arrow(fn, name))
+        arrow = frozenset(parameter for parameter in definition.spec.inputs if _wants_arrow(fn, parameter))
         loaded[key] = LoadedAsset(definition, inspect.iscoroutinefunction(fn), arrow)
     if not loaded:
         raise DefinitionError(
-            f"code location {module_name!r} defines no assets: decorate module-level functions with @asset"
+            f"code location {name!r} defines no assets: decorate module-level functions with @asset"
         )
-    return CodeLocation(module_name, dict(sorted(loaded.items())))
+    return CodeLocation(name, dict(sorted(loaded.items())))
 
 
 # --- settings ----------------------------------------------------------------------------------------------
