@@ -50,43 +50,59 @@ class CompactionProgress(ArcoModel):
 
 
 class CompactionResult(ArcoModel):
-    """What one compaction of one scope did.
+    """What one compaction of one scope did (the counts of :class:`arco.catalog.compaction.CompactionReport`).
 
     Attributes:
         tenant_id: Tenant of the scope.
         workspace_id: Workspace of the scope.
-        workflow_id: Id of the ``arco.Compaction`` workflow that ran it.
+        domain: Ledger domain folded.
+        workflow_id: Id of the ``arco.Compaction`` workflow that ran it (``None`` outside a workflow).
         attempt: Attempt of the activity that succeeded (1 unless an earlier attempt failed).
-        committed: Whether a new projections snapshot was published (False when there was nothing to fold).
-        ledger_objects_read: Ledger objects read past the watermark.
-        events_read: Events decoded from them.
-        events_folded: New events folded into the projections (duplicates counted once).
-        duplicates: Events dropped as duplicates of already-folded ones (same idempotency key).
-        files_written: Data and manifest files written.
-        quarantined: Malformed ledger objects moved aside (see ``quarantine_keys``).
-        quarantine_keys: Where the quarantined objects now live.
-        pending_objects: Ledger objects still waiting after this run (``max_events`` reached).
-        lag_seconds: Age of the oldest event still pending after this run (0 when fully caught up).
-        watermark: The watermark after this run (``None`` when nothing was ever folded).
-        commit_id: The commit that published the projections, if any.
+        committed: Whether a new projections snapshot was published (False when nothing was pending).
+        commit_id: The commit that published the snapshot (the current one when nothing was committed).
+        sequence: Commit sequence of the current snapshot after the run (0: none yet).
+        ledger_objects_read: Ledger objects read and folded.
+        events_read: Events in them.
+        events_folded: Distinct facts among them (copies with one idempotency key count once).
+        duplicates: Events that were copies of another event of this run.
+        unknown_events: Events of types this Arco does not know (kept in the ledger, folded as no-ops).
+        files_written: Data files written for the published snapshot, plus its manifest.
+        files_replaced: Files the snapshot stopped listing (merged into new bases or deltas).
+        partitions_touched: Projection partitions that received rows.
+        merges: Partitions whose files were merged.
+        quarantined: Malformed ledger objects moved aside.
+        quarantine_keys: Where they are now.
+        pending_objects: Ledger objects still waiting after this run (``maxEvents`` reached).
+        lag_seconds: Age of the oldest event still pending after this run (0 when caught up).
+        watermark: The greatest event id ever folded (``None`` before the first fold); never decreases.
+        commit_attempts: Plans made (more than one when a concurrent compactor won the commit race).
+        duration_ms: Wall time of the compaction inside the activity.
     """
 
     tenant_id: TenantId
     workspace_id: WorkspaceId
-    workflow_id: str
+    domain: str
+    workflow_id: str | None
     attempt: int
     committed: bool
+    commit_id: str | None = None
+    sequence: int
     ledger_objects_read: int
     events_read: int
     events_folded: int
     duplicates: int
+    unknown_events: int
     files_written: int
+    files_replaced: int
+    partitions_touched: int
+    merges: int
     quarantined: int
     quarantine_keys: tuple[str, ...] = ()
     pending_objects: int
     lag_seconds: float
     watermark: str | None = None
-    commit_id: str | None = None
+    commit_attempts: int
+    duration_ms: int
 
 
 #: ``compacted``: this run started the scope's compactor and waited for it. ``skipped_already_running``:

@@ -13,14 +13,23 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from arco.activities.compaction import CompactionActivities
 from arco.activities.health import HealthActivities
 from arco.activities.runs import RunActivities
 from arco.core.config import ArcoSettings
+from arco.workflows.compaction import CompactionWorkflow, ScheduledCompactionWorkflow
 from arco.workflows.health import HealthCheckWorkflow
 from arco.workflows.run import PlanPreviewWorkflow, RunWorkflow, TaskBatchWorkflow
 
 #: Every workflow class served by the control plane. Replay tests iterate over this list.
-WORKFLOWS: Sequence[type] = (HealthCheckWorkflow, RunWorkflow, TaskBatchWorkflow, PlanPreviewWorkflow)
+WORKFLOWS: Sequence[type] = (
+    HealthCheckWorkflow,
+    RunWorkflow,
+    TaskBatchWorkflow,
+    PlanPreviewWorkflow,
+    CompactionWorkflow,
+    ScheduledCompactionWorkflow,
+)
 
 
 def control_plane_activities(
@@ -29,12 +38,14 @@ def control_plane_activities(
     """The activity callables of the control plane, bound to ``settings``."""
     health = HealthActivities(settings.catalog_root, storage_options)
     runs = RunActivities(settings.catalog_root, storage_options)
+    compaction = CompactionActivities.for_root(settings.catalog_root, storage_options)
     return [
         health.probe_catalog,
         health.worker_identity,
         runs.plan_run,
         runs.load_plan_tasks,
         runs.record_events,
+        compaction.compact,
     ]
 
 

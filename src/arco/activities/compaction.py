@@ -1,0 +1,139 @@
+"""``arco.compact``: the activity that runs :func:`arco.catalog.compaction.compact` for one scope.
+
+Heartbeats and cancellation. The compactor calls ``on_progress`` at each phase, after each wave of ledger reads
+and after each file it writes; every call heartbeats the counts so far (the heartbeat details shown in the
+Temporal UI) and checks for a cancellation request. Temporal delivers a cancellation to a synchronous activity
+only with the response to a heartbeat, and the SDK would by default raise it inside the thread at an arbitrary
+point; this activity turns that off (``no_thread_cancel_exception``) and stops at the next progress call
+instead, through the compactor's documented abort path (an exception from ``on_progress``), so a cancelled
+compaction leaves readers on the previous snapshot and never half-writes a file. The cancel surfaces as a
+private ``BaseException`` so that no ``except Exception`` on the way can swallow it.
+
+Errors. :class:`~arco.core.errors.ArcoError` subclasses become ``ApplicationError`` with the error's ``code`` as
+type: permanent ones (bad input, a corrupt snapshot) are non-retryable and fail the workflow at once; transient
+ones (storage, lost commit races) are retried by the workflow's retry policy. A compaction is idempotent (the
+commit log's pointer CAS is its commit point), so every retry is safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError, CancelledError
+
+from arco.catalog.compaction import CompactionProgress as CatalogProgress
+from arco.catalog.compaction import CompactionReport, compact
+from arco.catalog.storage import ObjectStore, open_store
+from arco.core.compaction_models import CompactionInput, CompactionProgress, CompactionResult
+from arco.core.errors import ArcoError, CommitConflictError, PreconditionFailedError
+from arco.workflows.compaction import COMPACT_ACTIVITY
+
+#: Errors that are permanent in general but only mean "another writer moved first" for a compaction: the next
+#: attempt re-plans on top of the winner's snapshot.
+_RETRYABLE_FOR_COMPACTION: tuple[type[ArcoError], ...] = (CommitConflictError, PreconditionFailedError)
+
+
+class _CancelRequested(BaseException):
+    """Raised from ``on_progress`` to unwind the compactor when Temporal asked the activity to stop."""
+
+
+def compaction_application_error(exc: ArcoError) -> ApplicationError:
+    """The ``ApplicationError`` an :class:`ArcoError` raised by the compactor becomes.
+
+    The type is the error's stable ``code``; it is retryable when the error is (or when it only means that a
+    concurrent compactor won the commit race).
+    """
+    retryable = exc.retryable or isinstance(exc, _RETRYABLE_FOR_COMPACTION)
+    return ApplicationError(str(exc), type=exc.code, non_retryable=not retryable)
+
+
+def _heartbeat_and_check(progress: CatalogProgress) -> None:
+    activity.heartbeat(
+        CompactionProgress(
+            phase=progress.phase,
+            ledger_objects_read=progress.ledger_objects_read,
+            events_read=progress.events_read,
+            events_folded=progress.events_folded,
+            files_written=progress.files_written,
+            quarantined=progress.quarantined,
+        )
+    )
+    # "done" comes after the commit: the work is published, so report it rather than a cancellation.
+    if progress.phase != "done" and activity.is_cancelled():
+        raise _CancelRequested
+
+
+class CompactionActivities:
+    """The compaction activity, bound to one catalog.
+
+    Args:
+        open_catalog: Opens the catalog store (called once per activity attempt, so a store never outlives
+            one attempt's thread). :meth:`for_root` builds it from a catalog root URI.
+    """
+
+    def __init__(self, open_catalog: Callable[[], ObjectStore]) -> None:
+        self._open_catalog = open_catalog
+
+    @classmethod
+    def for_root(
+        cls, catalog_root: str, storage_options: dict[str, object] | None = None
+    ) -> CompactionActivities:
+        """Activities on the catalog at ``catalog_root`` (a path or URI, see :func:`open_store`)."""
+        return cls(lambda: open_store(catalog_root, storage_options=storage_options))
+
+    @activity.defn(name=COMPACT_ACTIVITY, no_thread_cancel_exception=True)
+    def compact(self, request: CompactionInput) -> CompactionResult:
+        """Fold the scope's pending ledger objects into its projections and publish them.
+
+        Raises:
+            temporalio.exceptions.CancelledError: when the workflow cancelled the activity (at a safe point).
+            ApplicationError: for an :class:`ArcoError`, typed with its code (see the module docstring).
+        """
+        info = activity.info()
+        scope = request.scope
+        activity.heartbeat(CompactionProgress(phase="starting"))
+        try:
+            store = self._open_catalog()
+            try:
+                report = compact(
+                    store, scope, max_events=request.max_events, on_progress=_heartbeat_and_check
+                )
+            finally:
+                store.close()
+        except _CancelRequested:
+            activity.logger.info("compaction of %s cancelled at a safe point; nothing was published", scope)
+            raise CancelledError("compaction cancelled before it published anything") from None
+        except ArcoError as exc:
+            raise compaction_application_error(exc) from exc
+        return compaction_result(report, workflow_id=info.workflow_id, attempt=info.attempt)
+
+
+def compaction_result(report: CompactionReport, *, workflow_id: str | None, attempt: int) -> CompactionResult:
+    """The workflow-facing :class:`CompactionResult` of a catalog :class:`CompactionReport`."""
+    return CompactionResult(
+        tenant_id=report.tenant_id,
+        workspace_id=report.workspace_id,
+        domain=report.domain,
+        workflow_id=workflow_id,
+        attempt=attempt,
+        committed=report.committed,
+        commit_id=report.commit_id,
+        sequence=report.sequence,
+        ledger_objects_read=report.ledger_objects_read,
+        events_read=report.events_read,
+        events_folded=report.events_folded,
+        duplicates=report.duplicates,
+        unknown_events=report.unknown_events,
+        files_written=report.files_written,
+        files_replaced=report.files_replaced,
+        partitions_touched=report.partitions_touched,
+        merges=report.merges,
+        quarantined=report.quarantined,
+        quarantine_keys=report.quarantine_keys,
+        pending_objects=report.pending_objects,
+        lag_seconds=report.lag_seconds,
+        watermark=report.watermark,
+        commit_attempts=report.attempts,
+        duration_ms=report.duration_ms,
+    )
