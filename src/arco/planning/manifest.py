@@ -1,44 +1,82 @@
-"""The manifest of a code location: every asset spec, and a fingerprint of them all.
+"""The manifest of a code location: every asset spec, and fingerprints of each and of them all.
 
 A manifest is what deploying a code location writes to the catalog, so that runs can be planned from the
 catalog alone. It is a plain JSON document (a frozen pydantic model with camelCase aliases)::
 
-    {"formatVersion": 1, "codeLocation": "shop", "assets": [...AssetSpec...], "fingerprint": "sha256:..."}
+    {"formatVersion": 1, "codeLocation": "shop", "assets": [...AssetSpec...],
+     "assetFingerprints": {"shop.orders": "sha256:...", ...}, "fingerprint": "sha256:..."}
 
-``fingerprint`` is ``sha256:`` + the SHA-256 of ``arco-manifest:v1:`` + the canonical JSON of
-``{"codeLocation": ..., "assets": [...]}`` (assets sorted by key), so the same code gives the same fingerprint
-in every process and on every machine, and any change to an asset changes it.
+An asset's fingerprint is ``sha256:`` + the SHA-256 of ``arco-asset:v1:`` + the canonical JSON of its spec; the
+manifest's is ``sha256:`` + the SHA-256 of ``arco-manifest:v1:`` + the canonical JSON of
+``{"codeLocation": ..., "assets": {key: asset fingerprint, ...}}``. So the same code gives the same
+fingerprints in every process and on every machine, any change to an asset changes both, and a manifest
+reassembled from per-asset catalog entries gets its fingerprint without hashing every spec again.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import json
+import re
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
-from pydantic import PrivateAttr, ValidationError, field_validator
+from pydantic import PrivateAttr, ValidationError, field_validator, model_validator
 
-from arco.core.canonical_json import JsonValue, canonical_dumps
+from arco.core.canonical_json import canonical_dumps
 from arco.core.errors import DefinitionError
 from arco.core.model import ArcoModel
 from arco.planning._gc import gc_paused
 from arco.planning.graph import AssetGraph
 from arco.sdk.asset import AssetSpec
 
-__all__ = ["MANIFEST_FORMAT_VERSION", "CodeLocationManifest", "manifest_fingerprint"]
+__all__ = [
+    "MANIFEST_FORMAT_VERSION",
+    "CodeLocationManifest",
+    "asset_fingerprint",
+    "manifest_fingerprint",
+    "validate_code_location_name",
+]
 
 MANIFEST_FORMAT_VERSION: Literal[1] = 1
-_FINGERPRINT_PREFIX = "arco-manifest:v1:"
 
 
-def manifest_fingerprint(code_location: str, assets: Iterable[AssetSpec]) -> str:
-    """The fingerprint of a code location's assets: ``sha256:`` + 64 hex digits."""
-    document: dict[str, JsonValue] = {
-        "codeLocation": code_location,
-        "assets": [spec.model_dump(mode="json", by_alias=True) for spec in sorted(assets, key=_key)],
-    }
-    digest = hashlib.sha256((_FINGERPRINT_PREFIX + canonical_dumps(document)).encode("utf-8"))
-    return "sha256:" + digest.hexdigest()
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,199}")
+_encode = json.encoder.encode_basestring  # the string writer of canonical JSON
+
+
+def _digest(prefix: str, text: str) -> str:
+    return "sha256:" + hashlib.sha256((prefix + text).encode("utf-8")).hexdigest()
+
+
+def asset_fingerprint(spec: AssetSpec) -> str:
+    """The fingerprint of one asset spec: ``sha256:`` + 64 hex digits."""
+    return _digest("arco-asset:v1:", canonical_dumps(spec))
+
+
+def manifest_fingerprint(code_location: str, asset_fingerprints: Mapping[str, str]) -> str:
+    """The fingerprint of a code location from its assets' fingerprints: ``sha256:`` + 64 hex digits."""
+    # The canonical JSON of {"assets": {key: fingerprint, ...}, "codeLocation": name}, written directly: keys
+    # sorted by code point, strings escaped by the writer canonical_dumps uses (the tests compare the two).
+    entries = ",".join(
+        f"{_encode(key)}:{_encode(value)}" for key, value in sorted(asset_fingerprints.items())
+    )
+    text = f'{{"assets":{{{entries}}},"codeLocation":{_encode(code_location)}}}'
+    return _digest("arco-manifest:v1:", text)
+
+
+def validate_code_location_name(name: str) -> str:
+    """Return ``name`` if it is a valid code location name (a module-like name such as ``shop.assets``).
+
+    Raises:
+        DefinitionError: otherwise.
+    """
+    if _NAME.fullmatch(name) is None:
+        raise DefinitionError(
+            f"code location name {name[:80]!r} is invalid: expected 1-200 letters, digits, '_', '.' or '-', "
+            "starting with a letter or '_', for example 'shop.assets'"
+        )
+    return name
 
 
 def _key(spec: AssetSpec) -> str:
@@ -54,6 +92,7 @@ class CodeLocationManifest(ArcoModel):
     format_version: Literal[1] = MANIFEST_FORMAT_VERSION
     code_location: str
     assets: tuple[AssetSpec, ...]
+    asset_fingerprints: dict[str, str]
     fingerprint: str
 
     _graph: AssetGraph | None = PrivateAttr(default=None)
@@ -61,18 +100,26 @@ class CodeLocationManifest(ArcoModel):
     @field_validator("code_location")
     @classmethod
     def _name(cls, name: str) -> str:
-        if not name.strip() or len(name) > 200:
-            raise DefinitionError(f"code location name {name[:80]!r} must be 1-200 characters")
-        return name
+        return validate_code_location_name(name)
 
     @field_validator("assets")
     @classmethod
     def _sorted(cls, assets: tuple[AssetSpec, ...]) -> tuple[AssetSpec, ...]:
         return tuple(sorted(assets, key=_key))
 
+    @model_validator(mode="after")
+    def _complete(self) -> CodeLocationManifest:
+        keys = [spec.key for spec in self.assets]
+        if sorted(self.asset_fingerprints) != keys:
+            raise DefinitionError(
+                f"manifest of code location {self.code_location!r}: assetFingerprints must name exactly its "
+                "assets; rebuild the manifest with CodeLocationManifest.build"
+            )
+        return self
+
     @classmethod
     def build(cls, code_location: str, assets: Iterable[AssetSpec]) -> CodeLocationManifest:
-        """Build and validate the manifest of ``assets``, computing its fingerprint.
+        """Build and validate the manifest of ``assets``, computing its fingerprints.
 
         Raises:
             DefinitionError: if the assets do not form a valid graph (see :class:`AssetGraph`).
@@ -80,12 +127,46 @@ class CodeLocationManifest(ArcoModel):
         with gc_paused():
             ordered = tuple(sorted(assets, key=_key))
             graph = AssetGraph(ordered)
+            fingerprints = {spec.key: asset_fingerprint(spec) for spec in ordered}
             manifest = cls(
                 code_location=code_location,
                 assets=ordered,
-                fingerprint=manifest_fingerprint(code_location, ordered),
+                asset_fingerprints=fingerprints,
+                fingerprint=manifest_fingerprint(code_location, fingerprints),
             )
         manifest._graph = graph
+        return manifest
+
+    @classmethod
+    def assemble(
+        cls, code_location: str, assets: Iterable[tuple[AssetSpec, str]], *, verify: bool = False
+    ) -> CodeLocationManifest:
+        """Reassemble a manifest from specs and their stored fingerprints (as deployed in the catalog).
+
+        Args:
+            code_location: The code location's name.
+            assets: Each asset's spec and stored fingerprint.
+            verify: Also recompute every asset's fingerprint (see :meth:`verify`).
+
+        Raises:
+            DefinitionError: if the assets do not form a valid graph, or (``verify``) a fingerprint does not
+                match its spec.
+        """
+        validate_code_location_name(code_location)
+        with gc_paused():
+            pairs = sorted(assets, key=lambda pair: pair[0].key)
+            fingerprints = {spec.key: fingerprint for spec, fingerprint in pairs}
+            manifest = cls.model_construct(
+                code_location=code_location,
+                assets=tuple(spec for spec, _ in pairs),
+                asset_fingerprints=fingerprints,
+                fingerprint=manifest_fingerprint(code_location, fingerprints),
+            )
+            if len(fingerprints) != len(pairs):
+                raise DefinitionError(f"code location {code_location!r} lists an asset twice")
+            if verify:
+                manifest.verify()
+            manifest._graph = AssetGraph(manifest.assets)
         return manifest
 
     @classmethod
@@ -94,10 +175,10 @@ class CodeLocationManifest(ArcoModel):
 
         Args:
             data: The JSON text.
-            verify: Also check the fingerprint against the assets (see :meth:`verify`).
+            verify: Also check the fingerprints against the assets (see :meth:`verify`).
 
         Raises:
-            DefinitionError: if the document is not a valid manifest, its fingerprint does not match, or its
+            DefinitionError: if the document is not a valid manifest, a fingerprint does not match, or its
                 assets do not form a valid graph.
         """
         with gc_paused():
@@ -111,19 +192,34 @@ class CodeLocationManifest(ArcoModel):
         return manifest
 
     def verify(self) -> CodeLocationManifest:
-        """Check that :attr:`fingerprint` matches the assets (for a manifest read back from storage).
+        """Check every fingerprint against the specs (for a manifest read back from storage).
 
         Raises:
-            DefinitionError: if it does not: the stored manifest was changed or corrupted.
+            DefinitionError: naming the assets whose spec no longer matches its fingerprint.
         """
-        expected = manifest_fingerprint(self.code_location, self.assets)
-        if expected != self.fingerprint:
+        changed = [
+            spec.key for spec in self.assets if asset_fingerprint(spec) != self.asset_fingerprints[spec.key]
+        ]
+        expected = manifest_fingerprint(self.code_location, self.asset_fingerprints)
+        if changed or expected != self.fingerprint:
+            what = (
+                f"assets {changed[:5]} do not match their fingerprints"
+                if changed
+                else (f"fingerprint {self.fingerprint} does not match its assets' ({expected})")
+            )
             raise DefinitionError(
-                f"manifest of code location {self.code_location!r} has fingerprint {self.fingerprint} but "
-                f"its assets hash to {expected}: it was modified after it was built; deploy the code "
-                "location again"
+                f"manifest of code location {self.code_location!r}: {what}; it was modified after it was "
+                "built: deploy the code location again"
             )
         return self
+
+    def __eq__(self, other: object) -> bool:
+        # Equal manifests have equal fields; the cached graph is not part of the value.
+        if not isinstance(other, CodeLocationManifest):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]  # unhashable, like every model with dict fields
 
     @property
     def graph(self) -> AssetGraph:

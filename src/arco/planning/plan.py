@@ -259,6 +259,14 @@ class Plan(ArcoModel):
 
     _by_key: dict[str, PlannedTask] | None = PrivateAttr(default=None)
 
+    def __eq__(self, other: object) -> bool:
+        # Equal plans have equal fields; the task index is a cache.
+        if not isinstance(other, Plan):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]  # unhashable, like every model with dict fields
+
     def task(self, task_key: str) -> PlannedTask:
         """The task with key ``task_key``.
 

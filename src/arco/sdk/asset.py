@@ -24,12 +24,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, overload
 
-from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from arco.core.errors import ArcoError, DefinitionError
-from arco.core.keys import MAX_ASSET_KEY_LENGTH, AssetKey, validate_asset_key
+from arco.core.keys import MAX_ASSET_KEY_LENGTH, AssetKey
 from arco.core.model import ArcoModel
-from arco.sdk._util import function_reference, whole_seconds
+from arco.sdk._util import function_reference
 from arco.sdk.checks import AssetCheck
 from arco.sdk.partitions import (
     AllPartitionsMapping,
@@ -58,29 +58,23 @@ __all__ = [
 #: Worker queue of assets that do not name one.
 DEFAULT_WORKER_QUEUE = "default"
 
-_QUEUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+# Checked by pydantic-core (Rust); the message lists the allowed characters.
+_QUEUE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 _NAMESPACE_JUNK = re.compile(r"[^a-z0-9_]+")
 
-# The canonical display form of an asset key; anything else goes through the full parser of arco.core.keys.
-_DISPLAY_KEY = re.compile(r"[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*")
-
-
-def _asset_key(text: str) -> str:
-    # Manifests hold tens of thousands of keys, nearly all already canonical: accept those at regex speed.
-    if len(text) <= MAX_ASSET_KEY_LENGTH and _DISPLAY_KEY.fullmatch(text) is not None:
-        return text
-    return validate_asset_key(text)
-
-
-#: An asset key field, normalised to ``namespace.name``.
-AssetKeyStr = Annotated[str, AfterValidator(_asset_key)]
+#: An asset key field in its canonical form ``namespace.name`` (checked by pydantic-core, in Rust: a
+#: manifest holds tens of thousands of keys). The SDK always writes this form; see :mod:`arco.core.keys`.
+AssetKeyStr = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$", max_length=MAX_ASSET_KEY_LENGTH),
+]
 
 _Partitions = StaticPartitions | TimeWindowPartitions | DynamicPartitions | MultiPartitions
 _Mapping = IdentityMapping | AllPartitionsMapping | TimeWindowMapping | DimensionMapping
 
 
 class RetryPolicy(ArcoModel):
-    """How a failed attempt of a task is retried (a ``timedelta`` is accepted for the ``*_sec`` fields).
+    """How a failed attempt of a task is retried (durations in whole seconds).
 
     ``non_retryable_errors`` are error categories (an ``ArcoError.code`` such as ``"invalid_input"``, or an
     exception class name) that fail the task at once.
@@ -91,11 +85,6 @@ class RetryPolicy(ArcoModel):
     max_backoff_sec: int = Field(default=600, ge=0)
     backoff_coefficient: int = Field(default=2, ge=1, le=100)
     non_retryable_errors: tuple[str, ...] = ()
-
-    @field_validator("initial_backoff_sec", "max_backoff_sec", mode="before")
-    @classmethod
-    def _seconds(cls, value: Any) -> Any:
-        return whole_seconds(value, "retry backoff")
 
     @field_validator("non_retryable_errors")
     @classmethod
@@ -116,15 +105,10 @@ class RetryPolicy(ArcoModel):
 
 
 class Timeouts(ArcoModel):
-    """Time limits of one attempt (a ``timedelta`` is accepted for each field)."""
+    """Time limits of one attempt, in whole seconds."""
 
     start_to_close_sec: int = Field(default=3600, ge=1)
     heartbeat_sec: int = Field(default=300, ge=1)
-
-    @field_validator("start_to_close_sec", "heartbeat_sec", mode="before")
-    @classmethod
-    def _seconds(cls, value: Any) -> Any:
-        return whole_seconds(value, "timeout")
 
 
 class DependencySpec(ArcoModel):
@@ -160,7 +144,7 @@ class AssetSpec(ArcoModel):
     partitions: PartitionsDefinition | None = None
     retry: RetryPolicy = RetryPolicy()
     timeouts: Timeouts = Timeouts()
-    worker_queue: str = DEFAULT_WORKER_QUEUE
+    worker_queue: Annotated[str, StringConstraints(pattern=_QUEUE_PATTERN)] = DEFAULT_WORKER_QUEUE
     resources: dict[str, str] = Field(default_factory=dict)
     checks: tuple[AssetCheck, ...] = ()
     #: ``module:qualname`` of the function, when a worker can import it by name.
@@ -184,46 +168,27 @@ class AssetSpec(ArcoModel):
     def _owners(cls, owners: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(sorted({_check_text(owner, "owner") for owner in owners}))
 
-    @field_validator("tags", "resources")
-    @classmethod
-    def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
-        for name, value in labels.items():
-            _check_text(name, "tag/resource name")
-            _check_text(value, f"value of {name!r}", limit=1000)
-        return labels
-
-    @field_validator("code_version")
-    @classmethod
-    def _code_version(cls, code_version: str | None) -> str | None:
-        return None if code_version is None else _check_text(code_version, "code version")
-
-    @field_validator("worker_queue")
-    @classmethod
-    def _queue(cls, queue: str) -> str:
-        if _QUEUE.fullmatch(queue) is None:
-            raise DefinitionError(
-                f"worker queue {queue[:80]!r} is invalid: expected 1-200 letters, digits, '.', '_' or '-', "
-                f"for example {DEFAULT_WORKER_QUEUE!r} or 'gpu-large'"
-            )
-        return queue
-
-    @field_validator("checks")
-    @classmethod
-    def _checks(cls, checks: tuple[AssetCheck, ...]) -> tuple[AssetCheck, ...]:
-        names = [check.name for check in checks]
-        repeated = sorted({name for name in names if names.count(name) > 1})
-        if repeated:
-            raise DefinitionError(f"check name(s) {repeated} used more than once; give each check a name")
-        return checks
-
     @model_validator(mode="after")
-    def _inputs(self) -> AssetSpec:
-        declared = {dep.key for dep in self.deps}
-        for parameter, key in sorted(self.inputs.items()):
-            if key not in declared:
-                raise DefinitionError(
-                    f"asset {self.key}: input parameter {parameter!r} reads {key}, which is not a dependency"
-                )
+    def _consistent(self) -> AssetSpec:
+        # One validator for the cross-field checks: manifests hold tens of thousands of specs.
+        for labels in (self.tags, self.resources):
+            for name, value in labels.items():
+                _check_text(name, "tag/resource name")
+                _check_text(value, f"value of {name!r}", limit=1000)
+        if self.code_version is not None:
+            _check_text(self.code_version, "code version")
+        if self.checks:
+            names = [check.name for check in self.checks]
+            repeated = sorted({name for name in names if names.count(name) > 1})
+            if repeated:
+                raise DefinitionError(f"check name(s) {repeated} used more than once; give each check a name")
+        if self.inputs:
+            declared = {dep.key for dep in self.deps}
+            for parameter, key in sorted(self.inputs.items()):
+                if key not in declared:
+                    raise DefinitionError(
+                        f"asset {self.key}: input parameter {parameter!r} reads {key}, which is not a dependency"
+                    )
         return self
 
 
