@@ -70,6 +70,13 @@ INVALID_DISPATCH = "invalid_dispatch"
 _MAX_LOCATION = 200
 
 
+def _problems(exc: ValidationError, whole: str) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or whole}: {error['msg']}"
+        for error in exc.errors(include_url=False)
+    )
+
+
 class DeclaredInput(ArcoModel):
     """One upstream asset partition the plan declares the task reads (after partition mappings)."""
 
@@ -134,10 +141,7 @@ class DispatchPayload(ArcoModel):
         try:
             return cls.model_validate(envelope.payload)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(part) for part in error['loc']) or '(payload)'}: {error['msg']}"
-                for error in exc.errors(include_url=False)
-            )
+            problems = _problems(exc, "(payload)")
             raise ContractError(f"dispatch {envelope.dispatch_id}: invalid payload: {problems}") from None
 
 
@@ -261,16 +265,23 @@ def build_envelope(
                 f"cannot derive the dispatch time of run {run_id!r} (not a ULID): pass "
                 "issued_at=workflow.now() to build_envelope"
             ) from None
-    payload = DispatchPayload(
-        asset_key=task.asset_key,
-        code_location=task.code_location,
-        code_version=task.code_version,
-        inputs=tuple(
-            DeclaredInput(asset_key=item.asset_key, partition_key=item.partition_key) for item in task.inputs
-        ),
-        run_tags=dict(run_tags or {}),
-        data_root=data_root,
-    )
+    try:
+        payload = DispatchPayload(
+            asset_key=task.asset_key,
+            code_location=task.code_location,
+            code_version=task.code_version,
+            inputs=tuple(
+                DeclaredInput(asset_key=item.asset_key, partition_key=item.partition_key)
+                for item in task.inputs
+            ),
+            run_tags=dict(run_tags or {}),
+            data_root=data_root,
+        )
+    except ValidationError as exc:
+        problems = _problems(exc, "(payload)")
+        raise ContractError(
+            f"cannot build the envelope of task {task.task_key!r}: invalid payload: {problems}"
+        ) from None
     fields: dict[str, Any] = {
         "tenant_id": scope.tenant,
         "workspace_id": scope.workspace,
@@ -293,8 +304,5 @@ def build_envelope(
     try:
         return WorkerDispatchEnvelope.model_validate(fields)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or '(envelope)'}: {error['msg']}"
-            for error in exc.errors(include_url=False)
-        )
+        problems = _problems(exc, "(envelope)")
         raise ContractError(f"cannot build the envelope of task {task.task_key!r}: {problems}") from None
