@@ -249,7 +249,7 @@ def _print_schedule_table(view: CompactionScheduleView) -> None:
             f"{view.actions_missed_catchup_window} missed (catch-up window)",
         ),
         ("running", ", ".join(f"{r.workflow_id} ({r.run_id})" for r in view.running) or "-"),
-        ("next runs", ", ".join(_iso(t) for t in view.next_runs[:3]) or "-"),
+        ("next runs", _next_runs(view)),
     ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
@@ -259,6 +259,12 @@ def _print_schedule_table(view: CompactionScheduleView) -> None:
         click.echo(
             f"  {_iso(action.scheduled_at)}  {action.status or '?':<11} {action.workflow_id}  {action.run_id}"
         )
+
+
+def _next_runs(view: CompactionScheduleView) -> str:
+    upcoming = ", ".join(_iso(t) for t in view.next_runs[:3]) or "-"
+    # The server keeps computing action times while paused; say that none of them will happen.
+    return f"none while paused (then {upcoming})" if view.paused else upcoming
 
 
 def _iso(value: datetime.datetime) -> str:
