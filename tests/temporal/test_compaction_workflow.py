@@ -536,7 +536,61 @@ async def test_max_events_leaves_the_rest_pending_as_lag(
         rest = await arco_async(temporal_server, task_queue, "compact", *scope_args(scope))
         assert rest.exit_code == 0, rest.output
         assert table_rows(rest.stdout)["eventsFolded"] == "30"
-    assert folded_run_ids(store, scope) == sorted(run_ids)
+        assert folded_run_ids(store, scope) == sorted(run_ids)
+
+        # --no-wait starts the compactor and returns; its result is there for whoever asks.
+        more = append_runs(store, scope, objects=1, per_object=3)
+        started = await arco_async(temporal_server, task_queue, "compact", *scope_args(scope), "--no-wait")
+        assert started.exit_code == 0, started.output
+        assert f"compaction {compaction_workflow_id(scope)} of {scope} running" in started.stdout
+        handle = temporal_client.get_workflow_handle(
+            compaction_workflow_id(scope), result_type=CompactionResult
+        )
+        background = await asyncio.wait_for(handle.result(), WAIT)
+        assert (background.committed, background.events_folded) == (True, 3)
+    assert folded_run_ids(store, scope) == sorted(run_ids | more)
+
+
+async def test_a_permanent_error_fails_the_compaction_at_once_and_the_cli_says_why(
+    temporal_server: TemporalDevServer, temporal_client: Client, task_queue: str, tmp_path: Path
+) -> None:
+    scope = fresh_scope()
+    root = tmp_path / "catalog"
+    store = LocalObjectStore(root)
+    append_runs(store, scope, objects=1)
+    # A pointer that is not a pointer: the snapshot is corrupt, which no retry can fix.
+    store.create_if_absent(f"{scope.prefix}/projections/ops/_pointer.json", b"{not json")
+    settings = ArcoSettings(catalog_root=str(root), task_queue=task_queue)
+    async with build_control_plane_worker(temporal_client, settings):
+        failed = await arco_async(temporal_server, task_queue, "compact", *scope_args(scope))
+    assert failed.exit_code == 2
+    assert (
+        f"compaction {compaction_workflow_id(scope)} of {scope} did not complete: corrupt_object"
+        in failed.stderr
+    )
+    assert f"temporal workflow show -w {compaction_workflow_id(scope)}" in failed.stderr
+    assert "Traceback" not in failed.output
+    kinds = [
+        EventType.Name(e.event_type)
+        for e in (
+            await temporal_client.get_workflow_handle(compaction_workflow_id(scope)).fetch_history()
+        ).events
+    ]
+    # Non-retryable: one attempt, no retries.
+    assert kinds.count("EVENT_TYPE_ACTIVITY_TASK_STARTED") == 1
+    assert kinds[-1] == "EVENT_TYPE_WORKFLOW_EXECUTION_FAILED"
+
+
+async def test_compact_without_a_worker_times_out_with_the_fix(
+    temporal_server: TemporalDevServer, temporal_client: Client, task_queue: str
+) -> None:
+    scope = fresh_scope()
+    result = await arco_async(temporal_server, task_queue, "compact", *scope_args(scope), "--timeout", "1")
+    assert result.exit_code == 2
+    assert f"no control-plane worker polls task queue {task_queue!r}" in result.stderr
+    assert "arco worker control-plane" in result.stderr
+    # It was started and keeps waiting for a worker; clean up.
+    await temporal_client.get_workflow_handle(compaction_workflow_id(scope)).terminate("test cleanup")
 
 
 # --- cancellation -------------------------------------------------------------------------------------------

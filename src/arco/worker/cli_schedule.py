@@ -39,7 +39,7 @@ from temporalio.client import (
     WorkflowFailureError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from arco.core.compaction_models import CompactionInput, CompactionResult
@@ -350,6 +350,11 @@ async def _schedule_call(scope: Scope, schedule_id: str, call: Awaitable[T]) -> 
                 f"there is no compaction schedule for {scope} (schedule id {schedule_id!r}); create it with "
                 f"`arco schedule compaction create --tenant {scope.tenant} --workspace {scope.workspace}`"
             ) from None
+        if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            raise InfrastructureError(
+                f"Temporal did not answer a request on schedule {schedule_id!r} ({exc.status.name}): "
+                f"{exc.message}; check that the server at ARCO_TEMPORAL_ADDRESS is up (`arco dev` starts one)"
+            ) from None
         raise ScheduleError(
             f"Temporal refused the request on schedule {schedule_id!r} ({exc.status.name}): {exc.message}"
         ) from None
@@ -572,12 +577,18 @@ def delete(tenant: str | None, workspace: str | None, output: str) -> None:
 # --- arco compact -------------------------------------------------------------------------------------------
 
 
-def _root_cause(error: BaseException) -> BaseException:
-    seen = 0
-    while getattr(error, "cause", None) is not None and seen < 20:
-        error = error.cause  # type: ignore[attr-defined]
-        seen += 1
-    return error
+def _failure_reason(error: WorkflowFailureError) -> tuple[str, str]:
+    """(type, message) of why a workflow failed: the first ApplicationError on the cause chain (the one Arco
+    raised on purpose, typed with its error code), else the innermost cause (a cancel, a timeout)."""
+    current: BaseException = error
+    for _ in range(20):
+        if isinstance(current, ApplicationError):
+            return current.type or type(current).__name__, current.message
+        following = getattr(current, "cause", None)
+        if not isinstance(following, BaseException):
+            break
+        current = following
+    return type(current).__name__, str(current)
 
 
 async def run_compaction(
@@ -632,10 +643,9 @@ async def run_compaction(
             "`arco worker control-plane`"
         ) from None
     except WorkflowFailureError as exc:
-        cause = _root_cause(exc)
-        kind = getattr(cause, "type", None) or type(cause).__name__
+        kind, message = _failure_reason(exc)
         raise WorkflowFailedError(
-            f"compaction {workflow_id} of {scope} did not complete: {kind}: {cause}; see its history with "
+            f"compaction {workflow_id} of {scope} did not complete: {kind}: {message}; see its history with "
             f"`temporal workflow show -w {workflow_id}`"
         ) from None
 
