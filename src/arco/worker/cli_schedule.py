@@ -13,6 +13,7 @@ everything pending anyway. Schedules show in the Temporal UI (Schedules tab) and
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import json
 import re
@@ -361,12 +362,23 @@ async def _schedule_call(scope: Scope, schedule_id: str, call: Awaitable[T]) -> 
 
 
 async def create_compaction_schedule(
-    client: Client, scope: Scope, schedule: Schedule, *, update: bool
+    client: Client,
+    scope: Scope,
+    schedule: Schedule,
+    *,
+    update: bool,
+    paused: bool | None = None,
+    note: str | None = None,
 ) -> ScheduleHandle:
     """Create the compaction schedule of ``scope``, or replace its definition when ``update`` is set.
 
-    An update replaces spec, action, policy and state with those of ``schedule``; to keep the current state
-    (paused, note), pass it in ``schedule.state`` (``arco schedule compaction create --update`` does).
+    Args:
+        client: Connected Temporal client.
+        scope: Tenant/workspace.
+        schedule: The definition (:func:`build_compaction_schedule`).
+        update: Replace the definition of an existing schedule instead of failing.
+        paused: On update, the paused state to set; ``None`` keeps the current one.
+        note: On update, the note to set; ``None`` keeps the current one.
 
     Raises:
         ScheduleError: if the schedule exists and ``update`` is not set; the message says how to proceed.
@@ -390,7 +402,12 @@ async def create_compaction_schedule(
     handle = client.get_schedule_handle(schedule_id)
 
     def _replace(current: ScheduleUpdateInput) -> ScheduleUpdate:
-        return ScheduleUpdate(schedule=schedule)
+        # Runs on the description the update is conditioned on, so a concurrent pause is not lost.
+        state = current.description.schedule.state
+        kept = ScheduleState(
+            paused=state.paused if paused is None else paused, note=state.note if note is None else note
+        )
+        return ScheduleUpdate(schedule=dataclasses.replace(schedule, state=kept))
 
     await _schedule_call(scope, schedule_id, handle.update(_replace))
     return handle
@@ -473,27 +490,18 @@ def create(
     async def _run() -> CompactionScheduleView:
         client = await connect(settings)
         schedule_id = compaction_schedule_id(scope)
-        state_paused, state_note = bool(paused), note
-        if update and (paused is None or note is None):
-            # --update keeps the current state unless it is set explicitly.
-            try:
-                current = await client.get_schedule_handle(schedule_id).describe()
-            except RPCError as exc:
-                if exc.status != RPCStatusCode.NOT_FOUND:
-                    raise
-            else:
-                state_paused = current.schedule.state.paused if paused is None else paused
-                state_note = current.schedule.state.note if note is None else note
         definition = build_compaction_schedule(
             scope,
             task_queue=settings.task_queue,
             every=every_delta,
             catchup_window=catchup_delta,
             max_events=max_events,
-            paused=state_paused,
-            note=state_note,
+            paused=bool(paused),
+            note=note,
         )
-        handle = await create_compaction_schedule(client, scope, definition, update=update)
+        handle = await create_compaction_schedule(
+            client, scope, definition, update=update, paused=paused, note=note
+        )
         return schedule_view(scope, await _schedule_call(scope, schedule_id, handle.describe()))
 
     view = asyncio.run(_run())
