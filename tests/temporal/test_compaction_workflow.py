@@ -18,6 +18,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -48,6 +49,7 @@ from arco.core.config import ArcoSettings
 from arco.core.ids import new_ulid
 from arco.core.scope import Scope
 from arco.worker.cli import cli
+from arco.worker.cli_schedule import run_compaction
 from arco.worker.control_plane import WORKFLOWS, build_control_plane_worker
 from arco.worker.temporal_server import TemporalDevServer, find_temporal_binary
 from arco.workflows.compaction import (
@@ -173,16 +175,22 @@ async def record_or_replay(handle: WorkflowHandle[object, object], name: str) ->
 
 
 class SlowStore(LocalObjectStore):
-    """A local store whose ledger reads take ``delay`` seconds each: a compaction that lasts long enough to be
-    cancelled or overlapped. Set ``delay`` to 0 to make it fast again."""
+    """A local store whose ledger reads take ``delay`` seconds each and wait while ``gate`` is closed: a
+    compaction that lasts long enough to be cancelled or overlapped. ``delay = 0`` and an open gate make it fast.
+    """
 
-    def __init__(self, root: Path, delay: float) -> None:
+    def __init__(self, root: Path, delay: float = 0.0) -> None:
         super().__init__(root)
         self.delay = delay
+        self.gate = threading.Event()
+        self.gate.set()
 
     def read_versioned(self, key: str) -> tuple[bytes, ObjectVersion]:
-        if self.delay and "/_ledger/" in key:
-            time.sleep(self.delay)
+        if "/_ledger/" in key:
+            if not self.gate.wait(WAIT):
+                raise AssertionError(f"the test never opened the gate of {key}")
+            if self.delay:
+                time.sleep(self.delay)
         return super().read_versioned(key)
 
 
@@ -301,6 +309,13 @@ async def test_schedule_triggers_compaction_and_projections_appear(
             temporal_server, task_queue, "schedule", "compaction", "delete", *scope_args(scope)
         )
         assert deleted.exit_code == 0, deleted.output
+
+
+def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    async def wrapped() -> bool:
+        return check()
+
+    return wrapped
 
 
 async def _closed(client: Client, workflow_id: str) -> bool:
@@ -431,8 +446,10 @@ async def test_one_compactor_per_scope(
     temporal_server: TemporalDevServer, temporal_client: Client, task_queue: str, tmp_path: Path
 ) -> None:
     scope = fresh_scope()
-    store = SlowStore(tmp_path / "catalog", delay=0.05)
+    store = SlowStore(tmp_path / "catalog")
     run_ids = append_runs(store, scope, objects=60)
+    # The compactor blocks on its first ledger read until the overlapping starts below have been tried.
+    store.gate.clear()
     request = CompactionInput(tenant_id=scope.tenant, workspace_id=scope.workspace)
     workflow_id = compaction_workflow_id(scope)
     async with slow_worker(temporal_client, task_queue, store):
@@ -473,17 +490,29 @@ async def test_one_compactor_per_scope(
         assert skipped.result is None
         await record_or_replay(tick, "compaction_scheduled_skipped.json")
 
-        # `arco compact` joins the running compactor and prints its result.
-        store.delay = 0.0
-        joined_cli = await arco_async(
-            temporal_server, task_queue, "compact", *scope_args(scope), "-o", "json"
+        # `arco compact` joins the running compactor instead of starting one (and gives up waiting here).
+        impatient = await arco_async(
+            temporal_server, task_queue, "compact", *scope_args(scope), "--timeout", "1"
         )
-        assert joined_cli.exit_code == 0, joined_cli.output
-        assert "already running" in joined_cli.stderr
-        printed = CompactionResult.model_validate_json(joined_cli.stdout)
+        assert impatient.exit_code == 2
+        assert f"a compaction of {scope} is already running ({workflow_id}, run {handle.result_run_id})" in (
+            impatient.stderr
+        )
+        assert "did not finish within 1s; it keeps running" in impatient.stderr
+        # The same, from Python: run_compaction joins and returns the running compactor's result.
+        attached: list[tuple[str, str]] = []
+        joining = asyncio.create_task(
+            run_compaction(
+                temporal_client, scope, task_queue=task_queue, on_attach=lambda *ids: attached.append(ids)
+            )
+        )
+        await eventually(_async(lambda: bool(attached)), "run_compaction to join the running compactor")
+        assert attached == [(workflow_id, handle.result_run_id)]
+        store.gate.set()
+        joined_result = await asyncio.wait_for(joining, WAIT)
 
         result = await handle.result()
-        assert printed == result
+        assert joined_result == result
         assert result.workflow_id == workflow_id
         assert result.committed
         assert (result.ledger_objects_read, result.events_folded) == (60, 60)
