@@ -1,0 +1,1072 @@
+"""Read-only SQL over one scope's catalog: Tier-1 entities and Tier-2 projections under stable table names.
+
+=========================  ==================================================================================
+table                      one row per
+=========================  ==================================================================================
+``catalog.namespaces``     namespace (Tier 1)
+``catalog.tables``         table, with its columns nested (Tier 1)
+``catalog.columns``        column of a table (Tier 1)
+``catalog.assets``         registered asset (Tier 1)
+``ops.runs``               run: start (job, trigger, partition) and finish (status, error)
+``ops.tasks``              task attempt: last state, start and finish
+``ops.materializations``   materialization fact
+``ops.partition_status``   asset partition: last materialization and last attempt
+``lineage.edges``          observed input -> output pair of one task attempt
+``ops.check_results``      check evaluation
+=========================  ==================================================================================
+
+:func:`run_query` (CLI ``arco query "<sql>"``) runs one statement with Polars SQL over a :class:`ScopeSnapshot`:
+the Tier-1 manifest and the projections manifest of the scope, pinned when the query starts, so a query sees one
+consistent state even while commits land.
+
+**The guard** (:func:`check_sql`) parses the text with sqlglot *before anything is read or executed* and refuses,
+with a :class:`~arco.core.errors.QueryError` that says what to do instead:
+
+* text longer than ``QueryLimits.max_sql_chars``; malformed SQL; more than one statement;
+* anything but ``SELECT`` / ``WITH ... SELECT`` (and set operations of them): DDL, DML, ``COPY``, ``ATTACH``,
+  ``PRAGMA``, ``SET``, ``EXPLAIN``, ``CALL``, ``SELECT ... INTO`` ..., also when nested in a CTE;
+* table functions and file or URL reads (``read_parquet('...')``, ``read_csv``, ``scan_*``, ``'x.parquet'``);
+* any table that is not one of the stable names above or a CTE of the query.
+
+What runs is the statement *as sqlglot re-writes it* from the checked syntax tree, so the engine never sees text
+the guard did not check. Only the scope's own frames are registered with the engine, and no name can reach another
+scope's files: a query is scoped by construction.
+
+**Limits** (:class:`QueryLimits`), each with its own error: SQL length, result rows, result bytes, bytes of the
+files the query would read (checked before reading), and wall-clock time (the query is cancelled).
+
+**Caching.** Decoded files are cached per store by their (immutable) paths, so repeated queries over an unchanged
+snapshot only run the engine; a new compaction re-reads only the partitions it changed.
+
+**DuckDB** reads the same Parquet files directly: :meth:`ScopeSnapshot.duckdb_script` writes ``CREATE VIEW``
+statements over ``read_parquet([...])`` that apply the merge rules of each dataset (see ``docs/querying.md``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import logging
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, cast
+
+import polars as pl
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, SqlglotError
+
+from arco.catalog.commit import CommitLog, DataFile, Manifest
+from arco.catalog.keyed import DELETED, KEY, SEQ
+from arco.catalog.ledger import DEFAULT_DOMAIN
+from arco.catalog.projections import (
+    PROJECTIONS,
+    ProjectionSpec,
+    empty_frame,
+    group_files,
+    merge,
+    projection_domain,
+    read_files,
+)
+from arco.catalog.storage import ObjectStore
+from arco.catalog.tier1 import ASSETS, NAMESPACES, SCHEMAS, TABLES, Catalog, CatalogSnapshot
+from arco.core.errors import ArcoError, InvalidInputError, NotFoundError, QueryError
+from arco.core.scope import Scope
+
+__all__ = [
+    "OUTPUT_FORMATS",
+    "TABLES_BY_NAME",
+    "CheckedQuery",
+    "OutputFormat",
+    "QueryLimits",
+    "QueryResult",
+    "ScopeSnapshot",
+    "SnapshotFile",
+    "TableSource",
+    "check_sql",
+    "format_result",
+    "run_query",
+]
+
+#: The SQL dialect the guard parses and the engine runs (Polars SQL follows PostgreSQL closely).
+DIALECT: Final = "postgres"
+
+TableKind = Literal["tier1", "projection"]
+
+
+@dataclass(frozen=True, slots=True)
+class TableSource:
+    """Where a stable table name comes from.
+
+    Attributes:
+        name: The stable name (``schema.table``).
+        kind: ``tier1`` (a Tier-1 entity scan) or ``projection`` (a Tier-2 projection).
+        dataset: The Tier-1 entity (``namespaces``, ``tables``, ``columns``, ``assets``) or projection dataset.
+        description: One line for ``arco query --list-tables``.
+    """
+
+    name: str
+    kind: TableKind
+    dataset: str
+    description: str
+
+    @property
+    def files_dataset(self) -> str:
+        """The dataset whose files hold the rows (``catalog.columns`` is stored nested in ``tables``)."""
+        return TABLES if self.dataset == "columns" else self.dataset
+
+
+_SOURCES: Final = (
+    TableSource("catalog.namespaces", "tier1", NAMESPACES, "one row per namespace"),
+    TableSource("catalog.tables", "tier1", TABLES, "one row per table, columns nested"),
+    TableSource("catalog.columns", "tier1", "columns", "one row per column of a table"),
+    TableSource("catalog.assets", "tier1", ASSETS, "one row per registered asset"),
+    TableSource("ops.runs", "projection", "runs", "one row per run"),
+    TableSource("ops.tasks", "projection", "tasks", "one row per task attempt"),
+    TableSource("ops.materializations", "projection", "materializations", "one row per materialization"),
+    TableSource(
+        "ops.partition_status", "projection", "partition_status", "one row per asset partition: last state"
+    ),
+    TableSource("lineage.edges", "projection", "lineage_edges", "one row per observed input -> output pair"),
+    TableSource("ops.check_results", "projection", "check_results", "one row per check evaluation"),
+)
+#: Every stable table name and where it comes from.
+TABLES_BY_NAME: Final[Mapping[str, TableSource]] = {source.name: source for source in _SOURCES}
+
+
+def _known_tables() -> str:
+    return ", ".join(TABLES_BY_NAME)
+
+
+# -- limits ------------------------------------------------------------------------------------------------
+
+_HARD_MAX_SQL_CHARS: Final = 1_000_000
+_HARD_MAX_ROWS: Final = 50_000_000
+_HARD_MAX_SECONDS: Final = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class QueryLimits:
+    """Limits of one query; each one exceeded raises its own :class:`~arco.core.errors.QueryError`.
+
+    Attributes:
+        max_sql_chars: Longest SQL text accepted.
+        max_rows: Most rows a result may have (add ``LIMIT`` or aggregate to stay below).
+        max_bytes: Largest result (Arrow in-memory size, bytes).
+        max_scan_bytes: Largest total size of the Parquet files the query would read (checked before reading).
+        timeout_s: Wall-clock seconds before the query is cancelled.
+    """
+
+    max_sql_chars: int = 20_000
+    max_rows: int = 100_000
+    max_bytes: int = 256 * 2**20
+    max_scan_bytes: int = 8 * 2**30
+    timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name, cap in (
+            ("max_sql_chars", _HARD_MAX_SQL_CHARS),
+            ("max_rows", _HARD_MAX_ROWS),
+            ("max_bytes", 2**40),
+            ("max_scan_bytes", 2**50),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= cap:
+                raise InvalidInputError(f"query limit {name} must be an int from 1 to {cap}, got {value!r}")
+        timeout = self.timeout_s
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 3600:
+            raise InvalidInputError(
+                f"query limit timeout_s must be a number of seconds in (0, {_HARD_MAX_SECONDS:.0f}], "
+                f"got {timeout!r}"
+            )
+
+
+# -- the guard ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedQuery:
+    """A statement that passed the guard.
+
+    Attributes:
+        sql: The text as given.
+        normalized: The statement as re-written from the checked syntax tree: what the engine runs.
+        tables: The stable tables it reads, sorted.
+    """
+
+    sql: str
+    normalized: str
+    tables: tuple[str, ...]
+
+
+def _optional_nodes(*names: str) -> tuple[type[exp.Expr], ...]:
+    found: list[type[exp.Expr]] = []
+    for name in names:
+        node = getattr(exp, name, None)
+        if isinstance(node, type) and issubclass(node, exp.Expr):
+            found.append(node)
+    return tuple(found)
+
+
+# Statement kinds that must never appear anywhere in a query, with the word used in the error.
+_FORBIDDEN: Final = _optional_nodes(
+    "Insert",
+    "Update",
+    "Delete",
+    "Merge",
+    "Create",
+    "Drop",
+    "Alter",
+    "AlterTable",
+    "TruncateTable",
+    "Command",
+    "Copy",
+    "Set",
+    "Pragma",
+    "Use",
+    "Describe",
+    "Into",
+    "Transaction",
+    "Commit",
+    "Rollback",
+    "Cache",
+    "Uncache",
+    "Refresh",
+    "LoadData",
+    "Grant",
+    "Revoke",
+    "Show",
+    "Attach",
+    "Detach",
+    "Analyze",
+    "Kill",
+    "Install",
+    "Export",
+)
+_QUERY_ROOTS: Final = (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery)
+# Functions that read files, URLs or the environment in Polars, DuckDB or other engines.
+_FILE_FUNCTION_PREFIXES: Final = ("read_", "scan_", "parquet_", "csv_", "json_scan", "ndjson_")
+_FILE_FUNCTIONS: Final = frozenset(
+    {
+        "glob",
+        "iceberg_scan",
+        "delta_scan",
+        "sqlite_scan",
+        "postgres_scan",
+        "mysql_scan",
+        "query",
+        "query_table",
+        "getenv",
+        "load",
+        "install",
+        "read_text",
+        "read_blob",
+        "httpfs",
+        "pg_read_file",
+        "pg_read_binary_file",
+        "pg_ls_dir",
+        "lo_import",
+        "lo_export",
+    }
+)
+
+
+@contextmanager
+def _quiet_sqlglot() -> Iterator[None]:
+    # sqlglot logs a warning for every statement it parses as a raw Command; the guard reports those itself.
+    logger = logging.getLogger("sqlglot")
+    previous = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+def _function_name(node: exp.Func) -> str:
+    if isinstance(node, exp.Anonymous):
+        return str(node.name).lower()
+    return node.sql_name().lower()
+
+
+def _is_file_function(name: str) -> bool:
+    return name in _FILE_FUNCTIONS or name.startswith(_FILE_FUNCTION_PREFIXES)
+
+
+def _statement_word(node: exp.Expr) -> str:
+    if isinstance(node, exp.Command):
+        return str(node.this).split()[0].upper() if node.this else "a command"
+    return type(node).__name__.upper()
+
+
+def _table_name(table: exp.Table) -> str:
+    parts = [part for part in (table.catalog, table.db, table.name) if part]
+    return ".".join(parts).lower()
+
+
+def _shown(sql: str) -> str:
+    flat = " ".join(sql.split())
+    return flat if len(flat) <= 120 else flat[:117] + "..."
+
+
+def check_sql(sql: str, *, limits: QueryLimits | None = None) -> CheckedQuery:
+    """Check that ``sql`` is one read-only query over the stable tables, without executing anything.
+
+    Args:
+        sql: The statement.
+        limits: Only ``max_sql_chars`` is used here.
+
+    Returns:
+        The checked query, with the re-written statement the engine will run.
+
+    Raises:
+        QueryError: if the text is too long, malformed, not a single ``SELECT``/``WITH ... SELECT``, calls a
+            file or URL function, or names an unknown table.
+    """
+    limits = limits or QueryLimits()
+    if not isinstance(sql, str):
+        raise QueryError(f"a query must be SQL text, got {type(sql).__name__}")
+    if len(sql) > limits.max_sql_chars:
+        raise QueryError(
+            f"the query is {len(sql):,} characters long, more than the limit of {limits.max_sql_chars:,}; "
+            "shorten it (or raise QueryLimits.max_sql_chars / --max-sql-chars)"
+        )
+    if not sql.strip():
+        raise QueryError(f"the query is empty; write one SELECT over {_known_tables()}")
+    try:
+        with _quiet_sqlglot():
+            statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
+    except ParseError as exc:
+        details = "; ".join(
+            f"{e.get('description')} at line {e.get('line')}, column {e.get('col')}" for e in exc.errors[:3]
+        )
+        raise QueryError(
+            f"the query is not valid SQL ({details or exc}); write one SELECT, e.g. "
+            "SELECT status, count(*) FROM ops.runs GROUP BY status"
+        ) from None
+    except SqlglotError as exc:
+        raise QueryError(f"the query is not valid SQL ({exc}); write one SELECT statement") from None
+    if not statements:
+        raise QueryError(f"the query is empty; write one SELECT over {_known_tables()}")
+    if len(statements) > 1:
+        raise QueryError(
+            f"the query has {len(statements)} statements; only one SELECT is allowed per query "
+            "(remove the extra ';'-separated statements)"
+        )
+    root = statements[0]
+    for node in root.walk():
+        if isinstance(node, _FORBIDDEN):
+            raise QueryError(
+                f"{_statement_word(node)} is not allowed: the query interface is read-only and accepts only "
+                f"SELECT or WITH ... SELECT (got {_shown(sql)!r}); catalog changes go through "
+                "`arco catalog` and operational facts through the ledger"
+            )
+    if not isinstance(root, _QUERY_ROOTS):
+        raise QueryError(
+            f"{_statement_word(root)} is not allowed: only SELECT or WITH ... SELECT queries can run "
+            f"(got {_shown(sql)!r})"
+        )
+    for func in root.find_all(exp.Func):
+        name = _function_name(func)
+        if _is_file_function(name):
+            raise QueryError(
+                f"function {name}() is not allowed: queries cannot read files, URLs or the environment; "
+                f"read the catalog's tables instead ({_known_tables()})"
+            )
+    ctes = {str(cte.alias).lower() for cte in root.find_all(exp.CTE) if cte.alias}
+    used: set[str] = set()
+    for table in list(root.find_all(exp.Table)):
+        if not isinstance(table.this, exp.Identifier):
+            raise QueryError(
+                f"table function {table.this.sql(dialect=DIALECT)[:80]} is not allowed: queries can read only "
+                f"the catalog's tables ({_known_tables()})"
+            )
+        name = _table_name(table)
+        if name in ctes and not table.db:
+            continue
+        source = TABLES_BY_NAME.get(name)
+        if source is None:
+            hint = ""
+            if "/" in name or "://" in name or name.endswith((".parquet", ".csv", ".json", ".arrow")):
+                hint = " (files and URLs cannot be read by a query)"
+            raise QueryError(
+                f"unknown table {name!r}{hint}; a query can read only the tables of its own scope: "
+                f"{_known_tables()}"
+            )
+        used.add(source.name)
+        schema_name, _, table_name = source.name.partition(".")
+        alias = table.args.get("alias")
+        canonical = exp.Table(
+            this=exp.to_identifier(table_name),
+            db=exp.to_identifier(schema_name),
+            alias=alias if alias is not None else exp.TableAlias(this=exp.to_identifier(table_name)),
+        )
+        table.replace(canonical)
+    try:
+        normalized = root.sql(dialect=DIALECT)
+    except SqlglotError as exc:
+        raise QueryError(f"the query cannot be re-written for execution ({exc}); simplify it") from None
+    return CheckedQuery(sql=sql, normalized=normalized, tables=tuple(sorted(used)))
+
+
+# -- snapshots and cached frames ----------------------------------------------------------------------------
+
+
+class _FrameCache:
+    """Decoded frames of immutable files (or file groups) of one store, least recently used evicted."""
+
+    def __init__(self, max_bytes: int = 4 * 2**30, max_entries: int = 4096) -> None:
+        self._lock = threading.Lock()
+        self._frames: OrderedDict[tuple[str, ...], pl.DataFrame] = OrderedDict()
+        self._bytes = 0
+        self.max_bytes = max_bytes
+        self.max_entries = max_entries
+
+    def get(self, key: tuple[str, ...]) -> pl.DataFrame | None:
+        with self._lock:
+            found = self._frames.get(key)
+            if found is not None:
+                self._frames.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[str, ...], frame: pl.DataFrame) -> None:
+        size = int(frame.estimated_size())
+        with self._lock:
+            old = self._frames.pop(key, None)
+            if old is not None:
+                self._bytes -= int(old.estimated_size())
+            self._frames[key] = frame
+            self._bytes += size
+            while self._frames and (self._bytes > self.max_bytes or len(self._frames) > self.max_entries):
+                _, evicted = self._frames.popitem(last=False)
+                self._bytes -= int(evicted.estimated_size())
+
+
+@dataclass(slots=True)
+class _StoreState:
+    frames: _FrameCache = field(default_factory=_FrameCache)
+    catalogs: dict[Scope, Catalog] = field(default_factory=dict)
+    logs: dict[tuple[Scope, str], CommitLog] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_STATES: weakref.WeakKeyDictionary[ObjectStore, _StoreState] = weakref.WeakKeyDictionary()
+_STATES_LOCK = threading.Lock()
+
+
+def _state(store: ObjectStore) -> _StoreState:
+    with _STATES_LOCK:
+        found = _STATES.get(store)
+        if found is None:
+            found = _StoreState()
+            _STATES[store] = found
+        return found
+
+
+def tier1_catalog(store: ObjectStore, scope: Scope) -> Catalog:
+    """The (process-wide, per store and scope) Tier-1 catalog used by read paths, so its file cache is shared."""
+    state = _state(store)
+    with state.lock:
+        found = state.catalogs.get(scope)
+        if found is None:
+            found = Catalog(store, scope)
+            state.catalogs[scope] = found
+        return found
+
+
+def projection_log(store: ObjectStore, scope: Scope, ledger_domain: str = DEFAULT_DOMAIN) -> CommitLog:
+    """The (process-wide, per store, scope and domain) commit log of a scope's projections."""
+    domain = projection_domain(ledger_domain)
+    state = _state(store)
+    with state.lock:
+        found = state.logs.get((scope, domain))
+        if found is None:
+            found = CommitLog(store, scope, domain)
+            state.logs[(scope, domain)] = found
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotFile:
+    """One data file of a published snapshot.
+
+    Attributes:
+        table: The stable table name whose rows the file holds.
+        domain: The commit-log domain (``tier1`` or ``projections/{ledger domain}``).
+        commit_id: The commit whose manifest lists the file.
+        path: Path relative to the domain folder (as listed in the manifest).
+        key: Store key.
+        uri: URI (or absolute local path) engines read it from.
+        partition: Partition label of a projection file (``""`` for Tier-1 files).
+        kind: Role of the file (``base`` or ``delta``).
+        rows: Rows in the file.
+        size: Bytes.
+        sha256: Checksum recorded by the manifest.
+    """
+
+    table: str
+    domain: str
+    commit_id: str
+    path: str
+    key: str
+    uri: str
+    partition: str
+    kind: str
+    rows: int
+    size: int
+    sha256: str
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (camelCase keys)."""
+        return {
+            "table": self.table,
+            "domain": self.domain,
+            "commitId": self.commit_id,
+            "path": self.path,
+            "key": self.key,
+            "uri": self.uri,
+            "partition": self.partition,
+            "kind": self.kind,
+            "rows": self.rows,
+            "size": self.size,
+            "sha256": self.sha256,
+        }
+
+
+def _partition_of(file: DataFile) -> str:
+    value = file.stats.get("partition")
+    return value if isinstance(value, str) else ""
+
+
+class ScopeSnapshot:
+    """The published state of one scope, pinned: one Tier-1 manifest and one projections manifest.
+
+    Args:
+        store: The catalog store.
+        scope: Tenant and workspace; nothing outside it can be read through this object.
+        ledger_domain: The ledger domain whose projections back the ``ops.*`` and ``lineage.*`` tables.
+        as_of: Read the state as of an aware datetime (time travel) instead of the latest.
+
+    Raises:
+        InvalidInputError: if ``as_of`` is naive.
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        scope: Scope,
+        *,
+        ledger_domain: str = DEFAULT_DOMAIN,
+        as_of: datetime.datetime | None = None,
+    ) -> None:
+        if not isinstance(scope, Scope):
+            raise InvalidInputError(f"scope must be an arco.core.scope.Scope, got {type(scope).__name__}")
+        if as_of is not None and (as_of.tzinfo is None or as_of.utcoffset() is None):
+            raise InvalidInputError(
+                f"as_of {as_of.isoformat()} has no time zone; pass an aware time such as "
+                "'2026-01-31T00:00:00Z'"
+            )
+        self.store = store
+        self.scope = scope
+        self.as_of = as_of
+        self._state = _state(store)
+        catalog = tier1_catalog(store, scope)
+        self.projections_log = projection_log(store, scope, ledger_domain)
+        self.projections_domain = self.projections_log.domain
+        if as_of is None:
+            self.tier1: CatalogSnapshot = catalog.snapshot()
+            self.projections: Manifest | None = self.projections_log.current()
+        else:
+            self.tier1 = _tier1_as_of(catalog, as_of)
+            self.projections = _manifest_as_of(self.projections_log, as_of)
+
+    def __repr__(self) -> str:
+        return (
+            f"ScopeSnapshot({self.scope}, tier1={self.tier1.commit_id}, "
+            f"projections={None if self.projections is None else self.projections.commit_id})"
+        )
+
+    @property
+    def commit_ids(self) -> dict[str, str | None]:
+        """The commit each domain is pinned to (``None``: nothing committed yet)."""
+        return {
+            "tier1": self.tier1.commit_id,
+            self.projections_domain: None if self.projections is None else self.projections.commit_id,
+        }
+
+    # -- files ---------------------------------------------------------------------------------------------
+
+    def _source(self, name: str) -> TableSource:
+        source = TABLES_BY_NAME.get(name.lower()) if isinstance(name, str) else None
+        if source is None:
+            raise QueryError(f"unknown table {name!r}; the tables are {_known_tables()}")
+        return source
+
+    def files(self, name: str) -> list[SnapshotFile]:
+        """The data files of a stable table at this snapshot (for engines that read them directly).
+
+        Raises:
+            QueryError: if the name is not a stable table name.
+        """
+        source = self._source(name)
+        if source.kind == "tier1":
+            log, manifest = self.tier1.log, self.tier1.manifest
+        else:
+            log, manifest = self.projections_log, self.projections
+        if manifest is None:
+            return []
+        return [
+            SnapshotFile(
+                table=source.name,
+                domain=log.domain,
+                commit_id=manifest.commit_id,
+                path=f.path,
+                key=log.key_of(f),
+                uri=log.uri_of(f),
+                partition=_partition_of(f),
+                kind=f.kind,
+                rows=f.rows,
+                size=f.size,
+                sha256=f.sha256,
+            )
+            for f in manifest.files_of(source.files_dataset)
+        ]
+
+    def scan_bytes(self, names: Sequence[str]) -> int:
+        """Total size of the files behind ``names`` (each file counted once)."""
+        seen: dict[str, int] = {}
+        for name in names:
+            for file in self.files(name):
+                seen[file.key] = file.size
+        return sum(seen.values())
+
+    # -- frames --------------------------------------------------------------------------------------------
+
+    def frame(self, name: str) -> pl.DataFrame:
+        """All rows of a stable table at this snapshot (merged; cached by file paths).
+
+        Raises:
+            QueryError: if the name is not a stable table name.
+        """
+        source = self._source(name)
+        if source.kind == "tier1":
+            return self._tier1_frame(source)
+        return self._projection_frame(PROJECTIONS[source.dataset])
+
+    def _tier1_frame(self, source: TableSource) -> pl.DataFrame:
+        commit = self.tier1.commit_id or "-"
+        key = ("tier1", str(self.scope), commit, source.dataset)
+        cached = self._state.frames.get(key)
+        if cached is not None:
+            return cached
+        frame = pl.DataFrame(pl.from_arrow(self.tier1.scan(cast(Any, source.dataset))))
+        self._state.frames.put(key, frame)
+        return frame
+
+    def _projection_frame(self, spec: ProjectionSpec) -> pl.DataFrame:
+        manifest = self.projections
+        if manifest is None:
+            return empty_frame(spec)
+        groups = [
+            (
+                ("projection", str(self.scope), self.projections_domain, spec.name, *(f.path for f in files)),
+                files,
+            )
+            for files in group_files(manifest.files_of(spec.name)).values()
+        ]
+        found: dict[tuple[str, ...], pl.DataFrame] = {}
+        missing: list[tuple[tuple[str, ...], list[DataFile]]] = []
+        for key, files in groups:
+            cached = self._state.frames.get(key)
+            if cached is None:
+                missing.append((key, files))
+            else:
+                found[key] = cached
+        if missing:
+            # One parallel read of every missing file, then one merge per partition that has several.
+            frames = read_files(self.projections_log, spec, [f for _, files in missing for f in files])
+            position = 0
+            for key, files in missing:
+                group = frames[position : position + len(files)]
+                position += len(files)
+                merged = group[0] if len(group) == 1 else merge(spec, pl.concat(group))
+                self._state.frames.put(key, merged)
+                found[key] = merged
+        parts = [found[key] for key, _ in groups]
+        if not parts:
+            return empty_frame(spec)
+        return parts[0] if len(parts) == 1 else pl.concat(parts)
+
+    # -- DuckDB --------------------------------------------------------------------------------------------
+
+    def duckdb_script(self) -> str:
+        """DuckDB statements creating one view per stable table over this snapshot's Parquet files.
+
+        The views apply each dataset's merge rule, so ``SELECT``s over them give the same rows as
+        :func:`run_query`. The file URIs are local paths or ``gs://``/``s3://`` URIs (DuckDB's ``httpfs``
+        extension with credentials reads the latter; or sign them with :mod:`arco.catalog.signing`).
+        """
+        lines = ["-- Arco catalog views of scope " + str(self.scope), *self._duckdb_header()]
+        for source in _SOURCES:
+            lines.append(f"CREATE OR REPLACE VIEW {source.name} AS {self.duckdb_select(source.name)};")
+        return "\n".join(lines) + "\n"
+
+    @staticmethod
+    def _duckdb_header() -> list[str]:
+        schemas = sorted({source.name.partition(".")[0] for source in _SOURCES})
+        return [f"CREATE SCHEMA IF NOT EXISTS {name};" for name in schemas]
+
+    def duckdb_select(self, name: str, uris: Sequence[str] | None = None) -> str:
+        """The DuckDB ``SELECT`` giving the rows of one stable table from its files (merge rules applied).
+
+        Args:
+            name: The stable table name.
+            uris: The file URIs to read (default: this snapshot's :meth:`files`), for example signed URLs.
+        """
+        source = self._source(name)
+        if uris is None:
+            uris = [f.uri for f in self.files(source.name)]
+        if source.kind == "tier1":
+            return _duckdb_tier1(source, uris)
+        return _duckdb_projection(PROJECTIONS[source.dataset], uris)
+
+
+def _tier1_as_of(catalog: Catalog, at: datetime.datetime) -> CatalogSnapshot:
+    try:
+        return catalog.as_of(at)
+    except NotFoundError:
+        # Before the first commit there is nothing to show (an expired commit is a real error).
+        if catalog.log.head() is None:
+            return catalog.snapshot()
+        first = catalog.log.as_of(1)
+        if first is not None and at < first.committed_at:
+            return CatalogSnapshot(catalog.log, None, catalog._cache)
+        raise
+
+
+def _manifest_as_of(log: CommitLog, at: datetime.datetime) -> Manifest | None:
+    try:
+        return log.as_of(at)
+    except NotFoundError:
+        head = log.head()
+        if head is None:
+            return None
+        first = log.as_of(1)
+        if first is not None and at < first.committed_at:
+            return None
+        raise
+
+
+# -- DuckDB SQL for the files ----------------------------------------------------------------------------
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _read_parquet(uris: Sequence[str]) -> str:
+    return f"read_parquet([{', '.join(_quote(u) for u in uris)}], union_by_name = true)"
+
+
+def _empty_select(schema: pa.Schema) -> str:
+    columns = ", ".join(f"CAST(NULL AS {_duck_type(f.type)}) AS {_ident(f.name)}" for f in schema)
+    return f"SELECT {columns} WHERE false"
+
+
+def _duck_type(kind: pa.DataType) -> str:
+    if pa.types.is_timestamp(kind):
+        return "TIMESTAMPTZ" if kind.tz else "TIMESTAMP"
+    if pa.types.is_int64(kind):
+        return "BIGINT"
+    if pa.types.is_int32(kind):
+        return "INTEGER"
+    if pa.types.is_boolean(kind):
+        return "BOOLEAN"
+    if pa.types.is_date32(kind):
+        return "DATE"
+    if pa.types.is_binary(kind):
+        return "BLOB"
+    if pa.types.is_list(kind):
+        return _duck_type(kind.value_type) + "[]"
+    if pa.types.is_struct(kind):
+        fields = ", ".join(f"{_ident(f.name)} {_duck_type(f.type)}" for f in kind)
+        return f"STRUCT({fields})"
+    return "VARCHAR"
+
+
+def _duckdb_tier1(source: TableSource, uris: Sequence[str]) -> str:
+    schema = SCHEMAS[source.files_dataset]
+    public = [f.name for f in schema if f.name not in (KEY, SEQ, DELETED, "arrow_schema")]
+    if not uris:
+        live = _empty_select(pa.schema([schema.field(n) for n in public]))
+    else:
+        cols = ", ".join(_ident(n) for n in public)
+        live = (
+            f"SELECT {cols} FROM (SELECT *, row_number() OVER (PARTITION BY {KEY} ORDER BY {SEQ} DESC) "
+            f"AS _arco_rn FROM {_read_parquet(uris)}) WHERE _arco_rn = 1 AND NOT {DELETED}"
+        )
+    if source.dataset != "columns":
+        return f"SELECT * FROM ({live}) ORDER BY name" if source.dataset == NAMESPACES else live
+    return f'SELECT table_id, namespace, name AS "table", unnest(columns, recursive := true) FROM ({live})'
+
+
+def _duckdb_projection(spec: ProjectionSpec, uris: Sequence[str]) -> str:
+    cols = ", ".join(_ident(n) for n in spec.columns)
+    if not uris:
+        return _empty_select(spec.schema)
+    source = _read_parquet(uris)
+    key = ", ".join(_ident(k) for k in spec.key)
+    if spec.kind == "fact":
+        at, event_id = (_ident(n) for n in spec.order)
+        # rank(), not row_number(): lineage edges keep every row of the winning copy of a fact.
+        ranked = (
+            f"SELECT DISTINCT {cols} FROM (SELECT *, rank() OVER (PARTITION BY {key} ORDER BY {at} DESC "
+            f"NULLS LAST, {event_id} DESC NULLS LAST) AS _arco_rank FROM {source}) WHERE _arco_rank = 1"
+        )
+        return ranked
+    aggregates: list[str] = []
+    for component in spec.components:
+        at, event_id = _ident(component.at), _ident(component.event_id)
+        order = f"CASE WHEN {at} IS NULL THEN NULL ELSE struct_pack(a := {at}, e := {event_id}) END"
+        for name in component.all_columns:
+            aggregates.append(f"arg_max_null({_ident(name)}, {order}) AS {_ident(name)}")
+    merged = f"SELECT {key}, {', '.join(aggregates)} FROM {source} GROUP BY {key}"
+    return f"SELECT {cols} FROM ({merged})"
+
+
+# -- running ------------------------------------------------------------------------------------------------
+
+OutputFormat = Literal["table", "json", "ndjson", "csv", "arrow"]
+#: The output formats of :func:`format_result`.
+OUTPUT_FORMATS: Final[tuple[OutputFormat, ...]] = ("table", "json", "ndjson", "csv", "arrow")
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    """The answer of one query.
+
+    Attributes:
+        frame: The rows.
+        query: The checked query that ran.
+        snapshot: The commit each domain was pinned to.
+        elapsed_ms: Wall-clock milliseconds (loading files and running the engine).
+    """
+
+    frame: pl.DataFrame
+    query: CheckedQuery
+    snapshot: Mapping[str, str | None]
+    elapsed_ms: float
+
+    @property
+    def rows(self) -> int:
+        """Number of rows."""
+        return self.frame.height
+
+    def to_arrow(self) -> pa.Table:
+        """The rows as an Arrow table."""
+        return self.frame.to_arrow()
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        """The rows as dicts."""
+        return self.frame.to_dicts()
+
+
+def _poll(query: Any, deadline: float) -> pl.DataFrame | None:
+    delay = 0.0002
+    while True:
+        done = query.fetch()
+        if done is not None:
+            return cast(pl.DataFrame, done)
+        now = time.monotonic()
+        if now >= deadline:
+            return None
+        time.sleep(min(delay, deadline - now))
+        delay = min(delay * 2, 0.01)
+
+
+def run_query(
+    store: ObjectStore,
+    scope: Scope,
+    sql: str,
+    *,
+    limits: QueryLimits | None = None,
+    as_of: datetime.datetime | None = None,
+    ledger_domain: str = DEFAULT_DOMAIN,
+    snapshot: ScopeSnapshot | None = None,
+) -> QueryResult:
+    """Run one read-only SQL query over a scope's catalog with Polars SQL.
+
+    Args:
+        store: The catalog store.
+        scope: Tenant and workspace: the only data the query can see.
+        sql: One ``SELECT`` or ``WITH ... SELECT`` over the stable tables (see the module docstring).
+        limits: Limits (defaults: :class:`QueryLimits`).
+        as_of: Query the state as of an aware time.
+        ledger_domain: Ledger domain of the ``ops.*``/``lineage.*`` tables.
+        snapshot: A pinned snapshot to reuse (its scope must be ``scope``); by default the latest is pinned.
+
+    Returns:
+        The result.
+
+    Raises:
+        QueryError: if the guard refuses the query, a limit is exceeded, or the engine fails.
+    """
+    limits = limits or QueryLimits()
+    started = time.perf_counter()
+    checked = check_sql(sql, limits=limits)
+    if snapshot is None:
+        snapshot = ScopeSnapshot(store, scope, ledger_domain=ledger_domain, as_of=as_of)
+    elif snapshot.scope != scope:
+        raise QueryError(f"snapshot of scope {snapshot.scope} cannot answer a query of scope {scope}")
+    scanned = snapshot.scan_bytes(checked.tables)
+    if scanned > limits.max_scan_bytes:
+        raise QueryError(
+            f"the query would read {scanned:,} bytes of files ({', '.join(checked.tables)}), more than the "
+            f"limit of {limits.max_scan_bytes:,}; raise QueryLimits.max_scan_bytes / --max-scan-bytes"
+        )
+    deadline = time.monotonic() + limits.timeout_s
+    context = pl.SQLContext()
+    for name in checked.tables:
+        context.register(name, snapshot.frame(name).lazy())
+    if time.monotonic() > deadline:
+        raise QueryError(_timeout_message(limits, "loading the tables"))
+    try:
+        lazy = context.execute(checked.normalized, eager=False).limit(limits.max_rows + 1)
+        running = lazy.collect(background=True)
+    except ArcoError:
+        raise
+    except Exception as exc:  # Polars raises many exception types for user errors in SQL.
+        raise QueryError(f"the query failed: {_engine_message(exc)}") from None
+    try:
+        frame = _poll(running, deadline)
+    except Exception as exc:
+        raise QueryError(f"the query failed: {_engine_message(exc)}") from None
+    if frame is None:
+        running.cancel()
+        _abandon(running)
+        raise QueryError(_timeout_message(limits, "running"))
+    if frame.height > limits.max_rows:
+        raise QueryError(
+            f"the query returns more than {limits.max_rows:,} rows; add a LIMIT, filter or aggregate, or "
+            "raise QueryLimits.max_rows / --max-rows"
+        )
+    size = int(frame.estimated_size())
+    if size > limits.max_bytes:
+        raise QueryError(
+            f"the result is {size:,} bytes, more than the limit of {limits.max_bytes:,}; select fewer columns "
+            "or rows, or raise QueryLimits.max_bytes / --max-bytes"
+        )
+    elapsed = (time.perf_counter() - started) * 1000
+    return QueryResult(frame=frame, query=checked, snapshot=snapshot.commit_ids, elapsed_ms=elapsed)
+
+
+# Cancelled queries whose engine threads may still be finishing: Polars checks for cancellation between
+# operations, so a long single operation (a large cross join) runs to its end. Holding the handle until then
+# keeps the engine from reporting a result nobody receives.
+_ABANDONED: list[Any] = []
+_ABANDONED_LOCK = threading.Lock()
+
+
+def _abandon(running: Any) -> None:
+    with _ABANDONED_LOCK:
+        still: list[Any] = []
+        for query in _ABANDONED:
+            try:
+                if query.fetch() is None:
+                    still.append(query)
+            except Exception:  # noqa: S110 - a cancelled query may end with an error; either way it is done
+                pass
+        still.append(running)
+        _ABANDONED[:] = still[-64:]
+
+
+def _timeout_message(limits: QueryLimits, phase: str) -> str:
+    return (
+        f"the query was cancelled after {limits.timeout_s:g} s while {phase} (time limit); narrow it with "
+        "filters or raise QueryLimits.timeout_s / --timeout"
+    )
+
+
+def _engine_message(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else type(exc).__name__
+    return f"{first} ({type(exc).__name__})"
+
+
+# -- output -------------------------------------------------------------------------------------------------
+
+
+def _flat_for_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """Nested columns (lists, structs) as JSON text: for CSV, which has no nesting."""
+    nested = [n for n, d in frame.schema.items() if isinstance(d, pl.List | pl.Struct | pl.Array)]
+    if not nested:
+        return frame
+    replaced = [
+        pl.Series(
+            n,
+            [
+                None if v is None else json.dumps(v, default=_json_default)
+                for v in frame.get_column(n).to_list()
+            ],
+            dtype=pl.String,
+        )
+        for n in nested
+    ]
+    return frame.with_columns(*replaced)
+
+
+def _json_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    rows = frame.to_dicts()
+    return cast(list[dict[str, Any]], json.loads(json.dumps(rows, default=_json_default)))
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    return str(value)
+
+
+def format_result(result: QueryResult | pl.DataFrame, fmt: OutputFormat) -> bytes:
+    """The rows in an output format: ``table`` (aligned text), ``json`` (an array of objects), ``ndjson``,
+    ``csv`` (nested values as JSON text) or ``arrow`` (an Arrow IPC file).
+
+    Raises:
+        InvalidInputError: for an unknown format.
+    """
+    frame = result.frame if isinstance(result, QueryResult) else result
+    if fmt == "table":
+        with pl.Config(
+            tbl_rows=-1,
+            tbl_cols=-1,
+            fmt_str_lengths=200,
+            tbl_width_chars=10_000,
+            tbl_hide_dataframe_shape=True,
+            tbl_hide_column_data_types=True,
+        ):
+            return (str(frame) + f"\n({frame.height} row{'s' if frame.height != 1 else ''})\n").encode()
+    if fmt == "json":
+        return (json.dumps(_json_rows(frame), ensure_ascii=False, indent=None) + "\n").encode()
+    if fmt == "ndjson":
+        return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in _json_rows(frame)).encode()
+    if fmt == "csv":
+        return _flat_for_text(frame).write_csv().encode()
+    if fmt == "arrow":
+        sink = io.BytesIO()
+        frame.write_ipc(sink)
+        return sink.getvalue()
+    raise InvalidInputError(f"output format {fmt!r} is unknown; use one of {', '.join(OUTPUT_FORMATS)}")
