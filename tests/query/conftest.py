@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from scenario import Built, build_all
+from query_scenario import Built, build_all
 
 from arco.catalog.storage import LocalObjectStore, ObjectStore, open_store
 from arco.core.scope import Scope

@@ -9,7 +9,7 @@ import duckdb
 import polars as pl
 import pyarrow.ipc as ipc
 import pytest
-from scenario import ACME, RIVAL, Built
+from query_scenario import ACME, RIVAL, Built
 
 from arco.catalog.query import (
     TABLES_BY_NAME,
