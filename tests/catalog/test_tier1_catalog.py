@@ -555,3 +555,63 @@ def test_apply_validates_operations(mem: ObjectStore) -> None:
     assert result.rows == (("namespaces", "n"), ("tables", "n.t"), ("assets", "n.a"))
     noop = cat.apply([CreateNamespace("n", if_not_exists=True)])
     assert not noop.committed and noop.snapshot.sequence == 1
+
+
+def test_base_is_chunked_and_reads_stay_correct(mem: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    import arco.catalog.keyed as keyed
+
+    monkeypatch.setattr(keyed, "BASE_CHUNK_ROWS", 10)
+    cat = _catalog(mem)
+    cat.create_namespace("n")
+    cat.apply([CreateTable(f"n.t{i:02d}") for i in range(35)])
+    cat.checkpoint()
+    bases = [f for f in cat.log.current().files_of("tables")]  # type: ignore[union-attr]
+    assert sorted(f.rows for f in bases) == [5, 10, 10, 10] and {f.kind for f in bases} == {"base"}
+    assert cat.checkpoint() == cat.log.current(), "a chunked base is already compact"
+    cat.drop_table("n.t03")
+    cat.rename_table("n.t15", "n.u15")
+    cat.alter_table("n.t34", description="last")
+    expected = sorted([f"n.t{i:02d}" for i in range(35) if i not in (3, 15)] + ["n.u15"])
+    for reader in (cat, _catalog(mem)):
+        scanned = reader.scan("tables")
+        assert (
+            sorted(
+                f"{a}.{b}"
+                for a, b in zip(
+                    scanned.column("namespace").to_pylist(), scanned.column("name").to_pylist(), strict=True
+                )
+            )
+            == expected
+        )
+        assert [t.full_name for t in reader.list_tables().items] == expected
+    for name in ("n.t00", "n.t27", "n.u15"):
+        cold = _catalog(mem)
+        mem.stats.reset()
+        assert cold.get_table(name).full_name == name
+        assert mem.stats.reads <= 3
+    assert _catalog(mem).get_table("n.t34").description == "last"
+
+
+def test_schemas_are_stored_compactly_and_losslessly(mem: ObjectStore) -> None:
+    cat = _catalog(mem)
+    cat.create_namespace("n")
+    plain = cat.create_table("n.plain", ORDERS, column_descriptions={"id": "order id"})
+    assert plain.schema_ipc == b"", "rebuilt from the columns"
+    assert plain.arrow_schema.equals(
+        pa.schema([f.with_metadata({"description": "order id"}) if f.name == "id" else f for f in ORDERS]),
+        check_metadata=True,
+    )
+    nested = pa.schema(
+        [
+            pa.field("point", pa.struct([pa.field("x", pa.float64()), pa.field("y", pa.float64())])),
+            pa.field("tags", pa.map_(pa.string(), pa.string())),
+            pa.field("code", pa.dictionary(pa.int32(), pa.string())),
+        ],
+        metadata={"owner": "geo"},
+    )
+    table = cat.create_table("n.nested", nested)
+    assert table.schema_ipc, "types the column names cannot express keep the Arrow IPC schema"
+    assert _catalog(mem).get_table("n.nested").arrow_schema.equals(nested, check_metadata=True)
+    assert [c.column_id for c in table.columns] == [1, 2, 3]
+    evolved = cat.add_columns("n.plain", [pa.field("extra", pa.string())])
+    assert [c.column_id for c in evolved.columns] == [1, 2, 3, 4, 5]

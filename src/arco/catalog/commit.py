@@ -1295,7 +1295,9 @@ class CommitLog:
         safe_before = _utc(now or self._clock()) - grace
         kept_ids: set[str] = set()
         kept_files: set[str] = set()
+        head_sequence = 0
         for manifest in self.history():
+            head_sequence = max(head_sequence, manifest.sequence)
             if len(kept_ids) >= keep_last and manifest.committed_at < cutoff:
                 break
             kept_ids.add(manifest.commit_id)
@@ -1304,23 +1306,24 @@ class CommitLog:
         expired_files: set[str] = set()
         for info in list(self.store.list(self.layout.manifests_prefix)):
             name = info.key.rsplit("/", 1)[-1].removesuffix(".json")
-            written = _uuid7_time(name)
+            if name in kept_ids:
+                continue
             path = info.key[len(self.layout.prefix) + 1 :]
-            if name in kept_ids or written is None:
-                continue
-            if written >= safe_before:
-                # Too young to delete (maybe a commit in flight): its files must survive too.
-                try:
-                    young = _decode_manifest(self.store.read(info.key), self.layout, path)
-                    kept_files.update(f.path for f in young.files)
-                except (_Bad, ObjectNotFoundError):
-                    pass
-                continue
             try:
-                old = _decode_manifest(self.store.read(info.key), self.layout, path)
-                expired_files.update(f.path for f in old.files)
+                old: Manifest | None = _decode_manifest(self.store.read(info.key), self.layout, path)
             except (_Bad, ObjectNotFoundError):
-                pass  # unreadable: nothing to learn from it, delete it all the same
+                old = None
+            # A manifest at or below the head's sequence that is not retained is expired history or the
+            # manifest of a commit that lost its race (it can never become current): delete it whatever its
+            # age. Anything newer may be a commit in flight: only its age (from its UUIDv7) can tell.
+            if old is None or old.sequence > head_sequence:
+                written = _uuid7_time(name)
+                if written is None or written >= safe_before:
+                    if old is not None:
+                        kept_files.update(f.path for f in old.files)
+                    continue
+            if old is not None:
+                expired_files.update(f.path for f in old.files)
             self.store.delete(info.key)
             deleted_manifests.append(info.key)
         deleted_files: list[str] = []

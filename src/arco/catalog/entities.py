@@ -176,9 +176,9 @@ class Namespace:
 
 @dataclass(frozen=True, slots=True)
 class Column:
-    """One column of a table's schema."""
+    """One column of a table's schema (``column_id``: unique within the table, kept across evolutions)."""
 
-    column_id: str
+    column_id: int
     name: str
     type: str
     nullable: bool
@@ -223,9 +223,12 @@ class Table:
     @property
     def arrow_schema(self) -> pa.Schema:
         """The table's schema as Arrow (with column descriptions in field metadata)."""
-        if not self.schema_ipc:
-            return pa.schema([])
-        return pa.ipc.read_schema(pa.py_buffer(self.schema_ipc))
+        if self.schema_ipc:
+            return pa.ipc.read_schema(pa.py_buffer(self.schema_ipc))
+        # Imported here: the schema module builds on these entities.
+        from arco.catalog.schema import schema_from_columns
+
+        return schema_from_columns(self.columns)
 
     def column(self, name: str) -> Column | None:
         """The column called ``name``, if any."""

@@ -34,6 +34,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -61,6 +62,10 @@ DELTA = "delta"
 BASE_LEVEL = 1000
 
 T = TypeVar("T")
+#: A base is written as files of at most this many rows with disjoint key ranges: a cold point lookup reads one
+#: of them, a scan reads them concurrently.
+BASE_CHUNK_ROWS = 8192
+_LOAD_THREADS = 4
 _EXACT_KEYS_MAX = 16
 _BLOOM_MAX_ROWS = 20_000
 _BLOOM_BITS_PER_KEY = 12
@@ -86,7 +91,7 @@ class MergePolicy:
         max_files: Fold everything into a new base when a dataset has more files than this.
     """
 
-    fanout: int = 8
+    fanout: int = 4
     base_min_rows: int = 1024
     base_divisor: int = 4
     max_files: int = 64
@@ -236,6 +241,7 @@ class FileCache:
         self._lock = threading.Lock()
         self._loaded: OrderedDict[str, _Loaded] = OrderedDict()
         self._probes: dict[str, FileProbe] = {}
+        self._pool: ThreadPoolExecutor | None = None
 
     def probe(self, file: DataFile) -> FileProbe:
         """The parsed statistics of a file (cached)."""
@@ -276,6 +282,20 @@ class FileCache:
     def table(self, file: DataFile) -> pa.Table:
         """The decoded table of a file (read and verified on first use)."""
         return self._entry(file).table
+
+    def tables(self, files: Sequence[DataFile]) -> list[pa.Table]:
+        """The decoded tables of several files; missing ones are read concurrently (reads wait on storage and
+        Parquet decoding releases the GIL)."""
+        with self._lock:
+            missing = [f for f in files if f.path not in self._loaded]
+        if len(missing) > 1:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=_LOAD_THREADS, thread_name_prefix="arco-load")
+                pool = self._pool
+            for future in [pool.submit(self._entry, f) for f in missing]:
+                future.result()
+        return [self._entry(f).table for f in files]
 
     def converted(self, file: DataFile, key: str, convert: Callable[[dict[str, Any]], T]) -> T | None:
         """``convert(row)`` of the file's live row for ``key``, cached with the file; ``None`` if the file
@@ -320,6 +340,10 @@ def newest_per_key(table: pa.Table) -> pa.Table:
     keys = ordered.column(KEY).combine_chunks()
     changed = pc.not_equal(keys.slice(1), keys.slice(0, len(keys) - 1))
     return ordered.filter(pa.concat_arrays([pa.array([True]), changed]))
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    return table if table.schema == schema else table.cast(schema)
 
 
 def _live(table: pa.Table) -> pa.Table:
@@ -377,36 +401,50 @@ class KeyedView:
         return None
 
     def scan(self) -> pa.Table:
-        """Every live row, sorted by key (internal columns included); built once per view."""
+        """Every live row (internal columns included), built once per view.
+
+        Rows come in key order per file (base rows, then rows newer than the base): sort if you need a
+        global order.
+        """
         with self._lock:
             if self._scan is None:
                 self._scan = self._build_scan()
             return self._scan
 
     def _build_scan(self) -> pa.Table:
-        bases = [f for f in self.files if self.cache.probe(f).level == BASE_LEVEL]
+        bases = sorted(
+            (f for f in self.files if self.cache.probe(f).level == BASE_LEVEL),
+            key=lambda f: self.cache.probe(f).key_min or "",
+        )
         others = [f for f in self.files if self.cache.probe(f).level != BASE_LEVEL]
-        base = (
-            merge_tables([self.cache.table(f) for f in reversed(bases)], self.schema, drop_tombstones=True)
-            if len(bases) != 1
-            else self.cache.table(bases[0])
-        )
-        if base.schema != self.schema:
-            base = base.cast(self.schema)
+        tables = self.cache.tables([*bases, *others])
+        base_parts = [_conform(t, self.schema) for t in tables[: len(bases)] if t.num_rows]
         if not others:
-            return base
-        newer = merge_tables(
-            [self.cache.table(f) for f in reversed(others)], self.schema, drop_tombstones=False
-        )
-        kept = base.filter(pc.invert(pc.is_in(base.column(KEY), value_set=newer.column(KEY))))
-        combined = pa.concat_tables([kept, _live(newer)])
-        return combined.sort_by(KEY).combine_chunks()
+            return pa.concat_tables(base_parts) if base_parts else self.schema.empty_table()
+        newer = merge_tables(list(reversed(tables[len(bases) :])), self.schema, drop_tombstones=False)
+        # Cut the (few) superseded rows out of the base by slicing around them: zero-copy, unlike a filter
+        # or a sort, which would copy every nested value of a large catalog.
+        pieces: list[pa.Table] = []
+        superseded = newer.column(KEY)
+        for part in base_parts:
+            mask = pc.is_in(part.column(KEY), value_set=superseded)
+            hits = cast(list[int], pc.indices_nonzero(mask).to_pylist())
+            start = 0
+            for hit in hits:
+                if hit > start:
+                    pieces.append(part.slice(start, hit - start))
+                start = hit + 1
+            if start < part.num_rows:
+                pieces.append(part.slice(start))
+        pieces.append(_live(newer))
+        return pa.concat_tables(pieces)
 
     def keys(self) -> list[str]:
         """Every live key, sorted (built once per view)."""
         found = self._keys
         if found is None:
-            found = cast(list[str], self.scan().column(KEY).to_pylist())
+            # The scan is sorted runs (base chunks by key, then the newer rows): timsort merges them in O(n).
+            found = sorted(cast(list[str], self.scan().column(KEY).to_pylist()))
             self._keys = found
         return found
 
@@ -484,11 +522,12 @@ def plan_merges(
         or (other_rows >= max(policy.base_min_rows, base_rows // policy.base_divisor))
     )
     if fold:
-        if len(bases) == 1 and not others:
-            return MergePlan((), ())
-        merged = merge_tables([cache.table(f) for f in reversed(files)], schema, drop_tombstones=True)
-        new = write_keyed(log, cache, dataset, merged, level=BASE_LEVEL)
-        return MergePlan((new,), tuple(f.path for f in files))
+        if not others and len(bases) == max(1, -(-base_rows // BASE_CHUNK_ROWS)):
+            return MergePlan((), ())  # already one compact base
+        merged = merge_tables(list(reversed(cache.tables(files))), schema, drop_tombstones=True)
+        chunks = [merged.slice(i, BASE_CHUNK_ROWS) for i in range(0, merged.num_rows, BASE_CHUNK_ROWS)]
+        new = tuple(write_keyed(log, cache, dataset, chunk, level=BASE_LEVEL) for chunk in chunks)
+        return MergePlan(new, tuple(f.path for f in files))
     added: list[PendingFile] = []
     removed: list[str] = []
     by_level: dict[int, list[DataFile]] = {}
@@ -503,7 +542,7 @@ def plan_merges(
         if len(group) < policy.fanout:
             continue
         group = _newest_first(cache, group)
-        merged = merge_tables([cache.table(f) for f in reversed(group)], schema, drop_tombstones=False)
+        merged = merge_tables(list(reversed(cache.tables(group))), schema, drop_tombstones=False)
         carry = write_keyed(log, cache, dataset, merged, level=level + 1)
         if carried is not None:
             added.remove(carried)

@@ -25,7 +25,6 @@ import pyarrow as pa
 
 from arco.catalog.entities import Column
 from arco.core.errors import InvalidInputError, SchemaEvolutionError
-from arco.core.ids import new_uuid7
 
 DESCRIPTION_KEY = b"description"
 
@@ -107,6 +106,10 @@ def parse_type(text: str) -> pa.DataType:
     raise InvalidInputError(f"column type {text!r} is not supported; use one of: {_SUPPORTED}")
 
 
+def _metadata(value: Mapping[bytes, bytes] | None) -> dict[bytes | str, bytes | str] | None:
+    return None if not value else {k: v for k, v in value.items()}
+
+
 def _check_field_name(name: object, table: str) -> str:
     if not isinstance(name, str) or not name or len(name) > 255 or re.search(r"[\x00-\x1f\x7f]", name):
         raise InvalidInputError(
@@ -158,7 +161,7 @@ def normalize_schema(
         raise InvalidInputError(
             f"descriptions given for {sorted(descriptions)} which are not columns of table {table!r}"
         )
-    return pa.schema(fields)
+    return pa.schema(fields, metadata=_metadata(schema.metadata))
 
 
 def schema_ipc(schema: pa.Schema) -> bytes:
@@ -167,19 +170,51 @@ def schema_ipc(schema: pa.Schema) -> bytes:
 
 
 def columns_of(schema: pa.Schema, previous: Sequence[Column] = ()) -> tuple[Column, ...]:
-    """The catalog columns of a schema; columns whose name existed before keep their id."""
+    """The catalog columns of a schema. Column ids are small ints, unique within the table (like Iceberg
+    field ids): a column that existed before keeps its id, a new one gets the next free id."""
     ids = {c.name: c.column_id for c in previous}
-    return tuple(
-        Column(
-            column_id=ids.get(f.name) or new_uuid7(),
-            name=f.name,
-            type=str(f.type),
-            nullable=f.nullable,
-            ordinal=i,
-            description=(f.metadata or {}).get(DESCRIPTION_KEY, b"").decode("utf-8"),
+    next_id = max(ids.values(), default=0) + 1
+    columns = []
+    for i, f in enumerate(schema):
+        column_id = ids.get(f.name)
+        if column_id is None:
+            column_id, next_id = next_id, next_id + 1
+        columns.append(
+            Column(
+                column_id=column_id,
+                name=f.name,
+                type=str(f.type),
+                nullable=f.nullable,
+                ordinal=i,
+                description=(f.metadata or {}).get(DESCRIPTION_KEY, b"").decode("utf-8"),
+            )
         )
-        for i, f in enumerate(schema)
-    )
+    return tuple(columns)
+
+
+def schema_from_columns(columns: Sequence[Column]) -> pa.Schema:
+    """Rebuild an Arrow schema from catalog columns (types by name, descriptions as field metadata).
+
+    Raises:
+        InvalidInputError: if a column type name cannot be parsed back.
+    """
+    fields = []
+    for c in sorted(columns, key=lambda c: c.ordinal):
+        metadata = {DESCRIPTION_KEY: c.description.encode("utf-8")} if c.description else None
+        fields.append(pa.field(c.name, parse_type(c.type), nullable=c.nullable, metadata=metadata))
+    return pa.schema(fields)
+
+
+def stored_schema(schema: pa.Schema, columns: Sequence[Column]) -> bytes | None:
+    """What a table row stores besides its columns: ``None`` when the columns rebuild ``schema`` exactly (the
+    common case, which keeps large catalogs small and fast to scan), else the schema's Arrow IPC bytes (nested
+    types, extra field or schema metadata)."""
+    try:
+        if schema_from_columns(columns).equals(schema, check_metadata=True):
+            return None
+    except InvalidInputError:
+        pass
+    return schema_ipc(schema)
 
 
 _SIGNED = [pa.int8(), pa.int16(), pa.int32(), pa.int64()]
@@ -267,4 +302,4 @@ def evolve_schema(old: pa.Schema, new: pa.Schema, table: str) -> pa.Schema:
                 "values for it; declare it nullable (pa.field(name, type, nullable=True))"
             )
         fields.append(g)
-    return pa.schema(fields)
+    return pa.schema(fields, metadata=_metadata(new.metadata or old.metadata))

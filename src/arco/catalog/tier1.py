@@ -32,6 +32,7 @@ import datetime
 import json
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -68,7 +69,14 @@ from arco.catalog.keyed import (
     rows_table,
     write_keyed,
 )
-from arco.catalog.schema import columns_of, evolve_schema, normalize_schema, parse_type, schema_ipc
+from arco.catalog.schema import (
+    columns_of,
+    evolve_schema,
+    normalize_schema,
+    parse_type,
+    schema_ipc,
+    stored_schema,
+)
 from arco.catalog.storage import ObjectStore, open_store
 from arco.core.canonical_json import JsonValue, canonical_dumps
 from arco.core.errors import (
@@ -94,7 +102,7 @@ Entity = Literal["namespaces", "tables", "columns", "assets"]
 _TS = pa.timestamp("us", tz="UTC")
 COLUMN_STRUCT = pa.struct(
     [
-        pa.field("column_id", pa.string()),
+        pa.field("column_id", pa.int32()),
         pa.field("name", pa.string()),
         pa.field("type", pa.string()),
         pa.field("nullable", pa.bool_()),
@@ -741,7 +749,7 @@ class CreateTable:
     def apply(self, txn: _Txn) -> Row | None:
         namespace, table = parse_table_name(self.name)
         full = f"{namespace}.{table}"
-        schema = normalize_schema(self.schema, full, self.column_descriptions)
+        _, column_rows, stored = _prepared_schema(self.schema, full, self.column_descriptions)
         ns = txn.namespace(namespace)
         existing = txn.get(TABLES, full)
         if existing is not None:
@@ -764,15 +772,15 @@ class CreateTable:
                 "format": TableFormat.parse(self.format).value,
                 "properties": _props_text(validate_properties("table properties", self.properties)),
                 "schema_version": 1,
-                "columns": _column_rows(schema, ()),
-                "arrow_schema": schema_ipc(schema),
+                "columns": column_rows,
+                "arrow_schema": stored,
                 "created_at": txn.now,
                 "updated_at": txn.now,
             },
         )
 
 
-def _column_rows(schema: pa.Schema, previous: Sequence[Column]) -> list[Row]:
+def _column_rows(columns: Sequence[Column]) -> list[Row]:
     return [
         {
             "column_id": c.column_id,
@@ -782,8 +790,37 @@ def _column_rows(schema: pa.Schema, previous: Sequence[Column]) -> list[Row]:
             "ordinal": c.ordinal,
             "description": c.description,
         }
-        for c in columns_of(schema, previous)
+        for c in columns
     ]
+
+
+_PREPARED: OrderedDict[tuple[bytes, tuple[tuple[str, str], ...]], tuple[pa.Schema, list[Row], bytes | None]]
+_PREPARED = OrderedDict()
+_PREPARED_LOCK = threading.Lock()
+
+
+def _prepared_schema(
+    schema: pa.Schema | Sequence[pa.Field[Any]] | None, table: str, descriptions: Mapping[str, str]
+) -> tuple[pa.Schema, list[Row], bytes | None]:
+    """Normalized schema, column rows and stored schema of a new table; memoized, since a bulk create or a
+    deployment repeats the same few schemas thousands of times."""
+    key = None
+    if isinstance(schema, pa.Schema):
+        key = (schema_ipc(schema), tuple(sorted(descriptions.items())))
+        with _PREPARED_LOCK:
+            found = _PREPARED.get(key)
+            if found is not None:
+                _PREPARED.move_to_end(key)
+                return found
+    normalized = normalize_schema(schema, table, descriptions)
+    columns = columns_of(normalized)
+    prepared = (normalized, _column_rows(columns), stored_schema(normalized, columns))
+    if key is not None:
+        with _PREPARED_LOCK:
+            _PREPARED[key] = prepared
+            while len(_PREPARED) > 64:
+                _PREPARED.popitem(last=False)
+    return prepared
 
 
 @dataclass(frozen=True, slots=True)
@@ -896,14 +933,15 @@ class EvolveSchema:
         evolved = evolve_schema(old_schema, new_schema, full)
         if evolved.equals(old_schema, check_metadata=True):
             return before
+        columns = columns_of(evolved, current.columns)
         return txn.put(
             TABLES,
             full,
             {
                 **before,
                 "schema_version": before["schema_version"] + 1,
-                "columns": _column_rows(evolved, current.columns),
-                "arrow_schema": schema_ipc(evolved),
+                "columns": _column_rows(columns),
+                "arrow_schema": stored_schema(evolved, columns),
                 "updated_at": txn.now,
             },
         )

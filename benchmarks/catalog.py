@@ -1,0 +1,321 @@
+"""Tier-1 catalog benchmark: lookups, scans, DDL commits and concurrent writers, with request counts.
+
+For each catalog size ``n`` (1,000 and 100,000 tables; ``--quick``: 1,000 and 10,000) on local disk:
+
+* the catalog is bulk-loaded (10 namespaces, tables of 5 columns, 10,000 creates per commit), checkpointed,
+  then given 20 single-table commits so that reads see a base plus deltas, as in steady state;
+* ``commit_*``: latency of single ``create_table`` commits by one writer (the two sizes are measured
+  interleaved, commit by commit, so machine load affects both alike), commits per second, requests per
+  commit; ``commit_mean_ratio`` / ``commit_p50_ratio`` compare the largest size with the smallest;
+* ``lookup_warm_*``: ``get_table`` of random tables by a reader that has read them before, with the default
+  freshness (one pointer read per lookup) and with ``max_staleness=60`` (``lookup_stale_*``: no request);
+* ``lookup_cold_*``: the first ``get_table`` of a fresh reader (new store object, empty caches): latency and
+  objects read (pointer + manifest + one data file);
+* ``scan_cold_ms``: ``scan("tables")`` by a fresh reader (every file read and merged); ``scan_warm_ms``: by
+  the writer right after a new commit (files cached, merge redone).
+
+Concurrent writers: 8 processes x 100 ``create_table`` commits (``--quick``: 8 x 25) into one catalog, on local
+disk and on a real fake-gcs-server: commits per second, lost races (retries), and a check that every table is
+present exactly once.
+
+Usage::
+
+    python benchmarks/catalog.py            # full, a few minutes
+    python benchmarks/catalog.py --quick    # under a minute
+    python benchmarks/catalog.py --no-gcs   # skip fake-gcs-server
+
+Prints a table, then one JSON line per figure: ``{"metric": ..., "value": N, "unit": ..., "n": size}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import multiprocessing
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+
+import pyarrow as pa
+
+from arco.catalog.storage import open_store
+from arco.catalog.tier1 import Catalog, CreateNamespace, CreateTable
+from arco.core.scope import Scope
+
+REPO = Path(__file__).resolve().parents[1]
+SCOPE = Scope("bench", "tier1")
+NAMESPACES = 10
+BULK = 10_000
+SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.int64(), nullable=False),
+        pa.field("amount", pa.decimal128(18, 2)),
+        pa.field("at", pa.timestamp("us", tz="UTC")),
+        pa.field("name", pa.string()),
+        pa.field("flag", pa.bool_()),
+    ]
+)
+
+
+@dataclass
+class Figure:
+    metric: str
+    value: float
+    unit: str
+    n: int
+
+
+class Report:
+    """Collects figures; prints them as a table and as JSON lines."""
+
+    def __init__(self) -> None:
+        self.figures: list[Figure] = []
+
+    def add(self, metric: str, value: float, unit: str, n: int) -> None:
+        self.figures.append(Figure(metric, value, unit, n))
+        print(f"  {metric:<34} {value:>12.3f} {unit:<10} n={n}", flush=True)
+
+    def dump(self) -> None:
+        print()
+        print(f"{'metric':<34} {'value':>12} {'unit':<10} {'n':>8}")
+        for f in self.figures:
+            print(f"{f.metric:<34} {f.value:>12.3f} {f.unit:<10} {f.n:>8}")
+        print()
+        for f in self.figures:
+            print(json.dumps({"metric": f.metric, "value": round(f.value, 4), "unit": f.unit, "n": f.n}))
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def table_name(i: int) -> str:
+    return f"ns{i % NAMESPACES:02d}.t{i:07d}"
+
+
+def build(root: str, n: int) -> tuple[Catalog, float]:
+    """Bulk-load ``n`` tables, checkpoint, then 20 single commits (deltas on top of the base)."""
+    catalog = Catalog(open_store(root), SCOPE)
+    start = time.perf_counter()
+    catalog.apply([CreateNamespace(f"ns{i:02d}") for i in range(NAMESPACES)])
+    for lo in range(0, n, BULK):
+        catalog.apply([CreateTable(table_name(i), SCHEMA) for i in range(lo, min(n, lo + BULK))])
+    catalog.checkpoint()
+    for i in range(20):
+        catalog.create_table(f"ns00.steady{i:03d}", SCHEMA)
+    return catalog, time.perf_counter() - start
+
+
+def measure_commits(catalogs: dict[int, Catalog], count: int, report: Report) -> None:
+    latencies: dict[int, list[float]] = {n: [] for n in catalogs}
+    requests: dict[int, Any] = {}
+    before = {n: c.store.stats.snapshot() for n, c in catalogs.items()}
+    for i in range(count):
+        for n, catalog in catalogs.items():  # interleaved: load hits every size alike
+            t0 = time.perf_counter()
+            catalog.create_table(f"ns01.commit{i:05d}", SCHEMA)
+            latencies[n].append(time.perf_counter() - t0)
+    for n, catalog in catalogs.items():
+        requests[n] = catalog.store.stats.snapshot() - before[n]
+        lat = latencies[n]
+        report.add("commit_p50_ms", statistics.median(lat) * 1e3, "ms", n)
+        report.add("commit_mean_ms", statistics.fmean(lat) * 1e3, "ms", n)
+        report.add("commit_p95_ms", _pct(lat, 0.95) * 1e3, "ms", n)
+        report.add("commits_per_s", len(lat) / sum(lat), "commits/s", n)
+        report.add("commit_requests", requests[n].total / count, "requests", n)
+        report.add("commit_reads", requests[n].reads / count, "requests", n)
+        report.add("commit_writes", requests[n].writes / count, "requests", n)
+    small, large = min(catalogs), max(catalogs)
+    ratio_mean = statistics.fmean(latencies[large]) / statistics.fmean(latencies[small])
+    ratio_p50 = statistics.median(latencies[large]) / statistics.median(latencies[small])
+    report.add("commit_mean_ratio", ratio_mean, "x", large)
+    report.add("commit_p50_ratio", ratio_p50, "x", large)
+
+
+def measure_reads(root: str, n: int, lookups: int, report: Report) -> None:
+    rng = random.Random(n)
+    names = [table_name(rng.randrange(n)) for _ in range(lookups)]
+
+    # Warm lookups, strongly consistent (one pointer read each).
+    store = open_store(root)
+    reader = Catalog(store, SCOPE)
+    for name in set(names):
+        reader.get_table(name)
+    store.stats.reset()
+    lat = []
+    for name in names:
+        t0 = time.perf_counter()
+        reader.get_table(name)
+        lat.append(time.perf_counter() - t0)
+    report.add("lookup_warm_p50_us", statistics.median(lat) * 1e6, "us", n)
+    report.add("lookup_warm_p95_us", _pct(lat, 0.95) * 1e6, "us", n)
+    report.add("lookup_warm_p99_us", _pct(lat, 0.99) * 1e6, "us", n)
+    report.add("lookup_warm_requests", store.stats.total / len(names), "requests", n)
+
+    # Warm lookups with bounded staleness (no request).
+    stale_store = open_store(root)
+    stale = Catalog(stale_store, SCOPE, max_staleness=60)
+    for name in set(names):
+        stale.get_table(name)
+    stale_store.stats.reset()
+    lat = []
+    for name in names:
+        t0 = time.perf_counter()
+        stale.get_table(name)
+        lat.append(time.perf_counter() - t0)
+    report.add("lookup_stale_p95_us", _pct(lat, 0.95) * 1e6, "us", n)
+    report.add("lookup_stale_requests", stale_store.stats.total / len(names), "requests", n)
+
+    # Cold lookups: a fresh reader each time.
+    lat, objects = [], []
+    for name in names[:10]:
+        cold_store = open_store(root)
+        cold = Catalog(cold_store, SCOPE)
+        t0 = time.perf_counter()
+        cold.get_table(name)
+        lat.append(time.perf_counter() - t0)
+        objects.append(cold_store.stats.reads)
+    report.add("lookup_cold_p50_ms", statistics.median(lat) * 1e3, "ms", n)
+    report.add("lookup_cold_objects_max", max(objects), "objects", n)
+
+    # Cold scans: a fresh reader reads and merges every file of the tables dataset.
+    lat, reqs = [], []
+    for _ in range(5):
+        scan_store = open_store(root)
+        fresh = Catalog(scan_store, SCOPE)
+        t0 = time.perf_counter()
+        rows = fresh.scan("tables").num_rows
+        lat.append(time.perf_counter() - t0)
+        reqs.append(scan_store.stats.total)
+    assert rows >= n, (rows, n)
+    report.add("scan_cold_ms", statistics.median(lat) * 1e3, "ms", n)
+    report.add("scan_cold_requests", statistics.median(reqs), "requests", n)
+
+
+def measure_warm_scan(catalog: Catalog, n: int, report: Report) -> None:
+    lat = []
+    for i in range(5):
+        catalog.create_table(f"ns02.scan{i:03d}", SCHEMA)
+        t0 = time.perf_counter()
+        catalog.scan("tables")
+        lat.append(time.perf_counter() - t0)
+    report.add("scan_warm_ms", statistics.median(lat) * 1e3, "ms", n)
+
+
+# -- concurrent writers ------------------------------------------------------------------------------------
+
+
+def _writer(uri: str, options: dict[str, Any] | None, worker: int, count: int, start: Any, out: Any) -> None:
+    catalog = Catalog(open_store(uri, storage_options=options), SCOPE)
+    catalog.snapshot()  # connect and read the pointer before the clock starts
+    start.wait(timeout=120)
+    t0 = time.perf_counter()
+    for j in range(count):
+        catalog.create_table(f"ns00.w{worker:02d}_{j:04d}")
+    out.put((worker, time.perf_counter() - t0, catalog.log.stats.as_dict()))
+
+
+def measure_concurrency(
+    label: str, uri: str, options: dict[str, Any] | None, writers: int, count: int, report: Report
+) -> None:
+    Catalog(open_store(uri, storage_options=options), SCOPE).create_namespace("ns00")
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(writers + 1)
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_writer, args=(uri, options, w, count, start, out)) for w in range(writers)]
+    for p in procs:
+        p.start()
+    start.wait(timeout=120)
+    t0 = time.perf_counter()
+    results = [out.get(timeout=600) for _ in procs]
+    wall = time.perf_counter() - t0
+    for p in procs:
+        p.join(timeout=60)
+    if any(p.exitcode != 0 for p in procs):
+        raise SystemExit(f"{label}: a writer process failed: exit codes {[p.exitcode for p in procs]}")
+    names = Catalog(open_store(uri, storage_options=options), SCOPE).scan("tables").column("name").to_pylist()
+    expected = {f"w{w:02d}_{j:04d}" for w in range(writers) for j in range(count)}
+    if len(names) != len(expected) or set(names) != expected:
+        raise SystemExit(f"{label}: {len(names)} tables found, {len(expected)} expected (lost or duplicated)")
+    total = writers * count
+    retries = sum(stats["lost_races"] for _, _, stats in results)
+    report.add(f"concurrent_{label}_tables", len(names), "tables", total)
+    report.add(f"concurrent_{label}_commits_per_s", total / wall, "commits/s", total)
+    report.add(f"concurrent_{label}_retries", retries, "lost races", total)
+    report.add(f"concurrent_{label}_retries_per_commit", retries / total, "lost races", total)
+
+
+@contextlib.contextmanager
+def fake_gcs_server(workdir: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The real fake-gcs-server, started the way the test suite starts it (tests/support/gcs.py)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from support import gcs  # the test suite's launcher: same binary, flags and readiness check
+
+    binary = gcs._binary_path()
+    port = gcs._free_port()
+    log = workdir / "fake-gcs.log"
+    process = gcs._start(binary, port, log)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        gcs._wait_ready(process, endpoint, log)
+        status, body = gcs._http(
+            "POST", f"{endpoint}/storage/v1/b?project=arco-bench", {"name": "arco-bench"}
+        )
+        if status != 200:
+            raise SystemExit(f"fake-gcs-server refused to create the bucket: HTTP {status} {body!r}")
+        yield "gs://arco-bench/catalog", {"endpoint_url": endpoint, "token": "anon", "project": "arco-bench"}
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except Exception:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, under a minute")
+    parser.add_argument("--no-gcs", action="store_true", help="skip the fake-gcs-server writers")
+    parser.add_argument("--dir", default=None, help="work directory (default: a temporary one)")
+    args = parser.parse_args(argv)
+    sizes = [1_000, 10_000] if args.quick else [1_000, 100_000]
+    commits = 60 if args.quick else 200
+    lookups = 2_000 if args.quick else 5_000
+    writers, per_writer = (8, 25) if args.quick else (8, 100)
+
+    report = Report()
+    report.add("load_average_1m_start", os.getloadavg()[0], "load", os.cpu_count() or 0)
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        work = Path(tmp)
+        catalogs: dict[int, Catalog] = {}
+        for n in sizes:
+            catalog, seconds = build(str(work / f"n{n}"), n)
+            catalogs[n] = catalog
+            report.add("bulk_load_s", seconds, "s", n)
+        measure_commits(catalogs, commits, report)
+        for n, catalog in catalogs.items():
+            measure_reads(str(work / f"n{n}"), n, lookups, report)
+            measure_warm_scan(catalog, n, report)
+        measure_concurrency("local", str(work / "concurrent"), None, writers, per_writer, report)
+        if not args.no_gcs:
+            with fake_gcs_server(work) as (uri, options):
+                measure_concurrency("gcs", uri, options, writers, per_writer, report)
+    report.add("load_average_1m_end", os.getloadavg()[0], "load", os.cpu_count() or 0)
+    report.dump()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
