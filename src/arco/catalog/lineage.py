@@ -1,0 +1,1106 @@
+"""Lineage traversal over recorded execution lineage, side by side with the declared asset graph.
+
+**What is recorded.** Every task attempt records a ``LineageObserved`` fact: the datasets it actually read and
+wrote (URI, and the asset and partition they belong to, if any). The compactor folds those facts into the
+``lineage_edges`` projection: one row per (input, output) pair of an attempt, with its run, task, attempt and
+time (:mod:`arco.catalog.projections`). The *declared* graph is what deployed code says: each deployed asset's
+dependencies, stored in its Tier-1 ``definition`` (:mod:`arco.planning.deploy`).
+
+**Nodes and levels.** A traversal starts at
+
+* an asset (``sales.revenue``): nodes are assets, plus external datasets (``dataset:s3://...``) that no asset
+  owns; edges aggregate every observation between two nodes;
+* an asset partition (``sales.revenue@date=d:2024-01-01``) or a dataset URI: nodes are asset partitions and
+  datasets, so the answer says exactly which partitions fed which.
+
+Each edge lists the observations (run, task, attempt, attempt id, input and output partition, time) that produced
+it, newest first. Filters narrow the observations used: ``run_id``, ``partition`` (either side of the edge has it)
+and ``as_of`` (the projections snapshot at that time, and only observations up to it).
+
+**Declared vs observed.** Every edge between two assets carries ``observed`` and ``declared`` and a ``status``:
+``matched``, ``observed_not_declared`` (the code read something its asset does not declare), or
+``declared_not_observed`` (a declared dependency no recorded execution read; such edges are also followed at the
+asset level, so the graph shows both sides). Edges to external datasets, or into assets without a deployed
+definition, are ``not_comparable``.
+
+**Limits.** ``hops`` (1..:data:`MAX_HOPS`), ``max_nodes``, ``max_edges`` and ``max_observations`` per edge. A limit
+that cuts the answer sets ``truncated`` and lists, in ``truncations``, which limit cut it and at which nodes.
+Nodes at the last hop that have further edges are listed in ``beyond_hops`` (not a truncation: the answer is
+complete for the hops asked).
+
+**Speed.** The asset-level adjacency of a projections snapshot is built once per process and cached by the
+snapshot's commit id (one pointer read per call checks for a newer snapshot); a warm 5-hop traversal over a
+million recorded edges then touches only the edges it returns. Partition-level traversals filter the recorded
+edges hop by hop.
+
+**Export.** :func:`to_mermaid`, :func:`to_dot` and :func:`render` (SVG or PNG through Graphviz ``dot`` when it is
+installed).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import shutil
+import subprocess
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, cast
+
+import polars as pl
+
+from arco.catalog.commit import Manifest
+from arco.catalog.ledger import DEFAULT_DOMAIN
+from arco.catalog.query import ScopeSnapshot
+from arco.catalog.storage import ObjectStore
+from arco.catalog.tier1 import CatalogSnapshot
+from arco.core.errors import InfrastructureError, InvalidInputError, NotFoundError, UnsupportedOperationError
+from arco.core.keys import AssetKey
+from arco.core.partitions import PartitionKey
+from arco.core.scope import Scope
+
+__all__ = [
+    "MAX_HOPS",
+    "EdgeStatus",
+    "Impact",
+    "ImpactedAsset",
+    "LineageEdge",
+    "LineageNode",
+    "LineageResult",
+    "Observation",
+    "Target",
+    "Truncation",
+    "declared_graph",
+    "impact",
+    "lineage",
+    "parse_target",
+    "render",
+    "to_dot",
+    "to_mermaid",
+]
+
+#: Largest hop count a traversal accepts.
+MAX_HOPS: Final = 100
+#: Default limits.
+DEFAULT_MAX_NODES: Final = 10_000
+DEFAULT_MAX_EDGES: Final = 50_000
+DEFAULT_MAX_OBSERVATIONS: Final = 20
+
+Direction = Literal["upstream", "downstream"]
+NodeKind = Literal["asset", "asset_partition", "dataset"]
+EdgeStatus = Literal["matched", "observed_not_declared", "declared_not_observed", "not_comparable"]
+
+_ASSET = re.compile(r"[a-z][a-z0-9_]*[./][a-z][a-z0-9_]*")
+
+
+# -- values -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a traversal starts: an asset, an asset partition or a dataset URI."""
+
+    kind: NodeKind
+    asset: str | None = None
+    partition: str | None = None
+    uri: str | None = None
+
+    @property
+    def label(self) -> str:
+        """Text of the target as a user writes it."""
+        if self.kind == "dataset":
+            return str(self.uri)
+        if self.kind == "asset_partition":
+            return f"{self.asset}@{self.partition}"
+        return str(self.asset)
+
+
+def parse_target(text: str, partition: str | None = None) -> Target:
+    """Parse a traversal start.
+
+    Args:
+        text: ``ns.name`` (asset), ``ns.name@<canonical partition key>`` (asset partition), or a dataset URI
+            (``gs://...``, ``s3://...``, ``file://...`` or an absolute path).
+        partition: A canonical partition key; turns an asset into an asset partition.
+
+    Raises:
+        InvalidInputError: if the text is none of these (a malformed asset key or partition key).
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidInputError(
+            "a lineage target must be an asset key ('sales.orders'), an asset partition "
+            "('sales.orders@date=d:2024-01-01') or a dataset URI ('gs://bucket/path')"
+        )
+    text = text.strip()
+    if "://" in text or text.startswith("/"):
+        if partition is not None:
+            raise InvalidInputError(
+                f"a partition cannot be given with the dataset URI {text!r}: a URI names one dataset already"
+            )
+        return Target("dataset", uri=text)
+    asset_text, at, part_text = text.partition("@")
+    asset = str(AssetKey.parse(asset_text))
+    if at and partition is not None:
+        raise InvalidInputError(f"target {text!r} already names a partition; do not also pass one")
+    chosen = part_text if at else partition
+    if chosen is None:
+        return Target("asset", asset=asset)
+    return Target("asset_partition", asset=asset, partition=PartitionKey.parse(chosen).canonical)
+
+
+@dataclass(frozen=True, slots=True)
+class LineageNode:
+    """A node of a lineage answer.
+
+    Attributes:
+        id: Stable id: ``asset:{key}``, ``asset:{key}@{partition}`` or ``dataset:{uri}``.
+        kind: ``asset``, ``asset_partition`` or ``dataset``.
+        asset: The asset key (``None`` for a dataset no asset owns).
+        partition: The canonical partition key (asset partitions only).
+        uri: The dataset URI (datasets only).
+        hops: Distance from the start.
+    """
+
+    id: str
+    kind: NodeKind
+    asset: str | None
+    partition: str | None
+    uri: str | None
+    hops: int
+
+    @property
+    def label(self) -> str:
+        """Human label."""
+        if self.kind == "dataset":
+            return str(self.uri)
+        if self.kind == "asset_partition":
+            return f"{self.asset} [{self.partition or 'unpartitioned'}]"
+        return str(self.asset)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "asset": self.asset,
+            "partition": self.partition,
+            "uri": self.uri,
+            "hops": self.hops,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One recorded execution that produced an edge: a task attempt read the input and wrote the output."""
+
+    run_id: str
+    task_key: str
+    attempt: int
+    attempt_id: str
+    input_partition: str | None
+    output_partition: str | None
+    occurred_at: datetime.datetime
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "runId": self.run_id,
+            "taskKey": self.task_key,
+            "attempt": self.attempt,
+            "attemptId": self.attempt_id,
+            "inputPartition": self.input_partition,
+            "outputPartition": self.output_partition,
+            "occurredAt": self.occurred_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LineageEdge:
+    """An edge from an upstream node (``source``) to a downstream node (``target``).
+
+    Attributes:
+        source: Id of the upstream node.
+        target: Id of the downstream node.
+        observed: Whether a recorded execution produced it.
+        declared: Whether the deployed asset graph declares it (``None``: not comparable).
+        status: ``matched``, ``observed_not_declared``, ``declared_not_observed`` or ``not_comparable``.
+        observation_count: Observations behind the edge (after filters).
+        observations: The newest observations, at most ``max_observations``.
+        runs: Distinct run ids of all observations, sorted.
+        truncated: Whether ``observations`` was cut by ``max_observations``.
+    """
+
+    source: str
+    target: str
+    observed: bool
+    declared: bool | None
+    status: EdgeStatus
+    observation_count: int = 0
+    observations: tuple[Observation, ...] = ()
+    runs: tuple[str, ...] = ()
+    truncated: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "source": self.source,
+            "target": self.target,
+            "observed": self.observed,
+            "declared": self.declared,
+            "status": self.status,
+            "observationCount": self.observation_count,
+            "runs": list(self.runs),
+            "observations": [o.to_json() for o in self.observations],
+            "truncated": self.truncated,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Truncation:
+    """Where a limit cut a traversal."""
+
+    limit: Literal["max_nodes", "max_edges", "max_observations"]
+    value: int
+    at: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"limit": self.limit, "value": self.value, "at": list(self.at)}
+
+
+@dataclass(frozen=True, slots=True)
+class LineageResult:
+    """The answer of a traversal."""
+
+    start: LineageNode
+    direction: Direction
+    hops: int
+    nodes: tuple[LineageNode, ...]
+    edges: tuple[LineageEdge, ...]
+    truncated: bool
+    truncations: tuple[Truncation, ...]
+    beyond_hops: tuple[str, ...]
+    filters: Mapping[str, str | None]
+    snapshot: str | None
+    declared_known: bool
+
+    def node(self, node_id: str) -> LineageNode:
+        """The node with id ``node_id``.
+
+        Raises:
+            KeyError: if the answer has no such node.
+        """
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise KeyError(node_id)
+
+    def flagged(self) -> tuple[LineageEdge, ...]:
+        """Edges where execution and declaration disagree."""
+        return tuple(e for e in self.edges if e.status in ("observed_not_declared", "declared_not_observed"))
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (the CLI's ``--format json``)."""
+        return {
+            "start": self.start.to_json(),
+            "direction": self.direction,
+            "hops": self.hops,
+            "filters": dict(self.filters),
+            "snapshot": self.snapshot,
+            "declaredGraphKnown": self.declared_known,
+            "truncated": self.truncated,
+            "truncations": [t.to_json() for t in self.truncations],
+            "beyondHops": list(self.beyond_hops),
+            "nodes": [n.to_json() for n in self.nodes],
+            "edges": [e.to_json() for e in self.edges],
+        }
+
+
+# -- the declared graph --------------------------------------------------------------------------------------
+
+_DECLARED_CACHE: weakref.WeakKeyDictionary[
+    ObjectStore, dict[tuple[Scope, str], dict[str, tuple[str, ...]]]
+] = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+def declared_graph(snapshot: CatalogSnapshot) -> dict[str, tuple[str, ...]]:
+    """The declared dependencies of every deployed asset of a Tier-1 snapshot: ``{asset: (upstream, ...)}``.
+
+    Read from each asset's deployed ``definition`` (``{"codeLocation": ..., "spec": {"deps": [...]}}``);
+    assets registered without a deployed definition are left out (their edges are ``not_comparable``).
+    """
+    store = snapshot.log.store
+    key = (snapshot.scope, snapshot.commit_id or "-")
+    with _LOCK:
+        found = _DECLARED_CACHE.get(store, {}).get(key)
+    if found is not None:
+        return found
+    graph: dict[str, tuple[str, ...]] = {}
+    if snapshot.manifest is not None:
+        table = snapshot.scan("assets")
+        keys = [str(k) for k in table.column("asset_key").to_pylist()]
+        for asset, text in zip(keys, table.column("definition").to_pylist(), strict=True):
+            deps = _declared_deps(text)
+            if deps is not None:
+                graph[asset] = deps
+    with _LOCK:
+        per_store = _DECLARED_CACHE.setdefault(store, {})
+        if len(per_store) > 16:
+            per_store.clear()
+        per_store[key] = graph
+    return graph
+
+
+def _declared_deps(text: object) -> tuple[str, ...] | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    spec = doc.get("spec") if isinstance(doc, dict) else None
+    if not isinstance(spec, dict):
+        return None
+    deps = spec.get("deps", [])
+    if not isinstance(deps, list):
+        return None
+    found = [d.get("key") for d in deps if isinstance(d, dict)]
+    return tuple(sorted(k for k in found if isinstance(k, str)))
+
+
+def _children_of(graph: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
+    children: dict[str, list[str]] = {}
+    for asset, deps in graph.items():
+        for dep in deps:
+            children.setdefault(dep, []).append(asset)
+    return {k: tuple(sorted(v)) for k, v in children.items()}
+
+
+# -- the observed index ------------------------------------------------------------------------------------
+
+_DETAIL = ("runId", "taskKey", "attempt", "attemptId", "inputPartition", "outputPartition", "occurredAt")
+
+
+def _asset_level_labels(frame: pl.DataFrame) -> pl.DataFrame:
+    # Asset keys never contain '/' or ':' and URIs always do, so one text column identifies a node.
+    return frame.select(
+        pl.coalesce("inputAsset", "inputUri").alias("src"),
+        pl.coalesce("outputAsset", "outputUri").alias("dst"),
+    )
+
+
+class _AssetIndex:
+    """Asset-level adjacency of one set of recorded edges (immutable once built)."""
+
+    def __init__(self, frame: pl.DataFrame) -> None:
+        frame = frame.filter(pl.col("inputUri").is_not_null() & pl.col("outputUri").is_not_null())
+        self.rows = frame.select(_DETAIL)
+        labels = _asset_level_labels(frame).with_row_index("row")
+        grouped = labels.group_by(["src", "dst"]).agg(pl.col("row")).sort(["src", "dst"])
+        self.edge_src: list[str] = grouped.get_column("src").to_list()
+        self.edge_dst: list[str] = grouped.get_column("dst").to_list()
+        self.edge_rows = grouped.get_column("row")
+        self.up: dict[str, list[int]] = {}
+        self.down: dict[str, list[int]] = {}
+        for i, (src, dst) in enumerate(zip(self.edge_src, self.edge_dst, strict=True)):
+            self.up.setdefault(dst, []).append(i)
+            self.down.setdefault(src, []).append(i)
+
+    def has(self, label: str) -> bool:
+        return label in self.up or label in self.down
+
+
+_INDEXES: weakref.WeakKeyDictionary[ObjectStore, OrderedDict[tuple[str, ...], _AssetIndex]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _cached_index(store: ObjectStore, key: tuple[str, ...], build: Any) -> _AssetIndex:
+    with _LOCK:
+        per_store = _INDEXES.setdefault(store, OrderedDict())
+        found = per_store.get(key)
+        if found is not None:
+            per_store.move_to_end(key)
+            return found
+    built = cast(_AssetIndex, build())
+    with _LOCK:
+        per_store = _INDEXES.setdefault(store, OrderedDict())
+        per_store[key] = built
+        while len(per_store) > 8:
+            per_store.popitem(last=False)
+    return built
+
+
+# -- traversal ----------------------------------------------------------------------------------------------
+
+
+def _check_int(name: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidInputError(f"{name} must be an int from {low} to {high}, got {value!r}")
+    return value
+
+
+def _asset_node_id(label: str) -> str:
+    return f"asset:{label}" if _is_asset(label) else f"dataset:{label}"
+
+
+def _is_asset(label: str) -> bool:
+    return _ASSET.fullmatch(label) is not None
+
+
+def _node(label: str, hops: int) -> LineageNode:
+    if _is_asset(label):
+        return LineageNode(f"asset:{label}", "asset", label, None, None, hops)
+    return LineageNode(f"dataset:{label}", "dataset", None, None, label, hops)
+
+
+def _observations(
+    rows: pl.DataFrame, max_observations: int
+) -> tuple[int, tuple[Observation, ...], tuple[str, ...], bool]:
+    count = rows.height
+    runs = tuple(sorted(set(rows.get_column("runId").to_list())))
+    newest = rows.sort(["occurredAt", "runId", "attemptId"], descending=True).head(max_observations)
+    observations = tuple(
+        Observation(
+            run_id=r["runId"],
+            task_key=r["taskKey"],
+            attempt=int(r["attempt"] or 0),
+            attempt_id=r["attemptId"],
+            input_partition=r["inputPartition"],
+            output_partition=r["outputPartition"],
+            occurred_at=r["occurredAt"],
+        )
+        for r in newest.iter_rows(named=True)
+    )
+    # max_observations=0 asks for counts only: nothing is cut then.
+    return count, observations, runs, 0 < max_observations < count
+
+
+def _status(
+    src: str, dst: str, observed: bool, declared_graph_: Mapping[str, Sequence[str]]
+) -> tuple[bool | None, EdgeStatus]:
+    if not (_is_asset(src) and _is_asset(dst)) or dst not in declared_graph_:
+        return None, "not_comparable"
+    declared = src in declared_graph_[dst]
+    if observed and declared:
+        return True, "matched"
+    if observed:
+        return False, "observed_not_declared"
+    return True, "declared_not_observed"
+
+
+@dataclass
+class _Walk:
+    max_nodes: int
+    max_edges: int
+    visited: dict[str, int] = field(default_factory=dict)
+    edges: dict[tuple[str, str], Any] = field(default_factory=dict)
+    cut_nodes: list[str] = field(default_factory=list)
+    cut_edges: list[str] = field(default_factory=list)
+
+    def add_edge(self, key: tuple[str, str], value: Any, at: str) -> bool:
+        if key in self.edges:
+            return True
+        if len(self.edges) >= self.max_edges:
+            if at not in self.cut_edges:
+                self.cut_edges.append(at)
+            return False
+        self.edges[key] = value
+        return True
+
+    def add_node(self, label: str, hops: int, at: str) -> bool:
+        if label in self.visited:
+            return False
+        if len(self.visited) >= self.max_nodes:
+            if at not in self.cut_nodes:
+                self.cut_nodes.append(at)
+            return False
+        self.visited[label] = hops
+        return True
+
+
+def _truncations(
+    walk: _Walk, id_of: Any, cut_observations: list[str], max_obs: int
+) -> tuple[Truncation, ...]:
+    found: list[Truncation] = []
+    if walk.cut_nodes:
+        found.append(Truncation("max_nodes", walk.max_nodes, tuple(id_of(n) for n in walk.cut_nodes)))
+    if walk.cut_edges:
+        found.append(Truncation("max_edges", walk.max_edges, tuple(id_of(n) for n in walk.cut_edges)))
+    if cut_observations:
+        found.append(Truncation("max_observations", max_obs, tuple(cut_observations)))
+    return tuple(found)
+
+
+def _walk_assets(
+    index: _AssetIndex,
+    declared: Mapping[str, Sequence[str]],
+    start: str,
+    direction: Direction,
+    hops: int,
+    walk: _Walk,
+) -> list[str]:
+    children = _children_of(declared)
+    adjacency = index.up if direction == "upstream" else index.down
+    frontier = [start]
+    walk.visited[start] = 0
+    for hop in range(1, hops + 1):
+        following: list[str] = []
+        for label in frontier:
+            neighbours: list[tuple[str, tuple[str, str], int | None]] = []
+            for edge in adjacency.get(label, ()):
+                src, dst = index.edge_src[edge], index.edge_dst[edge]
+                neighbours.append((src if direction == "upstream" else dst, (src, dst), edge))
+            declared_next = declared.get(label, ()) if direction == "upstream" else children.get(label, ())
+            for other in declared_next:
+                pair = (other, label) if direction == "upstream" else (label, other)
+                neighbours.append((other, pair, None))
+            for other, pair, found in neighbours:
+                # Observed edges come first, so a pair both observed and declared keeps its observations.
+                if not walk.add_edge(pair, found, label):
+                    continue
+                if walk.add_node(other, hop, label):
+                    following.append(other)
+        frontier = following
+    return [
+        label
+        for label in frontier
+        if (index.up if direction == "upstream" else index.down).get(label)
+        or (declared.get(label) if direction == "upstream" else children.get(label))
+    ]
+
+
+def lineage(
+    store: ObjectStore,
+    scope: Scope,
+    target: str | Target,
+    *,
+    direction: Direction = "upstream",
+    hops: int = 5,
+    as_of: datetime.datetime | None = None,
+    run_id: str | None = None,
+    partition: str | None = None,
+    max_nodes: int = DEFAULT_MAX_NODES,
+    max_edges: int = DEFAULT_MAX_EDGES,
+    max_observations: int = DEFAULT_MAX_OBSERVATIONS,
+    ledger_domain: str = DEFAULT_DOMAIN,
+    snapshot: ScopeSnapshot | None = None,
+) -> LineageResult:
+    """Traverse the lineage of an asset, asset partition or dataset URI (see the module docstring).
+
+    Args:
+        store: The catalog store.
+        scope: Tenant and workspace: the only lineage visible.
+        target: Where to start (text is parsed with :func:`parse_target`).
+        direction: ``upstream`` (what it was built from) or ``downstream`` (what was built from it).
+        hops: How far, 1..:data:`MAX_HOPS`.
+        as_of: Only what was recorded up to this aware time.
+        run_id: Only observations of this run.
+        partition: Only observations where either side is this canonical partition key.
+        max_nodes: Most nodes in the answer.
+        max_edges: Most edges in the answer.
+        max_observations: Most observations listed per edge.
+        ledger_domain: Ledger domain of the recorded lineage.
+        snapshot: A pinned snapshot to read (default: the latest).
+
+    Returns:
+        The nodes and edges reached.
+
+    Raises:
+        InvalidInputError: for a malformed target, direction, filter or limit.
+        NotFoundError: if the start is unknown (never recorded and not a deployed asset).
+    """
+    start = target if isinstance(target, Target) else parse_target(target)
+    if direction not in ("upstream", "downstream"):
+        raise InvalidInputError(f"direction must be 'upstream' or 'downstream', got {direction!r}")
+    _check_int("hops", hops, 1, MAX_HOPS)
+    _check_int("max_nodes", max_nodes, 1, 10_000_000)
+    _check_int("max_edges", max_edges, 1, 10_000_000)
+    _check_int("max_observations", max_observations, 0, 1_000_000)
+    if partition is not None:
+        partition = PartitionKey.parse(partition).canonical
+    if run_id is not None and (not isinstance(run_id, str) or not run_id):
+        raise InvalidInputError(f"run_id must be a run id, got {run_id!r}")
+    snap = snapshot or ScopeSnapshot(store, scope, ledger_domain=ledger_domain, as_of=as_of)
+    declared = declared_graph(snap.tier1)
+    filters: dict[str, str | None] = {
+        "asOf": None if as_of is None else as_of.isoformat(),
+        "runId": run_id,
+        "partition": partition,
+    }
+    edges_frame = _edges_frame(snap, as_of, run_id, partition)
+    if start.kind == "asset":
+        return _asset_traversal(
+            store, snap, edges_frame, declared, start, direction, hops, filters, max_nodes, max_edges,
+            max_observations, cacheable=run_id is None and partition is None,
+        )  # fmt: skip
+    return _partition_traversal(
+        snap, edges_frame, declared, start, direction, hops, filters, max_nodes, max_edges, max_observations
+    )
+
+
+def _edges_frame(
+    snap: ScopeSnapshot, as_of: datetime.datetime | None, run_id: str | None, partition: str | None
+) -> pl.DataFrame:
+    frame = snap.frame("lineage.edges")
+    conditions: list[pl.Expr] = []
+    if as_of is not None:
+        conditions.append(pl.col("occurredAt") <= as_of)
+    if run_id is not None:
+        conditions.append(pl.col("runId") == run_id)
+    if partition is not None:
+        conditions.append((pl.col("inputPartition") == partition) | (pl.col("outputPartition") == partition))
+    for condition in conditions:
+        frame = frame.filter(condition)
+    return frame
+
+
+def _commit_of(manifest: Manifest | None) -> str:
+    return "-" if manifest is None else manifest.commit_id
+
+
+def _asset_traversal(
+    store: ObjectStore,
+    snap: ScopeSnapshot,
+    frame: pl.DataFrame,
+    declared: Mapping[str, Sequence[str]],
+    start: Target,
+    direction: Direction,
+    hops: int,
+    filters: Mapping[str, str | None],
+    max_nodes: int,
+    max_edges: int,
+    max_observations: int,
+    *,
+    cacheable: bool,
+) -> LineageResult:
+    if cacheable:
+        key = (str(snap.scope), snap.projections_domain, _commit_of(snap.projections), str(filters["asOf"]))
+        index = _cached_index(store, key, lambda: _AssetIndex(frame))
+    else:
+        index = _AssetIndex(frame)
+    label = str(start.asset)
+    known = index.has(label) or label in declared or label in _children_of(declared)
+    if not known and snap.tier1.find_asset(label) is None:
+        raise NotFoundError(
+            f"asset {label!r} has no recorded lineage and is not a registered asset of scope {snap.scope}"
+            f"{'' if cacheable else ' (with the given filters)'}; check the key with `arco search {label}`"
+        )
+    walk = _Walk(max_nodes, max_edges)
+    beyond = _walk_assets(index, declared, label, direction, hops, walk)
+    edges: list[LineageEdge] = []
+    cut_observations: list[str] = []
+    for (src, dst), edge in sorted(walk.edges.items()):
+        if edge is None:
+            declared_flag, status = _status(src, dst, False, declared)
+            edges.append(LineageEdge(_asset_node_id(src), _asset_node_id(dst), False, declared_flag, status))
+            continue
+        rows = _take(index, edge)
+        count, observations, runs, cut = _observations(rows, max_observations)
+        declared_flag, status = _status(src, dst, True, declared)
+        edge_id = f"{_asset_node_id(src)} -> {_asset_node_id(dst)}"
+        if cut:
+            cut_observations.append(edge_id)
+        edges.append(
+            LineageEdge(
+                _asset_node_id(src), _asset_node_id(dst), True, declared_flag, status, count, observations,
+                runs, cut,
+            )
+        )  # fmt: skip
+    nodes = tuple(sorted((_node(n, h) for n, h in walk.visited.items()), key=lambda n: (n.hops, n.id)))
+    truncations = _truncations(walk, _asset_node_id, cut_observations, max_observations)
+    return LineageResult(
+        start=_node(label, 0),
+        direction=direction,
+        hops=hops,
+        nodes=nodes,
+        edges=tuple(edges),
+        truncated=bool(walk.cut_nodes or walk.cut_edges),
+        truncations=truncations,
+        beyond_hops=tuple(_asset_node_id(n) for n in beyond),
+        filters=filters,
+        snapshot=None if snap.projections is None else snap.projections.commit_id,
+        declared_known=bool(declared),
+    )
+
+
+def _take(index: _AssetIndex, edge: int) -> pl.DataFrame:
+    rows = cast(pl.Series, index.edge_rows[edge])
+    return index.rows[rows]
+
+
+# -- partition level ------------------------------------------------------------------------------------------
+
+
+def _partition_label(asset: str | None, partition: str | None, uri: str | None) -> str:
+    if asset is not None:
+        return f"{asset}@{partition or ''}"
+    return str(uri)
+
+
+def _partition_node(label: str, hops: int) -> LineageNode:
+    asset, at, part = label.partition("@")
+    if at and _is_asset(asset):
+        return LineageNode(f"asset:{label}", "asset_partition", asset, part, None, hops)
+    if _is_asset(label):  # a declared-only upstream asset, partitions unknown
+        return LineageNode(f"asset:{label}", "asset", label, None, None, hops)
+    return LineageNode(f"dataset:{label}", "dataset", None, None, label, hops)
+
+
+def _partition_id(label: str) -> str:
+    return _partition_node(label, 0).id
+
+
+def _partition_traversal(
+    snap: ScopeSnapshot,
+    frame: pl.DataFrame,
+    declared: Mapping[str, Sequence[str]],
+    start: Target,
+    direction: Direction,
+    hops: int,
+    filters: Mapping[str, str | None],
+    max_nodes: int,
+    max_edges: int,
+    max_observations: int,
+) -> LineageResult:
+    frame = frame.filter(pl.col("inputUri").is_not_null() & pl.col("outputUri").is_not_null())
+    labelled = frame.with_columns(
+        pl.when(pl.col("inputAsset").is_not_null())
+        .then(pl.concat_str([pl.col("inputAsset"), pl.lit("@"), pl.col("inputPartition").fill_null("")]))
+        .otherwise(pl.col("inputUri"))
+        .alias("_src"),
+        pl.when(pl.col("outputAsset").is_not_null())
+        .then(pl.concat_str([pl.col("outputAsset"), pl.lit("@"), pl.col("outputPartition").fill_null("")]))
+        .otherwise(pl.col("outputUri"))
+        .alias("_dst"),
+    )
+    if start.kind == "dataset":
+        uri = str(start.uri)
+        hits = labelled.filter((pl.col("inputUri") == uri) | (pl.col("outputUri") == uri))
+        if hits.height == 0:
+            raise NotFoundError(
+                f"dataset {uri!r} has no recorded lineage in scope {snap.scope}"
+                f"{' with the given filters' if any(filters.values()) else ''}; check the URI (it must match "
+                "what the task recorded exactly)"
+            )
+        first = hits.row(0, named=True)
+        if first["inputUri"] == uri:
+            label = _partition_label(first["inputAsset"], first["inputPartition"], uri)
+        else:
+            label = _partition_label(first["outputAsset"], first["outputPartition"], uri)
+    else:
+        label = _partition_label(start.asset, start.partition, None)
+        present = labelled.filter((pl.col("_src") == label) | (pl.col("_dst") == label)).height
+        if not present:
+            raise NotFoundError(
+                f"asset partition {start.asset}@{start.partition} has no recorded lineage in scope {snap.scope}"
+                f"{' with the given filters' if any(filters.values()) else ''}; list its partitions with "
+                f"`arco query \"SELECT partition FROM ops.partition_status WHERE asset = '{start.asset}'\"`"
+            )
+    near, far = ("_dst", "_src") if direction == "upstream" else ("_src", "_dst")
+    walk = _Walk(max_nodes, max_edges)
+    walk.visited[label] = 0
+    frontier = [label]
+    chosen: list[pl.DataFrame] = []
+    for hop in range(1, hops + 1):
+        if not frontier:
+            break
+        step = labelled.filter(pl.col(near).is_in(frontier))
+        pairs = (
+            step.select("_src", "_dst", pl.col(near).alias("_near"), pl.col(far).alias("_far"))
+            .unique(maintain_order=True)
+            .sort(["_src", "_dst"])
+        )
+        following: list[str] = []
+        kept: list[tuple[str, str]] = []
+        for src, dst, at, other in pairs.iter_rows():
+            if not walk.add_edge((src, dst), None, at):
+                continue
+            kept.append((src, dst))
+            if walk.add_node(other, hop, at):
+                following.append(other)
+        if kept:
+            keep = pl.DataFrame({"_src": [k[0] for k in kept], "_dst": [k[1] for k in kept]})
+            chosen.append(step.join(keep, on=["_src", "_dst"], how="semi"))
+        # Declared upstream assets a partition was built from, never observed as its input: flagged, not followed.
+        if direction == "upstream":
+            for node in frontier:
+                asset, at_sign, _ = node.partition("@")
+                if not at_sign or asset not in declared:
+                    continue
+                seen_inputs = {s.partition("@")[0] for s, d in walk.edges if d == node}
+                for dep in declared[asset]:
+                    if dep not in seen_inputs and walk.add_edge((dep, node), "declared", node):
+                        walk.add_node(dep, hop, node)
+        frontier = following
+    beyond: list[str] = []
+    if frontier:
+        more = labelled.filter(pl.col(near).is_in(frontier)).get_column(near).unique().to_list()
+        beyond = sorted(more)
+    observed = pl.concat(chosen) if chosen else labelled.head(0)
+    grouped = {(k[0], k[1]): g for k, g in observed.group_by(["_src", "_dst"], maintain_order=True)}
+    edges: list[LineageEdge] = []
+    cut_observations: list[str] = []
+    for (src, dst), kind in sorted(walk.edges.items()):
+        if kind == "declared":
+            edges.append(
+                LineageEdge(_partition_id(src), _partition_id(dst), False, True, "declared_not_observed")
+            )
+            continue
+        rows = grouped[(src, dst)]
+        count, observations, runs, cut = _observations(rows, max_observations)
+        src_asset, dst_asset = src.partition("@")[0], dst.partition("@")[0]
+        flag, status = _status(
+            src_asset if "@" in src else src, dst_asset if "@" in dst else dst, True, declared
+        )
+        if cut:
+            cut_observations.append(f"{_partition_id(src)} -> {_partition_id(dst)}")
+        edges.append(
+            LineageEdge(
+                _partition_id(src), _partition_id(dst), True, flag, status, count, observations, runs, cut
+            )
+        )
+    nodes = tuple(
+        sorted((_partition_node(n, h) for n, h in walk.visited.items()), key=lambda n: (n.hops, n.id))
+    )
+    truncations = _truncations(walk, _partition_id, cut_observations, max_observations)
+    return LineageResult(
+        start=_partition_node(label, 0),
+        direction=direction,
+        hops=hops,
+        nodes=nodes,
+        edges=tuple(edges),
+        truncated=bool(walk.cut_nodes or walk.cut_edges),
+        truncations=truncations,
+        beyond_hops=tuple(_partition_id(n) for n in beyond),
+        filters=filters,
+        snapshot=None if snap.projections is None else snap.projections.commit_id,
+        declared_known=bool(declared),
+    )
+
+
+# -- impact analysis -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ImpactedAsset:
+    """An asset downstream of a changed or failed partition.
+
+    Attributes:
+        asset: The asset key (or dataset URI for a dataset no asset owns).
+        partitions: The partitions recorded as built from it (empty when only declared).
+        hops: Fewest hops from the changed partition.
+        via: ``observed`` (recorded executions read it) or ``declared`` (only the asset graph says so).
+    """
+
+    asset: str
+    partitions: tuple[str, ...]
+    hops: int
+    via: Literal["observed", "declared"]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"asset": self.asset, "partitions": list(self.partitions), "hops": self.hops, "via": self.via}
+
+
+@dataclass(frozen=True, slots=True)
+class Impact:
+    """Everything downstream of one asset partition."""
+
+    asset: str
+    partition: str | None
+    impacted: tuple[ImpactedAsset, ...]
+    truncated: bool
+    lineage: LineageResult
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "asset": self.asset,
+            "partition": self.partition,
+            "truncated": self.truncated,
+            "impacted": [i.to_json() for i in self.impacted],
+        }
+
+
+def impact(
+    store: ObjectStore,
+    scope: Scope,
+    asset: str,
+    partition: str | None = None,
+    *,
+    hops: int = 20,
+    max_nodes: int = DEFAULT_MAX_NODES,
+    ledger_domain: str = DEFAULT_DOMAIN,
+    snapshot: ScopeSnapshot | None = None,
+) -> Impact:
+    """Which assets and partitions are downstream of a failed or changed asset partition.
+
+    Recorded executions give the exact downstream partitions; assets the declared graph puts downstream but
+    that no recorded execution built from it are listed too (``via="declared"``, partitions unknown).
+
+    Args:
+        store: The catalog store.
+        scope: Tenant and workspace.
+        asset: The asset key.
+        partition: Its canonical partition key (``None``: the whole asset).
+        hops: How far downstream.
+        max_nodes: Most nodes visited.
+        ledger_domain: Ledger domain of the recorded lineage.
+        snapshot: A pinned snapshot (default: the latest).
+
+    Raises:
+        InvalidInputError: for malformed input.
+        NotFoundError: if the asset (partition) is unknown.
+    """
+    key = str(AssetKey.parse(asset))
+    snap = snapshot or ScopeSnapshot(store, scope, ledger_domain=ledger_domain)
+    target = parse_target(key, partition)
+    result = lineage(
+        store, scope, target, direction="downstream", hops=hops, max_nodes=max_nodes, max_observations=0,
+        snapshot=snap,
+    )  # fmt: skip
+    found: dict[str, tuple[set[str], int, str]] = {}
+    for node in result.nodes:
+        if node.hops == 0:
+            continue
+        name = node.asset or str(node.uri)
+        parts, best, via = found.get(name, (set(), node.hops, "observed"))
+        if node.partition is not None:
+            parts.add(node.partition)
+        found[name] = (parts, min(best, node.hops), via)
+    if target.kind == "asset_partition":
+        declared = declared_graph(snap.tier1)
+        children = _children_of(declared)
+        frontier, depth = [key], {key: 0}
+        while frontier:
+            following = []
+            for current in frontier:
+                for child in children.get(current, ()):
+                    if child not in depth and depth[current] < hops:
+                        depth[child] = depth[current] + 1
+                        following.append(child)
+            frontier = following
+        for child, distance in depth.items():
+            if child != key and child not in found:
+                found[child] = (set(), distance, "declared")
+    impacted = tuple(
+        sorted(
+            (
+                ImpactedAsset(
+                    name, tuple(sorted(parts)), distance, cast(Literal["observed", "declared"], via)
+                )
+                for name, (parts, distance, via) in found.items()
+            ),
+            key=lambda i: (i.hops, i.asset),
+        )
+    )
+    return Impact(key, target.partition, impacted, result.truncated, result)
+
+
+# -- export -------------------------------------------------------------------------------------------------------
+
+
+def _mermaid_text(text: str) -> str:
+    return text.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+
+
+def to_mermaid(result: LineageResult) -> str:
+    """The answer as a Mermaid flowchart (upstream on the left).
+
+    Dataset nodes are cylinders, the start is highlighted, declared-only edges are dotted and edges observed but
+    not declared are red.
+    """
+    ids = {node.id: f"n{i}" for i, node in enumerate(result.nodes)}
+    lines = ["flowchart LR"]
+    for node in result.nodes:
+        label = _mermaid_text(node.label)
+        shape = f'[("{label}")]' if node.kind == "dataset" else f'["{label}"]'
+        lines.append(f"  {ids[node.id]}{shape}")
+    red: list[int] = []
+    for number, edge in enumerate(e for e in result.edges if e.source in ids and e.target in ids):
+        source, target = ids[edge.source], ids[edge.target]
+        if not edge.observed:
+            lines.append(f"  {source} -. declared only .-> {target}")
+        else:
+            runs = len(edge.runs)
+            lines.append(f'  {source} -->|"{runs} run{"s" if runs != 1 else ""}"| {target}')
+        if edge.status == "observed_not_declared":
+            red.append(number)
+    lines.append("  classDef start fill:#fde68a,stroke:#b45309")
+    lines.append(f"  class {ids[result.start.id]} start")
+    for number in red:
+        lines.append(f"  linkStyle {number} stroke:#dc2626,stroke-width:2px")
+    return "\n".join(lines) + "\n"
+
+
+def _dot_text(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def to_dot(result: LineageResult) -> str:
+    """The answer as a Graphviz DOT digraph (same conventions as :func:`to_mermaid`)."""
+    lines = [
+        "digraph lineage {",
+        "  rankdir=LR;",
+        '  node [shape=box, style="rounded,filled", fillcolor="#f8fafc", fontname="Helvetica"];',
+        '  edge [fontname="Helvetica", fontsize=10];',
+    ]
+    for node in result.nodes:
+        attrs = [f"label={_dot_text(node.label)}"]
+        if node.kind == "dataset":
+            attrs.append("shape=cylinder")
+        if node.id == result.start.id:
+            attrs.append('fillcolor="#fde68a"')
+        lines.append(f"  {_dot_text(node.id)} [{', '.join(attrs)}];")
+    for edge in result.edges:
+        attrs = []
+        if not edge.observed:
+            attrs += ["style=dashed", 'color="#64748b"', 'label="declared only"']
+        else:
+            runs = len(edge.runs)
+            attrs.append(f'label="{runs} run{"s" if runs != 1 else ""}"')
+        if edge.status == "observed_not_declared":
+            attrs += ['color="#dc2626"', "penwidth=2"]
+        lines.append(f"  {_dot_text(edge.source)} -> {_dot_text(edge.target)} [{', '.join(attrs)}];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def render(result: LineageResult, fmt: Literal["svg", "png"], *, timeout_s: float = 30.0) -> bytes:
+    """Render the answer as SVG or PNG with Graphviz ``dot``.
+
+    Raises:
+        InvalidInputError: for another format.
+        UnsupportedOperationError: if the ``dot`` binary is not installed.
+        InfrastructureError: if ``dot`` fails.
+    """
+    if fmt not in ("svg", "png"):
+        raise InvalidInputError(f"render format must be 'svg' or 'png', got {fmt!r}")
+    binary = shutil.which("dot")
+    if binary is None:
+        raise UnsupportedOperationError(
+            "rendering SVG/PNG needs Graphviz's `dot` binary, which is not installed; install Graphviz "
+            "(Debian/Ubuntu: apt-get install graphviz, macOS: brew install graphviz) or export --format dot / "
+            "mermaid instead"
+        )
+    try:
+        done = subprocess.run(
+            [binary, f"-T{fmt}"],
+            input=to_dot(result).encode(),
+            capture_output=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise InfrastructureError(f"Graphviz dot did not finish within {timeout_s:g} s") from None
+    if done.returncode != 0:
+        raise InfrastructureError(
+            f"Graphviz dot failed with exit code {done.returncode}: {done.stderr.decode(errors='replace')[:500]}"
+        )
+    return done.stdout
