@@ -10,7 +10,8 @@ code or from a manifest read back from the catalog, and refuses, naming the asse
 
 Edges point downstream (``upstream → downstream``). Everything the planner iterates is precomputed in a
 deterministic order (keys sorted, parents and children sorted, one fixed topological order), so no plan
-depends on set or dict iteration order.
+depends on set or dict iteration order. The networkx view (:attr:`AssetGraph.digraph`) is built on first use,
+and always to name a cycle.
 """
 
 from __future__ import annotations
@@ -108,16 +109,6 @@ class AssetGraph:
                 )
             )
 
-        graph = nx.DiGraph()
-        graph.add_nodes_from(self._specs)
-        graph.add_edges_from((dep.key, key) for key, spec in self._specs.items() for dep in spec.deps)
-        try:
-            order = list(nx.topological_sort(graph))
-        except nx.NetworkXUnfeasible:
-            raise DefinitionError(self._cycle_message(graph)) from None
-        self._digraph = graph
-        self._topo_order = tuple(order)
-        self._topo_index = {key: index for index, key in enumerate(order)}
         self._parents: dict[str, tuple[str, ...]] = {
             key: tuple(dep.key for dep in spec.deps) for key, spec in self._specs.items()
         }
@@ -126,10 +117,30 @@ class AssetGraph:
             for parent in parents:
                 children[parent].append(key)
         self._children = {key: tuple(value) for key, value in children.items()}
+        self._digraph: nx.DiGraph | None = None
+        order = self._kahn()
+        if len(order) < len(self._specs):
+            raise DefinitionError(self._cycle_message(self.digraph))
+        self._topo_order = tuple(order)
+        self._topo_index = {key: index for index, key in enumerate(order)}
         self._dims: dict[str, tuple[_Dim, ...]] = {
             key: dimensions_of(spec.partitions) for key, spec in self._specs.items()
         }
         self._edges = self._resolve_edges()
+
+    def _kahn(self) -> list[str]:
+        """A topological order (Kahn's algorithm from the sorted roots); shorter than the graph on a cycle."""
+        waiting = {key: len(parents) for key, parents in self._parents.items()}
+        order = [key for key, count in waiting.items() if count == 0]
+        children = self._children
+        position = 0
+        while position < len(order):
+            for child in children[order[position]]:
+                waiting[child] -= 1
+                if waiting[child] == 0:
+                    order.append(child)
+            position += 1
+        return order
 
     @staticmethod
     def _cycle_message(graph: nx.DiGraph) -> str:
@@ -172,7 +183,17 @@ class AssetGraph:
 
     @property
     def digraph(self) -> nx.DiGraph:
-        """The networkx graph (nodes: asset keys; edges: upstream → downstream). Do not modify it."""
+        """The networkx graph (nodes: asset keys; edges: upstream → downstream). Do not modify it.
+
+        Built on first use: planning walks the precomputed parent/child tuples, which is faster.
+        """
+        if self._digraph is None:
+            graph = nx.DiGraph()
+            graph.add_nodes_from(self._specs)
+            graph.add_edges_from(
+                (parent, key) for key, parents in self._parents.items() for parent in parents
+            )
+            self._digraph = graph
         return self._digraph
 
     @property

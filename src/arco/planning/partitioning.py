@@ -239,10 +239,12 @@ def resolve_mapping(
 class ResolvedDim:
     """A dimension with its values known: dynamic keys supplied, open-ended windows cut at ``asOf``."""
 
-    __slots__ = ("_by_tagged", "_fragments", "_tagged", "definition", "name", "size")
+    __slots__ = ("_by_tagged", "_fragments", "_tagged", "calendar", "definition", "name", "size")
 
     def __init__(self, definition: _Dim, size: int | None, values: Sequence[PartitionValue] = ()) -> None:
         self.definition = definition
+        #: Window arithmetic of a time dimension (``None`` for static and dynamic ones).
+        self.calendar = definition.calendar if isinstance(definition, TimeWindowPartitions) else None
         self.name = definition.name
         self.size = size
         self._fragments: dict[int, str] = {}
@@ -264,8 +266,8 @@ class ResolvedDim:
         """The canonical ``name=tag:value`` text of value ``index`` (any window number, for time)."""
         fragment = self._fragments.get(index)
         if fragment is None:
-            assert isinstance(self.definition, TimeWindowPartitions)  # other kinds are filled in __init__
-            fragment = PartitionKey.of({self.name: self.definition.value_at(index)}).canonical
+            assert self.calendar is not None  # other kinds are filled in __init__
+            fragment = PartitionKey.of({self.name: self.calendar.value_at(index)}).canonical
             self._fragments[index] = fragment
         return fragment
 
@@ -345,11 +347,13 @@ def canonical(dims: Sequence[ResolvedDim], key: PartitionIndex) -> str:
 
 
 def _window_span(down: ResolvedDim, index: int, up: ResolvedDim, rule: WindowRule) -> range:
-    assert isinstance(down.definition, TimeWindowPartitions)
-    assert isinstance(up.definition, TimeWindowPartitions)
-    start, end = down.definition.window(index)
-    first = up.definition.index_of_instant(start)
-    last = up.definition.index_of_instant(end - _TICK)
+    if down is up:
+        # The same dimension on both sides (the planner resolves each definition once): pure index arithmetic.
+        return range(index + rule.start_offset, index + rule.end_offset + 1)
+    assert down.calendar is not None and up.calendar is not None  # window rules join time dimensions
+    start, end = down.calendar.window(index)
+    first = up.calendar.index_of_instant(start)
+    last = up.calendar.index_of_instant(end - _TICK)
     return range(first + rule.start_offset, last + rule.end_offset + 1)
 
 
@@ -427,15 +431,17 @@ def inverse(
             narrow(rule.source, {i for i in map(down.index_of_tagged, map(up.tagged, seen)) if i is not None})
         elif isinstance(rule, WindowRule):
             down = down_dims[rule.source]
-            assert isinstance(down.definition, TimeWindowPartitions)
-            assert isinstance(up.definition, TimeWindowPartitions)
             candidates: set[int] = set()
             for index in seen:
                 # Downstream windows overlapping upstream windows [index - end_offset, index - start_offset].
-                start = up.definition.window(index - rule.end_offset)[0]
-                end = up.definition.window(index - rule.start_offset)[1]
-                first = down.definition.index_of_instant(start)
-                last = down.definition.index_of_instant(end - _TICK)
+                if down is up:
+                    first, last = index - rule.end_offset, index - rule.start_offset
+                else:
+                    assert down.calendar is not None and up.calendar is not None  # joins time dimensions
+                    start = up.calendar.window_start(index - rule.end_offset)
+                    end = up.calendar.window_start(index - rule.start_offset + 1)
+                    first = down.calendar.index_of_instant(start)
+                    last = down.calendar.index_of_instant(end - _TICK)
                 candidates.update(i for i in range(first, last + 1) if down.contains(i))
             narrow(rule.source, candidates)
     options = [

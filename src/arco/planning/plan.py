@@ -52,6 +52,7 @@ from arco.planning._gc import gc_paused
 from arco.planning.graph import AssetGraph, suggest
 from arco.planning.manifest import CodeLocationManifest
 from arco.planning.partitioning import (
+    EdgeMapping,
     PartitionIndex,
     ResolvedDim,
     canonical,
@@ -906,44 +907,41 @@ class _Planner:
         rows: list[tuple[str, str, PlannedTask]] = []
         # model_copy of one validated prototype is the cheapest public way to make many trusted models.
         copy = _prototype().model_copy
+        reasons = self.reasons
         for key in sorted(parts):
             template = templates[key]
             dims = self.dims(key)
-            parents = [parent for parent in graph.parents(key) if parent in parts]
-            for partition, text in texts[key].items():
-                upstream: list[str] = []
-                for parent in parents:
+            # Unpartitioned parents are one bare task key each; the others go through their edge's mapping.
+            fixed: list[str] = []
+            through: list[tuple[str, EdgeMapping]] = []
+            for parent in graph.parents(key):
+                if parent in parts:
                     edge = graph.edge(parent, key)
                     if edge.is_trivial:
-                        upstream.append(parent)
-                        continue
+                        fixed.append(parent)
+                    else:
+                        through.append((parent, edge))
+            for partition, text in texts[key].items():
+                upstream = fixed.copy()
+                for parent, edge in through:
                     parent_texts = texts[parent]
                     inside, _ = forward(edge, dims, self.dims(parent), partition, f"asset {key}")
                     upstream.extend(
                         task_key(parent, parent_texts[item]) for item in inside if item in parent_texts
                     )
                 upstream.sort()
-                own_key = task_key(key, text)
-                json_text = "".join(
-                    [
-                        template.head,
-                        _encode(text),
-                        template.middle,
-                        _encode(own_key),
-                        template.tail,
-                        "[",
-                        ",".join(map(_encode, upstream)),
-                        "]",
-                        template.end,
-                    ]
+                own_key = f"{key}[{text}]" if several and text else key
+                json_text = (
+                    f"{template.head}{_encode(text)}{template.middle}{_encode(own_key)}{template.tail}"
+                    f"[{','.join(map(_encode, upstream))}]{template.end}"
                 )
                 values = template.values.copy()
                 values["task_key"] = own_key
                 values["partition_key"] = text
                 values["upstream_task_keys"] = tuple(upstream)
-                values["reasons"] = tuple(sorted(self.reasons.get((key, partition), ())))
-                task = copy(update=values)
-                rows.append((own_key, json_text, task))
+                found = reasons.get((key, partition))
+                values["reasons"] = tuple(sorted(found)) if found else ()
+                rows.append((own_key, json_text, copy(update=values)))
         rows.sort(key=lambda row: row[0])
         request = self.request
         run_tags = dict(sorted(request.run_tags.items()))

@@ -55,6 +55,7 @@ __all__ = [
     "TimeWindowMapping",
     "TimeWindowPartitions",
     "WeeklyPartitions",
+    "WindowCalendar",
     "dimensions_of",
 ]
 
@@ -175,6 +176,87 @@ def _as_local(value: Any, zone: ZoneInfo, what: str) -> Any:
     return value
 
 
+class WindowCalendar:
+    """Window arithmetic of a time dimension: windows numbered 0, 1, ... from ``start`` (negative: before it).
+
+    A plain slotted object, so planning can run it in tight loops.
+    """
+
+    __slots__ = ("cadence", "start_date", "start_utc", "zone")
+
+    def __init__(self, cadence: Cadence, start: datetime.datetime, zone: ZoneInfo) -> None:
+        self.cadence = cadence
+        self.zone = zone
+        self.start_date = start.date()
+        self.start_utc = start.replace(tzinfo=zone).astimezone(_UTC)
+
+    def _identity(self) -> tuple[str, datetime.date, datetime.datetime, str]:
+        return (self.cadence, self.start_date, self.start_utc, self.zone.key)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, WindowCalendar):
+            return NotImplemented
+        return self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
+
+    def value_at(self, index: int) -> datetime.date | datetime.datetime:
+        """The partition value of window ``index``: its local start date, or (hourly) its UTC start."""
+        if self.cadence == "hourly":
+            return self.start_utc + index * _HOUR
+        if self.cadence == "daily":
+            return self.start_date + datetime.timedelta(days=index)
+        if self.cadence == "weekly":
+            return self.start_date + datetime.timedelta(days=7 * index)
+        years, month0 = divmod(self.start_date.month - 1 + index, 12)
+        return datetime.date(self.start_date.year + years, month0 + 1, 1)
+
+    def window_start(self, index: int) -> datetime.datetime:
+        """The UTC instant window ``index`` starts at."""
+        if self.cadence == "hourly":
+            return self.start_utc + index * _HOUR
+        day = self.value_at(index)
+        return datetime.datetime(day.year, day.month, day.day, tzinfo=self.zone).astimezone(_UTC)
+
+    def window(self, index: int) -> tuple[datetime.datetime, datetime.datetime]:
+        """The UTC instants ``[start, end)`` of window ``index``."""
+        return self.window_start(index), self.window_start(index + 1)
+
+    def index_of_instant(self, instant: datetime.datetime) -> int:
+        """The number of the window containing the aware ``instant``."""
+        if self.cadence == "hourly":
+            return (instant - self.start_utc) // _HOUR
+        local = instant.astimezone(self.zone).date()
+        if self.cadence == "monthly":
+            index = (local.year - self.start_date.year) * 12 + local.month - self.start_date.month
+        else:
+            days = (local - self.start_date).days
+            index = days // 7 if self.cadence == "weekly" else days
+        # Where local midnight does not exist (a DST jump at 00:00), the window may start after `instant`.
+        while self.window_start(index) > instant:
+            index -= 1
+        return index
+
+    def index_of_value(self, value: PartitionValue) -> int | None:
+        """The number of the window named ``value``, or ``None`` if no window has that name."""
+        if self.cadence == "hourly":
+            if not isinstance(value, datetime.datetime) or value.tzinfo is None:
+                return None
+            delta = value - self.start_utc
+            return delta // _HOUR if delta % _HOUR == datetime.timedelta(0) else None
+        if type(value) is not datetime.date:
+            return None
+        if self.cadence == "monthly":
+            if value.day != 1:
+                return None
+            return (value.year - self.start_date.year) * 12 + value.month - self.start_date.month
+        days = (value - self.start_date).days
+        if self.cadence == "daily":
+            return days
+        return days // 7 if days % 7 == 0 else None
+
+
 class TimeWindowPartitions(ArcoModel):
     """A dimension of consecutive time windows; build it with :func:`DailyPartitions` and friends.
 
@@ -192,9 +274,7 @@ class TimeWindowPartitions(ArcoModel):
     timezone: str = "UTC"
     week_starts_on: int = Field(default=0, ge=0, le=6)
 
-    _zone: ZoneInfo = PrivateAttr()
-    _start_date: datetime.date = PrivateAttr()
-    _start_utc: datetime.datetime = PrivateAttr()
+    _calendar: WindowCalendar = PrivateAttr()
 
     @model_validator(mode="before")
     @classmethod
@@ -226,9 +306,7 @@ class TimeWindowPartitions(ArcoModel):
         return self
 
     def model_post_init(self, context: Any, /) -> None:
-        self._zone = ZoneInfo(self.timezone)
-        self._start_date = self.start.date()
-        self._start_utc = self._to_utc(self.start)
+        self._calendar = WindowCalendar(self.cadence, self.start, ZoneInfo(self.timezone))
 
     def _check_boundary(self, value: datetime.datetime, what: str) -> None:
         problem = ""
@@ -251,70 +329,35 @@ class TimeWindowPartitions(ArcoModel):
                 "window boundaries are wall-clock times in the partitions' time zone"
             )
 
-    def _to_utc(self, local: datetime.datetime) -> datetime.datetime:
-        return local.replace(tzinfo=self._zone).astimezone(_UTC)
+    @property
+    def calendar(self) -> WindowCalendar:
+        """The window arithmetic of this dimension (built once per definition)."""
+        return self._calendar
 
     # --- window arithmetic: windows are numbered 0, 1, ... from ``start``; negative numbers lie before it ---
 
     def value_at(self, index: int) -> datetime.date | datetime.datetime:
         """The partition value of window ``index``: its local start date, or (hourly) its UTC start."""
-        if self.cadence == "hourly":
-            return self._start_utc + index * _HOUR
-        if self.cadence == "daily":
-            return self._start_date + datetime.timedelta(days=index)
-        if self.cadence == "weekly":
-            return self._start_date + datetime.timedelta(days=7 * index)
-        years, month0 = divmod(self._start_date.month - 1 + index, 12)
-        return datetime.date(self._start_date.year + years, month0 + 1, 1)
+        return self._calendar.value_at(index)
 
     def window(self, index: int) -> tuple[datetime.datetime, datetime.datetime]:
         """The UTC instants ``[start, end)`` of window ``index``."""
-        return self._window_start(index), self._window_start(index + 1)
-
-    def _window_start(self, index: int) -> datetime.datetime:
-        if self.cadence == "hourly":
-            return self._start_utc + index * _HOUR
-        day = self.value_at(index)
-        return datetime.datetime(day.year, day.month, day.day, tzinfo=self._zone).astimezone(_UTC)
+        return self._calendar.window(index)
 
     def index_of_instant(self, instant: datetime.datetime) -> int:
         """The number of the window containing the aware ``instant`` (may be negative)."""
-        if self.cadence == "hourly":
-            return (instant - self._start_utc) // _HOUR
-        local = instant.astimezone(self._zone).date()
-        if self.cadence == "monthly":
-            index = (local.year - self._start_date.year) * 12 + local.month - self._start_date.month
-        else:
-            days = (local - self._start_date).days
-            index = days // 7 if self.cadence == "weekly" else days
-        # Where local midnight does not exist (a DST jump at 00:00), the window may start after `instant`.
-        while self._window_start(index) > instant:
-            index -= 1
-        return index
+        return self._calendar.index_of_instant(instant)
 
     def index_of_value(self, value: PartitionValue) -> int | None:
         """The number of the window named ``value``, or ``None`` if no window has that name."""
-        if self.cadence == "hourly":
-            if not isinstance(value, datetime.datetime) or value.tzinfo is None:
-                return None
-            delta = value - self._start_utc
-            return delta // _HOUR if delta % _HOUR == datetime.timedelta(0) else None
-        if type(value) is not datetime.date:
-            return None
-        if self.cadence == "monthly":
-            if value.day != 1:
-                return None
-            return (value.year - self._start_date.year) * 12 + value.month - self._start_date.month
-        days = (value - self._start_date).days
-        if self.cadence == "daily":
-            return days
-        return days // 7 if days % 7 == 0 else None
+        return self._calendar.index_of_value(value)
 
     def count(self, as_of: datetime.datetime | None) -> int | None:
         """How many windows exist: up to ``end``, and only those ended by ``as_of``; ``None`` if unbounded."""
         counts: list[int] = []
         if self.end is not None:
-            counts.append(self.index_of_instant(self._to_utc(self.end)))
+            end = self.end.replace(tzinfo=self._calendar.zone).astimezone(_UTC)
+            counts.append(self.index_of_instant(end))
         if as_of is not None:
             counts.append(max(0, self.index_of_instant(as_of)))
         return min(counts) if counts else None
