@@ -20,6 +20,7 @@ from datetime import timedelta
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
@@ -70,11 +71,15 @@ class RunHandle:
         try:
             result: RunStatus = await asyncio.wait_for(self.handle.result(), timeout)
             return result
-        except Exception:
+        except WorkflowFailureError as exc:
             description = await self.handle.describe()
             if description.status == WorkflowExecutionStatus.CANCELED:
                 return await self.status()
-            raise
+            cause: BaseException | None = exc.cause
+            while getattr(cause, "cause", None) is not None:
+                cause = cause.cause  # type: ignore[union-attr]
+            message = getattr(cause, "message", None) or str(cause or exc)
+            raise RunError(f"run workflow {self.workflow_id} failed: {message}") from exc
 
     async def cancel(self, reason: str = "cancelled by request") -> RunStatus:
         """Cancel the run and wait until every task is accounted for; returns the final status.

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -168,21 +169,31 @@ class RunActivities:
         scope = Scope(request.tenant_id, request.workspace_id)
         events = []
         for draft in request.events:
-            events.append(
-                ArcoEvent.model_validate(
-                    {
-                        "eventId": draft.event_id,
-                        "eventType": draft.event_type,
-                        "occurredAt": datetime.datetime.fromisoformat(draft.occurred_at),
-                        "source": EVENT_SOURCE,
-                        "tenantId": scope.tenant,
-                        "workspaceId": scope.workspace,
-                        "idempotencyKey": draft.idempotency_key or _default_key(draft.event_type, draft.data),
-                        "correlationId": request.run_id,
-                        "data": draft.data,
-                    }
+            try:
+                events.append(
+                    ArcoEvent.model_validate(
+                        {
+                            "eventId": draft.event_id,
+                            "eventType": draft.event_type,
+                            "occurredAt": datetime.datetime.fromisoformat(draft.occurred_at),
+                            "source": EVENT_SOURCE,
+                            "tenantId": scope.tenant,
+                            "workspaceId": scope.workspace,
+                            "idempotencyKey": draft.idempotency_key
+                            or _default_key(draft.event_type, draft.data),
+                            "correlationId": request.run_id,
+                            "data": draft.data,
+                        }
+                    )
                 )
-            )
+            except ValidationError as exc:
+                # A malformed event is a bug, not a passing fault: fail loudly instead of retrying forever.
+                raise ApplicationError(
+                    f"run {request.run_id}: event {draft.event_id} ({draft.event_type}) is invalid and was not "
+                    f"recorded (nothing of this batch was written): {exc}",
+                    type="invalid_event",
+                    non_retryable=True,
+                ) from None
         ledger = Ledger(self.store, scope, writer_id=ledger_writer_id(request.writer_id))
         try:
             ledger.append(events)

@@ -7,7 +7,6 @@ missing optional dependency of one group never breaks another.
 from __future__ import annotations
 
 import importlib
-import sys
 
 import click
 
@@ -21,6 +20,7 @@ _SUBCOMMANDS: dict[str, str] = {
     "worker": "arco.worker.cli_worker:worker",
     "catalog": "arco.worker.cli_catalog:catalog",
     "run": "arco.worker.cli_run:run",
+    "deploy": "arco.worker.cli_deploy:deploy",
     "schedule": "arco.worker.cli_schedule:schedule",
     "compact": "arco.worker.cli_schedule:compact",
 }
@@ -61,4 +61,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

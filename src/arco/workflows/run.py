@@ -24,7 +24,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ChildWorkflowError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from arco.core.runs import (
@@ -167,6 +167,19 @@ class RunWorkflow:
             self._state = RunState.CANCELLED
             self._set_state_attribute()
             raise
+        except ActivityError as err:
+            # Planning refused the request (unknown assets, bad partitions, nothing deployed): the run fails
+            # before any task, with the planner's message as the workflow's failure.
+            self._state = RunState.FAILED
+            self._set_state_attribute()
+            cause = err.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+            kind = cause.type if isinstance(cause, ApplicationError) else None
+            raise ApplicationError(
+                f"run {self._run_id} could not be planned: {message}",
+                type=kind or "planning",
+                non_retryable=True,
+            ) from None
         self._start(summary)
         cancelled_by_temporal = False
         try:

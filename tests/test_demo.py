@@ -1,0 +1,45 @@
+"""`make demo` runs `arco demo`: Arco's main job end to end on a fresh embedded stack. Check what it prints."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_demo_runs_the_pipeline_and_prints_outcome_and_lineage(tmp_path: Path) -> None:
+    env = {**os.environ, "ARCO_STATE_DIR": str(tmp_path / "state")}
+    env.pop("ARCO_CATALOG_ROOT", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "arco.worker.cli", "demo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert "1. deployed code location examples.pipeline to default/default: 3 assets" in out
+    assert re.search(
+        r"3\. run [0-9A-Z]{26} \(arco-run:default:default:demo\): SUCCEEDED - 9 tasks \(SUCCEEDED=9\)", out
+    )
+    assert re.search(r"4\. compacted \d+ events", out)
+    lineage = [line.strip() for line in out.splitlines() if "<-" in line]
+    assert lineage == [
+        f"demo.daily_revenue[date=d:2026-01-0{day}] <- demo.cleaned_orders[date=d:2026-01-0{day}]"
+        + line.split(f"demo.cleaned_orders[date=d:2026-01-0{day}]", 1)[1]
+        for day, line in zip((1, 2, 3), lineage, strict=True)
+    ]
+    assert all("attempt 1" in line for line in lineage)
+    parquet = sorted((tmp_path / "state" / "demo" / "data").rglob("*.parquet"))
+    assert len(parquet) == 9
