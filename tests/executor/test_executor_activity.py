@@ -417,3 +417,17 @@ async def test_an_asset_ignoring_cancellation_is_abandoned_and_cannot_write(
     (hold_dir / "hold").unlink()
     await wait_for(hold_dir / "write-refused")
     assert parquet_files(data_root) == []
+
+
+async def test_a_code_location_loaded_by_the_planner_can_be_served(
+    env: ActivityEnvironment, data_root: str
+) -> None:
+    from arco.planning.location import load_code_location as load_validated
+
+    validated = load_validated(LOCATION)
+    executor = TaskExecutor(
+        ExecutorSettings(scope=SCOPE, code_location=LOCATION, data_root=data_root), validated
+    )
+    assert sorted(executor.location.assets) == sorted(definition.spec.key for definition in validated.assets)
+    result = await execute(env, executor, envelope_for("exec.numbers"))
+    assert result.outcome is TaskOutcome.SUCCEEDED

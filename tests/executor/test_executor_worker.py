@@ -318,3 +318,20 @@ async def test_a_killed_executor_times_out_on_heartbeats_and_a_retry_writes_once
     assert objects[0].version.token == out.version
     frame = pl.read_parquet(io.BytesIO(store.read(objects[0].key)))
     assert frame.to_dicts() == [{"attempt": 2, "attempt_id": second.attempt_id}]
+
+
+async def test_the_executor_process_stops_cleanly_on_sigterm(
+    temporal_server: TemporalDevServer, task_queue: str, tmp_path: Path
+) -> None:
+    process = await _start_executor_process(temporal_server.address, f"{task_queue}-exec", tmp_path / "data")
+    try:
+        process.terminate()
+        code = await asyncio.wait_for(process.wait(), timeout=30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.stdout is not None
+    output = (await process.stdout.read()).decode()
+    assert code == 0, output
+    assert "shutting down" in output

@@ -83,6 +83,7 @@ from arco.core.wire import (
     attempt_id,
     dispatch_id,
 )
+from arco.planning.location import CodeLocation as ValidatedLocation
 from arco.sdk.asset import AssetDefinition
 from arco.sdk.checks import (
     AssetCheck,
@@ -531,19 +532,28 @@ def _refuse(kind: str, message: str) -> ApplicationError:
 class TaskExecutor:
     """The ``arco.execute_task`` activity, bound to one scope, code location and data root."""
 
-    def __init__(self, settings: ExecutorSettings, location: CodeLocation | None = None) -> None:
+    def __init__(
+        self, settings: ExecutorSettings, location: CodeLocation | ValidatedLocation | None = None
+    ) -> None:
         """Bind the executor and load its code location.
 
         Args:
             settings: Scope, code location and data root.
-            location: An already loaded code location (by default :func:`load_code_location` is called).
+            location: An already loaded code location (this module's, or one loaded by
+                :func:`arco.planning.location.load_code_location`); by default :func:`load_code_location` is
+                called.
 
         Raises:
             ConfigError: if the code location cannot be imported or the data root is invalid.
             DefinitionError: if the code location's assets are invalid.
         """
         self._settings = settings
-        self._location = location or load_code_location(settings.code_location)
+        if location is None:
+            self._location = load_code_location(settings.code_location)
+        elif isinstance(location, ValidatedLocation):
+            self._location = load_code_location(location.name, assets=location.assets)
+        else:
+            self._location = location
         if self._location.name != settings.code_location:
             raise ConfigError(
                 f"executor settings name code location {settings.code_location!r} but the loaded one is "
@@ -673,7 +683,10 @@ class TaskExecutor:
             try:
                 await asyncio.wait({done})
             except asyncio.CancelledError:
-                run.cancel("the run cancelled this task")
+                shutting_down = activity.is_worker_shutdown()
+                run.cancel(
+                    "the executor is shutting down" if shutting_down else "the run cancelled this task"
+                )
                 current = asyncio.current_task()
                 if current is not None:
                     current.uncancel()  # keep waiting for the function to stop, then end as cancelled
@@ -704,6 +717,8 @@ class TaskExecutor:
         seconds = timeout.total_seconds() if timeout else float(envelope.heartbeat_timeout_sec or 30)
         interval = max(0.05, min(MAX_HEARTBEAT_INTERVAL_SEC, seconds / 3))
         while True:
+            # Sleep first: a task shorter than the interval costs no heartbeat request at all.
+            await asyncio.sleep(interval)
             progress, message = control.progress()
             details: dict[str, Any] = {"phase": run.phase, "attemptId": envelope.attempt_id}
             if progress is not None:
@@ -711,7 +726,6 @@ class TaskExecutor:
             if message is not None:
                 details["message"] = message
             activity.heartbeat(details)
-            await asyncio.sleep(interval)
 
     def _report(
         self,
@@ -784,7 +798,7 @@ def build_executor_worker(
     code_location: str,
     data_root: str | None = None,
     max_concurrent_tasks: int = 16,
-    location: CodeLocation | None = None,
+    location: CodeLocation | ValidatedLocation | None = None,
     graceful_shutdown_timeout: datetime.timedelta = datetime.timedelta(seconds=30),
 ) -> Worker:
     """A Temporal worker serving ``arco.execute_task`` on ``queue`` for ``code_location``.
@@ -796,7 +810,7 @@ def build_executor_worker(
         code_location: Module of the code location, such as ``examples.pipeline``.
         data_root: Data root overriding ``settings.data_root``.
         max_concurrent_tasks: Tasks run at once (each in its own thread).
-        location: An already loaded code location (tests, embedded use).
+        location: An already loaded code location (this module's or the planner's; tests, embedded use).
         graceful_shutdown_timeout: How long running tasks may finish on shutdown before they are cancelled.
 
     Returns:
