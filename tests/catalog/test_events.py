@@ -23,8 +23,11 @@ from arco.catalog.events import (
     RunFinished,
     RunStarted,
     TaskStateChanged,
+    _fast_canonical,
+    serializes_canonically,
 )
 from arco.core.canonical_json import canonical_dumps
+from arco.core.errors import CanonicalJsonError
 from arco.core.ids import new_ulid
 from arco.core.model import ArcoModel
 from arco.core.runs import RunState, TaskState
@@ -287,3 +290,30 @@ def test_fast_payload_json_equals_canonical_json(payload: EventData) -> None:
     event = ArcoEvent.of(SCOPE, payload, source="s", occurred_at=T0)
     assert event.data_json() == canonical_dumps(event.model_dump(mode="json", by_alias=True)["data"])
     assert ArcoEvent.from_json(event.to_canonical_json()) == event
+
+
+def test_payload_fields_are_declared_in_canonical_order() -> None:
+    # Keeps appends on pydantic's fast JSON writer (see the note in arco.catalog.events).
+    for model in (*EVENT_TYPES.values(), DatasetRef):
+        assert serializes_canonically(model), f"{model.__name__}: declare fields sorted by camelCase name"
+
+
+class _Unsorted(ArcoModel):
+    zeta: str
+    alpha: int | None = None
+    refs: list[DatasetRef] = []
+
+
+def test_models_out_of_order_still_get_canonical_json() -> None:
+    value = _Unsorted(zeta="z\u00e9\n\x01", alpha=3, refs=[DatasetRef(uri="u", version="v")])
+    assert not serializes_canonically(_Unsorted)
+    assert _fast_canonical(value) == canonical_dumps(value.model_dump(mode="json", by_alias=True))
+
+
+def test_a_payload_with_a_lone_surrogate_is_refused() -> None:
+    with pytest.raises(ValidationError):
+        RunStarted(run_id=RUN, job="bad \ud800")
+    # A payload built without validation still cannot reach the ledger.
+    payload = RunStarted.model_construct(run_id=RUN, job="bad \ud800", partition="", trigger=None)
+    with pytest.raises(CanonicalJsonError, match="surrogate"):
+        payload.to_canonical_json()

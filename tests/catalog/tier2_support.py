@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
+import pyarrow.ipc as ipc
 import pytest
 from fsspec import AbstractFileSystem
 
@@ -186,3 +189,23 @@ class FailingStore(ObjectStore):
 
     def uri_for(self, key: str) -> str:
         return self.inner.uri_for(key)
+
+
+def rewrite_object(data: bytes, change: Callable[[pa.Table], pa.Table]) -> bytes:
+    """A ledger object's bytes after ``change`` was applied to its table (schema metadata kept)."""
+    table = ipc.open_file(pa.BufferReader(data)).read_all()
+    changed = change(table)
+    if changed.schema.metadata is None and table.schema.metadata is not None:
+        changed = changed.replace_schema_metadata(table.schema.metadata)
+    sink = pa.BufferOutputStream()
+    with ipc.new_file(sink, changed.schema) as writer:
+        writer.write_table(changed)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def replace_column(table: pa.Table, name: str, values: pa.Array[Any]) -> pa.Table:
+    """``table`` with column ``name`` replaced (or appended)."""
+    index = table.schema.get_field_index(name)
+    if index < 0:
+        return table.append_column(name, values)
+    return table.set_column(index, name, values)

@@ -32,12 +32,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import itertools
 import json
 import os
 import re
 import socket
-from collections.abc import Iterator, Sequence
+import types
+import typing
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -45,7 +48,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-from arco.catalog.events import EVENT_TYPES, ArcoEvent
+from arco.catalog.events import EVENT_TYPES, ArcoEvent, EventData
 from arco.catalog.storage import ObjectStore
 from arco.core.errors import (
     AlreadyExistsError,
@@ -55,6 +58,7 @@ from arco.core.errors import (
     ObjectNotFoundError,
 )
 from arco.core.ids import ulid_timestamp_ms
+from arco.core.model import ArcoModel
 from arco.core.scope import Scope
 
 #: Version of the ledger object format written by this library.
@@ -68,7 +72,7 @@ LEDGER_SUFFIX: Final = ".arrow"
 #: Suffix of the reason file written next to a quarantined object.
 REASON_SUFFIX: Final = ".reason.json"
 
-_LEDGER_FIELDS: list[pa.Field[Any]] = [
+_ENVELOPE_FIELDS: list[pa.Field[Any]] = [
     pa.field("eventId", pa.string(), nullable=False),
     pa.field("eventType", pa.string(), nullable=False),
     pa.field("eventVersion", pa.int32(), nullable=False),
@@ -77,9 +81,64 @@ _LEDGER_FIELDS: list[pa.Field[Any]] = [
     pa.field("idempotencyKey", pa.string(), nullable=False),
     pa.field("correlationId", pa.string()),
     pa.field("causationId", pa.string()),
-    pa.field("data", pa.string(), nullable=False),
+    pa.field("data", pa.string()),
 ]
-LEDGER_SCHEMA: Final = pa.schema(_LEDGER_FIELDS)
+#: The envelope columns every ledger object has (``data``: canonical JSON of payloads of types the writer did
+#: not know; null for the others).
+ENVELOPE_SCHEMA: Final = pa.schema(_ENVELOPE_FIELDS)
+#: Prefix of the payload column of a known event type: ``data.Materialized`` etc.
+PAYLOAD_PREFIX: Final = "data."
+
+
+def _arrow_type(annotation: object, where: str) -> pa.DataType:
+    """The Arrow type of a payload field annotation (str, int, bool, str enums, nested models, lists)."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _arrow_type(typing.get_args(annotation)[0], where)
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (types.UnionType, typing.Union):
+        if len(args) != 1:
+            raise TypeError(f"{where}: unions of several types cannot be stored in a ledger column")
+        return _arrow_type(args[0], where)
+    if typing.get_origin(annotation) is list:
+        return pa.list_(_arrow_type(args[0], where))
+    if isinstance(annotation, type):
+        if issubclass(annotation, ArcoModel):
+            return payload_struct_type(annotation)
+        if issubclass(annotation, bool):
+            return pa.bool_()
+        if issubclass(annotation, int):
+            return pa.int64()
+        if issubclass(annotation, str):
+            return pa.string()
+    raise TypeError(f"{where}: field type {annotation!r} has no ledger column type")
+
+
+@functools.cache
+def payload_struct_type(model: type[ArcoModel]) -> pa.StructType:
+    """The Arrow struct type a payload model is stored as: one field per model field, by camelCase name."""
+    return pa.struct(
+        [
+            pa.field(info.alias or name, _arrow_type(info.annotation, f"{model.__name__}.{name}"))
+            for name, info in model.model_fields.items()
+        ]
+    )
+
+
+#: The payload column type of every event type this library knows.
+PAYLOAD_TYPES: Final[Mapping[str, pa.StructType]] = {
+    name: payload_struct_type(model) for name, model in EVENT_TYPES.items()
+}
+
+
+def ledger_schema() -> pa.Schema:
+    """The full schema this library reads: the envelope plus one payload column per known event type."""
+    return pa.schema(
+        [*_ENVELOPE_FIELDS, *(pa.field(PAYLOAD_PREFIX + t, PAYLOAD_TYPES[t]) for t in sorted(PAYLOAD_TYPES))]
+    )
+
+
+#: The columns of a ledger object as the compactor sees them (see :func:`decode_ledger_object`).
+LEDGER_SCHEMA: Final = ledger_schema()
 
 _META_FORMAT = b"arco.ledger.format"
 _META_TENANT = b"arco.ledger.tenant"
@@ -94,7 +153,7 @@ _ULID_TEXT = r"[0-9A-HJKMNP-TV-Z]{26}"
 _OBJECT_NAME = re.compile(
     rf"day=(\d{{4}}-\d{{2}}-\d{{2}})/({_ULID_TEXT})-([A-Za-z0-9][A-Za-z0-9_.-]{{0,63}})\.arrow"
 )
-_IPC_OPTIONS = ipc.IpcWriteOptions(compression="zstd", use_threads=False)
+_IPC_OPTIONS = ipc.IpcWriteOptions(compression="lz4", use_threads=False)
 _IPC_READ_OPTIONS = ipc.IpcReadOptions(use_threads=False)
 
 
@@ -184,6 +243,30 @@ class QuarantineRecord:
     quarantined_at: datetime.datetime
 
 
+def _payload_array(payloads: Sequence[EventData | ArcoModel], struct: pa.StructType) -> pa.StructArray:
+    """Payload models of one type as one struct array (column by column, straight from the attributes)."""
+    model = type(payloads[0])
+    arrays = []
+    for name, info in model.model_fields.items():
+        kind = struct.field(info.alias or name).type
+        values = [p.__dict__[name] for p in payloads]
+        if pa.types.is_list(kind) or pa.types.is_struct(kind):
+            values = [_plain(v) for v in values]
+        arrays.append(pa.array(values, kind))
+    return pa.StructArray.from_arrays(arrays, fields=list(struct))
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, ArcoModel):
+        return {
+            info.alias or name: _plain(value.__dict__[name])
+            for name, info in type(value).model_fields.items()
+        }
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 def encode_batch(
     events: Sequence[ArcoEvent], *, scope: Scope, domain: str, writer_id: str
 ) -> tuple[str, bytes]:
@@ -237,9 +320,28 @@ def encode_batch(
         pa.array([e.idempotency_key for e in ordered], pa.string()),
         pa.array([e.correlation_id for e in ordered], pa.string()),
         pa.array([e.causation_id for e in ordered], pa.string()),
-        pa.array([e.data_json() for e in ordered], pa.string()),
     ]
-    schema = LEDGER_SCHEMA.with_metadata(
+    fields = list(_ENVELOPE_FIELDS)
+    positions: dict[str, list[int]] = {}
+    for index, e in enumerate(ordered):
+        positions.setdefault(e.event_type if isinstance(e.data, EventData) else "", []).append(index)
+    unknown = set(positions.pop("", []))
+    columns.append(
+        pa.array([e.data_json() if i in unknown else None for i, e in enumerate(ordered)], pa.string())
+    )
+    for event_type in sorted(positions):
+        rows = positions[event_type]
+        payloads = [p for p in (ordered[i].data for i in rows) if isinstance(p, EventData)]
+        compact = _payload_array(payloads, PAYLOAD_TYPES[event_type])
+        if len(rows) == len(ordered):
+            columns.append(compact)
+        else:
+            where: list[int | None] = [None] * len(ordered)
+            for j, i in enumerate(rows):
+                where[i] = j
+            columns.append(compact.take(pa.array(where, pa.int32())))
+        fields.append(pa.field(PAYLOAD_PREFIX + event_type, PAYLOAD_TYPES[event_type]))
+    schema = pa.schema(fields).with_metadata(
         {
             _META_FORMAT: str(LEDGER_FORMAT).encode(),
             _META_TENANT: scope.tenant.encode(),
@@ -259,10 +361,20 @@ def encode_batch(
 
 @dataclass(frozen=True, slots=True)
 class LedgerBatch:
-    """A decoded ledger object: the events as an Arrow table (see the module docstring for its columns)."""
+    """A decoded ledger object.
+
+    Attributes:
+        key: The object's key.
+        table: The events with the columns of :data:`LEDGER_SCHEMA` (payload columns of types this library
+            does not know dropped, known ones normalised to this library's fields): what the compactor folds.
+        raw: The table as stored (for :meth:`events`).
+        writer_id: The writer that appended it.
+        format: Its ledger format version.
+    """
 
     key: str
     table: pa.Table
+    raw: pa.Table
     writer_id: str
     format: int
 
@@ -277,44 +389,90 @@ class LedgerBatch:
         Raises:
             CorruptObjectError: if an event does not validate.
         """
+        raw = self.raw
+        columns = {name: raw.column(name).to_pylist() for name in raw.schema.names}
         out: list[ArcoEvent] = []
-        for row in self.table.to_pylist():
+        for i in range(raw.num_rows):
+            event_type = columns["eventType"][i]
+            payload_column = columns.get(PAYLOAD_PREFIX + str(event_type))
+            text = columns["data"][i]
+            if text is not None:
+                payload = json.loads(str(text))
+            elif payload_column is not None and payload_column[i] is not None:
+                payload = payload_column[i]
+            else:
+                raise CorruptObjectError(
+                    f"ledger object {self.key!r} holds event {columns['eventId'][i]} without a payload"
+                )
             try:
                 out.append(
                     ArcoEvent(
-                        event_id=row["eventId"],
-                        event_type=row["eventType"],
-                        event_version=row["eventVersion"],
-                        occurred_at=row["occurredAt"],
-                        source=row["source"],
+                        event_id=columns["eventId"][i],
+                        event_type=event_type,
+                        event_version=columns["eventVersion"][i],
+                        occurred_at=columns["occurredAt"][i],
+                        source=columns["source"][i],
                         tenant_id=scope.tenant,
                         workspace_id=scope.workspace,
-                        idempotency_key=row["idempotencyKey"],
-                        correlation_id=row["correlationId"],
-                        causation_id=row["causationId"],
-                        data=json.loads(row["data"]),
+                        idempotency_key=columns["idempotencyKey"][i],
+                        correlation_id=columns["correlationId"][i],
+                        causation_id=columns["causationId"][i],
+                        data=payload,
                     )
                 )
             except ValueError as exc:
                 raise CorruptObjectError(
-                    f"ledger object {self.key!r} holds an invalid event {row['eventId']}: {exc}"
+                    f"ledger object {self.key!r} holds an invalid event {columns['eventId'][i]}: {exc}"
                 ) from None
         return out
 
 
-def decode_ledger_object(key: str, data: bytes, *, scope: Scope | None = None) -> LedgerBatch:
+def _normalised_payload(key: str, column: pa.ChunkedArray[Any], target: pa.StructType) -> pa.Array[Any]:
+    """A payload column with exactly this library's fields: fields added by newer writers are dropped, fields
+    this library has but the writer had not are null."""
+    array = column.combine_chunks()
+    if array.type.equals(target):
+        return array
+    if not pa.types.is_struct(array.type):
+        raise CorruptObjectError(
+            f"ledger object {key!r} has a payload column of type {array.type}, not a struct"
+        )
+    assert isinstance(array, pa.StructArray)
+    children = []
+    for field in target:
+        index = array.type.get_field_index(field.name)
+        if index < 0:
+            children.append(pa.nulls(len(array), field.type))
+            continue
+        child = array.field(index)
+        if not child.type.equals(field.type):
+            try:
+                child = child.cast(field.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise CorruptObjectError(
+                    f"ledger object {key!r} stores payload field {field.name!r} as {child.type}, which cannot "
+                    f"be read as {field.type}"
+                ) from None
+        children.append(child)
+    return pa.StructArray.from_arrays(children, fields=list(target), mask=array.is_null())
+
+
+def decode_ledger_object(
+    key: str, data: bytes, *, scope: Scope | None = None, check_events: bool = True
+) -> LedgerBatch:
     """Decode and check one ledger object.
 
     Args:
         key: The object's key (for messages).
         data: Its bytes.
         scope: If given, the scope the object must belong to.
+        check_events: Also check every event id, version and idempotency key (the compactor does this for
+            all objects at once, vectorised, and passes False).
 
     Raises:
         CorruptObjectError: if the object is truncated, not an Arrow IPC file, lacks a column, has a wrong
-            count, an invalid event id, a non-positive version, an empty idempotency key or belongs to another
-            scope. The message says which.
-        UnsupportedOperationError: never; a newer format is reported as CorruptObjectError with a hint.
+            count, an event of a known type without payload, belongs to another scope or (with
+            ``check_events``) holds an invalid event id, version or idempotency key. The message says which.
     """
     try:
         reader = ipc.open_file(pa.BufferReader(data), options=_IPC_READ_OPTIONS)
@@ -345,7 +503,12 @@ def decode_ledger_object(key: str, data: bytes, *, scope: Scope | None = None) -
                 f"ledger object {key!r} belongs to scope {tenant}/{workspace}, not {scope}; it was copied "
                 "into the wrong folder"
             )
-    for field in LEDGER_SCHEMA:
+    if count != table.num_rows or count == 0:
+        raise CorruptObjectError(
+            f"ledger object {key!r} holds {table.num_rows} events but its metadata says {count}"
+        )
+    columns: list[pa.Array[Any] | pa.ChunkedArray[Any]] = []
+    for field in _ENVELOPE_FIELDS:
         index = table.schema.get_field_index(field.name)
         if index < 0:
             raise CorruptObjectError(f"ledger object {key!r} lacks the column {field.name!r}")
@@ -356,20 +519,41 @@ def decode_ledger_object(key: str, data: bytes, *, scope: Scope | None = None) -
             )
         if not field.nullable and table.column(index).null_count:
             raise CorruptObjectError(f"ledger object {key!r} column {field.name!r} has nulls")
-    table = table.select(LEDGER_SCHEMA.names)
-    if count != table.num_rows or count == 0:
-        raise CorruptObjectError(
-            f"ledger object {key!r} holds {table.num_rows} events but its metadata says {count}"
-        )
-    ids = table.column("eventId")
-    if not pc.all(pc.match_substring_regex(ids, f"^{_ULID_TEXT}$")).as_py():
-        raise CorruptObjectError(f"ledger object {key!r} holds an event id that is not a ULID")
-    if pc.min(table.column("eventVersion")).as_py() < 1:
-        raise CorruptObjectError(f"ledger object {key!r} holds an eventVersion below 1")
-    if pc.min(pc.utf8_length(table.column("idempotencyKey"))).as_py() < 1:
-        raise CorruptObjectError(f"ledger object {key!r} holds an empty idempotencyKey")
+        columns.append(table.column(index))
+    types_present = set(pc.unique(table.column("eventType")).to_pylist())
+    for event_type in sorted(PAYLOAD_TYPES):
+        index = table.schema.get_field_index(PAYLOAD_PREFIX + event_type)
+        if index < 0:
+            columns.append(pa.nulls(table.num_rows, PAYLOAD_TYPES[event_type]))
+            payload = None
+        else:
+            payload = _normalised_payload(key, table.column(index), PAYLOAD_TYPES[event_type])
+            columns.append(payload)
+        if event_type in types_present:
+            of_type = pc.equal(table.column("eventType"), pa.scalar(event_type))
+            has_payload = pc.invert(pc.is_null(table.column("data")))
+            if payload is not None:
+                has_payload = pc.or_(has_payload, pc.invert(pc.is_null(payload)))
+            if not pc.all(pc.or_(pc.invert(of_type), has_payload)).as_py():
+                raise CorruptObjectError(f"ledger object {key!r} holds a {event_type} event without payload")
+    normalised = pa.Table.from_arrays(columns, schema=LEDGER_SCHEMA)
+    if check_events:
+        problem = event_problem(normalised)
+        if problem is not None:
+            raise CorruptObjectError(f"ledger object {key!r} holds {problem}")
     writer = meta.get(_META_WRITER, b"").decode("utf-8", "replace")
-    return LedgerBatch(key=key, table=table, writer_id=writer, format=fmt)
+    return LedgerBatch(key=key, table=normalised, raw=table, writer_id=writer, format=fmt)
+
+
+def event_problem(table: pa.Table) -> str | None:
+    """What is wrong with the envelope of some event of a ledger table (ids, versions, keys), or ``None``."""
+    if not pc.all(pc.match_substring_regex(table.column("eventId"), f"^{_ULID_TEXT}$")).as_py():
+        return "an event id that is not a ULID"
+    if pc.min(table.column("eventVersion")).as_py() < 1:
+        return "an eventVersion below 1"
+    if pc.min(pc.utf8_length(table.column("idempotencyKey"))).as_py() < 1:
+        return "an empty idempotencyKey"
+    return None
 
 
 class Ledger:

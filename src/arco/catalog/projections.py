@@ -1,0 +1,739 @@
+"""Tier-2 projections: the Parquet tables the compactor folds the ledger into, and their readers.
+
+Projections of a ledger domain ``d`` live in the commit-log domain ``projections/{d}`` of the scope
+(:mod:`arco.catalog.commit`), one dataset each:
+
+=================  ==========================  ===================================================================
+dataset            key                         one row per
+=================  ==========================  ===================================================================
+runs               runId                       run: start (job, trigger, partition) and finish (status, error)
+tasks              runId, taskKey, attempt     task attempt: last state, when it started and finished
+materializations   idempotencyKey              Materialized fact
+partition_status   asset, partition            asset partition: last materialization and last attempt
+lineage_edges      idempotencyKey (+ edge)     input -> output pair of one LineageObserved fact
+check_results      idempotencyKey              CheckEvaluated fact
+ledger_objects     objectName                  ledger object already folded (internal: what not to fold again)
+=================  ==========================  ===================================================================
+
+**Files.** Every file belongs to one partition of its dataset (recorded in the manifest entry's ``stats``):
+``m=YYYY-MM`` (month of the run id's timestamp) for the run-keyed datasets, ``b=NN`` (crc32 of the asset key
+modulo the domain's bucket count) for ``partition_status``, ``m=YYYY-MM`` of the ledger day for
+``ledger_objects``. A partition has ``base`` files and small ``delta`` files written by incremental compactions;
+the compactor merges deltas into the base past a threshold. Every file's rows are sorted by the key.
+
+**Merge rule (merge-on-read).** All rows of a projection form a join-semilattice: folding is associative,
+commutative and idempotent, so the files of a partition can be merged in any order, any number of times:
+
+* *fact* datasets (``materializations``, ``lineage_edges``, ``check_results``, ``ledger_objects``): copies of one
+  fact share the key; the copy with the greatest ``(occurredAt, eventId)`` wins, with all its rows.
+* *state* datasets (``runs``, ``tasks``, ``partition_status``): each row is a set of *components* (for example
+  the last materialization and the last attempt of an asset partition), each with its own order columns
+  ``(time, eventId)``; per key and component the greatest order wins, and a null order means "not known here".
+  This is why a failed retry (a newer *attempt* component) never erases the last good *materialization*.
+
+A partition with a single file needs no merge; the readers here apply the rule to the others. Engines reading
+the files directly (DuckDB, Polars) get correct results from partitions with one file, and can apply the rule
+themselves (``QUALIFY row_number() OVER (PARTITION BY key ORDER BY occurredAt DESC, eventId DESC) = 1`` for a
+fact dataset); :meth:`ProjectionReader.files` lists the files of the snapshot with their partition and kind.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Final, Literal
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from arco.catalog.commit import CommitLog, DataFile, Manifest
+from arco.catalog.ledger import DEFAULT_DOMAIN, validate_ledger_domain
+from arco.catalog.storage import ObjectStore
+from arco.core.errors import InvalidInputError, NotFoundError
+from arco.core.scope import Scope
+
+#: Version of the projection layout (partitioning, schemas, merge rules) written by this library.
+LAYOUT_VERSION: Final = 1
+#: Default number of hash buckets of ``partition_status``.
+DEFAULT_STATUS_BUCKETS: Final = 8
+
+_TS = pa.timestamp("us", tz="UTC")
+_STR = pa.string()
+_I64 = pa.int64()
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    """One independently-merged part of a state row: its order columns and the values they decide."""
+
+    at: str
+    event_id: str
+    columns: tuple[str, ...]
+
+    @property
+    def all_columns(self) -> tuple[str, ...]:
+        """Order columns followed by value columns."""
+        return (self.at, self.event_id, *self.columns)
+
+
+Partitioning = Literal["run_month", "asset_bucket", "ledger_month"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionSpec:
+    """Schema, key, merge rule and partitioning of one projection dataset."""
+
+    name: str
+    schema: pa.Schema
+    key: tuple[str, ...]
+    kind: Literal["fact", "state"]
+    partitioning: Partitioning
+    order: tuple[str, str] = ("occurredAt", "eventId")
+    """Fact datasets: which copy of a fact wins (greatest wins)."""
+    components: tuple[Component, ...] = ()
+    """State datasets: the independently merged parts of a row."""
+    sort: tuple[str, ...] = ()
+    """Columns giving every row of a merged file a unique, deterministic position (defaults to the key)."""
+
+    @property
+    def sort_columns(self) -> tuple[str, ...]:
+        """The sort order of the rows of a file."""
+        return self.sort or self.key
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Column names in schema order."""
+        return tuple(self.schema.names)
+
+
+def _schema(*fields: tuple[str, pa.DataType]) -> pa.Schema:
+    return pa.schema([pa.field(name, kind) for name, kind in fields])
+
+
+RUNS: Final = ProjectionSpec(
+    name="runs",
+    schema=_schema(
+        ("runId", _STR),
+        ("startedAt", _TS),
+        ("startedEventId", _STR),
+        ("job", _STR),
+        ("trigger", _STR),
+        ("partition", _STR),
+        ("finishedAt", _TS),
+        ("finishedEventId", _STR),
+        ("status", _STR),
+        ("errorMessage", _STR),
+    ),
+    key=("runId",),
+    kind="state",
+    partitioning="run_month",
+    components=(
+        Component("startedAt", "startedEventId", ("job", "trigger", "partition")),
+        Component("finishedAt", "finishedEventId", ("status", "errorMessage")),
+    ),
+)
+
+TASKS: Final = ProjectionSpec(
+    name="tasks",
+    schema=_schema(
+        ("runId", _STR),
+        ("taskKey", _STR),
+        ("attempt", _I64),
+        ("updatedAt", _TS),
+        ("updatedEventId", _STR),
+        ("attemptId", _STR),
+        ("state", _STR),
+        ("asset", _STR),
+        ("partition", _STR),
+        ("workerId", _STR),
+        ("errorCode", _STR),
+        ("errorMessage", _STR),
+        ("startedAt", _TS),
+        ("startedEventId", _STR),
+        ("finishedAt", _TS),
+        ("finishedEventId", _STR),
+    ),
+    key=("runId", "taskKey", "attempt"),
+    kind="state",
+    partitioning="run_month",
+    components=(
+        Component(
+            "updatedAt",
+            "updatedEventId",
+            ("attemptId", "state", "asset", "partition", "workerId", "errorCode", "errorMessage"),
+        ),
+        Component("startedAt", "startedEventId", ()),
+        Component("finishedAt", "finishedEventId", ()),
+    ),
+)
+
+MATERIALIZATIONS: Final = ProjectionSpec(
+    name="materializations",
+    schema=_schema(
+        ("idempotencyKey", _STR),
+        ("eventId", _STR),
+        ("occurredAt", _TS),
+        ("source", _STR),
+        ("runId", _STR),
+        ("taskKey", _STR),
+        ("attempt", _I64),
+        ("attemptId", _STR),
+        ("asset", _STR),
+        ("partition", _STR),
+        ("outputLocation", _STR),
+        ("rowCount", _I64),
+        ("sizeBytes", _I64),
+        ("schemaFingerprint", _STR),
+        ("codeVersion", _STR),
+    ),
+    key=("idempotencyKey",),
+    kind="fact",
+    partitioning="run_month",
+)
+
+PARTITION_STATUS: Final = ProjectionSpec(
+    name="partition_status",
+    schema=_schema(
+        ("asset", _STR),
+        ("partition", _STR),
+        ("materializedAt", _TS),
+        ("materializationEventId", _STR),
+        ("materializationRunId", _STR),
+        ("outputLocation", _STR),
+        ("rowCount", _I64),
+        ("sizeBytes", _I64),
+        ("schemaFingerprint", _STR),
+        ("codeVersion", _STR),
+        ("lastAttemptAt", _TS),
+        ("lastAttemptEventId", _STR),
+        ("lastAttemptRunId", _STR),
+        ("lastAttemptTaskKey", _STR),
+        ("lastAttempt", _I64),
+        ("lastAttemptId", _STR),
+        ("lastAttemptState", _STR),
+        ("lastAttemptErrorMessage", _STR),
+    ),
+    key=("asset", "partition"),
+    kind="state",
+    partitioning="asset_bucket",
+    components=(
+        Component(
+            "materializedAt",
+            "materializationEventId",
+            (
+                "materializationRunId",
+                "outputLocation",
+                "rowCount",
+                "sizeBytes",
+                "schemaFingerprint",
+                "codeVersion",
+            ),
+        ),
+        Component(
+            "lastAttemptAt",
+            "lastAttemptEventId",
+            (
+                "lastAttemptRunId",
+                "lastAttemptTaskKey",
+                "lastAttempt",
+                "lastAttemptId",
+                "lastAttemptState",
+                "lastAttemptErrorMessage",
+            ),
+        ),
+    ),
+)
+
+_EDGE_COLUMNS: Final = (
+    "inputUri",
+    "inputAsset",
+    "inputPartition",
+    "inputVersion",
+    "outputUri",
+    "outputAsset",
+    "outputPartition",
+    "outputVersion",
+)
+
+LINEAGE_EDGES: Final = ProjectionSpec(
+    name="lineage_edges",
+    schema=_schema(
+        ("idempotencyKey", _STR),
+        ("eventId", _STR),
+        ("occurredAt", _TS),
+        ("runId", _STR),
+        ("taskKey", _STR),
+        ("attempt", _I64),
+        ("attemptId", _STR),
+        *((name, _STR) for name in _EDGE_COLUMNS),
+    ),
+    key=("idempotencyKey",),
+    kind="fact",
+    partitioning="run_month",
+    sort=("idempotencyKey", *_EDGE_COLUMNS),
+)
+
+CHECK_RESULTS: Final = ProjectionSpec(
+    name="check_results",
+    schema=_schema(
+        ("idempotencyKey", _STR),
+        ("eventId", _STR),
+        ("occurredAt", _TS),
+        ("runId", _STR),
+        ("taskKey", _STR),
+        ("attemptId", _STR),
+        ("asset", _STR),
+        ("partition", _STR),
+        ("checkName", _STR),
+        ("passed", pa.bool_()),
+        ("severity", _STR),
+        ("message", _STR),
+    ),
+    key=("idempotencyKey",),
+    kind="fact",
+    partitioning="run_month",
+)
+
+LEDGER_OBJECTS: Final = ProjectionSpec(
+    name="ledger_objects",
+    schema=_schema(
+        ("objectName", _STR),
+        ("day", pa.date32()),
+        ("firstEventId", _STR),
+        ("lastEventId", _STR),
+        ("events", _I64),
+        ("writerId", _STR),
+    ),
+    key=("objectName",),
+    kind="fact",
+    partitioning="ledger_month",
+    order=("firstEventId", "lastEventId"),
+)
+
+#: The public projections, in the order the compactor writes them.
+PROJECTIONS: Final[Mapping[str, ProjectionSpec]] = {
+    spec.name: spec
+    for spec in (RUNS, TASKS, MATERIALIZATIONS, PARTITION_STATUS, LINEAGE_EDGES, CHECK_RESULTS)
+}
+#: Every dataset of a projections domain, the internal ``ledger_objects`` included.
+ALL_DATASETS: Final[Mapping[str, ProjectionSpec]] = {**PROJECTIONS, LEDGER_OBJECTS.name: LEDGER_OBJECTS}
+
+
+def projection_domain(ledger_domain: str = DEFAULT_DOMAIN) -> str:
+    """The commit-log domain holding the projections of a ledger domain: ``projections/{domain}``."""
+    return f"projections/{validate_ledger_domain(ledger_domain)}"
+
+
+def spec_of(name: str) -> ProjectionSpec:
+    """The spec of a projection dataset.
+
+    Raises:
+        InvalidInputError: if there is no such projection.
+    """
+    spec = ALL_DATASETS.get(name)
+    if spec is None:
+        raise InvalidInputError(
+            f"there is no projection {name!r}; the projections are {', '.join(sorted(PROJECTIONS))}"
+        )
+    return spec
+
+
+# -- partitions --------------------------------------------------------------------------------------------
+
+_CROCKFORD: Final = {c: i for i, c in enumerate("0123456789ABCDEFGHJKMNPQRSTVWXYZ")}
+
+
+def ulid_millis_expr(column: str) -> pl.Expr:
+    """A Polars expression decoding the 48-bit millisecond timestamp of a ULID column (vectorised)."""
+    total: pl.Expr = pl.lit(0, dtype=pl.Int64)
+    for i in range(10):
+        digit = pl.col(column).str.slice(i, 1).replace_strict(_CROCKFORD, default=None, return_dtype=pl.Int64)
+        total = total * 32 + digit
+    return total
+
+
+def month_label_expr(millis: pl.Expr) -> pl.Expr:
+    """``m=YYYY-MM`` of a millisecond epoch timestamp expression."""
+    return pl.lit("m=") + pl.from_epoch(millis, time_unit="ms").dt.strftime("%Y-%m")
+
+
+def bucket_of(asset: str, buckets: int) -> int:
+    """The ``partition_status`` bucket of an asset key (crc32, stable across versions and platforms)."""
+    return zlib.crc32(asset.encode("utf-8")) % buckets
+
+
+def bucket_label(bucket: int) -> str:
+    """``b=NN`` of a bucket number."""
+    return f"b={bucket:02d}"
+
+
+def month_label(day: datetime.date) -> str:
+    """``m=YYYY-MM`` of a day."""
+    return f"m={day.year:04d}-{day.month:02d}"
+
+
+def with_partition_labels(spec: ProjectionSpec, frame: pl.DataFrame, *, buckets: int) -> pl.DataFrame:
+    """Add the ``_part`` column (the partition label) to rows of ``spec``'s dataset.
+
+    Labels are computed once per distinct run id or asset and joined back, so the cost is per distinct
+    value, not per row.
+    """
+    if spec.partitioning == "run_month":
+        runs = frame.select(pl.col("runId").unique())
+        runs = runs.with_columns(month_label_expr(ulid_millis_expr("runId")).alias("_part"))
+        return frame.join(runs, on="runId", how="left")
+    if spec.partitioning == "asset_bucket":
+        assets = frame.select(pl.col("asset").unique())
+        labels = [bucket_label(bucket_of(a, buckets)) for a in assets.get_column("asset").to_list()]
+        assets = assets.with_columns(pl.Series("_part", labels, dtype=pl.String))
+        return frame.join(assets, on="asset", how="left")
+    return frame.with_columns(
+        (pl.lit("m=") + pl.col("day").cast(pl.Date).dt.strftime("%Y-%m")).alias("_part")
+    )
+
+
+# -- the merge rule ----------------------------------------------------------------------------------------
+
+
+def empty_frame(spec: ProjectionSpec) -> pl.DataFrame:
+    """An empty frame with the projection's columns and types."""
+    return pl.DataFrame(pl.from_arrow(spec.schema.empty_table()))
+
+
+def conform(spec: ProjectionSpec, frame: pl.DataFrame) -> pl.DataFrame:
+    """Select the projection's columns in order and cast them to its types (missing columns become null)."""
+    target = empty_frame(spec).schema
+    exprs = []
+    for name, dtype in target.items():
+        if name in frame.columns:
+            exprs.append(pl.col(name).cast(dtype))
+        else:
+            exprs.append(pl.lit(None, dtype=dtype).alias(name))
+    return frame.select(exprs)
+
+
+def _last_of_key(key: Sequence[str]) -> pl.Expr:
+    """True on the last row of each run of equal keys (rows sorted by key)."""
+    return pl.any_horizontal([pl.col(k).ne_missing(pl.col(k).shift(-1)) for k in key])
+
+
+def _has_repeated_keys(frame: pl.DataFrame, key: Sequence[str]) -> bool:
+    """Whether two rows of a frame sorted by ``key`` share a key."""
+    return bool(frame.height > 1 and not frame.select(_last_of_key(key).all()).item())
+
+
+def merge(spec: ProjectionSpec, frame: pl.DataFrame) -> pl.DataFrame:
+    """Apply the dataset's merge rule to rows of any number of files (or new events) of one dataset.
+
+    Returns:
+        One row per key (per key and edge for ``lineage_edges``), columns in schema order, rows sorted by
+        :attr:`ProjectionSpec.sort_columns`: a deterministic function of the *set* of input rows.
+    """
+    frame = conform(spec, frame)
+    key = list(spec.key)
+    if spec.kind == "fact" and spec.sort:
+        # Several rows per fact (lineage edges): keep the rows of each key's winning copy.
+        at, event_id = spec.order
+        frame = frame.filter(pl.col(at) == pl.col(at).max().over(key))
+        frame = frame.filter(pl.col(event_id) == pl.col(event_id).max().over(key)).unique()
+        return frame.sort(list(spec.sort_columns), nulls_last=False)
+    # The common case (no key twice) costs one sort and one linear pass.
+    frame = frame.sort(key, nulls_last=False)
+    if not _has_repeated_keys(frame, key):
+        return frame
+    if spec.kind == "fact":
+        at, event_id = spec.order
+        frame = frame.sort([*key, at, event_id], nulls_last=False)
+        return frame.filter(_last_of_key(key))
+    aggs = [
+        pl.col(name).sort_by([component.at, component.event_id]).last()
+        for component in spec.components
+        for name in component.all_columns
+    ]
+    return conform(spec, frame.group_by(key).agg(aggs)).sort(key, nulls_last=False)
+
+
+# -- files -------------------------------------------------------------------------------------------------
+
+
+# Columns with (nearly) one value per row: dictionary-encoding them only costs time before Parquet gives up.
+_NO_DICTIONARY: Final = frozenset(
+    {
+        "idempotencyKey",
+        "eventId",
+        "startedEventId",
+        "finishedEventId",
+        "updatedEventId",
+        "materializationEventId",
+        "lastAttemptEventId",
+        "attemptId",
+        "lastAttemptId",
+        "outputLocation",
+        "objectName",
+        "firstEventId",
+        "lastEventId",
+        "occurredAt",
+        "updatedAt",
+        "startedAt",
+        "finishedAt",
+        "materializedAt",
+        "lastAttemptAt",
+        "rowCount",
+        "sizeBytes",
+    }
+)
+
+
+def encode_parquet(spec: ProjectionSpec, frame: pl.DataFrame) -> bytes:
+    """Parquet bytes of merged rows: fixed schema, zstd, statistics; the same rows give the same bytes."""
+    table = frame.to_arrow().cast(spec.schema)
+    sink = io.BytesIO()
+    pq.write_table(
+        table,
+        sink,
+        compression="zstd",
+        compression_level=1,
+        use_dictionary=[n for n in spec.schema.names if n not in _NO_DICTIONARY],  # type: ignore[arg-type]
+        write_statistics=True,
+        row_group_size=256 * 1024,
+    )
+    return sink.getvalue()
+
+
+def decode_table(spec: ProjectionSpec, table: pa.Table) -> pl.DataFrame:
+    """A projection file's table as a frame with the current schema (older files may lack new columns)."""
+    frame = pl.DataFrame(pl.from_arrow(table))
+    return conform(spec, frame)
+
+
+def partition_of(file: DataFile) -> str:
+    """The partition label of a projection file (from its manifest entry)."""
+    value = file.stats.get("partition")
+    return value if isinstance(value, str) else ""
+
+
+def group_files(files: Iterable[DataFile]) -> dict[str, list[DataFile]]:
+    """Files grouped by partition label (sorted labels, files in manifest order)."""
+    groups: dict[str, list[DataFile]] = {}
+    for file in files:
+        groups.setdefault(partition_of(file), []).append(file)
+    return dict(sorted(groups.items()))
+
+
+def read_files(
+    log: CommitLog, spec: ProjectionSpec, files: Sequence[DataFile], *, threads: int = 8
+) -> list[pl.DataFrame]:
+    """Read projection files (checksum-verified), in the order given."""
+    if not files:
+        return []
+    if len(files) == 1 or threads <= 1:
+        return [decode_table(spec, log.read_table(f)) for f in files]
+    with ThreadPoolExecutor(max_workers=min(threads, len(files))) as pool:
+        tables = list(pool.map(log.read_table, files))
+    return [decode_table(spec, t) for t in tables]
+
+
+def read_dataset(
+    log: CommitLog,
+    manifest: Manifest | None,
+    spec: ProjectionSpec,
+    *,
+    partitions: Iterable[str] | None = None,
+    threads: int = 8,
+) -> pl.DataFrame:
+    """All rows of one dataset at one snapshot, merged.
+
+    Args:
+        log: The projections' commit log.
+        manifest: The snapshot (``None``: empty).
+        spec: The dataset.
+        partitions: Only these partition labels (``None``: all).
+        threads: Parallel file reads.
+    """
+    if manifest is None:
+        return empty_frame(spec)
+    wanted = None if partitions is None else set(partitions)
+    groups = {
+        label: files
+        for label, files in group_files(manifest.files_of(spec.name)).items()
+        if wanted is None or label in wanted
+    }
+    ordered = [f for files in groups.values() for f in files]
+    frames = read_files(log, spec, ordered, threads=threads)
+    out: list[pl.DataFrame] = []
+    position = 0
+    for files in groups.values():
+        part = frames[position : position + len(files)]
+        position += len(files)
+        out.append(part[0] if len(part) == 1 else merge(spec, pl.concat(part)))
+    if not out:
+        return empty_frame(spec)
+    return pl.concat(out)
+
+
+# -- readers -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionFile:
+    """One file of a projection snapshot (for engines that read the files themselves)."""
+
+    dataset: str
+    partition: str
+    kind: str
+    rows: int
+    uri: str
+
+
+class ProjectionReader:
+    """Read the projections of one ledger domain of one scope, at the current or an earlier snapshot.
+
+    Args:
+        store: The catalog store.
+        scope: Tenant and workspace.
+        domain: The ledger domain.
+        as_of: A commit sequence, commit id or aware datetime to read an earlier snapshot (time travel).
+
+    Every method returns a Polars frame with the columns of the projection (see the module docstring), one row
+    per key, ordered by partition label and then by key (sort it if a global order matters); an empty frame
+    when nothing was compacted yet.
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        scope: Scope,
+        *,
+        domain: str = DEFAULT_DOMAIN,
+        as_of: int | str | datetime.datetime | None = None,
+    ) -> None:
+        self.log = CommitLog(store, scope, projection_domain(domain))
+        self.domain = domain
+        if as_of is None:
+            self.manifest = self.log.current()
+        else:
+            try:
+                self.manifest = self.log.as_of(as_of)
+            except NotFoundError:
+                if isinstance(as_of, datetime.datetime):
+                    self.manifest = None
+                else:
+                    raise
+
+    @property
+    def watermark(self) -> str | None:
+        """The greatest event id folded into this snapshot (``None`` before the first compaction)."""
+        if self.manifest is None:
+            return None
+        value = self.manifest.properties.get("watermark")
+        return value if isinstance(value, str) else None
+
+    @property
+    def sequence(self) -> int:
+        """Commit sequence of the snapshot (0 before the first compaction)."""
+        return 0 if self.manifest is None else self.manifest.sequence
+
+    def frame(self, name: str, *, partitions: Iterable[str] | None = None) -> pl.DataFrame:
+        """One projection as a frame.
+
+        Raises:
+            InvalidInputError: if there is no such projection.
+        """
+        return read_dataset(self.log, self.manifest, spec_of(name), partitions=partitions)
+
+    def table(self, name: str) -> pa.Table:
+        """One projection as an Arrow table with the projection's schema."""
+        spec = spec_of(name)
+        return self.frame(name).to_arrow().cast(spec.schema)
+
+    def files(self, name: str) -> list[ProjectionFile]:
+        """The files of one projection in this snapshot, with partition, kind (base/delta) and URI."""
+        spec = spec_of(name)
+        if self.manifest is None:
+            return []
+        return [
+            ProjectionFile(spec.name, partition_of(f), f.kind, f.rows, self.log.uri_of(f))
+            for f in self.manifest.files_of(spec.name)
+        ]
+
+    def runs(self) -> pl.DataFrame:
+        """One row per run."""
+        return self.frame(RUNS.name)
+
+    def tasks(self) -> pl.DataFrame:
+        """One row per task attempt."""
+        return self.frame(TASKS.name)
+
+    def materializations(self) -> pl.DataFrame:
+        """One row per materialization fact."""
+        return self.frame(MATERIALIZATIONS.name)
+
+    def partition_status(self, assets: Iterable[str] | None = None) -> pl.DataFrame:
+        """One row per asset partition: last materialization and last attempt.
+
+        Args:
+            assets: Only these asset keys (reads only their buckets).
+        """
+        if assets is None:
+            return self.frame(PARTITION_STATUS.name)
+        wanted = sorted(set(assets))
+        buckets = self._status_buckets()
+        labels = {bucket_label(bucket_of(a, buckets)) for a in wanted}
+        frame = self.frame(PARTITION_STATUS.name, partitions=labels)
+        return frame.filter(pl.col("asset").is_in(wanted))
+
+    def lineage_edges(self) -> pl.DataFrame:
+        """One row per observed input -> output pair of a task attempt."""
+        return self.frame(LINEAGE_EDGES.name)
+
+    def check_results(self) -> pl.DataFrame:
+        """One row per check evaluation fact."""
+        return self.frame(CHECK_RESULTS.name)
+
+    def _status_buckets(self) -> int:
+        if self.manifest is None:
+            return DEFAULT_STATUS_BUCKETS
+        value = self.manifest.properties.get("statusBuckets")
+        return value if isinstance(value, int) and value > 0 else DEFAULT_STATUS_BUCKETS
+
+
+def read_projection(
+    store: ObjectStore,
+    scope: Scope,
+    name: str,
+    *,
+    domain: str = DEFAULT_DOMAIN,
+    as_of: int | str | datetime.datetime | None = None,
+) -> pl.DataFrame:
+    """One projection of a scope as a Polars frame (see :class:`ProjectionReader`).
+
+    Raises:
+        InvalidInputError: if there is no such projection.
+    """
+    return ProjectionReader(store, scope, domain=domain, as_of=as_of).frame(name)
+
+
+__all__ = [
+    "ALL_DATASETS",
+    "CHECK_RESULTS",
+    "LAYOUT_VERSION",
+    "LEDGER_OBJECTS",
+    "LINEAGE_EDGES",
+    "MATERIALIZATIONS",
+    "PARTITION_STATUS",
+    "PROJECTIONS",
+    "RUNS",
+    "TASKS",
+    "Component",
+    "ProjectionFile",
+    "ProjectionReader",
+    "ProjectionSpec",
+    "merge",
+    "projection_domain",
+    "read_projection",
+]
