@@ -6,6 +6,7 @@ import datetime
 import io
 import logging
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -131,7 +132,7 @@ def test_schema_fingerprint_is_logical() -> None:
     assert schema_fingerprint(small) == schema_fingerprint(large)
     assert schema_fingerprint(small) != schema_fingerprint(pa.schema([("s", pa.string())]))
     assert schema_fingerprint(small) != schema_fingerprint(
-        pa.schema([pa.field("s", pa.string(), nullable=False), ("l", pa.list_(pa.int64()))])
+        pa.schema([pa.field("s", pa.string(), nullable=False), pa.field("l", pa.list_(pa.int64()))])
     )
     assert schema_fingerprint(small).startswith("sha256:") and len(schema_fingerprint(small)) == 71
     # A file written by Polars and one written by PyArrow with the same columns agree.
@@ -322,7 +323,7 @@ def test_cancellation_stops_every_context_call(caplog: pytest.LogCaptureFixture)
 
     control.cancel("the run was cancelled")
     assert ctx.is_cancelled()
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: ctx.heartbeat(10),
         lambda: ctx.logger.info("after"),
         lambda: ctx.write_output(pl.DataFrame({"x": [1]})),

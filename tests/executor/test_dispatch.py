@@ -11,6 +11,7 @@ import pytest
 from arco.core.dispatch import (
     EXECUTE_TASK_ACTIVITY,
     CheckResult,
+    DeclaredInput,
     DispatchPayload,
     LineageRef,
     TaskResult,
@@ -19,7 +20,7 @@ from arco.core.dispatch import (
 )
 from arco.core.errors import ContractError
 from arco.core.ids import new_ulid, ulid_timestamp_ms
-from arco.core.runs import DeclaredInput, TaskSpec
+from arco.core.runs import TaskSpec
 from arco.core.scope import Scope
 from arco.core.wire import (
     TaskCompletedRequest,

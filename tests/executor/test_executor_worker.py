@@ -107,7 +107,7 @@ async def _start(
     client: Client, queue: str, envelope: WorkerDispatchEnvelope
 ) -> WorkflowHandle[DispatchOnce, Dispatched]:
     return await client.start_workflow(
-        DispatchOnce.run, envelope, id=f"dispatch-{uuid.uuid4()}", task_queue=queue, result_type=Dispatched
+        DispatchOnce.run, envelope, id=f"dispatch-{uuid.uuid4()}", task_queue=queue
     )
 
 
