@@ -44,7 +44,6 @@ from arco.catalog.tier1 import Catalog
 from arco.client import start_run
 from arco.core.config import ArcoSettings
 from arco.core.runs import RunRequest, RunState, Selection
-from arco.core.scope import Scope
 from arco.planning.deploy import deploy
 from arco.planning.location import load_code_location
 from arco.sdk.asset import RetryPolicy, asset
@@ -53,7 +52,6 @@ from arco.worker.executor import build_executor_worker
 from arco.worker.temporal_server import TemporalDevServer, TemporalServerConfig, free_port
 
 WORKLOAD_PATH = Path(__file__).resolve().parents[1].parent / "shared" / "workload.py"
-SCOPE = Scope("bench", "runs")
 QUEUE = "bench-exec"
 RESULTS: list[dict[str, Any]] = []
 
@@ -122,8 +120,8 @@ async def run_dag(
     client: Client, settings: ArcoSettings, n: int, *, sample_status: bool, inline: bool
 ) -> tuple[float, list[float], str]:
     request = RunRequest(
-        tenant_id=SCOPE.tenant,
-        workspace_id=SCOPE.workspace,
+        tenant_id=settings.tenant,
+        workspace_id=settings.workspace,
         selection=Selection(all=True),
         code_location=f"bench_noop_{n}",
         max_parallelism=1000,
@@ -191,8 +189,8 @@ async def main(quick: bool) -> None:
             settings = ArcoSettings(
                 catalog_root=str(root / "catalog"),
                 data_root=str(root / "data"),
-                tenant=SCOPE.tenant,
-                workspace=SCOPE.workspace,
+                tenant="bench",
+                workspace="runs",
                 task_queue="bench-control",
             )
             # The floor: bare no-op activities on the same server, the same machine.
@@ -213,27 +211,28 @@ async def main(quick: bool) -> None:
             record("floor_noop_activities_s", floor, "s", small)
 
             store = open_store(settings.catalog_root)
-            catalog = Catalog(store, SCOPE)
             locations = {}
+            scoped = {}
             for n in (small, large):
+                # One workspace per size: a code location owns its asset keys within a scope.
+                scoped[n] = settings.model_copy(update={"workspace": f"runs-{n}"})
                 name = f"bench_noop_{n}"
                 locations[n] = load_code_location(noop_code_location(workload, n, name), name=name)
-                deploy(catalog, locations[n])
+                deploy(Catalog(store, scoped[n].scope), locations[n])
 
             control = build_control_plane_worker(client, settings, max_concurrent_activities=64)
             async with control:
                 for n in (small, large):
                     executor = build_executor_worker(
                         client,
-                        settings,
+                        scoped[n],
                         queue=QUEUE,
                         code_location=f"bench_noop_{n}",
-                        location=locations[n],
                         max_concurrent_tasks=500,
                     )
                     async with executor:
                         elapsed, latencies, workflow_id = await run_dag(
-                            client, settings, n, sample_status=n == small, inline=n == small
+                            client, scoped[n], n, sample_status=n == small, inline=n == small
                         )
                         timeouts = await workflow_task_timeouts(client, workflow_id)
                     if n == small:
