@@ -188,3 +188,9 @@ def stubborn(context: AssetContext) -> None:
     except TaskCancelledError:
         (hold / "write-refused").write_text("1")
         raise
+
+
+@asset(namespace=NAMESPACE, retry=RetryPolicy(max_attempts=1))
+def cancels_itself(context: AssetContext) -> None:
+    """Raises TaskCancelledError although nobody cancelled the task."""
+    raise TaskCancelledError("I give up")

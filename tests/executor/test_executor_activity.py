@@ -431,3 +431,12 @@ async def test_a_code_location_loaded_by_the_planner_can_be_served(
     assert sorted(executor.location.assets) == sorted(definition.spec.key for definition in validated.assets)
     result = await execute(env, executor, envelope_for("exec.numbers"))
     assert result.outcome is TaskOutcome.SUCCEEDED
+
+
+async def test_an_asset_raising_task_cancelled_on_its_own_fails_as_user_code(
+    env: ActivityEnvironment, executor: TaskExecutor
+) -> None:
+    result = await execute(env, executor, envelope_for("exec.cancels_itself"))
+    assert result.outcome is TaskOutcome.FAILED
+    assert result.error is not None and result.error.category is ErrorCategory.USER_CODE
+    assert result.error.message == "TaskCancelledError: I give up"

@@ -238,7 +238,6 @@ class _Finished:
     checks: list[CheckResult]
     failure: _Failure | None = None
     cancelled: bool = False
-    phase: str = "done"
 
 
 def _chain(exc: BaseException) -> Iterable[BaseException]:
@@ -306,14 +305,17 @@ class _TaskRun:
                 checks=checks,
                 failure=None if self._is_cancellation(exc) else self._classify(exc),
                 cancelled=self._is_cancellation(exc),
-                phase=self.phase,
             )
         return _Finished(cpu_ms=_ms(time.thread_time() - started), checks=checks)
 
     def _is_cancellation(self, exc: BaseException) -> bool:
-        if any(isinstance(item, TaskCancelledError) for item in _chain(exc)):
-            return True
-        return isinstance(exc, asyncio.CancelledError) and self._control.cancelled
+        # Only a cancellation the executor delivered counts: asset code raising TaskCancelledError (or an async
+        # asset's CancelledError) on its own is an ordinary failure of that code.
+        if not self._control.cancelled:
+            return False
+        return isinstance(exc, asyncio.CancelledError) or any(
+            isinstance(item, TaskCancelledError) for item in _chain(exc)
+        )
 
     def _classify(self, exc: BaseException) -> _Failure:
         spec = self._loaded.definition.spec
@@ -706,11 +708,8 @@ class TaskExecutor:
             beating.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beating
-        finished = done.result()
-        if finished.cancelled:
-            # Only a cancellation the executor delivered ends here (the function raised TaskCancelledError).
-            raise asyncio.CancelledError(f"task {envelope.task_key} was cancelled during {finished.phase}")
-        return finished
+        # Here the task was not cancelled, or it finished its work before it saw the cancellation.
+        return done.result()
 
     async def _heartbeat(self, envelope: WorkerDispatchEnvelope, run: _TaskRun, control: TaskControl) -> None:
         timeout = activity.info().heartbeat_timeout
