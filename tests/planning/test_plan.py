@@ -274,6 +274,8 @@ def test_request_shape_errors() -> None:
         request(selection={"allAssets": True}, asOf="2024-01-01T00:00:00")
     with pytest.raises(PlanningError, match="exactly one of keys"):
         request(selection={"allAssets": True}, partitions={})
+    with pytest.raises(PlanningError, match="leave out 'partitions'"):
+        request(rerun={"runId": "r"}, partitions={"allPartitions": True})
 
 
 def test_plans_above_the_maximum_are_refused(shop: CodeLocationManifest) -> None:

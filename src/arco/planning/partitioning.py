@@ -31,12 +31,14 @@ from arco.sdk.partitions import (
 )
 
 __all__ = [
+    "TRIVIAL",
     "AllRule",
     "EdgeMapping",
     "PartitionIndex",
     "ResolvedDim",
     "SameRule",
     "WindowRule",
+    "canonical",
     "forward",
     "inverse",
     "resolve_dimension",
@@ -257,11 +259,6 @@ class ResolvedDim:
             self._tagged.append(fragment[prefix:])
             self._by_tagged[fragment[prefix:]] = index
 
-    @property
-    def is_time(self) -> bool:
-        """Whether this is a time window dimension."""
-        return isinstance(self.definition, TimeWindowPartitions)
-
     def fragment(self, index: int) -> str:
         """The canonical ``name=tag:value`` text of value ``index`` (any window number, for time)."""
         fragment = self._fragments.get(index)
@@ -282,15 +279,15 @@ class ResolvedDim:
     def index_of_value(self, value: PartitionValue) -> int | None:
         """The index of ``value`` if it is a value of this dimension (within its range), else ``None``."""
         if isinstance(self.definition, TimeWindowPartitions):
-            index = self.definition.index_of_value(value)
+            index = self.definition.calendar.index_of_value(value)
             return index if index is not None and self.contains(index) else None
         tagged = PartitionKey.of({self.name: value}).canonical[len(self.name) + 1 :]
         return self._by_tagged.get(tagged)
 
     def position_of_value(self, value: PartitionValue) -> int | None:
         """Like :meth:`index_of_value`, but a time window outside the range still gets its number."""
-        if isinstance(self.definition, TimeWindowPartitions):
-            return self.definition.index_of_value(value)
+        if self.calendar is not None:
+            return self.calendar.index_of_value(value)
         return self.index_of_value(value)
 
     def fragment_of(self, value: PartitionValue) -> str:

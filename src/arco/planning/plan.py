@@ -182,6 +182,11 @@ class PlanRequest(ArcoModel):
                 "plan request: give exactly one of selection (what to materialize) or rerun (which run to "
                 "re-execute)"
             )
+        if self.rerun is not None and self.partitions is not None:
+            raise PlanningError(
+                "plan request: a rerun re-executes the earlier run's partitions; leave out 'partitions' (choose "
+                "tasks with rerun.taskKeys)"
+            )
         return self
 
 
@@ -534,7 +539,11 @@ class _Planner:
             bucket.add(reason)
 
     def skip(self, key: str, partition: str | None, reason: SkipReason, detail: str) -> None:
-        self.skipped.setdefault((key, partition, reason), detail)
+        # Several readers may reach the same partition: keep the smallest detail, whatever the visiting order.
+        slot = (key, partition, reason)
+        current = self.skipped.get(slot)
+        if current is None or detail < current:
+            self.skipped[slot] = detail
 
     def guard(self, count: int, what: str) -> None:
         if count > self.max_tasks:
