@@ -23,6 +23,11 @@ _SUBCOMMANDS: dict[str, str] = {
     "deploy": "arco.worker.cli_deploy:deploy",
     "schedule": "arco.worker.cli_schedule:schedule",
     "compact": "arco.worker.cli_schedule:compact",
+    "query": "arco.worker.cli_query:query",
+    "lineage": "arco.worker.cli_query:lineage",
+    "search": "arco.worker.cli_query:search",
+    "sign": "arco.worker.cli_query:sign",
+    "openlineage": "arco.worker.cli_query:openlineage",
 }
 
 
