@@ -280,9 +280,7 @@ def _upstream_marker(hint: Any) -> Upstream | None:
     return None
 
 
-def _parameters(
-    fn: Callable[..., Any], namespace: str, where: str
-) -> tuple[str | None, list[tuple[str, Upstream]]]:
+def _parameters(fn: Callable[..., Any], where: str) -> tuple[str | None, list[tuple[str, Upstream]]]:
     """Classify the function's parameters into the context parameter and upstream inputs."""
     try:
         hints = typing.get_type_hints(fn, include_extras=True)
@@ -363,7 +361,7 @@ def _build_spec(
             add(_resolve_key(dep.key, own_namespace, where), dep.mapping)
         else:
             add(_resolve_key(dep, own_namespace, where), None)
-    context_parameter, parameters = _parameters(fn, own_namespace, where)
+    context_parameter, parameters = _parameters(fn, where)
     inputs: dict[str, str] = {}
     for parameter, marker in parameters:
         assert marker.key is not None  # filled in by _parameters
