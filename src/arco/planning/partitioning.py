@@ -344,8 +344,8 @@ def canonical(dims: Sequence[ResolvedDim], key: PartitionIndex) -> str:
 
 
 def _window_span(down: ResolvedDim, index: int, up: ResolvedDim, rule: WindowRule) -> range:
-    if down is up:
-        # The same dimension on both sides (the planner resolves each definition once): pure index arithmetic.
+    if down is up or down.calendar == up.calendar:
+        # The same windows on both sides: pure index arithmetic.
         return range(index + rule.start_offset, index + rule.end_offset + 1)
     assert down.calendar is not None and up.calendar is not None  # window rules join time dimensions
     start, end = down.calendar.window(index)
@@ -431,7 +431,7 @@ def inverse(
             candidates: set[int] = set()
             for index in seen:
                 # Downstream windows overlapping upstream windows [index - end_offset, index - start_offset].
-                if down is up:
+                if down is up or down.calendar == up.calendar:
                     first, last = index - rule.end_offset, index - rule.start_offset
                 else:
                     assert down.calendar is not None and up.calendar is not None  # joins time dimensions
