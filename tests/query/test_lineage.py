@@ -1,0 +1,222 @@
+"""Lineage traversal: asset and partition levels, filters, declared vs observed flags, limits, impact, export."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+from query_scenario import ACME, DAYS, FX_URI, RIVAL, Built, day_key, uri_of
+
+from arco.catalog.lineage import (
+    MAX_HOPS,
+    LineageResult,
+    impact,
+    lineage,
+    parse_target,
+    render,
+    to_dot,
+    to_mermaid,
+)
+from arco.catalog.query import ScopeSnapshot
+from arco.catalog.storage import ObjectStore
+from arco.core.errors import InvalidInputError, NotFoundError, UnsupportedOperationError
+from arco.core.scope import Scope
+
+
+def _edges(result: LineageResult) -> dict[tuple[str, str], str]:
+    return {(e.source, e.target): e.status for e in result.edges}
+
+
+def test_upstream_of_an_asset_shows_observed_and_declared_side_by_side(store: ObjectStore) -> None:
+    result = lineage(store, ACME, "marketing.attribution", hops=5)
+    assert _edges(result) == {
+        ("asset:sales.daily_orders", "asset:marketing.attribution"): "observed_not_declared",
+        ("asset:sales.revenue", "asset:marketing.attribution"): "declared_not_observed",
+        ("asset:raw.orders", "asset:sales.daily_orders"): "matched",
+        ("asset:sales.daily_orders", "asset:sales.revenue"): "matched",
+        ("asset:raw.customers", "asset:sales.revenue"): "declared_not_observed",
+        (f"dataset:{FX_URI}", "asset:sales.revenue"): "not_comparable",
+    }
+    assert {e.status for e in result.flagged()} == {"observed_not_declared", "declared_not_observed"}
+    assert result.node(f"dataset:{FX_URI}").kind == "dataset"
+    assert result.node("asset:raw.orders").hops == 2
+    assert not result.truncated and result.beyond_hops == ()
+    assert result.declared_known
+
+
+def test_edges_carry_runs_attempts_and_partitions(store: ObjectStore, built: dict[Scope, Built]) -> None:
+    result = lineage(store, ACME, "sales.revenue", hops=1)
+    edge = next(e for e in result.edges if e.source == "asset:sales.daily_orders")
+    assert edge.observed and edge.declared is True
+    assert set(edge.runs) == set(built[ACME].runs)
+    # 2 runs x 2 days; the failed attempt wrote nothing, so it produced no edge.
+    assert edge.observation_count == 4
+    attempts = {(o.run_id, o.output_partition, o.attempt) for o in edge.observations}
+    assert (built[ACME].runs[1], day_key(DAYS[1]), 2) in attempts
+    assert (built[ACME].runs[1], day_key(DAYS[1]), 1) not in attempts
+    recorded = {a.attempt_id for a in built[ACME].attempts}
+    assert all(o.attempt_id in recorded for o in edge.observations)
+    assert [o.occurred_at for o in edge.observations] == sorted(
+        (o.occurred_at for o in edge.observations), reverse=True
+    )
+
+
+def test_downstream_and_hop_boundary(store: ObjectStore) -> None:
+    one = lineage(store, ACME, "raw.orders", direction="downstream", hops=1)
+    assert {n.id for n in one.nodes} == {"asset:raw.orders", "asset:sales.daily_orders"}
+    assert one.beyond_hops == ("asset:sales.daily_orders",)
+    two = lineage(store, ACME, "raw.orders", direction="downstream", hops=2)
+    assert {n.id for n in two.nodes} >= {"asset:sales.revenue", "asset:marketing.attribution"}
+
+
+def test_partition_level_follows_exact_partitions(store: ObjectStore, built: dict[Scope, Built]) -> None:
+    start = f"sales.revenue@{day_key(DAYS[1])}"
+    result = lineage(store, ACME, start, hops=3)
+    ids = {n.id for n in result.nodes}
+    assert f"asset:sales.daily_orders@{day_key(DAYS[1])}" in ids
+    assert f"asset:raw.orders@{day_key(DAYS[1])}" in ids
+    assert not any(day_key(DAYS[0]) in i for i in ids)
+    statuses = _edges(result)
+    assert statuses[("asset:raw.customers", f"asset:{start}")] == "declared_not_observed"
+    assert statuses[(f"dataset:{FX_URI}", f"asset:{start}")] == "not_comparable"
+
+
+def test_dataset_uri_start(store: ObjectStore) -> None:
+    external = lineage(store, ACME, FX_URI, direction="downstream", hops=1)
+    assert external.start.kind == "dataset"
+    assert {e.target for e in external.edges} == {f"asset:sales.revenue@{day_key(d)}" for d in DAYS}
+    owned = lineage(store, ACME, uri_of("raw.orders", DAYS[0]), direction="downstream", hops=1)
+    assert owned.start.id == f"asset:raw.orders@{day_key(DAYS[0])}"
+
+
+def test_run_and_partition_filters(store: ObjectStore, built: dict[Scope, Built]) -> None:
+    first = built[ACME].runs[0]
+    result = lineage(store, ACME, "sales.revenue", hops=2, run_id=first)
+    observed = [e for e in result.edges if e.observed]
+    assert observed and all(e.runs == (first,) for e in observed)
+    day = day_key(DAYS[0])
+    by_day = lineage(store, ACME, "sales.revenue", hops=2, partition=day)
+    assert all(
+        o.input_partition == day or o.output_partition == day for e in by_day.edges for o in e.observations
+    )
+    assert by_day.filters["partition"] == day
+
+
+def test_as_of_hides_later_recordings(store: ObjectStore, built: dict[Scope, Built]) -> None:
+    snapshot = ScopeSnapshot(store, ACME)
+    first = snapshot.projections_log.as_of(1)
+    assert first is not None
+    result = lineage(store, ACME, "sales.revenue", hops=1, as_of=first.committed_at)
+    observed = [e for e in result.edges if e.observed]
+    assert observed and all(e.runs == (built[ACME].runs[0],) for e in observed)
+
+
+def test_limits_truncate_explicitly(store: ObjectStore) -> None:
+    cut = lineage(store, ACME, "marketing.attribution", hops=5, max_nodes=2)
+    assert cut.truncated
+    assert cut.truncations[0].limit == "max_nodes" and cut.truncations[0].value == 2
+    assert cut.truncations[0].at  # where it was cut
+    assert len(cut.nodes) == 2
+    few = lineage(store, ACME, "marketing.attribution", hops=5, max_edges=1)
+    assert few.truncated and len(few.edges) == 1 and few.truncations[0].limit == "max_edges"
+    one = lineage(store, ACME, "sales.revenue", hops=1, max_observations=1)
+    observed = [e for e in one.edges if e.observed]
+    assert all(len(e.observations) == 1 and e.truncated for e in observed)
+    assert not one.truncated and any(t.limit == "max_observations" for t in one.truncations)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"target": "sales.revenue", "hops": 0}, InvalidInputError),
+        ({"target": "sales.revenue", "hops": -3}, InvalidInputError),
+        ({"target": "sales.revenue", "hops": MAX_HOPS + 1}, InvalidInputError),
+        ({"target": "sales.revenue", "hops": 10**9}, InvalidInputError),
+        ({"target": "sales.revenue", "direction": "sideways"}, InvalidInputError),
+        ({"target": "Not An Asset"}, InvalidInputError),
+        ({"target": "sales.revenue@date=x:nope"}, InvalidInputError),
+        ({"target": "sales.revenue", "partition": "bad"}, InvalidInputError),
+        ({"target": "sales.nothing"}, NotFoundError),
+        ({"target": "sales.revenue@date=d:1999-01-01"}, NotFoundError),
+        ({"target": "gs://lake/nowhere.parquet"}, NotFoundError),
+        ({"target": "sales.revenue", "max_nodes": 0}, InvalidInputError),
+    ],
+)
+def test_bad_input_is_refused(store: ObjectStore, kwargs: dict[str, object], error: type[Exception]) -> None:
+    target = kwargs.pop("target")
+    with pytest.raises(error):
+        lineage(store, ACME, target, **kwargs)  # type: ignore[arg-type]
+
+
+def test_other_tenants_lineage_is_invisible_and_unnameable(store: ObjectStore) -> None:
+    with pytest.raises(NotFoundError):
+        lineage(store, ACME, "secret.margins")
+    mine = lineage(store, RIVAL, "secret.margins", direction="downstream")
+    assert mine.start.id == "asset:secret.margins"
+    everything = lineage(store, ACME, "raw.orders", direction="downstream", hops=MAX_HOPS)
+    assert not any("secret" in n.id for n in everything.nodes)
+    with pytest.raises(NotFoundError):
+        lineage(store, RIVAL, "sales.revenue")
+
+
+def test_parse_target() -> None:
+    assert parse_target("sales.orders").kind == "asset"
+    assert parse_target("sales/orders").asset == "sales.orders"
+    partitioned = parse_target("sales.orders", "date=d:2024-01-01")
+    assert partitioned.kind == "asset_partition" and partitioned.label == "sales.orders@date=d:2024-01-01"
+    assert parse_target("file:///data/x.parquet").kind == "dataset"
+    with pytest.raises(InvalidInputError):
+        parse_target("s3://b/k", "date=d:2024-01-01")
+    with pytest.raises(InvalidInputError):
+        parse_target("   ")
+
+
+def test_impact_of_a_changed_partition(store: ObjectStore) -> None:
+    day = day_key(DAYS[0])
+    report = impact(store, ACME, "raw.orders", day)
+    impacted = {i.asset: i for i in report.impacted}
+    assert set(impacted) == {"sales.daily_orders", "sales.revenue", "marketing.attribution"}
+    assert impacted["sales.daily_orders"].hops == 1 and impacted["sales.daily_orders"].partitions == (day,)
+    assert all(i.via == "observed" for i in report.impacted)
+    # raw.customers -> sales.revenue is declared but never ran: its impact comes from the declared graph.
+    declared = impact(store, ACME, "raw.customers", None)
+    assert {i.asset for i in declared.impacted} >= {"sales.revenue"}
+
+
+def test_impact_lists_declared_only_downstream(store: ObjectStore) -> None:
+    report = impact(store, ACME, "sales.revenue", day_key(DAYS[0]))
+    impacted = {i.asset: i for i in report.impacted}
+    # sales.revenue's output was never read by recorded executions, but attribution declares it.
+    assert impacted["marketing.attribution"].via == "declared"
+    assert impacted["marketing.attribution"].partitions == ()
+
+
+def test_mermaid_and_dot_export(store: ObjectStore) -> None:
+    result = lineage(store, ACME, "marketing.attribution", hops=5)
+    mermaid = to_mermaid(result)
+    assert mermaid.startswith("flowchart LR\n")
+    assert mermaid.count("-->") == sum(1 for e in result.edges if e.observed)
+    assert mermaid.count("declared only") == sum(1 for e in result.edges if not e.observed)
+    assert '[("s3://ext/fx/rates.csv")]' in mermaid and "linkStyle" in mermaid
+    dot = to_dot(result)
+    assert dot.startswith("digraph lineage {") and dot.rstrip().endswith("}")
+    assert dot.count(" -> ") == len(result.edges)
+    assert "style=dashed" in dot and "shape=cylinder" in dot
+
+
+def test_render_svg_needs_graphviz(store: ObjectStore) -> None:
+    result = lineage(store, ACME, "sales.revenue", hops=1)
+    if shutil.which("dot") is None:
+        with pytest.raises(UnsupportedOperationError, match="apt-get install graphviz"):
+            render(result, "svg")
+        pytest.skip(
+            "Graphviz `dot` is not installed (optional): the SVG/PNG rendering itself was not exercised"
+        )
+    svg = render(result, "svg")
+    assert b"<svg" in svg and b"sales.revenue" in svg
+    png = render(result, "png")
+    assert png.startswith(b"\x89PNG")
+    subprocess.run(["dot", "-V"], check=True, capture_output=True)
+    with pytest.raises(InvalidInputError):
+        render(result, "gif")  # type: ignore[arg-type]
