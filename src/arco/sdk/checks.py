@@ -59,12 +59,17 @@ class _Check(ArcoModel):
         return name
 
 
-def _columns(columns: Any, kind: str) -> Any:
-    if isinstance(columns, str):
-        return (columns,)
-    if columns is not None and not list(columns):
-        raise DefinitionError(f"{kind} check: give at least one column")
-    return columns
+class _ColumnsCheck(_Check):
+    columns: tuple[str, ...]
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _columns(cls, columns: Any) -> Any:
+        if isinstance(columns, str):
+            return (columns,)
+        if columns is not None and not list(columns):
+            raise DefinitionError(f"{cls.model_fields['kind'].default} check: give at least one column")
+        return columns
 
 
 class RowCountCheck(_Check):
@@ -85,28 +90,16 @@ class RowCountCheck(_Check):
         return self
 
 
-class NotNullCheck(_Check):
+class NotNullCheck(_ColumnsCheck):
     """No row has a null in any of ``columns``."""
 
     kind: Literal["not_null"] = "not_null"
-    columns: tuple[str, ...]
-
-    @field_validator("columns", mode="before")
-    @classmethod
-    def _columns(cls, columns: Any) -> Any:
-        return _columns(columns, "not-null")
 
 
-class UniqueCheck(_Check):
+class UniqueCheck(_ColumnsCheck):
     """No two rows share the same values of ``columns``."""
 
     kind: Literal["unique"] = "unique"
-    columns: tuple[str, ...]
-
-    @field_validator("columns", mode="before")
-    @classmethod
-    def _columns(cls, columns: Any) -> Any:
-        return _columns(columns, "unique")
 
 
 class FreshnessCheck(_Check):
