@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import hashlib
 import json
+import os
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -159,6 +160,18 @@ class Harness:
         return [event for obj in ledger.objects() for event in ledger.read_events(obj.key)]
 
 
+HISTORIES = Path(__file__).resolve().parent / "histories"
+
+
+async def keep_history(handle: Any, name: str) -> None:
+    """With ARCO_RECORD_HISTORIES=1, save the workflow's history as a replay fixture (tests/runs/histories)."""
+    if os.environ.get("ARCO_RECORD_HISTORIES") != "1":
+        return
+    history = await handle.fetch_history()
+    HISTORIES.mkdir(exist_ok=True)
+    (HISTORIES / f"{name}.json").write_text(history.to_json())
+
+
 DAG = {
     "t.a": [],
     "t.b": ["t.a"],
@@ -193,6 +206,7 @@ async def harness(temporal_client: Client, task_queue: str, tmp_path: Path) -> A
 async def test_diamond_succeeds_in_dependency_order_and_is_recorded(harness: Harness) -> None:
     run = await harness.start(selection=Selection(asset_keys=["t.a", "t.b", "t.c", "t.d"]), run_key="diamond")
     final = await run.result(timeout=60)
+    await keep_history(run.handle, "run_success")
     assert final.state == RunState.SUCCEEDED
     assert final.counts == {"SUCCEEDED": 4}
     assert final.progress_pct == 100
@@ -211,6 +225,7 @@ async def test_failure_skips_descendants_and_independent_branches_continue(harne
     keys = ["t.a", "t.b", "t.fail_x", "t.after_fail", "t.after_after", "t.c"]
     run = await harness.start(selection=Selection(asset_keys=keys), run_key="fail")
     final = await run.result(timeout=60)
+    await keep_history(run.handle, "run_failure_with_skips")
     assert final.state == RunState.FAILED
     assert final.counts == {"SUCCEEDED": 3, "FAILED": 1, "SKIPPED": 2}
     assert final.failed == ["t.fail_x"]
@@ -230,6 +245,7 @@ async def test_failure_skips_descendants_and_independent_branches_continue(harne
 async def test_retryable_failure_is_retried_with_a_new_attempt_id(harness: Harness) -> None:
     run = await harness.start(selection=Selection(asset_keys=["t.flaky"]), run_key="flaky")
     final = await run.result(timeout=60)
+    await keep_history(run.handle, "run_retry")
     assert final.state == RunState.SUCCEEDED
     attempts = [(n, a) for k, n, a in harness.executor.attempts if k == "t.flaky"]
     assert [n for n, _ in attempts] == [1, 2]
@@ -251,6 +267,7 @@ async def test_cancel_update_stops_queued_and_running_tasks(harness: Harness) ->
     with pytest.raises(RunError, match="already finished with state CANCELLED"):
         await run.cancel()
     assert (await run.result(timeout=10)).state == RunState.CANCELLED
+    await keep_history(run.handle, "run_cancel_update")
 
 
 async def test_temporal_cancel_ends_the_run_cancelled_with_every_task_accounted(harness: Harness) -> None:
@@ -259,6 +276,7 @@ async def test_temporal_cancel_ends_the_run_cancelled_with_every_task_accounted(
     await run.handle.cancel()
     final = await run.result(timeout=60)
     description = await run.handle.describe()
+    await keep_history(run.handle, "run_temporal_cancel")
     assert description.status == WorkflowExecutionStatus.CANCELED
     assert final.state == RunState.CANCELLED
     assert sum(final.counts.values()) == 3
@@ -280,6 +298,8 @@ async def test_large_plans_run_in_bounded_child_batches(harness: Harness) -> Non
         selection=Selection(asset_keys=keys), run_key="batched", max_inline_tasks=0, batch_size=4
     )
     final = await run.result(timeout=90)
+    await keep_history(run.handle, "run_batched_parent")
+    await keep_history(harness.client.get_workflow_handle(run.workflow_id + ":batch-1"), "run_batched_child")
     assert final.state == RunState.FAILED
     assert final.counts == {"SUCCEEDED": 16, "FAILED": 1, "SKIPPED": 1}
     children = [

@@ -1,0 +1,41 @@
+"""Determinism: histories of real runs, saved as JSON fixtures, replay against the current workflow code.
+
+Re-record them (after an intended, versioned change) with ``ARCO_RECORD_HISTORIES=1 pytest tests/runs``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from arco.worker.control_plane import WORKFLOWS
+
+HISTORIES = Path(__file__).resolve().parent / "histories"
+EXPECTED = {
+    "run_success",
+    "run_retry",
+    "run_failure_with_skips",
+    "run_cancel_update",
+    "run_temporal_cancel",
+    "run_batched_parent",
+    "run_batched_child",
+}
+
+
+def test_every_kind_of_run_has_a_saved_history() -> None:
+    assert {path.stem for path in HISTORIES.glob("*.json")} >= EXPECTED
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+async def test_saved_history_replays(name: str) -> None:
+    text = (HISTORIES / f"{name}.json").read_text()
+    events = json.loads(text)["events"]
+    started = events[0]["workflowExecutionStartedEventAttributes"]
+    history = WorkflowHistory.from_json(started.get("workflowId", name), text)
+    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=pydantic_data_converter)
+    await replayer.replay_workflow(history)
