@@ -30,7 +30,7 @@ def _command(service: dict[str, Any]) -> list[str]:
 
 
 def test_every_service_is_known(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == {"temporal", "control-plane"}
+    assert set(compose["services"]) == {"temporal", "control-plane", "executor"}
 
 
 def test_temporal_service_matches_the_embedded_server(compose: dict[str, Any]) -> None:
@@ -61,7 +61,7 @@ def _pairs(args: list[str]) -> set[tuple[str, str]]:
     return pairs
 
 
-@pytest.mark.parametrize("name", ["control-plane"])
+@pytest.mark.parametrize("name", ["control-plane", "executor"])
 def test_arco_services_run_real_commands_with_known_settings(compose: dict[str, Any], name: str) -> None:
     service = compose["services"][name]
     command = _command(service)
@@ -75,14 +75,27 @@ def test_arco_services_run_real_commands_with_known_settings(compose: dict[str, 
     assert host in compose["services"]
     temporal_command = _command(compose["services"][host])
     assert port == temporal_command[temporal_command.index("--port") + 1]
-    assert env["ARCO_CATALOG_ROOT"].startswith(service["volumes"][0].split(":")[1])
+    mount = service["volumes"][0].split(":")[1]
+    for variable in ("ARCO_CATALOG_ROOT", "ARCO_DATA_ROOT"):
+        if variable in env:
+            assert env[variable].startswith(mount + "/")
     assert set(service["depends_on"]) <= set(compose["services"])
     assert service["build"] == "."
+
+
+def test_executor_service_serves_the_example_code_location(compose: dict[str, Any]) -> None:
+    command = _command(compose["services"]["executor"])
+    location = command[command.index("--code-location") + 1]
+    app_dir = command[command.index("--app-dir") + 1]
+    # The image copies examples/ into its working directory, which is the --app-dir.
+    assert (ROOT / Path(*location.split("."))).with_suffix(".py").is_file()
+    assert f"WORKDIR {app_dir}" in (ROOT / "Dockerfile").read_text()
 
 
 def test_dockerfile_installs_the_package_and_runs_a_worker() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert "COPY src ./src" in text
+    assert "COPY examples ./examples" in text
     assert "pip install" in text
     assert '"arco", "worker", "control-plane"' in text
 
