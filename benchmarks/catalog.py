@@ -289,6 +289,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, under a minute")
     parser.add_argument("--no-gcs", action="store_true", help="skip the fake-gcs-server writers")
     parser.add_argument("--dir", default=None, help="work directory (default: a temporary one)")
+    parser.add_argument(
+        "--part",
+        choices=["all", "sizes", "concurrency"],
+        default="all",
+        help="run only part of the benchmark",
+    )
     args = parser.parse_args(argv)
     sizes = [1_000, 10_000] if args.quick else [1_000, 100_000]
     commits = 60 if args.quick else 200
@@ -299,17 +305,19 @@ def main(argv: list[str] | None = None) -> int:
     report.add("load_average_1m_start", os.getloadavg()[0], "load", os.cpu_count() or 0)
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         work = Path(tmp)
-        catalogs: dict[int, Catalog] = {}
-        for n in sizes:
-            catalog, seconds = build(str(work / f"n{n}"), n)
-            catalogs[n] = catalog
-            report.add("bulk_load_s", seconds, "s", n)
-        measure_commits(catalogs, commits, report)
-        for n, catalog in catalogs.items():
-            measure_reads(str(work / f"n{n}"), n, lookups, report)
-            measure_warm_scan(catalog, n, report)
-        measure_concurrency("local", str(work / "concurrent"), None, writers, per_writer, report)
-        if not args.no_gcs:
+        if args.part in ("all", "sizes"):
+            catalogs: dict[int, Catalog] = {}
+            for n in sizes:
+                catalog, seconds = build(str(work / f"n{n}"), n)
+                catalogs[n] = catalog
+                report.add("bulk_load_s", seconds, "s", n)
+            measure_commits(catalogs, commits, report)
+            for n, catalog in catalogs.items():
+                measure_reads(str(work / f"n{n}"), n, lookups, report)
+                measure_warm_scan(catalog, n, report)
+        if args.part in ("all", "concurrency"):
+            measure_concurrency("local", str(work / "concurrent"), None, writers, per_writer, report)
+        if args.part in ("all", "concurrency") and not args.no_gcs:
             with fake_gcs_server(work) as (uri, options):
                 measure_concurrency("gcs", uri, options, writers, per_writer, report)
     report.add("load_average_1m_end", os.getloadavg()[0], "load", os.cpu_count() or 0)

@@ -10,7 +10,8 @@ Protocol (per scope and domain, see :mod:`arco.catalog.layout` for the keys)::
     3. build(parent manifest) -> CommitRequest; data files written with create_if_absent (immutable)
     4. write  manifests/{new commitId}.json   create_if_absent (immutable)
     5. CAS    _pointer.json  expected=version                             <- the commit point
-       lost (PreconditionFailedError): jittered backoff, go to 1 and run ``build`` again on the new parent
+       lost (PreconditionFailedError): backoff (full jitter, exponential in units of the attempt's own
+       duration, at most 2 s), go to 1 and run ``build`` again on the new parent
        unknown (CommitStateUnknownError): re-read the pointer and decide from the chain, never guess
 
 Nothing is visible before step 5 succeeds, and a failed commit leaves only unreferenced files behind (removed
@@ -91,6 +92,7 @@ from arco.core.errors import (
     ObjectExistsError,
     ObjectNotFoundError,
     PreconditionFailedError,
+    StorageError,
 )
 from arco.core.ids import new_uuid7
 from arco.core.scope import Scope
@@ -99,6 +101,7 @@ from arco.core.scope import Scope
 FORMAT_VERSION = 1
 
 _MANIFEST_CACHE_SIZE = 256
+_MAX_BACKOFF_S = 2.0
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -1138,6 +1141,7 @@ class CommitLog:
         attempt = 0
         while True:
             attempt += 1
+            started = time.monotonic()
             self.stats._add(attempts=1)
             head, version = self._read_pointer()
             parent = None if head is None else self.manifest_for(head)
@@ -1175,8 +1179,10 @@ class CommitLog:
                 )
                 err.retryable = True
                 raise err
-            # Jittered exponential backoff (capped at 50 ms) so racing writers spread out.
-            time.sleep(random.uniform(0, min(0.05, 0.0005 * (2 ** min(attempt, 10)))))
+            # Full-jitter exponential backoff in units of this attempt's own duration, so racing writers spread
+            # over windows long enough to commit in, on local disk (ms) as on object stores (tens of ms).
+            unit = max(0.001, time.monotonic() - started)
+            time.sleep(random.uniform(0, min(_MAX_BACKOFF_S, unit * 2 ** min(attempt - 1, 8))))
 
     def _write_marker(self, manifest: Manifest) -> None:
         doc: dict[str, JsonValue] = {
@@ -1187,7 +1193,8 @@ class CommitLog:
             "firstCommitId": manifest.commit_id,
             "createdAt": format_time(manifest.committed_at),
         }
-        with contextlib.suppress(ObjectExistsError):
+        # Best effort: the commit already succeeded, and a missing marker only weakens lost-pointer detection.
+        with contextlib.suppress(ObjectExistsError, StorageError):
             self.store.create_if_absent(self.layout.marker_key, canonical_bytes(doc))
 
     # -- maintenance (these list) -----------------------------------------------------------------------

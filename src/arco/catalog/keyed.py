@@ -92,7 +92,7 @@ class MergePolicy:
     """
 
     fanout: int = 4
-    base_min_rows: int = 1024
+    base_min_rows: int = 256
     base_divisor: int = 4
     max_files: int = 64
 
@@ -240,15 +240,18 @@ class FileCache:
         self.capacity = capacity
         self._lock = threading.Lock()
         self._loaded: OrderedDict[str, _Loaded] = OrderedDict()
-        self._probes: dict[str, FileProbe] = {}
+        self._probes: OrderedDict[str, FileProbe] = OrderedDict()
         self._pool: ThreadPoolExecutor | None = None
 
     def probe(self, file: DataFile) -> FileProbe:
-        """The parsed statistics of a file (cached)."""
+        """The parsed statistics of a file (cached, bounded)."""
         found = self._probes.get(file.path)
         if found is None:
             found = FileProbe.of(file)
-            self._probes[file.path] = found
+            with self._lock:
+                self._probes[file.path] = found
+                while len(self._probes) > self.capacity * 16:
+                    self._probes.popitem(last=False)
         return found
 
     def _entry(self, file: DataFile) -> _Loaded:
