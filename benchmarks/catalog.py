@@ -14,6 +14,9 @@ For each catalog size ``n`` (1,000 and 100,000 tables; ``--quick``: 1,000 and 10
 * ``scan_cold_ms``: ``scan("tables")`` by a fresh reader (every file read and merged); ``scan_warm_ms``: by
   the writer right after a new commit (files cached, merge redone).
 
+Deployment: 10,000 assets registered in one commit (``deploy_commit_ms``), the same again unchanged (no commit,
+``deploy_unchanged_ms``), and loaded back by a fresh reader (``deploy_load_cold_ms``).
+
 Concurrent writers: 8 processes x 100 ``create_table`` commits (``--quick``: 8 x 25) into one catalog, on local
 disk and on a real fake-gcs-server: commits per second, lost races (retries), and a check that every table is
 present exactly once.
@@ -48,6 +51,7 @@ os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 import pyarrow as pa
 
+from arco.catalog.entities import AssetSpec
 from arco.catalog.storage import open_store
 from arco.catalog.tier1 import Catalog, CreateNamespace, CreateTable
 from arco.core.scope import Scope
@@ -213,6 +217,31 @@ def measure_warm_scan(catalog: Catalog, n: int, report: Report) -> None:
     report.add("scan_warm_ms", statistics.median(lat) * 1e3, "ms", n)
 
 
+def measure_deploy(root: str, count: int, report: Report) -> None:
+    """A code-location deployment: ``count`` assets registered in one commit, loaded back by a fresh reader."""
+    catalog = Catalog(open_store(root), SCOPE)
+    specs = [
+        AssetSpec(
+            f"gen.asset_{i:05d}",
+            code_version="v1",
+            definition={"deps": [f"gen.asset_{i - 1:05d}"] if i else [], "partitioning": {"daily": True}},
+        )
+        for i in range(count)
+    ]
+    t0 = time.perf_counter()
+    result = catalog.register_assets(specs)
+    report.add("deploy_commit_ms", (time.perf_counter() - t0) * 1e3, "ms", count)
+    if result.sequence != 1 or result.created != count:
+        raise SystemExit(f"deployment took {result.sequence} commits for {result.created} assets")
+    t0 = time.perf_counter()
+    again = catalog.register_assets(specs)
+    report.add("deploy_unchanged_ms", (time.perf_counter() - t0) * 1e3, "ms", count)
+    assert again.unchanged == count and again.sequence == 1
+    t0 = time.perf_counter()
+    loaded = Catalog(open_store(root), SCOPE).scan("assets")
+    report.add("deploy_load_cold_ms", (time.perf_counter() - t0) * 1e3, "ms", loaded.num_rows)
+
+
 # -- concurrent writers ------------------------------------------------------------------------------------
 
 
@@ -315,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             for n, catalog in catalogs.items():
                 measure_reads(str(work / f"n{n}"), n, lookups, report)
                 measure_warm_scan(catalog, n, report)
+            measure_deploy(str(work / "deploy"), 10_000, report)
         if args.part in ("all", "concurrency"):
             measure_concurrency("local", str(work / "concurrent"), None, writers, per_writer, report)
         if args.part in ("all", "concurrency") and not args.no_gcs:

@@ -66,6 +66,7 @@ T = TypeVar("T")
 #: of them, a scan reads them concurrently.
 BASE_CHUNK_ROWS = 8192
 _LOAD_THREADS = 4
+_MATERIALIZE_AFTER = 256
 _EXACT_KEYS_MAX = 16
 _BLOOM_MAX_ROWS = 20_000
 _BLOOM_BITS_PER_KEY = 12
@@ -214,12 +215,13 @@ def file_stats(table: pa.Table, level: int) -> dict[str, JsonValue]:
 class _Loaded:
     """A decoded file: its table, and lazily its key index and materialized rows."""
 
-    __slots__ = ("_index", "entities", "rows", "table")
+    __slots__ = ("_index", "all_rows", "entities", "rows", "table")
 
     def __init__(self, table: pa.Table) -> None:
         self.table = table
         self._index: dict[str, int] | None = None
         self.rows: dict[str, dict[str, Any]] = {}
+        self.all_rows: list[dict[str, Any]] | None = None
         self.entities: dict[str, Any] = {}
 
     def index(self) -> dict[str, int]:
@@ -323,7 +325,13 @@ class FileCache:
         i = entry.index().get(key)
         if i is None:
             return None
-        row: dict[str, Any] = entry.table.slice(i, 1).to_pylist()[0]
+        if entry.all_rows is None and len(entry.rows) >= _MATERIALIZE_AFTER:
+            # Many rows of this file are wanted (a deployment re-registering its assets, a bulk DDL): one
+            # conversion of the whole file costs far less than a slice per row.
+            entry.all_rows = entry.table.to_pylist()
+        row: dict[str, Any] = (
+            entry.all_rows[i] if entry.all_rows is not None else entry.table.slice(i, 1).to_pylist()[0]
+        )
         entry.rows[key] = row
         return row
 
