@@ -393,22 +393,28 @@ def _templates(graph: AssetGraph) -> dict[str, _Template]:
     cached = _TEMPLATES.get(graph)
     if cached is not None:
         return cached
-    # Most assets share their policies; write each distinct value as canonical JSON once.
+    # Most assets share their policies (often the very same default objects): write each distinct value as
+    # canonical JSON once, looking it up by identity first (hashing a model hashes all its fields).
     pieces: dict[object, str] = {}
+    by_identity: dict[tuple[str, int], str] = {}
 
     def piece(field: str, value: BaseModel | tuple[BaseModel, ...]) -> str:
-        text = pieces.get((field, value))
+        text = by_identity.get((field, id(value)))
         if text is None:
-            text = canonical_dumps(list(value) if isinstance(value, tuple) else value)
-            pieces[field, value] = text
+            text = pieces.get((field, value))
+            if text is None:
+                text = canonical_dumps(list(value) if isinstance(value, tuple) else value)
+                pieces[field, value] = text
+            by_identity[field, id(value)] = text  # the specs keep every value alive meanwhile
         return text
 
     templates: dict[str, _Template] = {}
     for key, spec in graph.specs.items():
-        resources_key = tuple(sorted(spec.resources.items()))
+        resources = dict(sorted(spec.resources.items())) if spec.resources else {}
+        resources_key = tuple(resources.items())
         resources_text = pieces.get(("resources", resources_key))
         if resources_text is None:
-            resources_text = canonical_dumps(dict(resources_key))
+            resources_text = canonical_dumps(resources)
             pieces["resources", resources_key] = resources_text
         code_version = "null" if spec.code_version is None else _encode(spec.code_version)
         retry, checks = piece("retry", spec.retry), piece("checks", spec.checks)
@@ -419,7 +425,7 @@ def _templates(graph: AssetGraph) -> dict[str, _Template]:
                 "timeouts": spec.timeouts,
                 "worker_queue": spec.worker_queue,
                 "code_version": spec.code_version,
-                "resources": dict(resources_key),
+                "resources": resources,
                 "checks": spec.checks,
             },
             head=(
