@@ -32,7 +32,7 @@ from arco.core.errors import DefinitionError, NotFoundError
 from arco.core.model import ArcoModel
 from arco.planning._gc import gc_paused
 from arco.planning.location import CodeLocation
-from arco.planning.manifest import CodeLocationManifest
+from arco.planning.manifest import CodeLocationManifest, Fingerprint
 from arco.sdk.asset import AssetSpec
 
 __all__ = [
@@ -51,7 +51,7 @@ class DeployedAsset(ArcoModel):
     """The ``definition`` of a deployed asset entity."""
 
     code_location: str
-    fingerprint: str
+    fingerprint: Fingerprint
     format_version: Literal[1] = 1
     spec: AssetSpec
 

@@ -19,9 +19,9 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import PrivateAttr, StringConstraints, ValidationError, field_validator, model_validator
 
 from arco.core.canonical_json import canonical_dumps
 from arco.core.errors import DefinitionError
@@ -33,12 +33,16 @@ from arco.sdk.asset import AssetSpec
 __all__ = [
     "MANIFEST_FORMAT_VERSION",
     "CodeLocationManifest",
+    "Fingerprint",
     "asset_fingerprint",
     "manifest_fingerprint",
     "validate_code_location_name",
 ]
 
 MANIFEST_FORMAT_VERSION: Literal[1] = 1
+
+#: A fingerprint field: ``sha256:`` + 64 lowercase hex digits.
+Fingerprint = Annotated[str, StringConstraints(pattern=r"^sha256:[0-9a-f]{64}$")]
 
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,199}")
@@ -92,8 +96,8 @@ class CodeLocationManifest(ArcoModel):
     format_version: Literal[1] = MANIFEST_FORMAT_VERSION
     code_location: str
     assets: tuple[AssetSpec, ...]
-    asset_fingerprints: dict[str, str]
-    fingerprint: str
+    asset_fingerprints: dict[str, Fingerprint]
+    fingerprint: Fingerprint
 
     _graph: AssetGraph | None = PrivateAttr(default=None)
 
