@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from arco.catalog.tier1 import Catalog
-from arco.core.canonical_json import canonical_dumps
+from arco.core.canonical_json import JsonValue, canonical_dumps
 from arco.core.errors import DefinitionError, NotFoundError
 from arco.core.scope import Scope
 from arco.planning.deploy import code_locations, deploy, load_manifest
@@ -45,7 +45,10 @@ def catalog() -> Catalog:
 def test_manifest_fingerprints() -> None:
     manifest = CodeLocationManifest.build("shop", specs())
     assert manifest.asset_fingerprints["raw.orders"] == asset_fingerprint(manifest.assets[0])
-    document = {"assets": dict(manifest.asset_fingerprints), "codeLocation": "shop"}
+    document: dict[str, JsonValue] = {
+        "assets": {key: value for key, value in manifest.asset_fingerprints.items()},
+        "codeLocation": "shop",
+    }
     direct = manifest_fingerprint("shop", manifest.asset_fingerprints)
     import hashlib
 

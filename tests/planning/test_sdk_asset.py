@@ -210,14 +210,14 @@ def test_check_and_policy_validation() -> None:
     with pytest.raises(DefinitionError, match="greater than max_rows"):
         RowCountCheck(min_rows=5, max_rows=1)
     with pytest.raises(DefinitionError, match="give it a name"):
-        CustomCheck(function=balance_check)  # type: ignore[call-arg]  # the name is what is missing
+        CustomCheck(function=balance_check)
     with pytest.raises(DefinitionError, match="cannot be imported by name"):
-        CustomCheck(name="x", function=lambda frame: True)  # type: ignore[arg-type]  # a callable is accepted
+        CustomCheck(name="x", function=lambda frame: True)
     with pytest.raises(DefinitionError, match="less than initial_backoff_sec"):
         RetryPolicy(initial_backoff_sec=100, max_backoff_sec=10)
     import datetime
 
-    assert FreshnessCheck(max_lag_sec=datetime.timedelta(hours=1)).max_lag_sec == 3600  # type: ignore[arg-type]
+    assert FreshnessCheck(max_lag_sec=datetime.timedelta(hours=1)).max_lag_sec == 3600
 
 
 def test_main_module_functions_need_an_explicit_namespace() -> None:

@@ -28,7 +28,7 @@ UTC = datetime.UTC
 
 
 def at(*parts: int) -> datetime.datetime:
-    return datetime.datetime(*parts, tzinfo=UTC)  # type: ignore[misc]  # year, month, day, ...
+    return datetime.datetime(*parts, tzinfo=UTC)  # type: ignore[arg-type,misc]  # year, month, day, ...
 
 
 def test_daily_windows_follow_local_midnight() -> None:
