@@ -459,26 +459,27 @@ def _node(label: str, hops: int) -> LineageNode:
     return LineageNode(f"dataset:{label}", "dataset", None, None, label, hops)
 
 
-def _observations(
+def _batch_observations(
     rows: pl.DataFrame, max_observations: int
-) -> tuple[int, tuple[Observation, ...], tuple[str, ...], bool]:
-    count = rows.height
-    runs = tuple(sorted(set(rows.get_column("runId").to_list())))
-    newest = rows.sort(["occurredAt", "runId", "attemptId"], descending=True).head(max_observations)
-    observations = tuple(
-        Observation(
-            run_id=r["runId"],
-            task_key=r["taskKey"],
-            attempt=int(r["attempt"] or 0),
-            attempt_id=r["attemptId"],
-            input_partition=r["inputPartition"],
-            output_partition=r["outputPartition"],
-            occurred_at=r["occurredAt"],
+) -> dict[int, tuple[int, tuple[Observation, ...], tuple[str, ...], bool]]:
+    """Observations of many edges at once: ``rows`` has the detail columns and ``_edge`` (the edge's number)."""
+    found: dict[int, tuple[int, list[Observation], tuple[str, ...], bool]] = {}
+    stats = rows.group_by("_edge").agg(pl.len().alias("n"), pl.col("runId").unique().sort().alias("runs"))
+    for edge, count, runs in stats.iter_rows():
+        # max_observations=0 asks for counts only: nothing is cut then.
+        found[edge] = (count, [], tuple(runs), 0 < max_observations < count)
+    if max_observations > 0:
+        newest = (
+            rows.sort(["_edge", "occurredAt", "runId", "attemptId"], descending=[False, True, True, True])
+            .group_by("_edge", maintain_order=True)
+            .head(max_observations)
+            .select("_edge", *_DETAIL)
         )
-        for r in newest.iter_rows(named=True)
-    )
-    # max_observations=0 asks for counts only: nothing is cut then.
-    return count, observations, runs, 0 < max_observations < count
+        for edge, run_id, task_key, attempt, attempt_id, in_part, out_part, at in newest.iter_rows():
+            found[edge][1].append(
+                Observation(run_id, task_key, int(attempt or 0), attempt_id, in_part, out_part, at)
+            )
+    return {edge: (n, tuple(obs), runs, cut) for edge, (n, obs, runs, cut) in found.items()}
 
 
 def _status(
@@ -695,13 +696,14 @@ def _asset_traversal(
     beyond = _walk_assets(index, declared, label, direction, hops, walk)
     edges: list[LineageEdge] = []
     cut_observations: list[str] = []
+    observed_edges = sorted(e for e in walk.edges.values() if e is not None)
+    details = _batch_observations(_take(index, observed_edges), max_observations)
     for (src, dst), edge in sorted(walk.edges.items()):
         if edge is None:
             declared_flag, status = _status(src, dst, False, declared)
             edges.append(LineageEdge(_asset_node_id(src), _asset_node_id(dst), False, declared_flag, status))
             continue
-        rows = _take(index, edge)
-        count, observations, runs, cut = _observations(rows, max_observations)
+        count, observations, runs, cut = details[edge]
         declared_flag, status = _status(src, dst, True, declared)
         edge_id = f"{_asset_node_id(src)} -> {_asset_node_id(dst)}"
         if cut:
@@ -729,9 +731,11 @@ def _asset_traversal(
     )
 
 
-def _take(index: _AssetIndex, edge: int) -> pl.DataFrame:
-    rows = cast(pl.Series, index.edge_rows[edge])
-    return index.rows[rows]
+def _take(index: _AssetIndex, edges: Sequence[int]) -> pl.DataFrame:
+    """The detail rows of ``edges``, with their edge number in ``_edge``."""
+    lists = pl.DataFrame({"_edge": list(edges), "row": index.edge_rows.gather(list(edges))}).explode("row")
+    rows = lists.get_column("row")
+    return index.rows[rows].with_columns(lists.get_column("_edge").alias("_edge"))
 
 
 # -- partition level ------------------------------------------------------------------------------------------
@@ -843,7 +847,16 @@ def _partition_traversal(
         more = labelled.filter(pl.col(near).is_in(frontier)).get_column(near).unique().to_list()
         beyond = sorted(more)
     observed = pl.concat(chosen) if chosen else labelled.head(0)
-    grouped = {(k[0], k[1]): g for k, g in observed.group_by(["_src", "_dst"], maintain_order=True)}
+    numbered = {pair: i for i, pair in enumerate(sorted(k for k, v in walk.edges.items() if v != "declared"))}
+    keys = pl.DataFrame(
+        {
+            "_src": [k[0] for k in numbered],
+            "_dst": [k[1] for k in numbered],
+            "_edge": list(numbered.values()),
+        },
+        schema={"_src": pl.String, "_dst": pl.String, "_edge": pl.Int64},
+    )
+    details = _batch_observations(observed.join(keys, on=["_src", "_dst"], how="inner"), max_observations)
     edges: list[LineageEdge] = []
     cut_observations: list[str] = []
     for (src, dst), kind in sorted(walk.edges.items()):
@@ -852,8 +865,7 @@ def _partition_traversal(
                 LineageEdge(_partition_id(src), _partition_id(dst), False, True, "declared_not_observed")
             )
             continue
-        rows = grouped[(src, dst)]
-        count, observations, runs, cut = _observations(rows, max_observations)
+        count, observations, runs, cut = details[numbered[(src, dst)]]
         src_asset, dst_asset = src.partition("@")[0], dst.partition("@")[0]
         flag, status = _status(
             src_asset if "@" in src else src, dst_asset if "@" in dst else dst, True, declared
