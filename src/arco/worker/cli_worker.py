@@ -25,6 +25,7 @@ def control_plane(task_queue: str | None, catalog_root: str | None, max_concurre
     """Serve Arco's workflows and activities until SIGINT/SIGTERM."""
     settings = ArcoSettings.from_env(task_queue=task_queue, catalog_root=catalog_root)
     asyncio.run(_serve_control_plane(settings, max_concurrent_activities))
+    _exit_after_clean_shutdown()
 
 
 async def _serve_control_plane(settings: ArcoSettings, max_concurrent_activities: int) -> None:
