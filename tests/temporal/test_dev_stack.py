@@ -1,0 +1,119 @@
+"""`arco dev` for real: the embedded stack starts, answers `arco doctor` and `arco run`, and stops on Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from arco.worker.temporal_server import free_port
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "arco.worker.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_dev_stack_serves_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    port, ui_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "ARCO_STATE_DIR": str(tmp_path / "state"),
+        "ARCO_CATALOG_ROOT": str(tmp_path / "state" / "catalog"),
+        "ARCO_DATA_ROOT": str(tmp_path / "state" / "data"),
+        "ARCO_TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
+    }
+    dev = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "arco.worker.cli",
+            "dev",
+            "--port",
+            str(port),
+            "--ui-port",
+            str(ui_port),
+            "--code-location",
+            "examples.pipeline",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert dev.stdout is not None
+        lines = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = dev.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "Press Ctrl-C" in line:
+                break
+        output = "".join(lines)
+        assert "Press Ctrl-C" in output, output
+        assert f"Temporal gRPC:  127.0.0.1:{port}" in output
+        assert f"Temporal UI:    http://127.0.0.1:{ui_port}" in output
+        assert "Executor:       examples.pipeline on worker queue default" in output
+        with socket.create_connection(("127.0.0.1", ui_port), timeout=5):
+            pass
+
+        doctor = _cli(["doctor", "--timeout", "60"], env)
+        assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+        assert json.loads(doctor.stdout)["catalog"]["readBackEqual"] is True
+
+        run = _cli(
+            [
+                "run",
+                "start",
+                "demo.raw_orders",
+                "--partition",
+                "date=d:2026-01-05",
+                "--run-key",
+                "dev-1",
+                "--wait",
+                "--output",
+                "json",
+            ],
+            env,
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        status = json.loads(run.stdout)
+        assert status["state"] == "SUCCEEDED"
+        assert status["counts"] == {"SUCCEEDED": 1}
+
+        again = _cli(["run", "status", "dev-1", "--output", "json"], env)
+        assert json.loads(again.stdout)["runId"] == status["runId"]
+    finally:
+        dev.send_signal(signal.SIGINT)
+        try:
+            rest = dev.communicate(timeout=60)[0]
+        except subprocess.TimeoutExpired:
+            dev.kill()
+            raise
+    assert dev.returncode == 0, rest
+    assert "stopped" in rest
+    assert (tmp_path / "state" / "temporal.db").exists()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
