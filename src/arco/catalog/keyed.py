@@ -66,6 +66,20 @@ T = TypeVar("T")
 #: of them, a scan reads them concurrently.
 BASE_CHUNK_ROWS = 8192
 _LOAD_THREADS = 4
+_PARALLEL_LOAD_BYTES = 1 << 20
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _load_pool() -> ThreadPoolExecutor:
+    """One process-wide pool for concurrent file loads (threads start once, not per reader)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=_LOAD_THREADS, thread_name_prefix="arco-load")
+        return _POOL
+
+
 _MATERIALIZE_AFTER = 256
 _EXACT_KEYS_MAX = 16
 _BLOOM_MAX_ROWS = 20_000
@@ -90,15 +104,28 @@ class MergePolicy:
         base_divisor: Fold everything into a new base once the rows outside the base reach
             ``base rows // base_divisor`` (and ``base_min_rows``).
         max_files: Fold everything into a new base when a dataset has more files than this.
+        few_files: Also fold once more than this many files sit outside the base and their rows reach
+            ``base rows // few_files_divisor``: small catalogs then keep few files (fast cold scans), while
+            the amortized cost stays ``few_files_divisor`` rewritten rows per commit at any size.
+        few_files_divisor: See ``few_files``.
     """
 
     fanout: int = 4
     base_min_rows: int = 256
     base_divisor: int = 4
     max_files: int = 64
+    few_files: int = 6
+    few_files_divisor: int = 16
 
     def __post_init__(self) -> None:
-        for name in ("fanout", "base_min_rows", "base_divisor", "max_files"):
+        for name in (
+            "fanout",
+            "base_min_rows",
+            "base_divisor",
+            "max_files",
+            "few_files",
+            "few_files_divisor",
+        ):
             value = getattr(self, name)
             if (
                 isinstance(value, bool)
@@ -243,7 +270,6 @@ class FileCache:
         self._lock = threading.Lock()
         self._loaded: OrderedDict[str, _Loaded] = OrderedDict()
         self._probes: OrderedDict[str, FileProbe] = OrderedDict()
-        self._pool: ThreadPoolExecutor | None = None
 
     def probe(self, file: DataFile) -> FileProbe:
         """The parsed statistics of a file (cached, bounded)."""
@@ -293,11 +319,9 @@ class FileCache:
         Parquet decoding releases the GIL)."""
         with self._lock:
             missing = [f for f in files if f.path not in self._loaded]
-        if len(missing) > 1:
-            with self._lock:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(max_workers=_LOAD_THREADS, thread_name_prefix="arco-load")
-                pool = self._pool
+        # Threads pay off only for large reads: handing a small file to a thread costs more than decoding it.
+        if len(missing) > 1 and sum(f.size for f in missing) >= _PARALLEL_LOAD_BYTES:
+            pool = _load_pool()
             for future in [pool.submit(self._entry, f) for f in missing]:
                 future.result()
         return [self._entry(f).table for f in files]
@@ -530,7 +554,8 @@ def plan_merges(
     fold = (
         full
         or len(files) > policy.max_files
-        or (other_rows >= max(policy.base_min_rows, base_rows // policy.base_divisor))
+        or other_rows >= max(policy.base_min_rows, base_rows // policy.base_divisor)
+        or (len(others) > policy.few_files and other_rows >= base_rows // policy.few_files_divisor)
     )
     if fold:
         if not others and len(bases) == max(1, -(-base_rows // BASE_CHUNK_ROWS)):

@@ -1154,7 +1154,9 @@ class Catalog(_Reads):
         scope: Scope | None = None,
         *,
         storage_options: Mapping[str, object] | None = None,
-        **options: Any,
+        max_staleness: float = 0.0,
+        policy: MergePolicy | None = None,
+        clock: Callable[[], datetime.datetime] | None = None,
     ) -> Catalog:
         """Open the catalog of ``scope`` (default ``default/default``) under the catalog root URI ``root``.
 
@@ -1162,10 +1164,18 @@ class Catalog(_Reads):
             root: A local path, ``file://``, ``memory://``, ``gs://`` or ``s3://`` URI.
             scope: Tenant and workspace.
             storage_options: fsspec options for ``gs://``/``s3://``.
-            **options: Keyword arguments of :class:`Catalog`.
+            max_staleness: See :class:`Catalog`.
+            policy: See :class:`Catalog`.
+            clock: See :class:`Catalog`.
         """
         store = open_store(root, storage_options=storage_options)
-        return cls(store, scope or Scope("default", "default"), **options)
+        return cls(
+            store,
+            scope or Scope("default", "default"),
+            max_staleness=max_staleness,
+            policy=policy,
+            clock=clock,
+        )
 
     def __repr__(self) -> str:
         return f"Catalog({self.store.uri!r}, {self.scope})"
