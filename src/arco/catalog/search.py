@@ -43,7 +43,16 @@ from arco.catalog.tier1 import CatalogSnapshot
 from arco.core.errors import InvalidInputError
 from arco.core.scope import Scope
 
-__all__ = ["FIELD_WEIGHTS", "SearchHit", "SearchIndex", "SearchResult", "build_index", "search", "tokenize"]
+__all__ = [
+    "FIELD_WEIGHTS",
+    "SearchHit",
+    "SearchIndex",
+    "SearchResult",
+    "build_index",
+    "query_tokens",
+    "search",
+    "tokenize",
+]
 
 Kind = Literal["namespace", "table", "asset"]
 KINDS: Final[tuple[Kind, ...]] = ("namespace", "table", "asset")
@@ -65,14 +74,27 @@ MAX_LIMIT: Final = 1000
 _TOKEN = re.compile(r"[a-z0-9]+")
 
 
+_WORD = re.compile(r"[a-z0-9][a-z0-9_.\-]*[a-z0-9]|[a-z0-9]")
+
+
 def tokenize(text: str) -> list[str]:
-    """Lowercase tokens of ``text``: runs of letters and digits, plus each whole ``a_b``/``a.b`` word."""
+    """Lowercase tokens of a document field: runs of letters and digits, each whole ``a_b``/``a.b`` word, and
+    the ``.``-separated parts of such words (``sales.daily_orders`` gives ``sales``, ``daily``, ``orders``,
+    ``daily_orders`` and ``sales.daily_orders``)."""
     lowered = text.lower()
     tokens = _TOKEN.findall(lowered)
-    for word in re.findall(r"[a-z0-9][a-z0-9_.\-]*[a-z0-9]", lowered):
+    for word in _WORD.findall(lowered):
         if not _TOKEN.fullmatch(word):
             tokens.append(word)
+            if "." in word:
+                tokens.extend(part for part in word.split(".") if part and not _TOKEN.fullmatch(part))
     return tokens
+
+
+def query_tokens(text: str) -> list[str]:
+    """Tokens of a query: each word whole (``customer_id``, ``sales.orders``), so a compound word matches the
+    documents that contain it as one word, not every document that contains one of its parts."""
+    return list(dict.fromkeys(_WORD.findall(text.lower())))
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,16 +148,20 @@ class SearchResult:
 class SearchIndex:
     """An in-memory inverted index of documents (immutable once built)."""
 
-    __slots__ = ("_descriptions", "_kinds", "_names", "_postings", "_vocabulary")
+    __slots__ = ("_descriptions", "_kinds", "_names", "_postings", "_ranked", "_vocabulary")
 
     def __init__(self, documents: Iterable[tuple[Kind, str, str, Sequence[tuple[Field, str]]]]) -> None:
         """Index documents given as ``(kind, name, description, [(field, text), ...])``."""
         self._kinds: list[Kind] = []
         self._names: list[str] = []
         self._descriptions: list[str] = []
-        # token -> {document: (weight, field bits)}
-        postings: dict[str, dict[int, tuple[int, int]]] = {}
-        for kind, name, description, fields in documents:
+        # token -> {document: weight << 5 | field bits}: plain ints, so the millions of postings are not objects
+        # the garbage collector has to scan (a tuple per posting made every collection take tens of ms).
+        postings: dict[str, dict[int, int]] = {}
+        # Documents are numbered in tie-break order (kind, then name), so among equal scores the smaller number
+        # ranks first and a token's postings, filled in number order, need no sorting.
+        ordered = sorted(documents, key=lambda d: (KINDS.index(d[0]), d[1]))
+        for kind, name, description, fields in ordered:
             doc = len(self._names)
             self._kinds.append(kind)
             self._names.append(name)
@@ -146,11 +172,13 @@ class SearchIndex:
                     entry = postings.setdefault(token, {})
                     old = entry.get(doc)
                     if old is None:
-                        entry[doc] = (weight, bit)
+                        entry[doc] = weight << 5 | bit
                     else:
-                        entry[doc] = (max(old[0], weight), old[1] | bit)
+                        entry[doc] = max(old >> 5, weight) << 5 | (old & 31) | bit
         self._postings = postings
         self._vocabulary = sorted(postings)
+        # Documents of a token in rank order, built on first use (the index is immutable, so never stale).
+        self._ranked: dict[str, list[int]] = {}
 
     def __len__(self) -> int:
         return len(self._names)
@@ -166,7 +194,7 @@ class SearchIndex:
                 found.append(word)
         return found
 
-    def _token_weights(self, token: str, prefix: bool) -> dict[int, tuple[int, int]]:
+    def _token_weights(self, token: str, prefix: bool) -> dict[int, int]:
         exact = self._postings.get(token, {})
         if not prefix:
             return exact
@@ -175,57 +203,80 @@ class SearchIndex:
             return exact
         merged = dict(exact)
         for word in expansions:
-            for doc, (weight, bits) in self._postings[word].items():
-                half = weight // 2
+            for doc, packed in self._postings[word].items():
+                half = (packed >> 5) // 2
                 old = merged.get(doc)
-                if old is None or old[0] < half:
-                    merged[doc] = (half, bits if old is None else old[1] | bits)
+                if old is None or old >> 5 < half:
+                    merged[doc] = half << 5 | (packed & 31) | (0 if old is None else old & 31)
         return merged
+
+    def _ranked_docs(self, token: str) -> list[int]:
+        found = self._ranked.get(token)
+        if found is None:
+            weights = self._postings.get(token, {})
+            classes = sorted({v >> 5 for v in weights.values()}, reverse=True)
+            found = [d for weight in classes for d, v in weights.items() if v >> 5 == weight]
+            self._ranked[token] = found
+        return found
+
+    def _hit(self, doc: int, total: int, bits: int) -> SearchHit:
+        return SearchHit(
+            kind=self._kinds[doc],
+            name=self._names[doc],
+            score=total,
+            matched=tuple(f for f, bit in _FIELD_BITS.items() if bits & bit),
+            description=self._descriptions[doc],
+        )
 
     def search(
         self, query: str, *, kinds: Sequence[Kind] | None = None, limit: int = 20
     ) -> tuple[list[SearchHit], int]:
         """The best ``limit`` documents matching every token of ``query``, and how many matched."""
-        tokens = list(dict.fromkeys(tokenize(query)))
+        tokens = query_tokens(query)
         if not tokens:
             return [], 0
+        wanted = None if kinds is None else set(kinds)
+        whole = query.strip().lower()
+        last = tokens[-1]
+        if len(tokens) == 1 and (len(last) < 2 or not self._expand(last)):
+            # One exact token: its documents are already in rank order (an exact name match may move up).
+            weights = self._postings.get(last, {})
+            ranked = self._ranked_docs(last)
+            if wanted is None:
+                chosen, total_count = ranked[: limit + 1], len(ranked)
+            else:
+                matching = [d for d in ranked if self._kinds[d] in wanted]
+                chosen, total_count = matching[: limit + 1], len(matching)
+            exact = [d for d in ranked[limit + 1 :] if self._names[d] == whole] if "." in whole else []
+            scored = [
+                (d, (weights[d] >> 5) + (_EXACT_NAME_BONUS if self._names[d] == whole else 0))
+                for d in [*chosen, *exact]
+                if wanted is None or self._kinds[d] in wanted
+            ]
+            scored.sort(key=lambda pair: (-pair[1], pair[0]))
+            return [self._hit(d, total, weights[d] & 31) for d, total in scored[:limit]], total_count
         lists = [
             self._token_weights(token, prefix=i == len(tokens) - 1 and len(token) >= 2)
             for i, token in enumerate(tokens)
         ]
         lists.sort(key=len)
-        rarest, others = lists[0], lists[1:]
-        wanted = None if kinds is None else set(kinds)
-        whole = query.strip().lower()
-        scored: list[tuple[int, int, str, int, int]] = []
-        for doc, (weight, bits) in rarest.items():
-            total, fields = weight, bits
-            for other in others:
-                found = other.get(doc)
-                if found is None:
-                    break
-                total += found[0]
-                fields |= found[1]
-            else:
-                kind = self._kinds[doc]
-                if wanted is not None and kind not in wanted:
-                    continue
-                name = self._names[doc]
-                if name == whole:
-                    total += _EXACT_NAME_BONUS
-                scored.append((-total, KINDS.index(kind), name, doc, fields))
-        best = heapq.nsmallest(limit, scored)
-        hits = [
-            SearchHit(
-                kind=self._kinds[doc],
-                name=name,
-                score=-negative,
-                matched=tuple(f for f, bit in _FIELD_BITS.items() if fields & bit),
-                description=self._descriptions[doc],
-            )
-            for negative, _, name, doc, fields in best
-        ]
-        return hits, len(scored)
+        candidates = lists[0].keys() & lists[1].keys()
+        for other in lists[2:]:
+            candidates &= other.keys()
+        totals: dict[int, tuple[int, int]] = {}
+        for doc in candidates:
+            if wanted is not None and self._kinds[doc] not in wanted:
+                continue
+            total, bits = 0, 0
+            for weights in lists:
+                packed = weights[doc]
+                total += packed >> 5
+                bits |= packed & 31
+            if self._names[doc] == whole:
+                total += _EXACT_NAME_BONUS
+            totals[doc] = (total, bits)
+        best = heapq.nsmallest(limit, totals, key=lambda d: (-totals[d][0], d))
+        return [self._hit(d, *totals[d]) for d in best], len(totals)
 
 
 def _json_items(text: object) -> list[str]:
@@ -330,7 +381,7 @@ def search(
     Raises:
         InvalidInputError: for an empty or too long query, an unknown kind or a bad limit.
     """
-    if not isinstance(query, str) or not tokenize(query):
+    if not isinstance(query, str) or not query_tokens(query):
         raise InvalidInputError(
             f"search query {query!r} has no words to look for; give a name, column, tag, owner or description "
             "word, e.g. 'orders'"
