@@ -415,3 +415,16 @@ async def test_runs_are_searchable_by_arco_search_attributes(harness: Harness) -
     memo = await description.memo()
     assert memo["fingerprint"] == final.fingerprint
     assert memo["planKey"] == final.plan_key
+
+
+async def test_parallelism_per_worker_queue_is_bounded(harness: Harness) -> None:
+    wide = [f"t.w{i:02d}" for i in range(12)]
+    run = await harness.start(
+        selection=Selection(asset_keys=wide),
+        run_key="per-queue",
+        max_parallelism=10,
+        max_parallelism_per_queue={harness.queue: 2},
+    )
+    final = await run.result(timeout=60)
+    assert final.counts == {"SUCCEEDED": 12}
+    assert harness.executor.max_running == 2

@@ -1,0 +1,54 @@
+"""The run workflow's input and helpers, without a server."""
+
+from __future__ import annotations
+
+import pytest
+
+from arco.core.runs import RunRequest, TaskSpec, TaskState, run_workflow_id
+from arco.core.scope import Scope
+
+
+def test_bad_run_requests_are_refused_with_the_reason() -> None:
+    with pytest.raises(ValueError, match="maxParallelismPerQueue"):
+        RunRequest(max_parallelism_per_queue={"q": 0})
+    with pytest.raises(ValueError, match="either partitions or partitionRange"):
+        RunRequest(partitions=["date=d:2026-01-01"], partition_range={"start": "a", "end": "b"})
+    with pytest.raises(ValueError, match="tenant"):
+        RunRequest(tenant_id="../etc")
+    with pytest.raises(ValueError, match="less than or equal to 1000"):
+        RunRequest(max_parallelism=5000)
+
+
+def test_run_request_accepts_the_documented_json() -> None:
+    request = RunRequest.model_validate_json(
+        '{"tenantId":"acme","workspaceId":"prod","runKey":"daily-2026-01-01",'
+        '"selection":{"assetKeys":["sales.daily_totals"],"upstreamDepth":-1},'
+        '"partitions":["date=d:2026-01-01"]}'
+    )
+    assert request.scope == Scope("acme", "prod")
+    assert request.selection.upstream_depth == -1
+    assert run_workflow_id(request.scope, "daily-2026-01-01") == "arco-run:acme:prod:daily-2026-01-01"
+    # snake_case is accepted too, and the wire form is camelCase.
+    assert RunRequest(run_key="k", max_parallelism=3).to_wire()["maxParallelism"] == 3
+
+
+@pytest.mark.parametrize(
+    ("attempt", "expected"),
+    [(1, 1000), (2, 2000), (3, 4000), (4, 5000), (9, 5000)],
+)
+def test_backoff_is_exponential_and_capped(attempt: int, expected: int) -> None:
+    spec = TaskSpec(
+        index=0,
+        task_key="a.b",
+        asset_key="a.b",
+        worker_queue="q",
+        initial_backoff_ms=1000,
+        max_backoff_ms=5000,
+        backoff_coefficient_pct=200,
+    )
+    assert spec.backoff_ms(attempt) == expected
+
+
+def test_terminal_task_states() -> None:
+    terminal = {state for state in TaskState if state.is_terminal}
+    assert terminal == {TaskState.SUCCEEDED, TaskState.FAILED, TaskState.SKIPPED, TaskState.CANCELLED}
