@@ -260,7 +260,7 @@ class SearchIndex:
             for i, token in enumerate(tokens)
         ]
         lists.sort(key=len)
-        candidates = lists[0].keys() & lists[1].keys()
+        candidates = set(lists[0]) if len(lists) == 1 else lists[0].keys() & lists[1].keys()
         for other in lists[2:]:
             candidates &= other.keys()
         totals: dict[int, tuple[int, int]] = {}
