@@ -37,7 +37,9 @@ def test_temporal_service_matches_the_embedded_server(compose: dict[str, Any]) -
     service = compose["services"]["temporal"]
     command = _command(service)
     assert command[:2] == ["server", "start-dev"]
-    expected = TemporalServerConfig(host="0.0.0.0", port=7233, ui_port=8233, db_file=Path("/data/temporal.db"))
+    expected = TemporalServerConfig(
+        host="0.0.0.0", port=7233, ui_port=8233, db_file=Path("/data/temporal.db")
+    )
     # Same flags as `arco dev` (search attributes, fast polling, SQLite pragmas), except the UI bind address.
     wanted = _pairs(expected.command(Path("temporal"))[3:]) - {("--ui-ip", "0.0.0.0")}
     assert _pairs(command[2:]) >= wanted

@@ -66,7 +66,16 @@ def test_persistent_server_registers_search_attributes(tmp_path: Path) -> None:
     )
     with TemporalDevServer(config) as server:
         out = subprocess.run(
-            [str(server.binary), "operator", "search-attribute", "list", "--address", server.address, "-o", "json"],
+            [
+                str(server.binary),
+                "operator",
+                "search-attribute",
+                "list",
+                "--address",
+                server.address,
+                "-o",
+                "json",
+            ],
             capture_output=True,
             text=True,
             timeout=30,

@@ -175,7 +175,7 @@ class TemporalDevServer:
             cfg.log_file.parent.mkdir(parents=True, exist_ok=True)
             out = cfg.log_file.open("ab")
         else:
-            out = open(os.devnull, "wb")  # noqa: SIM115  (handed to the child, closed below)
+            out = Path(os.devnull).open("wb")  # noqa: SIM115  (handed to the child, closed below)
         try:
             self._process = subprocess.Popen(
                 cfg.command(self.binary),
@@ -254,7 +254,18 @@ def _accepts_connections(host: str, port: int) -> bool:
 def _namespace_ready(binary: Path, address: str) -> bool:
     """The frontend can accept connections before the default namespace is registered: ask for it."""
     result = subprocess.run(
-        [str(binary), "operator", "namespace", "describe", "--address", address, "-n", "default", "-o", "json"],
+        [
+            str(binary),
+            "operator",
+            "namespace",
+            "describe",
+            "--address",
+            address,
+            "-n",
+            "default",
+            "-o",
+            "json",
+        ],
         capture_output=True,
         timeout=10,
         check=False,
