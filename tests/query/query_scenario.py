@@ -289,8 +289,9 @@ def _record_task(
     built.attempts.append(Attempt(run_id, task_key, attempt, att, asset, partition, state))
 
 
-def build_ops(store: ObjectStore, scope: Scope, *, rival: bool = False) -> Built:
-    """Two runs of events in two ledger batches, each compacted (so partitions have base + delta files)."""
+def build_ops(store: ObjectStore, scope: Scope, *, rival: bool = False, deltas: bool = True) -> Built:
+    """Two runs of events in two ledger batches, each compacted (so partitions have base + delta files, unless
+    ``deltas`` is false: then the second compaction merges them into one base file per partition)."""
     built = Built()
     ledger = Ledger(store, scope, writer_id="tests")
     plan = {"secret.margins": ()} if rival else dict(ACME_OBSERVED)
@@ -332,7 +333,7 @@ def build_ops(store: ObjectStore, scope: Scope, *, rival: bool = False) -> Built
         ledger.append(events)
         built.events += len(events)
         # Keep the second batch as delta files, so readers must merge base + delta partitions.
-        compact(store, scope, policy=CompactionPolicy(major_merge_percent=100_000))
+        compact(store, scope, policy=CompactionPolicy(major_merge_percent=100_000 if deltas else 1))
     return built
 
 

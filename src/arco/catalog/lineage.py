@@ -47,14 +47,17 @@ import subprocess
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, cast
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from arco.catalog.commit import Manifest
 from arco.catalog.ledger import DEFAULT_DOMAIN
+from arco.catalog.projections import LINEAGE_EDGES, empty_frame, group_files
 from arco.catalog.query import ScopeSnapshot
 from arco.catalog.storage import ObjectStore
 from arco.catalog.tier1 import CatalogSnapshot
@@ -386,33 +389,109 @@ def _children_of(graph: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...
 _DETAIL = ("runId", "taskKey", "attempt", "attemptId", "inputPartition", "outputPartition", "occurredAt")
 
 
-def _asset_level_labels(frame: pl.DataFrame) -> pl.DataFrame:
-    # Asset keys never contain '/' or ':' and URIs always do, so one text column identifies a node.
-    return frame.select(
-        pl.coalesce("inputAsset", "inputUri").alias("src"),
-        pl.coalesce("outputAsset", "outputUri").alias("dst"),
-    )
+_GRAPH = ("inputAsset", "inputUri", "outputAsset", "outputUri")
 
 
 class _AssetIndex:
-    """Asset-level adjacency of one set of recorded edges (immutable once built)."""
+    """Asset-level adjacency of one set of recorded edges (immutable once built).
 
-    def __init__(self, frame: pl.DataFrame) -> None:
-        frame = frame.filter(pl.col("inputUri").is_not_null() & pl.col("outputUri").is_not_null())
-        self.rows = frame.select(_DETAIL)
-        labels = _asset_level_labels(frame).with_row_index("row")
-        grouped = labels.group_by(["src", "dst"]).agg(pl.col("row")).sort(["src", "dst"])
-        self.edge_src: list[str] = grouped.get_column("src").to_list()
-        self.edge_dst: list[str] = grouped.get_column("dst").to_list()
-        self.edge_rows = grouped.get_column("row")
+    Built from dictionary-encoded (categorical) node columns: rows are grouped into edges by sorting integer
+    codes, so no string is hashed or compared per row, and the detail columns (runs, attempts, partitions) are
+    only decoded when an answer first needs them.
+    """
+
+    def __init__(self, graph: pl.DataFrame, details: Callable[[], pl.DataFrame]) -> None:
+        """``graph`` has categorical ``src``/``dst`` node labels and ``row`` (the row's number in
+        ``details()``); rows with a null side are dropped here."""
+        graph = graph.filter(pl.col("src").is_not_null() & pl.col("dst").is_not_null())
+        src = graph.get_column("src").to_physical().cast(pl.UInt64)
+        dst = graph.get_column("dst").to_physical().cast(pl.UInt64)
+        key = dst * (1 << 32) + src
+        order = key.arg_sort()
+        runs = key.gather(order).rle()
+        codes = runs.struct.field("value").to_list()
+        lengths = runs.struct.field("len").to_list()
+        self.order = graph.get_column("row").gather(order)
+        labels = graph.select(pl.concat([pl.col("src"), pl.col("dst")]).unique().alias("label"))
+        labels = labels.with_columns(pl.col("label").to_physical().alias("code"))
+        name_of = dict(
+            zip(labels.get_column("code").to_list(), labels.get_column("label").to_list(), strict=True)
+        )
+        self.edge_src: list[str] = [name_of[c & 0xFFFFFFFF] for c in codes]
+        self.edge_dst: list[str] = [name_of[c >> 32] for c in codes]
+        self.offsets: list[int] = [0]
+        for length in lengths:
+            self.offsets.append(self.offsets[-1] + length)
         self.up: dict[str, list[int]] = {}
         self.down: dict[str, list[int]] = {}
-        for i, (src, dst) in enumerate(zip(self.edge_src, self.edge_dst, strict=True)):
-            self.up.setdefault(dst, []).append(i)
-            self.down.setdefault(src, []).append(i)
+        for i, (s, d) in enumerate(zip(self.edge_src, self.edge_dst, strict=True)):
+            self.up.setdefault(d, []).append(i)
+            self.down.setdefault(s, []).append(i)
+        self._details = details
+        self._rows: pl.DataFrame | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_frame(cls, frame: pl.DataFrame) -> _AssetIndex:
+        """The index of rows of the ``lineage_edges`` projection (string columns)."""
+        # Asset keys never contain '/' or ':' and URIs always do, so one label column identifies a node.
+        graph = frame.select(
+            pl.coalesce("inputAsset", "inputUri").cast(pl.Categorical).alias("src"),
+            pl.coalesce("outputAsset", "outputUri").cast(pl.Categorical).alias("dst"),
+        ).with_row_index("row")
+        return cls(graph, lambda: frame.select(_DETAIL))
+
+    @property
+    def rows(self) -> pl.DataFrame:
+        """The detail rows (decoded on first use)."""
+        found = self._rows
+        if found is None:
+            with self._lock:
+                found = self._rows
+                if found is None:
+                    found = self._details()
+                    self._rows = found
+        return found
 
     def has(self, label: str) -> bool:
         return label in self.up or label in self.down
+
+
+def _load_index(snap: ScopeSnapshot) -> _AssetIndex:
+    """The asset-level index of a snapshot's recorded edges, reading only the columns it needs."""
+    manifest = snap.projections
+    files = () if manifest is None else manifest.files_of(LINEAGE_EDGES.name)
+    if any(len(group) > 1 for group in group_files(files).values()):
+        # Partitions with base + delta files need the merge rule (all columns): use the merged frame.
+        return _AssetIndex.from_frame(snap.frame("lineage.edges"))
+    blobs = [snap.projections_log.read_data_file(f) for f in files]
+    assets = ["inputAsset", "outputAsset"]
+    tables = [pq.read_table(pa.BufferReader(b), columns=assets, read_dictionary=assets) for b in blobs]
+    if not tables:
+        return _AssetIndex.from_frame(empty_frame(LINEAGE_EDGES))
+    graph = pl.DataFrame(pl.from_arrow(pa.concat_tables(tables)))
+    if graph.null_count().sum_horizontal().item():
+        # Datasets no asset owns (and one-sided observations) need the URIs too.
+        uris = ["inputUri", "outputUri"]
+        more = [pq.read_table(pa.BufferReader(b), columns=uris, read_dictionary=uris) for b in blobs]
+        graph = graph.hstack(pl.DataFrame(pl.from_arrow(pa.concat_tables(more))))
+        graph = graph.select(
+            pl.coalesce("inputAsset", "inputUri").alias("src"),
+            pl.coalesce("outputAsset", "outputUri").alias("dst"),
+        )
+    else:
+        graph = graph.select(pl.col("inputAsset").alias("src"), pl.col("outputAsset").alias("dst"))
+    graph = graph.with_columns(pl.col("src", "dst").cast(pl.Categorical)).with_row_index("row")
+
+    def details() -> pl.DataFrame:
+        strings = [c for c in _DETAIL if c not in ("attempt", "occurredAt")]
+        parts = [
+            pq.read_table(pa.BufferReader(b), columns=list(_DETAIL), read_dictionary=strings) for b in blobs
+        ]
+        frame = pl.DataFrame(pl.from_arrow(pa.concat_tables(parts)))
+        return frame.with_columns(pl.col(strings).cast(pl.String))
+
+    return _AssetIndex(graph, details)
 
 
 _INDEXES: weakref.WeakKeyDictionary[ObjectStore, OrderedDict[tuple[str, ...], _AssetIndex]] = (
@@ -634,12 +713,12 @@ def lineage(
         "runId": run_id,
         "partition": partition,
     }
-    edges_frame = _edges_frame(snap, as_of, run_id, partition)
     if start.kind == "asset":
         return _asset_traversal(
-            store, snap, edges_frame, declared, start, direction, hops, filters, max_nodes, max_edges,
+            store, snap, (as_of, run_id, partition), declared, start, direction, hops, filters, max_nodes, max_edges,
             max_observations, cacheable=run_id is None and partition is None,
         )  # fmt: skip
+    edges_frame = _edges_frame(snap, as_of, run_id, partition)
     return _partition_traversal(
         snap, edges_frame, declared, start, direction, hops, filters, max_nodes, max_edges, max_observations
     )
@@ -668,7 +747,7 @@ def _commit_of(manifest: Manifest | None) -> str:
 def _asset_traversal(
     store: ObjectStore,
     snap: ScopeSnapshot,
-    frame: pl.DataFrame,
+    wanted: tuple[datetime.datetime | None, str | None, str | None],
     declared: Mapping[str, Sequence[str]],
     start: Target,
     direction: Direction,
@@ -680,11 +759,18 @@ def _asset_traversal(
     *,
     cacheable: bool,
 ) -> LineageResult:
-    if cacheable:
-        key = (str(snap.scope), snap.projections_domain, _commit_of(snap.projections), str(filters["asOf"]))
-        index = _cached_index(store, key, lambda: _AssetIndex(frame))
+    as_of, run_id, partition = wanted
+    commit = (str(snap.scope), snap.projections_domain, _commit_of(snap.projections))
+    if cacheable and as_of is None:
+        index = _cached_index(store, commit, lambda: _load_index(snap))
+    elif cacheable and as_of is not None:
+        index = _cached_index(
+            store,
+            (*commit, as_of.isoformat()),
+            lambda: _AssetIndex.from_frame(_edges_frame(snap, as_of, None, None)),
+        )
     else:
-        index = _AssetIndex(frame)
+        index = _AssetIndex.from_frame(_edges_frame(snap, as_of, run_id, partition))
     label = str(start.asset)
     known = index.has(label) or label in declared or label in _children_of(declared)
     if not known and snap.tier1.find_asset(label) is None:
@@ -733,9 +819,15 @@ def _asset_traversal(
 
 def _take(index: _AssetIndex, edges: Sequence[int]) -> pl.DataFrame:
     """The detail rows of ``edges``, with their edge number in ``_edge``."""
-    lists = pl.DataFrame({"_edge": list(edges), "row": index.edge_rows.gather(list(edges))}).explode("row")
-    rows = lists.get_column("row")
-    return index.rows[rows].with_columns(lists.get_column("_edge").alias("_edge"))
+    if not edges:
+        return index.rows.head(0).with_columns(pl.lit(0, dtype=pl.Int64).alias("_edge"))
+    starts = [index.offsets[e] for e in edges]
+    lengths = [index.offsets[e + 1] - index.offsets[e] for e in edges]
+    rows = pl.concat(
+        [index.order.slice(start, length) for start, length in zip(starts, lengths, strict=True)]
+    )
+    numbers = pl.Series("_edge", list(edges), dtype=pl.Int64).repeat_by(pl.Series(lengths)).explode()
+    return index.rows[rows].with_columns(numbers)
 
 
 # -- partition level ------------------------------------------------------------------------------------------
