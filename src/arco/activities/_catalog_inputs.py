@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from arco.catalog.dynamic_partitions import DynamicPartitionStore
 from arco.catalog.projections import ProjectionReader
 from arco.catalog.storage import ObjectStore
 from arco.catalog.tier1 import Catalog
@@ -20,6 +21,7 @@ from arco.core.runs import RunRequest
 from arco.planning.deploy import code_locations, load_manifest
 from arco.planning.manifest import CodeLocationManifest
 from arco.planning.plan import Materialization, Plan, PlanRequest, PreviousRun, PreviousTask, plan_run
+from arco.sdk.partitions import DynamicPartitions, dimensions_of
 
 _MANIFEST_CACHE_SIZE = 16
 _manifests: OrderedDict[tuple[str, str, str, str], CodeLocationManifest] = OrderedDict()
@@ -44,7 +46,21 @@ class PlanningInputs:
                 materializations = _materializations(reader)
             if request.rerun is not None:
                 previous = _previous_run(reader, request.rerun.run_id)
-        return plan_run(self.manifest, request, materializations=materializations, previous_run=previous)
+        # Only the key sets the manifest's dynamic dimensions name are read (none: no catalog read at all).
+        key_sets = {
+            dim.key_set
+            for spec in self.manifest.assets
+            for dim in dimensions_of(spec.partitions)
+            if isinstance(dim, DynamicPartitions)
+        }
+        dynamic = DynamicPartitionStore(self.store, self.request.scope).sets(key_sets) if key_sets else None
+        return plan_run(
+            self.manifest,
+            request,
+            dynamic_partitions=dynamic,
+            materializations=materializations,
+            previous_run=previous,
+        )
 
 
 def planning_inputs(store: ObjectStore, request: RunRequest) -> PlanningInputs:
