@@ -175,7 +175,7 @@ def _lineage_options(fn: F) -> F:
         click.option("--as-of", default=None, help="Only lineage recorded up to this ISO time."),
         click.option("--max-nodes", type=int, default=10_000, show_default=True),
         click.option("--max-edges", type=int, default=50_000, show_default=True),
-        click.option("--max-observations", type=int, default=20, show_default=True, help="Per edge."),
+        click.option("--max-observations", type=int, default=10, show_default=True, help="Per edge."),
         click.option(
             "--format",
             "-f",
