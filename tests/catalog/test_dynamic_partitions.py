@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime
 import enum
+import json
 import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 from hypothesis import given
 from hypothesis import strategies as st
 from tier1_stores import BACKENDS, make_store
@@ -28,6 +30,7 @@ from arco.core.errors import DefinitionError, InvalidInputError, NotFoundError
 from arco.core.partitions import PartitionKey
 from arco.core.scope import Scope
 from arco.sdk.partitions import DynamicPartitions
+from arco.worker.cli import cli
 
 SCOPE = Scope("acme", "prod")
 
@@ -337,3 +340,59 @@ def test_valid_keys_are_partition_values(key: str) -> None:
     except InvalidInputError:
         return
     assert PartitionKey.parse(PartitionKey.of({"customer": text}).canonical).values() == {"customer": key}
+
+
+# -- command line ------------------------------------------------------------------------------------------
+
+
+def _arco(tmp_path: Path, *args: str, input: str | None = None) -> Result:
+    env = {"ARCO_CATALOG_ROOT": str(tmp_path / "catalog"), "ARCO_TENANT": "acme", "ARCO_WORKSPACE": "prod"}
+    return CliRunner().invoke(cli, ["partitions", *args], env=env, input=input)
+
+
+def test_cli_add_remove_list(tmp_path: Path) -> None:
+    added = _arco(tmp_path, "add", "customers", "beta", "acme", "beta")
+    assert added.exit_code == 0, added.output
+    assert "added 2 key(s) to customers: acme, beta" in added.output and "commit 1" in added.output
+    again = _arco(tmp_path, "add", "customers", "acme", "--output", "json", "--", "-1")
+    assert again.exit_code == 0, again.output
+    doc = json.loads(again.output)
+    assert doc["added"] == ["-1"] and doc["alreadyPresent"] == ["acme"] and doc["sequence"] == 2
+    from_stdin = _arco(tmp_path, "add", "regions", "--from-file", "-", input="eu\r\n\nus\n")
+    assert from_stdin.exit_code == 0 and "added 2 key(s) to regions: eu, us" in from_stdin.output
+    removed = _arco(tmp_path, "remove", "customers", "beta", "nobody")
+    assert removed.exit_code == 0
+    assert (
+        "removed 1 key(s) from customers: beta" in removed.output
+        and "not in customers: nobody" in removed.output
+    )
+    nothing = _arco(tmp_path, "remove", "customers", "nobody")
+    assert nothing.exit_code == 0 and "nothing to commit" in nothing.output
+
+    listed = _arco(tmp_path, "list")
+    assert listed.output.splitlines() == ["SET        KEYS", "customers  2", "regions    2"]
+    assert _arco(tmp_path, "list", "customers").output.splitlines() == ["-1", "acme"]
+    doc = json.loads(_arco(tmp_path, "list", "-o", "json").output)
+    assert doc == {"keySets": {"customers": ["-1", "acme"], "regions": ["eu", "us"]}, "sequence": 4}
+    old = json.loads(_arco(tmp_path, "list", "customers", "--as-of", "1", "-o", "json").output)
+    assert old == {"keySet": "customers", "keys": ["acme", "beta"], "sequence": 1}
+    # The CLI wrote the catalog the planner reads.
+    store = DynamicPartitionStore(open_store(str(tmp_path / "catalog")), SCOPE)
+    assert store.sets() == {"customers": ["-1", "acme"], "regions": ["eu", "us"]}
+    assert "has no keys" in _arco(tmp_path, "list", "unknown").output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["add", "customers"], "no keys given"),
+        (["add", "Customers", "x"], "key set name 'Customers' is invalid"),
+        (["remove", "customers", "a\tb"], "control character U+0009"),
+        (["list", "--as-of", "2024-01-01T00:00"], "has no time zone"),
+        (["list", "--as-of", "1"], "has no commits yet"),
+    ],
+)
+def test_cli_reports_bad_input_without_traceback(tmp_path: Path, args: list[str], message: str) -> None:
+    result = _arco(tmp_path, *args)
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "catalog").exists() or not list((tmp_path / "catalog").rglob("*.parquet"))

@@ -21,6 +21,7 @@ _SUBCOMMANDS: dict[str, str] = {
     "catalog": "arco.worker.cli_catalog:catalog",
     "run": "arco.worker.cli_run:run",
     "deploy": "arco.worker.cli_deploy:deploy",
+    "partitions": "arco.worker.cli_partitions:partitions",
     "schedule": "arco.worker.cli_schedule:schedule",
     "compact": "arco.worker.cli_schedule:compact",
     "query": "arco.worker.cli_query:query",
