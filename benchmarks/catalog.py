@@ -14,6 +14,8 @@ For each catalog size ``n`` (1,000 and 100,000 tables; ``--quick``: 1,000 and 10
 * ``scan_cold_ms``: ``scan("tables")`` by a fresh reader (every file read and merged); ``scan_warm_ms``: by
   the writer right after a new commit (files cached, merge redone).
 
+``*_cpu_*`` figures are process CPU time (all threads): on a shared machine load inflates wall time, not CPU.
+
 Deployment: 10,000 assets registered in one commit (``deploy_commit_ms``), the same again unchanged (no commit,
 ``deploy_unchanged_ms``), and loaded back by a fresh reader (``deploy_load_cold_ms``).
 
@@ -123,19 +125,23 @@ def build(root: str, n: int) -> tuple[Catalog, float]:
 
 def measure_commits(catalogs: dict[int, Catalog], count: int, report: Report) -> None:
     latencies: dict[int, list[float]] = {n: [] for n in catalogs}
+    cpu: dict[int, float] = dict.fromkeys(catalogs, 0.0)
     requests: dict[int, Any] = {}
     before = {n: c.store.stats.snapshot() for n, c in catalogs.items()}
     for i in range(count):
         for n, catalog in catalogs.items():  # interleaved: load hits every size alike
+            c0 = time.process_time()
             t0 = time.perf_counter()
             catalog.create_table(f"ns01.commit{i:05d}", SCHEMA)
             latencies[n].append(time.perf_counter() - t0)
+            cpu[n] += time.process_time() - c0
     for n, catalog in catalogs.items():
         requests[n] = catalog.store.stats.snapshot() - before[n]
         lat = latencies[n]
         report.add("commit_p50_ms", statistics.median(lat) * 1e3, "ms", n)
         report.add("commit_mean_ms", statistics.fmean(lat) * 1e3, "ms", n)
         report.add("commit_p95_ms", _pct(lat, 0.95) * 1e3, "ms", n)
+        report.add("commit_cpu_mean_ms", cpu[n] / count * 1e3, "ms", n)
         report.add("commits_per_s", len(lat) / sum(lat), "commits/s", n)
         report.add("commit_requests", requests[n].total / count, "requests", n)
         report.add("commit_reads", requests[n].reads / count, "requests", n)
@@ -194,16 +200,19 @@ def measure_reads(root: str, n: int, lookups: int, report: Report) -> None:
     report.add("lookup_cold_objects_max", max(objects), "objects", n)
 
     # Cold scans: a fresh reader reads and merges every file of the tables dataset.
-    lat, reqs = [], []
+    lat, reqs, cpu = [], [], []
     for _ in range(5):
         scan_store = open_store(root)
         fresh = Catalog(scan_store, SCOPE)
+        c0 = time.process_time()
         t0 = time.perf_counter()
         rows = fresh.scan("tables").num_rows
         lat.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
         reqs.append(scan_store.stats.total)
     assert rows >= n, (rows, n)
     report.add("scan_cold_ms", statistics.median(lat) * 1e3, "ms", n)
+    report.add("scan_cold_cpu_ms", statistics.median(cpu) * 1e3, "ms", n)
     report.add("scan_cold_requests", statistics.median(reqs), "requests", n)
 
 
