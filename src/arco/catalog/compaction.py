@@ -68,6 +68,7 @@ from arco.catalog.projections import (
     encode_parquet,
     group_files,
     merge,
+    merge_files,
     projection_domain,
     read_dataset,
     read_files,
@@ -206,7 +207,20 @@ def _polars_dtype(arrow_type: pa.StructType) -> pl.Struct:
 PAYLOAD_DTYPES: Final[Mapping[str, pl.Struct]] = {
     name: _polars_dtype(arrow_type) for name, arrow_type in PAYLOAD_TYPES.items()
 }
-_ENVELOPE_COLUMNS: Final = (*ENVELOPE_SCHEMA.names, "_obj")
+# What the folds read of the envelope (correlation and causation ids are not projected).
+_ENVELOPE_COLUMNS: Final = (
+    "eventId",
+    "eventType",
+    "eventVersion",
+    "occurredAt",
+    "source",
+    "idempotencyKey",
+    "data",
+    "_obj",
+)
+assert set(_ENVELOPE_COLUMNS) - {"_obj"} <= set(ENVELOPE_SCHEMA.names)
+# Columns whose check depends on the value alone: checked once per distinct value.
+_BY_VALUE: Final = frozenset({"runId", "asset", "state", "status"})
 
 
 def _nonempty(name: str) -> pl.Expr:
@@ -270,6 +284,7 @@ class _Decoded:
 
     by_type: dict[str, pl.DataFrame] = field(default_factory=dict)
     bad: dict[int, str] = field(default_factory=dict)
+    envelope: pl.DataFrame = field(default_factory=pl.DataFrame)
 
 
 def _decode_payloads(frame: pl.DataFrame, event_type: str) -> pl.DataFrame:
@@ -281,11 +296,7 @@ def _decode_payloads(frame: pl.DataFrame, event_type: str) -> pl.DataFrame:
 
 def _typed_payloads(frame: pl.DataFrame, event_type: str) -> pl.DataFrame:
     """Payloads stored in the type's payload column, as columns."""
-    return (
-        frame.select(*_ENVELOPE_COLUMNS, pl.col(PAYLOAD_PREFIX + event_type).alias("_payload"))
-        .drop("data")
-        .unnest("_payload")
-    )
+    return frame.rename({PAYLOAD_PREFIX + event_type: "_payload"}).drop("data").unnest("_payload")
 
 
 def _first_bad(frame: pl.DataFrame, valid: pl.Expr, what: str) -> dict[int, str]:
@@ -297,6 +308,18 @@ def _first_bad(frame: pl.DataFrame, valid: pl.Expr, what: str) -> dict[int, str]
         int(row["_obj"]): f"event {row['eventId']} ({row['eventType']}) has an invalid {what}"
         for row in firsts.iter_rows(named=True)
     }
+
+
+def _first_bad_by_value(frame: pl.DataFrame, column: str, valid: pl.Expr) -> dict[int, str]:
+    """Like :func:`_first_bad` for a check of one column's value, evaluated once per distinct value."""
+    values = frame.select(pl.col(column).unique())
+    bad = values.filter(~valid.fill_null(False)).get_column(column)
+    if bad.len() == 0:
+        return {}
+    mask = pl.col(column).is_in(bad.drop_nulls().to_list())
+    if bad.null_count():
+        mask = mask | pl.col(column).is_null()
+    return _first_bad(frame, ~mask, column)
 
 
 def _bad_partitions(frame: pl.DataFrame, columns: Sequence[str]) -> dict[int, str]:
@@ -318,9 +341,31 @@ def _bad_partitions(frame: pl.DataFrame, columns: Sequence[str]) -> dict[int, st
     return found
 
 
-def decode_events(frame: pl.DataFrame) -> _Decoded:
+def _rows_of_type(table: pa.Table, event_type: str, count: int) -> pl.DataFrame:
+    """The envelope, ``_obj`` and payload column of the rows of one type, as a frame (Arrow-side filter, so
+    the other types' payload columns are never converted)."""
+    names = [*_ENVELOPE_COLUMNS]
+    if PAYLOAD_PREFIX + event_type in table.schema.names:
+        names.append(PAYLOAD_PREFIX + event_type)
+    selected = table.select(names)
+    if count != table.num_rows:
+        selected = selected.filter(pc.equal(table.column("eventType"), pa.scalar(event_type)))
+    frame = pl.DataFrame(pl.from_arrow(selected))
+    if PAYLOAD_PREFIX + event_type not in frame.columns:
+        frame = frame.with_columns(
+            pl.lit(None, dtype=PAYLOAD_DTYPES[event_type]).alias(PAYLOAD_PREFIX + event_type)
+        )
+    return frame
+
+
+def decode_events(table: pa.Table) -> _Decoded:
     """Decode the payloads of the known event types and find malformed objects (``_obj`` column)."""
     out = _Decoded()
+    frame = pl.DataFrame(
+        pl.from_arrow(table.select(["eventId", "eventType", "eventVersion", "idempotencyKey", "_obj"]))
+    )
+    out.envelope = frame
+    type_counts = dict(frame.group_by("eventType").len().iter_rows())
     envelope_checks = [
         ("eventId (not a ULID)", pl.col("eventId").str.contains(_ULID_RE)),
         ("eventVersion", pl.col("eventVersion") >= 1),
@@ -330,9 +375,10 @@ def decode_events(frame: pl.DataFrame) -> _Decoded:
         for obj, reason in _first_bad(frame, valid, what).items():
             out.bad.setdefault(obj, reason)
     for event_type in sorted(PAYLOAD_DTYPES):
-        sub = frame.filter(pl.col("eventType") == event_type)
-        if sub.height == 0:
+        count = int(type_counts.get(event_type, 0))
+        if count == 0:
             continue
+        sub = _rows_of_type(table, event_type, count)
         typed = sub.filter(pl.col(PAYLOAD_PREFIX + event_type).is_not_null())
         parts = [_typed_payloads(typed, event_type)]
         as_json = sub.filter(pl.col(PAYLOAD_PREFIX + event_type).is_null())
@@ -351,7 +397,12 @@ def decode_events(frame: pl.DataFrame) -> _Decoded:
                         )
         decoded = pl.concat(parts, how="vertical_relaxed")
         for what, valid in _checks(event_type):
-            for obj, reason in _first_bad(decoded, valid, what).items():
+            found = (
+                _first_bad_by_value(decoded, what, valid)
+                if what in _BY_VALUE
+                else _first_bad(decoded, valid, what)
+            )
+            for obj, reason in found.items():
                 out.bad.setdefault(obj, reason)
         partition_columns = ["partition"]
         if event_type == "LineageObserved":
@@ -422,7 +473,7 @@ def _fold_tasks(decoded: _Decoded) -> pl.DataFrame | None:
     changes = _typed(decoded, "TaskStateChanged")
     if changes is None:
         return None
-    running = pl.col("state") == TaskState.RUNNING.value
+    running = pl.col("state").is_in([TaskState.DISPATCHED.value, TaskState.RUNNING.value])
     terminal = pl.col("state").is_in(_TERMINAL_TASK_STATES)
     return changes.select(
         "runId",
@@ -600,8 +651,8 @@ def fold_events(table: pa.Table) -> Fold:
     The result does not depend on the order of the rows, nor on duplicates: each projection's rows are reduced
     with its merge rule and sorted by key.
     """
-    frame = pl.DataFrame(pl.from_arrow(table))
-    decoded = decode_events(frame)
+    decoded = decode_events(table)
+    frame = decoded.envelope
     if decoded.bad:
         frame = frame.filter(~pl.col("_obj").is_in(list(decoded.bad)))
     rows: dict[str, pl.DataFrame] = {}
@@ -609,8 +660,17 @@ def fold_events(table: pa.Table) -> Fold:
         folded = fold(decoded)
         if folded is not None and folded.height:
             rows[spec.name] = merge(spec, folded)
-    unknown = frame.filter(~pl.col("eventType").is_in(list(PAYLOAD_DTYPES))).height
-    facts = frame.select(pl.struct("eventType", "idempotencyKey").n_unique()).item() if frame.height else 0
+    others = frame.filter(~pl.col("eventType").is_in(list(PAYLOAD_DTYPES)))
+    unknown = others.height
+    # Distinct facts, for the report only: counted on 64-bit hashes of the keys (a collision among a million
+    # keys has a probability near 1e-8 and would only make the count one lower).
+    facts = sum(
+        int(f.select(pl.col("idempotencyKey").hash(seed=7).n_unique()).item())
+        for f in decoded.by_type.values()
+        if f.height
+    )
+    if unknown:
+        facts += int(others.select(pl.struct("eventType", "idempotencyKey").hash(seed=7).n_unique()).item())
     max_id = frame.get_column("eventId").max() if frame.height else None
     return Fold(
         rows=rows,
@@ -682,7 +742,7 @@ class _Writer:
         self, spec: ProjectionSpec, label: str, rows: pl.DataFrame, files: Sequence[DataFile], kind: str
     ) -> None:
         old = read_files(self.log, spec, files, threads=self.policy.read_threads)
-        merged = merge(spec, pl.concat([*old, rows]))
+        merged = merge_files(spec, [*old, rows], [*(f.kind for f in files), "delta"])
         self.plan.merges += 1
         self.plan.merge_rows += sum(f.rows for f in files) + rows.height
         self.plan.remove.extend(f.path for f in files)
@@ -879,7 +939,7 @@ class Compactor:
             for i, (_, batch) in enumerate(batches)
         ]
         progress.update("folding")
-        result = fold_events(pa.concat_tables(tables))
+        result = fold_events(pa.concat_tables(tables, promote_options="default"))
         for obj, reason in sorted(result.bad_objects.items()):
             key = batches[obj][1].key
             attempt.quarantine_keys.append(

@@ -365,8 +365,9 @@ class LedgerBatch:
 
     Attributes:
         key: The object's key.
-        table: The events with the columns of :data:`LEDGER_SCHEMA` (payload columns of types this library
-            does not know dropped, known ones normalised to this library's fields): what the compactor folds.
+        table: The events: the envelope columns and the payload columns of the known types present, normalised
+            to this library's fields (columns of :data:`LEDGER_SCHEMA`; payload columns of types this library
+            does not know are dropped): what the compactor folds.
         raw: The table as stored (for :meth:`events`).
         writer_id: The writer that appended it.
         format: Its ledger format version.
@@ -520,23 +521,13 @@ def decode_ledger_object(
         if not field.nullable and table.column(index).null_count:
             raise CorruptObjectError(f"ledger object {key!r} column {field.name!r} has nulls")
         columns.append(table.column(index))
-    types_present = set(pc.unique(table.column("eventType")).to_pylist())
+    fields = list(_ENVELOPE_FIELDS)
     for event_type in sorted(PAYLOAD_TYPES):
         index = table.schema.get_field_index(PAYLOAD_PREFIX + event_type)
-        if index < 0:
-            columns.append(pa.nulls(table.num_rows, PAYLOAD_TYPES[event_type]))
-            payload = None
-        else:
-            payload = _normalised_payload(key, table.column(index), PAYLOAD_TYPES[event_type])
-            columns.append(payload)
-        if event_type in types_present:
-            of_type = pc.equal(table.column("eventType"), pa.scalar(event_type))
-            has_payload = pc.invert(pc.is_null(table.column("data")))
-            if payload is not None:
-                has_payload = pc.or_(has_payload, pc.invert(pc.is_null(payload)))
-            if not pc.all(pc.or_(pc.invert(of_type), has_payload)).as_py():
-                raise CorruptObjectError(f"ledger object {key!r} holds a {event_type} event without payload")
-    normalised = pa.Table.from_arrays(columns, schema=LEDGER_SCHEMA)
+        if index >= 0:
+            columns.append(_normalised_payload(key, table.column(index), PAYLOAD_TYPES[event_type]))
+            fields.append(pa.field(PAYLOAD_PREFIX + event_type, PAYLOAD_TYPES[event_type]))
+    normalised = pa.Table.from_arrays(columns, schema=pa.schema(fields))
     if check_events:
         problem = event_problem(normalised)
         if problem is not None:
@@ -546,7 +537,17 @@ def decode_ledger_object(
 
 
 def event_problem(table: pa.Table) -> str | None:
-    """What is wrong with the envelope of some event of a ledger table (ids, versions, keys), or ``None``."""
+    """What is wrong with some event of a ledger table (id, version, key, missing payload), or ``None``."""
+    for event_type in pc.unique(table.column("eventType")).to_pylist():
+        if event_type not in PAYLOAD_TYPES:
+            continue
+        has_payload = pc.invert(pc.is_null(table.column("data")))
+        name = PAYLOAD_PREFIX + str(event_type)
+        if name in table.schema.names:
+            has_payload = pc.or_(has_payload, pc.invert(pc.is_null(table.column(name))))
+        of_type = pc.equal(table.column("eventType"), pa.scalar(str(event_type)))
+        if not pc.all(pc.or_(pc.invert(of_type), has_payload)).as_py():
+            return f"a {event_type} event without payload"
     if not pc.all(pc.match_substring_regex(table.column("eventId"), f"^{_ULID_TEXT}$")).as_py():
         return "an event id that is not a ULID"
     if pc.min(table.column("eventVersion")).as_py() < 1:

@@ -25,11 +25,14 @@ the compactor merges deltas into the base past a threshold. Every file's rows ar
 commutative and idempotent, so the files of a partition can be merged in any order, any number of times:
 
 * *fact* datasets (``materializations``, ``lineage_edges``, ``check_results``, ``ledger_objects``): copies of one
-  fact share the key; the copy with the greatest ``(occurredAt, eventId)`` wins, with all its rows.
+  fact share the key; the first copy (smallest ``(occurredAt, eventId)``) stands for the fact, with all its rows.
 * *state* datasets (``runs``, ``tasks``, ``partition_status``): each row is a set of *components* (for example
-  the last materialization and the last attempt of an asset partition), each with its own order columns
-  ``(time, eventId)``; per key and component the greatest order wins, and a null order means "not known here".
-  This is why a failed retry (a newer *attempt* component) never erases the last good *materialization*.
+  the last materialization and the last attempt of an asset partition), each with its own time and event id
+  columns; per key and component the greatest time wins (ties between different facts of one instant go to the
+  greatest values, ties between copies of one fact to the smallest event id), and a null time means "not
+  known here". This is why a failed retry (a newer *attempt* component) never erases the last good
+  *materialization*, and why a copy of a fact re-created with a fresh event id (same ``occurredAt``) changes
+  nothing.
 
 A partition with a single file needs no merge; the readers here apply the rule to the others. Engines reading
 the files directly (DuckDB, Polars) get correct results from partitions with one file, and can apply the rule
@@ -417,14 +420,22 @@ def conform(spec: ProjectionSpec, frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(exprs)
 
 
-def _last_of_key(key: Sequence[str]) -> pl.Expr:
-    """True on the last row of each run of equal keys (rows sorted by key)."""
-    return pl.any_horizontal([pl.col(k).ne_missing(pl.col(k).shift(-1)) for k in key])
+def _first_of_key(key: Sequence[str]) -> pl.Expr:
+    """True on the first row of each run of equal keys (rows sorted by key)."""
+    return pl.any_horizontal([pl.col(k).ne_missing(pl.col(k).shift(1)) for k in key])
 
 
 def _has_repeated_keys(frame: pl.DataFrame, key: Sequence[str]) -> bool:
     """Whether two rows of a frame sorted by ``key`` share a key."""
-    return bool(frame.height > 1 and not frame.select(_last_of_key(key).all()).item())
+    return bool(frame.height > 1 and not frame.select(_first_of_key(key).all()).item())
+
+
+def _component_winner(component: Component) -> tuple[list[str], list[bool]]:
+    """Sort order whose *last* row is a component's winner: greatest time, then greatest values (a
+    deterministic choice among different facts of one instant), then the *smallest* event id (so a copy of the
+    fact re-created with a fresh id never replaces the original)."""
+    by = [component.at, *component.columns, component.event_id]
+    return by, [False] * (len(by) - 1) + [True]
 
 
 def merge(spec: ProjectionSpec, frame: pl.DataFrame) -> pl.DataFrame:
@@ -437,25 +448,64 @@ def merge(spec: ProjectionSpec, frame: pl.DataFrame) -> pl.DataFrame:
     frame = conform(spec, frame)
     key = list(spec.key)
     if spec.kind == "fact" and spec.sort:
-        # Several rows per fact (lineage edges): keep the rows of each key's winning copy.
+        # Several rows per fact (lineage edges): keep the rows of each key's first copy.
         at, event_id = spec.order
-        frame = frame.filter(pl.col(at) == pl.col(at).max().over(key))
-        frame = frame.filter(pl.col(event_id) == pl.col(event_id).max().over(key)).unique()
+        frame = frame.filter(pl.col(at) == pl.col(at).min().over(key))
+        frame = frame.filter(pl.col(event_id) == pl.col(event_id).min().over(key)).unique()
         return frame.sort(list(spec.sort_columns), nulls_last=False)
     # The common case (no key twice) costs one sort and one linear pass.
     frame = frame.sort(key, nulls_last=False)
     if not _has_repeated_keys(frame, key):
         return frame
     if spec.kind == "fact":
+        # Copies of one fact: the first copy (smallest (occurredAt, eventId)) stands for the fact.
         at, event_id = spec.order
         frame = frame.sort([*key, at, event_id], nulls_last=False)
-        return frame.filter(_last_of_key(key))
-    aggs = [
-        pl.col(name).sort_by([component.at, component.event_id]).last()
-        for component in spec.components
-        for name in component.all_columns
-    ]
+        return frame.filter(_first_of_key(key))
+    aggs: list[pl.Expr] = []
+    for component in spec.components:
+        by, descending = _component_winner(component)
+        aggs.extend(
+            pl.col(name).sort_by(by, descending=descending, nulls_last=False).last()
+            for name in component.all_columns
+        )
     return conform(spec, frame.group_by(key).agg(aggs)).sort(key, nulls_last=False)
+
+
+def merge_into(
+    spec: ProjectionSpec, base: pl.DataFrame, others: pl.DataFrame, *, sort: bool = True
+) -> pl.DataFrame:
+    """``merge(base + others)`` for a ``base`` that is already merged (a base file), touching only the rows of
+    ``base`` whose key also appears in ``others``: the cost follows the size of ``others`` plus one join.
+
+    Args:
+        spec: The dataset.
+        base: Merged rows (one per key).
+        others: Any rows (delta files, new events).
+        sort: Sort the result by :attr:`ProjectionSpec.sort_columns` (needed for deterministic files; readers
+            skip it).
+    """
+    if others.height == 0:
+        return base
+    small = merge(spec, others)
+    keys = small.select(list(spec.key)).unique()
+    touched = base.join(keys, on=list(spec.key), how="semi")
+    untouched = base.join(keys, on=list(spec.key), how="anti")
+    merged = pl.concat([untouched, merge(spec, pl.concat([touched, small]))])
+    return merged.sort(list(spec.sort_columns), nulls_last=False) if sort else merged
+
+
+def merge_files(
+    spec: ProjectionSpec, frames: Sequence[pl.DataFrame], kinds: Sequence[str], *, sort: bool = True
+) -> pl.DataFrame:
+    """Merge the files of one partition (``kinds``: ``base``/``delta`` of each frame)."""
+    if len(frames) == 1:
+        return frames[0]
+    bases = [i for i, kind in enumerate(kinds) if kind == "base"]
+    if len(bases) == 1:
+        others = [f for i, f in enumerate(frames) if i != bases[0]]
+        return merge_into(spec, frames[bases[0]], pl.concat(others), sort=sort)
+    return merge(spec, pl.concat(list(frames)))
 
 
 # -- files -------------------------------------------------------------------------------------------------
@@ -489,6 +539,31 @@ _NO_DICTIONARY: Final = frozenset(
 )
 
 
+# Columns engines filter on; min/max statistics of the others cost a third of the write time for nothing.
+_STATISTICS: Final = frozenset(
+    {
+        "runId",
+        "idempotencyKey",
+        "asset",
+        "partition",
+        "taskKey",
+        "state",
+        "status",
+        "checkName",
+        "occurredAt",
+        "startedAt",
+        "finishedAt",
+        "updatedAt",
+        "materializedAt",
+        "lastAttemptAt",
+        "inputAsset",
+        "outputAsset",
+        "objectName",
+        "day",
+    }
+)
+
+
 def encode_parquet(spec: ProjectionSpec, frame: pl.DataFrame) -> bytes:
     """Parquet bytes of merged rows: fixed schema, zstd, statistics; the same rows give the same bytes."""
     table = frame.to_arrow().cast(spec.schema)
@@ -499,7 +574,7 @@ def encode_parquet(spec: ProjectionSpec, frame: pl.DataFrame) -> bytes:
         compression="zstd",
         compression_level=1,
         use_dictionary=[n for n in spec.schema.names if n not in _NO_DICTIONARY],  # type: ignore[arg-type]
-        write_statistics=True,
+        write_statistics=[n for n in spec.schema.names if n in _STATISTICS],
         row_group_size=256 * 1024,
     )
     return sink.getvalue()
@@ -570,7 +645,7 @@ def read_dataset(
     for files in groups.values():
         part = frames[position : position + len(files)]
         position += len(files)
-        out.append(part[0] if len(part) == 1 else merge(spec, pl.concat(part)))
+        out.append(merge_files(spec, part, [f.kind for f in files], sort=False))
     if not out:
         return empty_frame(spec)
     return pl.concat(out)
