@@ -40,6 +40,7 @@ installed).
 from __future__ import annotations
 
 import datetime
+import io
 import json
 import re
 import shutil
@@ -481,15 +482,12 @@ def _load_index(snap: ScopeSnapshot) -> _AssetIndex:
         )
     else:
         graph = graph.select(pl.col("inputAsset").alias("src"), pl.col("outputAsset").alias("dst"))
-    graph = graph.with_columns(pl.col("src", "dst").cast(pl.Categorical)).with_row_index("row")
+    if graph.schema["src"] != pl.Categorical or graph.schema["dst"] != pl.Categorical:
+        graph = graph.with_columns(pl.col("src", "dst").cast(pl.Categorical))
+    graph = graph.with_row_index("row")
 
     def details() -> pl.DataFrame:
-        strings = [c for c in _DETAIL if c not in ("attempt", "occurredAt")]
-        parts = [
-            pq.read_table(pa.BufferReader(b), columns=list(_DETAIL), read_dictionary=strings) for b in blobs
-        ]
-        frame = pl.DataFrame(pl.from_arrow(pa.concat_tables(parts)))
-        return frame.with_columns(pl.col(strings).cast(pl.String))
+        return pl.concat([pl.read_parquet(io.BytesIO(b), columns=list(_DETAIL)) for b in blobs])
 
     return _AssetIndex(graph, details)
 
