@@ -62,6 +62,7 @@ from arco.planning.partitioning import (
 )
 from arco.sdk.asset import RetryPolicy, Timeouts
 from arco.sdk.checks import AssetCheck
+from arco.sdk.partitions import DynamicPartitions
 
 __all__ = [
     "DEFAULT_MAX_TASKS",
@@ -673,9 +674,15 @@ class _Planner:
                 continue
             index = dim.index_of_value(values[dim.name])
             if index is None:
+                hint = ""
+                if isinstance(dim.definition, DynamicPartitions):
+                    hint = (
+                        f"; add it with `arco partitions add {dim.definition.key_set} "
+                        f"{values[dim.name]}` if it should exist"
+                    )
                 raise PlanningError(
                     f"{what} does not belong to asset {key}'s partitioning: "
-                    f"{dim.fragment_of(values[dim.name])} is not a partition of its {dim.describe()}"
+                    f"{dim.fragment_of(values[dim.name])} is not a partition of its {dim.describe()}{hint}"
                 )
             choices.append([index])
         return choices
