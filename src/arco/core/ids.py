@@ -18,10 +18,10 @@ import os
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Annotated
 
-import uuid6
 from pydantic import AfterValidator
 from ulid import ULID
 
@@ -114,6 +114,8 @@ class UlidGenerator:
 
 _default_ulids = UlidGenerator()
 _uuid7_lock = threading.Lock()
+#: Millisecond and counter of the last UUIDv7 made by this process.
+_uuid7_state: list[int] = [0, 0]
 
 
 def new_ulid() -> str:
@@ -160,10 +162,26 @@ def ulid_timestamp_ms(text: str) -> int:
 
 
 def new_uuid7() -> str:
-    """Return a new UUIDv7 in lower-case hex form, monotonic within this process."""
-    # uuid6.uuid7 keeps its "last timestamp" in a module global without a lock.
+    """Return a new UUIDv7 in lower-case hex form, monotonic within this process.
+
+    RFC 9562 method 1: the 12 bits after the version hold a counter that starts at a random value below 2048 in
+    each millisecond and counts up, so ids stay ordered within a millisecond without running ahead of the clock
+    (the timestamp moves on early only after 2,048+ ids in one millisecond). The last 62 bits are random.
+    """
     with _uuid7_lock:
-        return str(uuid6.uuid7())
+        millis = time.time_ns() // 1_000_000
+        last, counter = _uuid7_state
+        if millis > last:
+            counter = int.from_bytes(os.urandom(2), "big") & 0x7FF
+        else:
+            millis = last
+            counter += 1
+            if counter > 0xFFF:
+                millis, counter = last + 1, int.from_bytes(os.urandom(2), "big") & 0x7FF
+        _uuid7_state[:] = [millis, counter]
+    value = (millis & (2**48 - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62
+    value |= int.from_bytes(os.urandom(8), "big") & (2**62 - 1)
+    return str(uuid.UUID(int=value))
 
 
 def parse_uuid7(text: str) -> str:
