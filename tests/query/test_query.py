@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 
@@ -204,6 +205,13 @@ def test_time_travel(store: ObjectStore, built: dict[Scope, Built]) -> None:
     assert first is not None
     old = run_query(store, ACME, "SELECT runId FROM ops.runs", as_of=first.committed_at)
     assert old.frame["runId"].to_list() == [built[ACME].runs[0]]
+    before = datetime.datetime(2001, 1, 1, tzinfo=datetime.UTC)
+    for table in ("catalog.tables", "ops.runs"):
+        assert (
+            run_query(store, ACME, f"SELECT count(*) AS n FROM {table}", as_of=before).frame["n"].item() == 0
+        )
+    with pytest.raises(InvalidInputError, match="no time zone"):
+        run_query(store, ACME, "SELECT 1 AS x FROM ops.runs", as_of=datetime.datetime(2024, 1, 1))
 
 
 def _sorted(frame: pl.DataFrame) -> pl.DataFrame:

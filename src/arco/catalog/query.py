@@ -64,7 +64,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 
 from arco.catalog.commit import CommitLog, DataFile, Manifest
-from arco.catalog.keyed import DELETED, KEY, SEQ
+from arco.catalog.keyed import DELETED, KEY, SEQ, FileCache
 from arco.catalog.ledger import DEFAULT_DOMAIN
 from arco.catalog.projections import (
     PROJECTIONS,
@@ -747,7 +747,8 @@ def _tier1_as_of(catalog: Catalog, at: datetime.datetime) -> CatalogSnapshot:
             return catalog.snapshot()
         first = catalog.log.as_of(1)
         if first is not None and at < first.committed_at:
-            return CatalogSnapshot(catalog.log, None, catalog._cache)
+            # Before the first commit the catalog was empty: an empty snapshot has no files to cache.
+            return CatalogSnapshot(catalog.log, None, FileCache(catalog.log, 1))
         raise
 
 
