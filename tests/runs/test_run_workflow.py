@@ -428,3 +428,33 @@ async def test_parallelism_per_worker_queue_is_bounded(harness: Harness) -> None
     final = await run.result(timeout=60)
     assert final.counts == {"SUCCEEDED": 12}
     assert harness.executor.max_running == 2
+
+
+async def test_non_retryable_categories_fail_at_once(
+    temporal_client: Client, task_queue: str, tmp_path: Path
+) -> None:
+    executor = ScriptedExecutor()
+    planner = dag_planner(DAG, task_queue, max_attempts=5, non_retryable_categories=["USER_CODE"])
+    runs = RunActivities(str(tmp_path), planner=planner)
+    async with Worker(
+        temporal_client,
+        task_queue=task_queue,
+        workflows=list(WORKFLOWS),
+        activities=[runs.plan_run, runs.load_plan_tasks, runs.record_events, executor.execute],
+        activity_executor=concurrent.futures.ThreadPoolExecutor(4),
+    ):
+        harness = Harness(temporal_client, task_queue, tmp_path, executor)
+        run = await harness.start(
+            selection=Selection(asset_keys=["t.fail_x", "t.flaky"]), run_key="non-retryable"
+        )
+        final = await run.result(timeout=60)
+    assert final.counts == {"FAILED": 1, "SUCCEEDED": 1}
+    # USER_CODE is listed as non-retryable: one attempt; INFRASTRUCTURE (flaky) is still retried.
+    assert [n for k, n, _ in executor.attempts if k == "t.fail_x"] == [1]
+    assert [n for k, n, _ in executor.attempts if k == "t.flaky"] == [1, 2]
+    failed = [
+        e.data
+        for e in harness.events()
+        if e.event_type == "TaskStateChanged" and e.data.state == "FAILED"  # type: ignore[union-attr]
+    ]
+    assert [(d.task_key, d.error_code) for d in failed] == [("t.fail_x", "USER_CODE")]  # type: ignore[union-attr]
