@@ -431,6 +431,25 @@ class _AssetIndex:
         self._details = details
         self._rows: pl.DataFrame | None = None
         self._lock = threading.Lock()
+        # Per (edge, max_observations): what an answer shows of the edge. The snapshot is immutable, so these
+        # never go stale; repeated traversals over shared upstream edges reuse them.
+        self._summaries: dict[
+            tuple[int, int], tuple[int, tuple[Observation, ...], tuple[str, ...], bool]
+        ] = {}
+
+    def summaries(
+        self, edges: Sequence[int], max_observations: int
+    ) -> dict[int, tuple[int, tuple[Observation, ...], tuple[str, ...], bool]]:
+        """Count, newest observations, distinct runs and whether the list was cut, for each edge."""
+        known = self._summaries
+        missing = [e for e in edges if (e, max_observations) not in known]
+        if missing:
+            computed = _batch_observations(_take(self, missing), max_observations)
+            if len(known) > 500_000:
+                known.clear()
+            for edge, summary in computed.items():
+                known[(edge, max_observations)] = summary
+        return {e: known[(e, max_observations)] for e in edges}
 
     @classmethod
     def from_frame(cls, frame: pl.DataFrame) -> _AssetIndex:
@@ -799,7 +818,7 @@ def _asset_traversal(
     edges: list[LineageEdge] = []
     cut_observations: list[str] = []
     observed_edges = sorted(e for e in walk.edges.values() if e is not None)
-    details = _batch_observations(_take(index, observed_edges), max_observations)
+    details = index.summaries(observed_edges, max_observations)
     for (src, dst), edge in sorted(walk.edges.items()):
         if edge is None:
             declared_flag, status = _status(src, dst, False, declared)
