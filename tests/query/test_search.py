@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from query_scenario import ACME, RIVAL, build_tier1
 
-from arco.catalog.search import SearchIndex, search, tokenize
+from arco.catalog.search import FIELD_WEIGHTS, SearchIndex, search, tokenize
 from arco.catalog.storage import ObjectStore, open_store
 from arco.catalog.tier1 import Catalog
 from arco.core.errors import InvalidInputError
@@ -109,3 +109,42 @@ def test_index_finds_every_document_by_its_name(names: list[str]) -> None:
     for name in names:
         hits, _ = index.search(f"ns.{name}", limit=1)
         assert hits[0].name == f"ns.{name}"
+
+
+def test_common_word_queries_rank_like_scoring_every_match() -> None:
+    # More matches than the scoring threshold: the best hits are picked by weight class; they must be exactly
+    # the hits that scoring every matching document gives.
+    import random
+
+    rng = random.Random(5)
+    words = ["alpha", "beta", "gamma", "delta"]
+    docs = []
+    for i in range(10_000):
+        fields: list[tuple[str, str]] = [("name", f"ns.t{i:05d}_{rng.choice(words)}")]
+        fields.append(("description", " ".join(rng.sample(words, 3))))
+        if rng.random() < 0.3:
+            fields.append(("column", rng.choice(words)))
+        if rng.random() < 0.2:
+            fields.append(("owner", rng.choice(words)))
+        docs.append(("table", f"ns.t{i:05d}", "", fields))
+    index = SearchIndex(docs)  # type: ignore[arg-type]
+
+    def brute(query: str) -> list[tuple[int, str]]:
+        found = []
+        for _, name, _, fields in docs:
+            total = 0
+            for token in query.split():
+                best = max((FIELD_WEIGHTS[f] for f, text in fields if token in tokenize(text)), default=0)
+                if best == 0:
+                    break
+                total += best
+            else:
+                found.append((-total, name))
+        return sorted(found)
+
+    for query in ("alpha beta", "gamma delta", "beta gamma alpha"):
+        expected = brute(query)
+        assert len(expected) > 2000
+        hits, total = index.search(query, limit=25)
+        assert total == len(expected)
+        assert [(-h.score, h.name) for h in hits] == expected[:25]

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 import json
 import re
 import threading
@@ -69,6 +70,8 @@ _FIELD_BITS: Final[dict[Field, int]] = {"name": 1, "column": 2, "tag": 4, "owner
 _EXACT_NAME_BONUS: Final = 50
 _MAX_PREFIX_EXPANSION: Final = 64
 MAX_QUERY_CHARS: Final = 500
+# Multi-word queries matching more documents than this pick their best hits by weight class, not by scoring all.
+_SCORE_ALL_BELOW: Final = 2000
 MAX_LIMIT: Final = 1000
 
 _TOKEN = re.compile(r"[a-z0-9]+")
@@ -148,7 +151,7 @@ class SearchResult:
 class SearchIndex:
     """An in-memory inverted index of documents (immutable once built)."""
 
-    __slots__ = ("_descriptions", "_kinds", "_names", "_postings", "_ranked", "_vocabulary")
+    __slots__ = ("_classes", "_descriptions", "_kinds", "_names", "_postings", "_ranked", "_vocabulary")
 
     def __init__(self, documents: Iterable[tuple[Kind, str, str, Sequence[tuple[Field, str]]]]) -> None:
         """Index documents given as ``(kind, name, description, [(field, text), ...])``."""
@@ -179,6 +182,7 @@ class SearchIndex:
         self._vocabulary = sorted(postings)
         # Documents of a token in rank order, built on first use (the index is immutable, so never stale).
         self._ranked: dict[str, list[int]] = {}
+        self._classes: dict[str, dict[int, set[int]]] = {}
 
     def __len__(self) -> int:
         return len(self._names)
@@ -219,6 +223,46 @@ class SearchIndex:
             self._ranked[token] = found
         return found
 
+    def _classes_of(self, token: str, weights: dict[int, int], *, cache: bool) -> dict[int, set[int]]:
+        """The documents of a token grouped by weight (cached for exact tokens)."""
+        found = self._classes.get(token) if cache else None
+        if found is None:
+            found = {}
+            for doc, packed in weights.items():
+                found.setdefault(packed >> 5, set()).add(doc)
+            if cache:
+                self._classes[token] = found
+        return found
+
+    def _top_by_class(
+        self, lists: Sequence[dict[int, int]], classes: Sequence[dict[int, set[int]]], limit: int
+    ) -> list[SearchHit]:
+        """The best documents of a query whose tokens are all common, without scoring every match: a score is
+        a sum of per-token weight classes, so combinations of classes are visited best sum first and only their
+        (set) intersections are looked at, until ``limit`` documents are found."""
+        combos = sorted(
+            itertools.product(*(sorted(c.items(), key=lambda item: -item[0]) for c in classes)),
+            key=lambda combo: -sum(weight for weight, _ in combo),
+        )
+        chosen: list[tuple[int, int]] = []
+        i = 0
+        while i < len(combos) and len(chosen) < limit:
+            total = sum(weight for weight, _ in combos[i])
+            group: list[int] = []
+            while i < len(combos) and sum(weight for weight, _ in combos[i]) == total:
+                sets = sorted((docs for _, docs in combos[i]), key=len)
+                group.extend(sets[0].intersection(*sets[1:]))
+                i += 1
+            group.sort()  # documents are numbered in tie-break order
+            chosen.extend((doc, total) for doc in group[: limit - len(chosen)])
+        hits = []
+        for doc, total in chosen:
+            bits = 0
+            for weights in lists:
+                bits |= weights[doc] & 31
+            hits.append(self._hit(doc, total, bits))
+        return hits
+
     def _hit(self, doc: int, total: int, bits: int) -> SearchHit:
         return SearchHit(
             kind=self._kinds[doc],
@@ -255,14 +299,19 @@ class SearchIndex:
             ]
             scored.sort(key=lambda pair: (-pair[1], pair[0]))
             return [self._hit(d, total, weights[d] & 31) for d, total in scored[:limit]], total_count
-        lists = [
-            self._token_weights(token, prefix=i == len(tokens) - 1 and len(token) >= 2)
-            for i, token in enumerate(tokens)
-        ]
-        lists.sort(key=len)
-        candidates = set(lists[0]) if len(lists) == 1 else lists[0].keys() & lists[1].keys()
-        for other in lists[2:]:
-            candidates &= other.keys()
+        prefixed = [i == len(tokens) - 1 and len(token) >= 2 for i, token in enumerate(tokens)]
+        lists = [self._token_weights(token, prefix) for token, prefix in zip(tokens, prefixed, strict=True)]
+        order = sorted(range(len(lists)), key=lambda i: len(lists[i]))
+        first = lists[order[0]]
+        candidates = set(first) if len(lists) == 1 else first.keys() & lists[order[1]].keys()
+        for i in order[2:]:
+            candidates &= lists[i].keys()
+        if wanted is None and len(candidates) > _SCORE_ALL_BELOW and len(tokens) > 1:
+            classes = [
+                self._classes_of(token, weights, cache=not prefix)
+                for token, weights, prefix in zip(tokens, lists, prefixed, strict=True)
+            ]
+            return self._top_by_class(lists, classes, limit), len(candidates)
         totals: dict[int, tuple[int, int]] = {}
         for doc in candidates:
             if wanted is not None and self._kinds[doc] not in wanted:
