@@ -574,3 +574,12 @@ def test_retention_of_an_empty_scope_does_nothing(store: ObjectStore) -> None:
     assert (report.ledger_objects_deleted, report.manifests_deleted, report.files_deleted) == (0, 0, 0)
     with pytest.raises(ValueError, match="aware"):
         apply_retention(store, SCOPE, now=datetime.datetime(2024, 1, 1))
+
+
+def test_a_run_that_only_finds_broken_objects_commits_nothing(store: ObjectStore) -> None:
+    ledger = Ledger(store, SCOPE, writer_id="w")
+    name, data = encode_batch(run_story(ulid_at(T0)), scope=SCOPE, domain="ops", writer_id="cut")
+    store.create_if_absent(ledger.prefix + name, data[:100])
+    report = compact(store, SCOPE)
+    assert not report.committed and report.quarantined == 1 and report.sequence == 0
+    assert list(ledger.objects()) == []

@@ -34,7 +34,7 @@ from __future__ import annotations
 import datetime
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from typing import Final
 
@@ -99,16 +99,25 @@ class CompactionPolicy:
         max_merge_rows: Rows one run reads for merges at most (a single larger merge still runs, alone), so
             one run's latency stays bounded; deferred merges happen in later runs.
         read_threads: Parallel reads of ledger objects and projection files.
+        write_threads: Parallel encoding and writing of projection files.
     """
 
     status_buckets: int = DEFAULT_STATUS_BUCKETS
     max_deltas: int = 8
     major_merge_percent: int = 25
     max_merge_rows: int = 4_000_000
-    read_threads: int = 8
+    read_threads: int = 4
+    write_threads: int = 2
 
     def __post_init__(self) -> None:
-        for name in ("status_buckets", "max_deltas", "major_merge_percent", "max_merge_rows", "read_threads"):
+        for name in (
+            "status_buckets",
+            "max_deltas",
+            "major_merge_percent",
+            "max_merge_rows",
+            "read_threads",
+            "write_threads",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidInputError(f"CompactionPolicy.{name} must be a positive int, got {value!r}")
@@ -696,23 +705,25 @@ class _Plan:
     merge_rows: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """One file to encode and write."""
+
+    spec: ProjectionSpec
+    frame: pl.DataFrame
+    label: str
+    kind: str
+
+
 class _Writer:
-    """Writes projection files of one compaction into the commit log and keeps the plan."""
+    """Plans the projection files of one compaction, then writes them in parallel (:meth:`flush`)."""
 
     def __init__(self, log: CommitLog, policy: CompactionPolicy, progress: _Progress) -> None:
         self.log = log
         self.policy = policy
         self.plan = _Plan()
         self.progress = progress
-
-    def _write(self, spec: ProjectionSpec, frame: pl.DataFrame, label: str, kind: str) -> None:
-        data = encode_parquet(spec, frame)
-        self.plan.add.append(
-            self.log.write_data_file(
-                spec.name, data, rows=frame.height, kind=kind, stats={"partition": label}
-            )
-        )
-        self.progress.update(files_written=len(self.plan.add))
+        self.jobs: list[_Job] = []
 
     def partition(
         self, spec: ProjectionSpec, label: str, rows: pl.DataFrame, existing: Sequence[DataFile]
@@ -720,7 +731,7 @@ class _Writer:
         """Add merged new ``rows`` to partition ``label`` whose current files are ``existing``."""
         self.plan.touched += 1
         if not existing:
-            self._write(spec, rows, label, "base")
+            self.jobs.append(_Job(spec, rows, label, "base"))
             return
         bases = [f for f in existing if f.kind != "delta"]
         deltas = [f for f in existing if f.kind == "delta"]
@@ -732,11 +743,10 @@ class _Writer:
         if major_wanted and (first_merge or base_rows + delta_rows <= budget_left):
             self._merge(spec, label, rows, existing, "base")
             return
-        minor_rows = delta_rows
-        if len(deltas) + 1 > self.policy.max_deltas and (first_merge or minor_rows <= budget_left):
+        if len(deltas) + 1 > self.policy.max_deltas and (first_merge or delta_rows <= budget_left):
             self._merge(spec, label, rows, deltas, "delta")
             return
-        self._write(spec, rows, label, "delta")
+        self.jobs.append(_Job(spec, rows, label, "delta"))
 
     def _merge(
         self, spec: ProjectionSpec, label: str, rows: pl.DataFrame, files: Sequence[DataFile], kind: str
@@ -746,7 +756,32 @@ class _Writer:
         self.plan.merges += 1
         self.plan.merge_rows += sum(f.rows for f in files) + rows.height
         self.plan.remove.extend(f.path for f in files)
-        self._write(spec, merged, label, kind)
+        self.jobs.append(_Job(spec, merged, label, kind))
+
+    def _write(self, job: _Job) -> DataFile:
+        data = encode_parquet(job.spec, job.frame)
+        return self.log.write_data_file(
+            job.spec.name, data, rows=job.frame.height, kind=job.kind, stats={"partition": job.label}
+        )
+
+    def flush(self) -> None:
+        """Encode and write every planned file (Parquet encoding and storage I/O release the GIL, so threads
+        overlap); progress is reported from the calling thread, and the files are listed in plan order."""
+        if not self.jobs:
+            return
+        written: list[DataFile | None] = [None] * len(self.jobs)
+        with ThreadPoolExecutor(max_workers=min(self.policy.write_threads, len(self.jobs))) as pool:
+            futures = {pool.submit(self._write, job): i for i, job in enumerate(self.jobs)}
+            try:
+                for done, future in enumerate(as_completed(futures), start=1):
+                    written[futures[future]] = future.result()
+                    self.progress.update(files_written=done)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+        self.plan.add.extend(f for f in written if f is not None)
+        self.jobs.clear()
 
 
 # -- the compactor -----------------------------------------------------------------------------------------
@@ -966,7 +1001,10 @@ class Compactor:
             for part in labelled.partition_by("_part", maintain_order=True):
                 label = str(part.get_column("_part")[0])
                 writer.partition(spec, label, part.drop("_part"), current.get(label, []))
+        writer.flush()
         attempt.plan = writer.plan
+        if not writer.plan.add and not writer.plan.remove:
+            return None  # every object read was quarantined: nothing to publish
         progress.update("committing")
         watermark = max(
             (w for w in (_str_property(parent, "watermark"), result.max_event_id) if w is not None),
@@ -1013,8 +1051,9 @@ def _index_rows(batches: Iterable[tuple[LedgerObject, LedgerBatch]]) -> pl.DataF
         ids = batch.table.column("eventId")
         names.append(obj.name)
         days.append(obj.day)
-        firsts.append(str(pc.min(ids).as_py()))
-        lasts.append(str(pc.max(ids).as_py()))
+        bounds = pc.min_max(ids)
+        firsts.append(str(bounds["min"].as_py()))
+        lasts.append(str(bounds["max"].as_py()))
         counts.append(batch.count)
         writers.append(obj.writer_id)
     return pl.DataFrame(

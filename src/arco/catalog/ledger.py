@@ -508,6 +508,44 @@ def decode_ledger_object(
         raise CorruptObjectError(
             f"ledger object {key!r} holds {table.num_rows} events but its metadata says {count}"
         )
+    expected = _canonical_schema(tuple(table.schema.names))
+    if expected is not None and table.schema.remove_metadata().equals(expected):
+        # Written by this library version (the usual case): only the nulls of required columns remain to check.
+        for index in _REQUIRED_POSITIONS:
+            if table.column(index).null_count:
+                name = _ENVELOPE_FIELDS[index].name
+                raise CorruptObjectError(f"ledger object {key!r} column {name!r} has nulls")
+        normalised = table.replace_schema_metadata(None)
+    else:
+        normalised = _normalised_table(key, table)
+    if check_events:
+        problem = event_problem(normalised)
+        if problem is not None:
+            raise CorruptObjectError(f"ledger object {key!r} holds {problem}")
+    writer = meta.get(_META_WRITER, b"").decode("utf-8", "replace")
+    return LedgerBatch(key=key, table=normalised, raw=table, writer_id=writer, format=fmt)
+
+
+_REQUIRED_POSITIONS: Final = tuple(i for i, f in enumerate(_ENVELOPE_FIELDS) if not f.nullable)
+
+
+@functools.cache
+def _canonical_schema(names: tuple[str, ...]) -> pa.Schema | None:
+    """The schema this library writes for an object with these columns (``None`` if it never writes them)."""
+    envelope = tuple(f.name for f in _ENVELOPE_FIELDS)
+    if names[: len(envelope)] != envelope:
+        return None
+    payloads = names[len(envelope) :]
+    types = [n[len(PAYLOAD_PREFIX) :] for n in payloads]
+    if any(not n.startswith(PAYLOAD_PREFIX) for n in payloads) or types != sorted(types):
+        return None
+    if any(t not in PAYLOAD_TYPES for t in types):
+        return None
+    return pa.schema([*_ENVELOPE_FIELDS, *(pa.field(PAYLOAD_PREFIX + t, PAYLOAD_TYPES[t]) for t in types)])
+
+
+def _normalised_table(key: str, table: pa.Table) -> pa.Table:
+    """A table written by another library version (or damaged), checked and normalised to this one's types."""
     columns: list[pa.Array[Any] | pa.ChunkedArray[Any]] = []
     for field in _ENVELOPE_FIELDS:
         index = table.schema.get_field_index(field.name)
@@ -527,13 +565,7 @@ def decode_ledger_object(
         if index >= 0:
             columns.append(_normalised_payload(key, table.column(index), PAYLOAD_TYPES[event_type]))
             fields.append(pa.field(PAYLOAD_PREFIX + event_type, PAYLOAD_TYPES[event_type]))
-    normalised = pa.Table.from_arrays(columns, schema=pa.schema(fields))
-    if check_events:
-        problem = event_problem(normalised)
-        if problem is not None:
-            raise CorruptObjectError(f"ledger object {key!r} holds {problem}")
-    writer = meta.get(_META_WRITER, b"").decode("utf-8", "replace")
-    return LedgerBatch(key=key, table=normalised, raw=table, writer_id=writer, format=fmt)
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
 
 
 def event_problem(table: pa.Table) -> str | None:

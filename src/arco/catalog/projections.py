@@ -102,6 +102,8 @@ class ProjectionSpec:
     """State datasets: the independently merged parts of a row."""
     sort: tuple[str, ...] = ()
     """Columns giving every row of a merged file a unique, deterministic position (defaults to the key)."""
+    multi_row: bool = False
+    """Fact datasets: a fact has several rows (lineage edges), all sharing the key."""
 
     @property
     def sort_columns(self) -> tuple[str, ...]:
@@ -197,6 +199,7 @@ MATERIALIZATIONS: Final = ProjectionSpec(
     key=("idempotencyKey",),
     kind="fact",
     partitioning="run_month",
+    sort=("occurredAt", "eventId"),
 )
 
 PARTITION_STATUS: Final = ProjectionSpec(
@@ -278,7 +281,8 @@ LINEAGE_EDGES: Final = ProjectionSpec(
     key=("idempotencyKey",),
     kind="fact",
     partitioning="run_month",
-    sort=("idempotencyKey", *_EDGE_COLUMNS),
+    sort=("occurredAt", "eventId", *_EDGE_COLUMNS),
+    multi_row=True,
 )
 
 CHECK_RESULTS: Final = ProjectionSpec(
@@ -300,6 +304,7 @@ CHECK_RESULTS: Final = ProjectionSpec(
     key=("idempotencyKey",),
     kind="fact",
     partitioning="run_month",
+    sort=("occurredAt", "eventId"),
 )
 
 LEDGER_OBJECTS: Final = ProjectionSpec(
@@ -425,9 +430,13 @@ def _first_of_key(key: Sequence[str]) -> pl.Expr:
     return pl.any_horizontal([pl.col(k).ne_missing(pl.col(k).shift(1)) for k in key])
 
 
-def _has_repeated_keys(frame: pl.DataFrame, key: Sequence[str]) -> bool:
-    """Whether two rows of a frame sorted by ``key`` share a key."""
-    return bool(frame.height > 1 and not frame.select(_first_of_key(key).all()).item())
+def _maybe_repeated_keys(frame: pl.DataFrame, key: Sequence[str]) -> bool:
+    """Whether two rows may share a key: exact when False (equal keys hash alike), and a rare hash collision
+    only sends a frame down the exact path."""
+    if frame.height <= 1:
+        return False
+    hashed = pl.col(key[0]).hash(seed=11) if len(key) == 1 else pl.struct(list(key)).hash(seed=11)
+    return bool(frame.select(hashed.n_unique()).item() < frame.height)
 
 
 def _component_winner(component: Component) -> tuple[list[str], list[bool]]:
@@ -447,21 +456,21 @@ def merge(spec: ProjectionSpec, frame: pl.DataFrame) -> pl.DataFrame:
     """
     frame = conform(spec, frame)
     key = list(spec.key)
-    if spec.kind == "fact" and spec.sort:
+    order = list(spec.sort_columns)
+    if spec.multi_row:
         # Several rows per fact (lineage edges): keep the rows of each key's first copy.
-        at, event_id = spec.order
-        frame = frame.filter(pl.col(at) == pl.col(at).min().over(key))
-        frame = frame.filter(pl.col(event_id) == pl.col(event_id).min().over(key)).unique()
-        return frame.sort(list(spec.sort_columns), nulls_last=False)
-    # The common case (no key twice) costs one sort and one linear pass.
-    frame = frame.sort(key, nulls_last=False)
-    if not _has_repeated_keys(frame, key):
-        return frame
+        if _maybe_repeated_keys(frame.select([*key, *spec.order]).unique(), key):
+            at, event_id = spec.order
+            frame = frame.filter(pl.col(at) == pl.col(at).min().over(key))
+            frame = frame.filter(pl.col(event_id) == pl.col(event_id).min().over(key))
+        return frame.unique().sort(order, nulls_last=False)
+    if not _maybe_repeated_keys(frame, key):
+        return frame.sort(order, nulls_last=False)
     if spec.kind == "fact":
         # Copies of one fact: the first copy (smallest (occurredAt, eventId)) stands for the fact.
         at, event_id = spec.order
         frame = frame.sort([*key, at, event_id], nulls_last=False)
-        return frame.filter(_first_of_key(key))
+        return frame.filter(_first_of_key(key)).sort(order, nulls_last=False)
     aggs: list[pl.Expr] = []
     for component in spec.components:
         by, descending = _component_winner(component)
@@ -469,7 +478,7 @@ def merge(spec: ProjectionSpec, frame: pl.DataFrame) -> pl.DataFrame:
             pl.col(name).sort_by(by, descending=descending, nulls_last=False).last()
             for name in component.all_columns
         )
-    return conform(spec, frame.group_by(key).agg(aggs)).sort(key, nulls_last=False)
+    return conform(spec, frame.group_by(key).agg(aggs)).sort(order, nulls_last=False)
 
 
 def merge_into(
