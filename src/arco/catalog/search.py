@@ -307,9 +307,10 @@ class SearchIndex:
         for i in order[2:]:
             candidates &= lists[i].keys()
         if wanted is None and len(candidates) > _SCORE_ALL_BELOW and len(tokens) > 1:
+            # Class sets of exact postings are cached; a prefix-expanded merge is built for this query only.
             classes = [
-                self._classes_of(token, weights, cache=not prefix)
-                for token, weights, prefix in zip(tokens, lists, prefixed, strict=True)
+                self._classes_of(token, weights, cache=weights is self._postings.get(token))
+                for token, weights in zip(tokens, lists, strict=True)
             ]
             return self._top_by_class(lists, classes, limit), len(candidates)
         totals: dict[int, tuple[int, int]] = {}
