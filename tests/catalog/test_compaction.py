@@ -23,7 +23,7 @@ from arco.catalog.compaction import (
 from arco.catalog.events import ArcoEvent, Materialized, RunStarted, TaskStateChanged
 from arco.catalog.ledger import Ledger, encode_batch
 from arco.catalog.projections import PROJECTIONS, ProjectionReader, projection_domain
-from arco.catalog.storage import ObjectInfo, ObjectStore
+from arco.catalog.storage import ObjectInfo, ObjectStore, open_store
 from arco.core.errors import NotFoundError
 from arco.core.runs import TaskState
 from catalog.tier2_support import (
@@ -38,6 +38,7 @@ from catalog.tier2_support import (
     run_story,
     ulid_at,
 )
+from support.gcs import FakeGcs
 
 PARTITION = "date=d:2024-05-01"
 
@@ -583,3 +584,21 @@ def test_a_run_that_only_finds_broken_objects_commits_nothing(store: ObjectStore
     report = compact(store, SCOPE)
     assert not report.committed and report.quarantined == 1 and report.sequence == 0
     assert list(ledger.objects()) == []
+
+
+@pytest.mark.integration
+def test_append_compact_and_read_on_gcs(fake_gcs: FakeGcs, gcs_uri: str) -> None:
+    store = open_store(gcs_uri, storage_options=fake_gcs.storage_options)
+    try:
+        ledger = Ledger(store, SCOPE, writer_id="w")
+        first = ledger.append(run_story(ulid_at(T0)))
+        assert not ledger.append(ledger.read_events(first.key)).created  # a retried append
+        late_at = T0 - datetime.timedelta(days=2)
+        ledger.append(run_story(ulid_at(late_at), at=late_at, asset="sales.refunds"))
+        report = compact(store, SCOPE)
+        assert report.committed and report.events_folded == 18
+        view = ProjectionReader(store, SCOPE)
+        assert view.runs().height == 2 and view.partition_status().height == 2
+        assert compact(store, SCOPE).committed is False
+    finally:
+        store.close()

@@ -14,18 +14,23 @@ create-if-absent. The object's name comes from the batch's smallest event id and
 folder from that id's timestamp, so a retried append of the same batch finds its own object and succeeds without
 writing a second copy; a *different* batch under the same name is refused. Nothing is ever overwritten.
 
-Object format: an Arrow IPC file (zstd-compressed buffers), one row per event sorted by ``eventId``, with the
-envelope as typed columns and the payload as its canonical JSON::
+Object format: an Arrow IPC file (LZ4-compressed buffers), one row per event sorted by ``eventId``::
 
     eventId string, eventType string, eventVersion int32, occurredAt timestamp[us, UTC], source string,
-    idempotencyKey string, correlationId string?, causationId string?, data string (canonical JSON object)
+    idempotencyKey string, correlationId string?, causationId string?,
+    data string?                        canonical JSON of payloads of types the writer did not know
+    data.{EventType} struct?            one column per known payload type present in the batch, fields named
+                                        by the payload's camelCase names (see :data:`PAYLOAD_TYPES`)
 
 and schema metadata ``arco.ledger.format`` (1), ``arco.ledger.tenant``, ``arco.ledger.workspace``,
-``arco.ledger.domain``, ``arco.ledger.writer``, ``arco.ledger.count``. Arrow IPC was measured against NDJSON and
-Parquet: writing 1,000 events takes well under a millisecond once the payloads are JSON, and the compactor reads
-the envelope columns without parsing anything (see ``docs/benchmarks.md``). A truncated object has no IPC footer
-and fails to open; :func:`decode_ledger_object` also checks the columns, the count and every event id, so
-anything malformed surfaces as :class:`~arco.core.errors.CorruptObjectError` and is quarantined by the compactor.
+``arco.ledger.domain``, ``arco.ledger.writer``, ``arco.ledger.count``. Typed payload columns were measured against
+canonical JSON per event (in NDJSON or in a string column): they make appends cheaper (no JSON to write) and let
+the compactor fold without parsing anything (see ``docs/benchmarks.md``). Compatibility: a payload field added by a
+newer writer is dropped on read, one this library has but the writer had not reads as null, a payload type this
+library does not know is ignored (the compactor folds it as a no-op). A truncated object has no IPC footer and
+fails to open; :func:`decode_ledger_object` also checks the columns and their types, the count and (on request)
+every event, so anything malformed surfaces as :class:`~arco.core.errors.CorruptObjectError` and is quarantined
+by the compactor.
 """
 
 from __future__ import annotations

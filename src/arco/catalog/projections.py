@@ -19,7 +19,9 @@ ledger_objects     objectName                  ledger object already folded (int
 ``m=YYYY-MM`` (month of the run id's timestamp) for the run-keyed datasets, ``b=NN`` (crc32 of the asset key
 modulo the domain's bucket count) for ``partition_status``, ``m=YYYY-MM`` of the ledger day for
 ``ledger_objects``. A partition has ``base`` files and small ``delta`` files written by incremental compactions;
-the compactor merges deltas into the base past a threshold. Every file's rows are sorted by the key.
+the compactor merges deltas into the base past a threshold. The rows of every file are sorted: ``materializations``,
+``lineage_edges`` and ``check_results`` by ``(occurredAt, eventId)`` (time order, cheap to sort), the others by
+key.
 
 **Merge rule (merge-on-read).** All rows of a projection form a join-semilattice: folding is associative,
 commutative and idempotent, so the files of a partition can be merged in any order, any number of times:
