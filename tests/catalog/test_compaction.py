@@ -11,7 +11,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from arco.catalog.commit import CommitLog
+from arco.catalog.commit import CommitLog, CommitRequest
 from arco.catalog.compaction import (
     CompactionPolicy,
     CompactionProgress,
@@ -24,7 +24,7 @@ from arco.catalog.events import ArcoEvent, Materialized, RunStarted, TaskStateCh
 from arco.catalog.ledger import Ledger, encode_batch
 from arco.catalog.projections import PROJECTIONS, ProjectionReader, projection_domain
 from arco.catalog.storage import ObjectInfo, ObjectStore, open_store
-from arco.core.errors import NotFoundError
+from arco.core.errors import CatalogError, NotFoundError
 from arco.core.runs import TaskState
 from catalog.tier2_support import (
     BACKENDS,
@@ -602,3 +602,14 @@ def test_append_compact_and_read_on_gcs(fake_gcs: FakeGcs, gcs_uri: str) -> None
         assert compact(store, SCOPE).committed is False
     finally:
         store.close()
+
+
+def test_projections_of_a_newer_layout_are_refused(store: ObjectStore) -> None:
+    Ledger(store, SCOPE, writer_id="w").append(run_story(ulid_at(T0)))
+    log = CommitLog(store, SCOPE, projection_domain())
+    log.commit(lambda parent: CommitRequest(operation="future", properties={"layoutVersion": 99}))
+    with pytest.raises(CatalogError, match="layout version 99, newer than this Arco"):
+        compact(store, SCOPE)
+    with pytest.raises(CatalogError, match="upgrade arco"):
+        ProjectionReader(store, SCOPE)
+    assert len(list(Ledger(store, SCOPE).objects())) == 1  # nothing was touched

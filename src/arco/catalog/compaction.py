@@ -65,6 +65,7 @@ from arco.catalog.projections import (
     RUNS,
     TASKS,
     ProjectionSpec,
+    check_layout,
     encode_parquet,
     group_files,
     merge,
@@ -961,6 +962,7 @@ class Compactor:
         progress: _Progress,
     ) -> CommitRequest | None:
         progress.update("listing")
+        check_layout(parent)
         index = folded_objects(self.log, parent, threads=self.policy.read_threads)
         folded = set(index.get_column("objectName").to_list())
         pending = [o for o in self.ledger.objects() if o.name not in folded]

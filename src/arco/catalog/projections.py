@@ -59,7 +59,7 @@ import pyarrow.parquet as pq
 from arco.catalog.commit import CommitLog, DataFile, Manifest
 from arco.catalog.ledger import DEFAULT_DOMAIN, validate_ledger_domain
 from arco.catalog.storage import ObjectStore
-from arco.core.errors import InvalidInputError, NotFoundError
+from arco.core.errors import CatalogError, InvalidInputError, NotFoundError
 from arco.core.scope import Scope
 
 #: Version of the projection layout (partitioning, schemas, merge rules) written by this library.
@@ -332,6 +332,22 @@ PROJECTIONS: Final[Mapping[str, ProjectionSpec]] = {
 }
 #: Every dataset of a projections domain, the internal ``ledger_objects`` included.
 ALL_DATASETS: Final[Mapping[str, ProjectionSpec]] = {**PROJECTIONS, LEDGER_OBJECTS.name: LEDGER_OBJECTS}
+
+
+def check_layout(manifest: Manifest | None) -> None:
+    """Refuse a snapshot written with a newer projection layout than this library understands.
+
+    Raises:
+        CatalogError: naming the versions and the fix.
+    """
+    if manifest is None:
+        return
+    found = manifest.properties.get("layoutVersion", LAYOUT_VERSION)
+    if isinstance(found, int) and not isinstance(found, bool) and found > LAYOUT_VERSION:
+        raise CatalogError(
+            f"the projections of domain {manifest.domain!r} of scope {manifest.scope} use layout version {found}, "
+            f"newer than this Arco understands ({LAYOUT_VERSION}); upgrade arco to read or compact them"
+        )
 
 
 def projection_domain(ledger_domain: str = DEFAULT_DOMAIN) -> str:
@@ -710,6 +726,7 @@ class ProjectionReader:
                     self.manifest = None
                 else:
                     raise
+        check_layout(self.manifest)
 
     @property
     def watermark(self) -> str | None:
