@@ -1216,7 +1216,6 @@ def apply_retention(
         doomed = [o for o in ledger.objects() if o.day < cutoff and o.name in folded]
         for obj in doomed:
             ledger.delete(obj.key)
-        remaining = {o.name for o in ledger.objects()}
         pruned: list[int] = []
         requested: list[bool] = [False]
 
@@ -1225,6 +1224,9 @@ def apply_retention(
             requested[0] = False
             if parent is None:
                 return None
+            # Listed after the parent was read: every object the parent's index names existed before, so one
+            # missing now was deleted (by this or an earlier retention run), never just not yet appended.
+            remaining = {o.name for o in ledger.objects()}
             plan = _Plan()
             for label, files in group_files(parent.files_of(LEDGER_OBJECTS.name)).items():
                 frames = read_files(log, LEDGER_OBJECTS, files)
