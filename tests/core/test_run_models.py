@@ -52,3 +52,17 @@ def test_backoff_is_exponential_and_capped(attempt: int, expected: int) -> None:
 def test_terminal_task_states() -> None:
     terminal = {state for state in TaskState if state.is_terminal}
     assert terminal == {TaskState.SUCCEEDED, TaskState.FAILED, TaskState.SKIPPED, TaskState.CANCELLED}
+
+
+@pytest.mark.parametrize(
+    ("task_key", "expected"),
+    [
+        ("sales.daily", ("sales.daily", "")),
+        ("sales.daily[date=d:2024-01-02]", ("sales.daily", "date=d:2024-01-02")),
+        ("a.b[k=s:YWJj,n=i:-3]", ("a.b", "k=s:YWJj,n=i:-3")),
+    ],
+)
+def test_task_keys_split_into_asset_and_partition(task_key: str, expected: tuple[str, str]) -> None:
+    from arco.core.runs import split_task_key
+
+    assert split_task_key(task_key) == expected

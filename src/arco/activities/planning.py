@@ -13,7 +13,7 @@ from typing import Any
 from arco.catalog.storage import ObjectStore
 from arco.core.dispatch import DeclaredInput
 from arco.core.errors import PlanningError
-from arco.core.runs import PlanSummary, RunRequest, TaskSpec
+from arco.core.runs import SUMMARY_LIST_LIMIT, PlanSummary, RunRequest, TaskSpec, split_task_key
 from arco.planning.plan import (
     AssetSelection,
     PartitionRange,
@@ -22,7 +22,6 @@ from arco.planning.plan import (
     PlannedTask,
     PlanRequest,
     RerunOptions,
-    split_task_key,
 )
 
 
@@ -110,22 +109,20 @@ def task_spec(index: int, task: PlannedTask, code_location: str) -> TaskSpec:
 
 
 def summarize(plan: Plan, run_id: str) -> tuple[PlanSummary, list[TaskSpec]]:
-    """The workflow's view of a plan: dependency table by index, asset and partition tables, task specs."""
+    """The workflow's view of a plan: dependency table by index, key samples and counts, task specs."""
     index = {task.task_key: i for i, task in enumerate(plan.tasks)}
     assets = sorted({task.asset_key for task in plan.tasks})
     partitions = sorted({task.partition_key for task in plan.tasks})
-    asset_index = {key: i for i, key in enumerate(assets)}
-    partition_index = {key: i for i, key in enumerate(partitions)}
     summary = PlanSummary(
         run_id=run_id,
         fingerprint=plan.fingerprint,
         plan_key="",
         task_keys=[task.task_key for task in plan.tasks],
         upstream=[sorted(index[key] for key in task.upstream_task_keys) for task in plan.tasks],
-        asset_keys=assets,
-        partition_keys=partitions,
-        task_assets=[asset_index[task.asset_key] for task in plan.tasks],
-        task_partitions=[partition_index[task.partition_key] for task in plan.tasks],
+        asset_keys=assets[:SUMMARY_LIST_LIMIT],
+        asset_count=len(assets),
+        partition_keys=partitions[:SUMMARY_LIST_LIMIT],
+        partition_count=len(partitions),
         code_location=plan.code_location,
     )
     specs = [task_spec(i, task, plan.code_location) for i, task in enumerate(plan.tasks)]

@@ -27,6 +27,20 @@ STATUS_QUERY = "status"
 CANCEL_UPDATE = "cancel"
 #: Temporal refuses more than 2,000 pending activities per workflow; Arco stays below.
 MAX_PARALLELISM = 1000
+#: Distinct asset and partition keys a plan summary lists at most (the counts are always exact).
+SUMMARY_LIST_LIMIT = 100
+
+
+def split_task_key(task_key: str) -> tuple[str, str]:
+    """Split a task key into asset key and canonical partition key (``""`` when it names none).
+
+    A task key is the asset key, or ``asset[partition]`` when a plan covers several partition keys; asset keys
+    never contain ``[`` and canonical partition keys never contain ``]``.
+    """
+    if task_key.endswith("]") and "[" in task_key:
+        asset_key, _, rest = task_key.partition("[")
+        return asset_key, rest[:-1]
+    return task_key, ""
 
 
 class TaskState(StrEnum):
@@ -180,8 +194,9 @@ class TaskSpec(ArcoModel):
 class PlanSummary(ArcoModel):
     """What the plan activity returns to the workflow: a reference to the stored plan and its dependency table.
 
-    ``upstream[i]`` lists the indices of the tasks that task ``i`` waits for; ``task_assets[i]`` and
-    ``task_partitions[i]`` index ``asset_keys`` and ``partition_keys``. Tasks are sorted by task key.
+    ``upstream[i]`` lists the indices of the tasks that task ``i`` waits for; tasks are sorted by task key, and a
+    task key names its asset and partition (:func:`split_task_key`). ``asset_keys`` and ``partition_keys`` are
+    the first :data:`SUMMARY_LIST_LIMIT` distinct values (for search attributes and previews), with their counts.
     """
 
     run_id: str
@@ -190,9 +205,9 @@ class PlanSummary(ArcoModel):
     task_keys: list[str]
     upstream: list[list[int]]
     asset_keys: list[str]
+    asset_count: int
     partition_keys: list[str]
-    task_assets: list[int]
-    task_partitions: list[int]
+    partition_count: int
     code_location: str | None = None
 
     @property
@@ -303,7 +318,9 @@ class PlanPreview(ArcoModel):
     task_count: int
     task_keys: list[str]
     asset_keys: list[str]
+    asset_count: int
     partition_keys: list[str]
+    partition_count: int
 
 
 def run_workflow_id(scope: Scope, run_key_or_id: str) -> str:

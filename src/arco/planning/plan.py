@@ -47,6 +47,7 @@ from arco.core.canonical_json import canonical_dumps
 from arco.core.errors import ArcoError, PlanningError
 from arco.core.model import ArcoModel
 from arco.core.partitions import PartitionKey, PartitionValue
+from arco.core.runs import split_task_key
 from arco.core.scope import TenantId, WorkspaceId
 from arco.planning._gc import gc_paused
 from arco.planning.graph import AssetGraph, suggest
@@ -359,14 +360,6 @@ def _render_reason(reason: str) -> str:
         run_id, _, status = detail.partition(":")
         return f"it is re-executed from run {run_id} (status there: {status})"
     return reason
-
-
-def split_task_key(task_key: str) -> tuple[str, str]:
-    """Split a task key into asset key and canonical partition key (``""`` if the key has none)."""
-    if task_key.endswith("]") and "[" in task_key:
-        asset_key, _, rest = task_key.partition("[")
-        return asset_key, rest[:-1]
-    return task_key, ""
 
 
 def _digest(text: str) -> str:

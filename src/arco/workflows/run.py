@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         TaskOutcome,
         TaskSpec,
         TaskState,
+        split_task_key,
     )
     from arco.core.scope import Scope
     from arco.core.wire import attempt_id, dispatch_id
@@ -212,7 +213,7 @@ class RunWorkflow:
                 self._ready.append(index)
         heapq.heapify(self._ready)
         self._state = RunState.RUNNING
-        partition = summary.partition_keys[0] if len(summary.partition_keys) == 1 else ""
+        partition = summary.partition_keys[0] if summary.partition_count == 1 else ""
         workflow.upsert_search_attributes(
             [
                 SA_RUN_STATE.value_set(RunState.RUNNING.value),
@@ -263,14 +264,8 @@ class RunWorkflow:
             if self._states[index].is_terminal or self._states[index] in _ACTIVE:
                 continue
             self._set(index, TaskState.SKIPPED)
-            skip_event(
-                self._recorder,
-                summary.task_keys[index],
-                summary.asset_keys[summary.task_assets[index]],
-                summary.partition_keys[summary.task_partitions[index]],
-                self._run_id,
-                why,
-            )
+            asset, partition = split_task_key(summary.task_keys[index])
+            skip_event(self._recorder, summary.task_keys[index], asset, partition, self._run_id, why)
             stack.extend(self._downstream[index])
 
     def _cancel_pending(self) -> None:
@@ -280,6 +275,7 @@ class RunWorkflow:
         for index, state in enumerate(self._states):
             if state in (TaskState.PLANNED, TaskState.BLOCKED, TaskState.READY):
                 self._set(index, TaskState.CANCELLED)
+                asset, partition = split_task_key(summary.task_keys[index])
                 self._recorder.add(
                     "TaskStateChanged",
                     {
@@ -287,8 +283,8 @@ class RunWorkflow:
                         "attempt": 1,
                         "attemptId": _first_attempt_id(self._run_id, summary.task_keys[index]),
                         "state": TaskState.CANCELLED.value,
-                        "asset": summary.asset_keys[summary.task_assets[index]],
-                        "partition": summary.partition_keys[summary.task_partitions[index]],
+                        "asset": asset,
+                        "partition": partition,
                         "errorCode": "CANCELLED",
                         "errorMessage": self._cancel_reason or "cancelled",
                     },
@@ -579,5 +575,7 @@ class PlanPreviewWorkflow:
             task_count=summary.task_count,
             task_keys=summary.task_keys,
             asset_keys=summary.asset_keys,
+            asset_count=summary.asset_count,
             partition_keys=summary.partition_keys,
+            partition_count=summary.partition_count,
         )
