@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import multiprocessing
 import os
 import random
@@ -45,13 +44,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 import pyarrow as pa
+from _common import Report
 
 from arco.catalog.entities import AssetSpec
 from arco.catalog.storage import open_store
@@ -71,34 +70,6 @@ SCHEMA = pa.schema(
         pa.field("flag", pa.bool_()),
     ]
 )
-
-
-@dataclass
-class Figure:
-    metric: str
-    value: float
-    unit: str
-    n: int
-
-
-class Report:
-    """Collects figures; prints them as a table and as JSON lines."""
-
-    def __init__(self) -> None:
-        self.figures: list[Figure] = []
-
-    def add(self, metric: str, value: float, unit: str, n: int) -> None:
-        self.figures.append(Figure(metric, value, unit, n))
-        print(f"  {metric:<34} {value:>12.3f} {unit:<10} n={n}", flush=True)
-
-    def dump(self) -> None:
-        print()
-        print(f"{'metric':<34} {'value':>12} {'unit':<10} {'n':>8}")
-        for f in self.figures:
-            print(f"{f.metric:<34} {f.value:>12.3f} {f.unit:<10} {f.n:>8}")
-        print()
-        for f in self.figures:
-            print(json.dumps({"metric": f.metric, "value": round(f.value, 4), "unit": f.unit, "n": f.n}))
 
 
 def _pct(values: list[float], q: float) -> float:

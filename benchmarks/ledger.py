@@ -27,16 +27,16 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
-import importlib.util
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+
+from _common import load_workload
 
 from arco.catalog.compaction import compact
 from arco.catalog.events import ArcoEvent, Materialized
@@ -47,24 +47,7 @@ from arco.core.scope import Scope
 
 SCOPE = Scope("bench", "ledger")
 BATCH = 1000
-WORKLOAD_PATH = Path(__file__).resolve().parents[1].parent / "shared" / "workload.py"
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-def load_workload() -> ModuleType:
-    """Import the shared workload module by path."""
-    if not WORKLOAD_PATH.is_file():
-        sys.exit(
-            f"shared workload not found at {WORKLOAD_PATH}: clone Arco next to the 'shared' folder that holds "
-            "workload.py (the benchmark must use the same event stream as the other systems' harnesses)"
-        )
-    spec = importlib.util.spec_from_file_location("arco_shared_workload", WORKLOAD_PATH)
-    if spec is None or spec.loader is None:
-        sys.exit(f"cannot import {WORKLOAD_PATH}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def ulid(millis: int, serial: int) -> str:

@@ -36,7 +36,6 @@ Prints a table, then one JSON line per figure: ``{"metric": ..., "value": N, "un
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import random
 import statistics
@@ -44,13 +43,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import polars as pl
 import pyarrow as pa
+from _common import Report, load_workload
 
 from arco.catalog.commit import CommitLog, CommitRequest
 from arco.catalog.lineage import lineage
@@ -76,43 +75,6 @@ SQL = (
     "SELECT state, count(*) AS tasks, count(DISTINCT runId) AS runs, max(attempt) AS max_attempt "
     "FROM ops.tasks WHERE asset LIKE 'bench.asset_0%' AND attempt >= 1 GROUP BY state ORDER BY state"
 )
-
-
-def load_workload() -> ModuleType:
-    """The shared benchmark workload, imported by path."""
-    path = Path(__file__).resolve().parents[1].parent / "shared" / "workload.py"
-    spec = importlib.util.spec_from_file_location("workload", path)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"cannot import the shared workload from {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["workload"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-@dataclass(frozen=True)
-class Figure:
-    metric: str
-    value: float
-    unit: str
-    n: int
-
-
-class Report:
-    def __init__(self) -> None:
-        self.figures: list[Figure] = []
-
-    def add(self, metric: str, value: float, unit: str, n: int) -> None:
-        self.figures.append(Figure(metric, value, unit, n))
-        print(f"  {metric:<38} {value:>12.3f} {unit:<8} n={n}", flush=True)
-
-    def print(self) -> None:
-        print()
-        print(f"{'metric':<38} {'value':>12} {'unit':<8} {'n':>9}")
-        for f in self.figures:
-            print(f"{f.metric:<38} {f.value:>12.3f} {f.unit:<8} {f.n:>9}")
-        for f in self.figures:
-            print(json.dumps({"metric": f.metric, "value": round(f.value, 4), "unit": f.unit, "n": f.n}))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -409,7 +371,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = 100_000 if args.quick else 1_000_000
     tables = 10_000 if args.quick else 100_000
     dag = workload.layered_dag(2_000 if args.quick else 10_000)
-    report = Report()
+    report = Report(width=38)
     with tempfile.TemporaryDirectory(prefix="arco-bench-reads-") as tmp:
         root = args.root or tmp
         store = open_store(root)
@@ -424,7 +386,7 @@ def main(argv: list[str] | None = None) -> None:
         measure_lineage(report, store, workload, dag, written, root)
         measure_sql(report, store, rows, root)
         measure_search(report, store, tables)
-    report.print()
+    report.dump()
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import hashlib
-import importlib.util
 import json
 import os
 import statistics
@@ -43,6 +42,8 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from _common import load_workload
 
 from arco.catalog.tier1 import Catalog
 from arco.core.scope import Scope
@@ -55,28 +56,11 @@ from arco.sdk.partitions import DailyPartitions, TimeWindowPartitions
 
 SCOPE = Scope("bench", "planning")
 NAMESPACE = "bench"
-WORKLOAD_PATH = Path(__file__).resolve().parents[1].parent / "shared" / "workload.py"
 TARGETS = {
     ("plan_all_ms", 1000): 20.0,
     ("plan_all_ms", 10000): 200.0,
     ("manifest_load_catalog_ms", 10000): 500.0,
 }
-
-
-def load_workload() -> ModuleType:
-    """Import the shared workload module by path."""
-    if not WORKLOAD_PATH.is_file():
-        sys.exit(
-            f"shared workload not found at {WORKLOAD_PATH}: clone Arco next to the 'shared' folder that holds "
-            "workload.py (the benchmark must use the same DAG as the other systems' harnesses)"
-        )
-    spec = importlib.util.spec_from_file_location("arco_shared_workload", WORKLOAD_PATH)
-    if spec is None or spec.loader is None:
-        sys.exit(f"cannot import {WORKLOAD_PATH}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def specs_of(dag: Any, partitions: TimeWindowPartitions | None = None) -> list[AssetSpec]:

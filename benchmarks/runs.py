@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.util
 import json
 import os
 import statistics
@@ -34,6 +33,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from _common import WORKLOAD_PATH, load_workload
 from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
@@ -50,21 +50,8 @@ from arco.planning.location import load_code_location
 from arco.worker.control_plane import build_control_plane_worker
 from arco.worker.temporal_server import TemporalDevServer, TemporalServerConfig, free_port
 
-WORKLOAD_PATH = Path(__file__).resolve().parents[1].parent / "shared" / "workload.py"
 QUEUE = "bench-exec"
 RESULTS: list[dict[str, Any]] = []
-
-
-def load_workload() -> types.ModuleType:
-    """Import the shared workload module by path."""
-    if not WORKLOAD_PATH.is_file():
-        sys.exit(f"shared workload not found at {WORKLOAD_PATH}: clone Arco next to the 'shared' folder")
-    spec = importlib.util.spec_from_file_location("arco_shared_workload", WORKLOAD_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def record(metric: str, value: float, unit: str, n: int) -> None:
