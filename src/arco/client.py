@@ -26,6 +26,7 @@ from temporalio.client import (
 )
 from temporalio.common import SearchAttributeKey, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from arco.core.config import DEFAULT_TASK_QUEUE
 from arco.core.errors import RunError
@@ -96,6 +97,15 @@ class RunHandle:
             cause = exc.cause
             message = getattr(cause, "message", None) or str(cause or exc)
             raise RunError(f"cannot cancel run {self.workflow_id}: {message}") from None
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+        # The workflow already closed: say how it ended.
+        final = await self.result()
+        raise RunError(
+            f"cannot cancel run {self.workflow_id}: run {final.run_id} already finished with state "
+            f"{final.state.value}; there is nothing to cancel"
+        )
 
 
 async def start_run(

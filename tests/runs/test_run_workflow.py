@@ -458,3 +458,40 @@ async def test_non_retryable_categories_fail_at_once(
         if e.event_type == "TaskStateChanged" and e.data.state == "FAILED"  # type: ignore[union-attr]
     ]
     assert [(d.task_key, d.error_code) for d in failed] == [("t.fail_x", "USER_CODE")]  # type: ignore[union-attr]
+
+
+async def test_batches_honour_per_queue_parallelism(harness: Harness) -> None:
+    wide = [f"t.w{i:02d}" for i in range(12)]
+    run = await harness.start(
+        selection=Selection(asset_keys=wide),
+        run_key="per-queue-batched",
+        max_inline_tasks=0,
+        batch_size=12,
+        max_parallelism_per_queue={harness.queue: 3},
+    )
+    final = await run.result(timeout=60)
+    assert final.counts == {"SUCCEEDED": 12}
+    assert harness.executor.max_running == 3
+
+
+async def test_cancelling_a_batched_run_accounts_for_running_and_waiting_tasks(harness: Harness) -> None:
+    keys = ["t.slow", "t.after_slow", "t.w00", "t.w01", "t.w02"]
+    run = await harness.start(
+        selection=Selection(asset_keys=keys),
+        run_key="cancel-batched",
+        max_inline_tasks=0,
+        batch_size=10,
+        max_parallelism_per_queue={harness.queue: 1},
+    )
+    await asyncio.wait_for(harness.executor.started.wait(), 30)
+    final = await run.cancel("stop the batch")
+    assert final.state == RunState.CANCELLED
+    assert final.counts == {"CANCELLED": 5}
+    assert harness.executor.cancelled == ["t.slow"]
+    assert {k for k, _, _ in harness.executor.attempts} == {"t.slow"}
+    cancelled = {
+        e.data.task_key  # type: ignore[union-attr]
+        for e in harness.events()
+        if e.event_type == "TaskStateChanged" and e.data.state == "CANCELLED"  # type: ignore[union-attr]
+    }
+    assert cancelled == set(keys)

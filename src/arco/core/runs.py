@@ -280,6 +280,7 @@ class TaskBatchInput(ArcoModel):
     plan_key: str
     indices: list[int]
     max_parallelism: int
+    max_parallelism_per_queue: dict[str, int] = Field(default_factory=dict)
     run_tags: dict[str, str] = Field(default_factory=dict)
 
 

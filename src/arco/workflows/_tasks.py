@@ -276,6 +276,13 @@ class TaskRunner:
                 continue
             return self._finish(spec, attempt, att_id, TaskState.FAILED, category, message)
 
+    def cancel_undispatched(self, spec: TaskSpec) -> TaskOutcome:
+        """Account a task that was cancelled before its first dispatch."""
+        att_id = attempt_id(dispatch_id(self._run_id, spec.task_key, 1))
+        return self._finish(
+            spec, 1, att_id, TaskState.CANCELLED, "CANCELLED", "run cancelled before dispatch"
+        )
+
     def _finish(
         self,
         spec: TaskSpec,

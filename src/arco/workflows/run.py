@@ -96,6 +96,7 @@ class RunWorkflow:
         self._failed: list[int] = []
         self._cancel_reason: str | None = None
         self._completions: deque[TaskOutcome] = deque()
+        self._recorded = False
         self._recorder = EventRecorder(self._scope, self._run_id, workflow.info().workflow_id)
 
     # ---- queries and updates -------------------------------------------------------------------------------
@@ -133,7 +134,8 @@ class RunWorkflow:
         """Stop the run: queued tasks are cancelled at once, running ones through their heartbeats."""
         if self._cancel_reason is None:
             self._cancel_reason = request.reason
-        await workflow.wait_condition(lambda: self._state.is_terminal)
+        # Wait until the run's last events are in the ledger, not only until its state is final.
+        await workflow.wait_condition(lambda: self._recorded)
         return self.status()
 
     @cancel.validator
@@ -396,6 +398,7 @@ class RunWorkflow:
                         plan_key=summary.plan_key,
                         indices=indices,
                         max_parallelism=len(indices),
+                        max_parallelism_per_queue=self._request.max_parallelism_per_queue,
                         run_tags=self._request.tags,
                     ),
                     id=f"{workflow.info().workflow_id}:batch-{batch}",
@@ -488,6 +491,7 @@ class RunWorkflow:
             data["errorMessage"] = self._cancel_reason
         self._recorder.add("RunFinished", data)
         await self._recorder.flush()
+        self._recorded = True
         self._set_state_attribute()
 
     def _set_state_attribute(self) -> None:
@@ -535,7 +539,25 @@ class TaskBatchWorkflow:
             )
             specs.extend(page.tasks)
         runner = TaskRunner(scope, batch.run_id, batch.run_tags, recorder, lambda _i, _s: None)
-        tasks = [asyncio.create_task(runner.run(spec)) for spec in specs]
+        # Per-queue caps hold within a batch (batches of one run may still overlap on a queue).
+        limits = {
+            queue: asyncio.Semaphore(cap) for queue, cap in sorted(batch.max_parallelism_per_queue.items())
+        }
+
+        async def _bounded(spec: TaskSpec) -> TaskOutcome:
+            limit = limits.get(spec.worker_queue)
+            if limit is None:
+                return await runner.run(spec)
+            try:
+                await limit.acquire()
+            except asyncio.CancelledError:
+                return runner.cancel_undispatched(spec)
+            try:
+                return await runner.run(spec)
+            finally:
+                limit.release()
+
+        tasks = [asyncio.create_task(_bounded(spec)) for spec in specs]
         cancelled = False
         try:
             await workflow.wait_condition(
