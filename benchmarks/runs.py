@@ -51,6 +51,8 @@ from arco.worker.control_plane import build_control_plane_worker
 from arco.worker.temporal_server import TemporalDevServer, TemporalServerConfig, free_port
 
 QUEUE = "bench-exec"
+#: Tasks per child batch of the large run (``--batch-size``).
+BATCH_SIZE = 250
 RESULTS: list[dict[str, Any]] = []
 
 
@@ -166,7 +168,7 @@ async def run_dag(
         code_location=f"bench_noop_{n}",
         max_parallelism=1000,
         max_inline_tasks=2000 if inline else 0,
-        batch_size=250,
+        batch_size=BATCH_SIZE,
     )
     latencies: list[float] = []
     started = time.perf_counter()
@@ -213,9 +215,9 @@ def percentile(values: list[float], q: float) -> float:
     )
 
 
-async def main(quick: bool) -> None:
+async def main(quick: bool, sizes: tuple[int, int] | None) -> None:
     workload = load_workload()
-    small, large = (300, 2000) if quick else (1000, 10_000)
+    small, large = sizes or ((300, 2000) if quick else (1000, 10_000))
     with tempfile.TemporaryDirectory(prefix="arco-bench-runs-") as tmp:
         root = Path(tmp)
         server = TemporalDevServer(
@@ -296,5 +298,11 @@ if __name__ == "__main__":
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="smaller sizes, under a minute")
+    parser.add_argument("--sizes", default=None, help="SMALL,LARGE task counts (default 1000,10000)")
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="tasks per child batch (1-1000)")
     args = parser.parse_args()
-    asyncio.run(main(args.quick))
+    BATCH_SIZE = args.batch_size
+    chosen = tuple(int(part) for part in args.sizes.split(",")) if args.sizes else None
+    if chosen is not None and len(chosen) != 2:
+        parser.error("--sizes takes two numbers, e.g. 1000,10000")
+    asyncio.run(main(args.quick, chosen))  # type: ignore[arg-type]
