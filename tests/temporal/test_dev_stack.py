@@ -105,6 +105,20 @@ def test_dev_stack_serves_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
 
         again = _cli(["run", "status", "dev-1", "--output", "json"], env)
         assert json.loads(again.stdout)["runId"] == status["runId"]
+
+        preview = _cli(
+            ["run", "preview", "demo.daily_revenue", "--upstream", "-1", "--partition", "date=d:2026-01-05"],
+            env,
+        )
+        assert preview.returncode == 0, preview.stdout + preview.stderr
+        planned = json.loads(preview.stdout)
+        assert planned["taskCount"] == 3
+        assert planned["taskKeys"] == ["demo.cleaned_orders", "demo.daily_revenue", "demo.raw_orders"]
+        assert planned["fingerprint"].startswith("sha256:")
+
+        refused = _cli(["run", "cancel", "dev-1"], env)
+        assert refused.returncode == 2
+        assert "already finished with state SUCCEEDED" in refused.stderr
     finally:
         dev.send_signal(signal.SIGINT)
         try:
