@@ -76,11 +76,7 @@ class RunHandle:
             description = await self.handle.describe()
             if description.status == WorkflowExecutionStatus.CANCELED:
                 return await self.status()
-            cause: BaseException | None = exc.cause
-            while getattr(cause, "cause", None) is not None:
-                cause = cause.cause  # type: ignore[union-attr]
-            message = getattr(cause, "message", None) or str(cause or exc)
-            raise RunError(f"run workflow {self.workflow_id} failed: {message}") from exc
+            raise RunError(f"run workflow {self.workflow_id} failed: {_root_message(exc)}") from exc
 
     async def cancel(self, reason: str = "cancelled by request") -> RunStatus:
         """Cancel the run and wait until every task is accounted for; returns the final status.
@@ -114,6 +110,7 @@ async def start_run(
     *,
     task_queue: str = DEFAULT_TASK_QUEUE,
     preview_timeout: timedelta = timedelta(minutes=2),
+    validate: bool = True,
 ) -> RunHandle:
     """Start a run, or join the existing run of the same run key.
 
@@ -121,19 +118,24 @@ async def start_run(
         client: A client using Arco's pydantic data converter.
         request: What to run. Without ``run_key`` a new run id is generated and every call starts a new run.
         task_queue: The control-plane task queue.
-        preview_timeout: How long to wait for the plan preview when a run key is reused.
+        preview_timeout: How long to wait for the plan preview.
+        validate: Plan the request first (a dry run) so that a request the planner refuses (unknown assets,
+            partitions outside an asset's partitioning, an empty selection) fails here, before any run exists.
+            Without it such a run starts and fails in its planning step.
 
     Returns:
         The run; ``created`` is False when the run key already had a run with the same plan.
 
     Raises:
-        RunError: if the run key is already used by a run whose plan fingerprint differs from this request's.
+        RunError: if the planner refuses the request, or the run key is already used by a run whose plan
+            fingerprint differs from this request's.
     """
     if request.run_key is None:
         request = request.model_copy(update={"run_id": request.run_id or new_ulid()})
     key = request.run_key or request.run_id
     assert key is not None
     workflow_id = run_workflow_id(request.scope, key)
+    preview = await _checked_preview(client, request, task_queue, preview_timeout) if validate else None
     try:
         handle: WorkflowHandle[object, RunStatus] = await client.start_workflow(
             RUN_WORKFLOW,
@@ -150,7 +152,8 @@ async def start_run(
             workflow_id, result_type=RunStatus
         )
     existing_fp = await _existing_fingerprint(existing)
-    preview = await preview_plan(client, request, task_queue=task_queue, timeout=preview_timeout)
+    if preview is None:
+        preview = await _checked_preview(client, request, task_queue, preview_timeout)
     if existing_fp is not None and existing_fp != preview.fingerprint:
         raise RunError(
             f"run key {request.run_key!r} of {request.scope} is already used by run {workflow_id} with plan "
@@ -158,6 +161,23 @@ async def start_run(
             "for a different selection, partitions or code version"
         )
     return RunHandle(handle=existing, created=False)
+
+
+async def _checked_preview(
+    client: Client, request: RunRequest, task_queue: str, timeout: timedelta
+) -> PlanPreview:
+    """The plan preview, with a refused request raised as a RunError carrying the planner's message."""
+    try:
+        return await preview_plan(client, request, task_queue=task_queue, timeout=timeout)
+    except WorkflowFailureError as exc:
+        raise RunError(f"the run request cannot be planned: {_root_message(exc)}") from exc
+
+
+def _root_message(exc: BaseException) -> str:
+    cause: BaseException | None = exc
+    while getattr(cause, "cause", None) is not None:
+        cause = cause.cause  # type: ignore[union-attr]
+    return getattr(cause, "message", None) or str(cause or exc)
 
 
 async def _existing_fingerprint(handle: WorkflowHandle[object, RunStatus]) -> str | None:

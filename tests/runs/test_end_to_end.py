@@ -119,11 +119,30 @@ async def test_same_run_key_with_other_partitions_is_refused(stack: Stack) -> No
         await stack.run(selection=Selection(asset_keys=["demo.raw_orders"]), partitions=DAYS, run_key=key)
 
 
-async def test_unknown_asset_fails_the_run_before_any_task(stack: Stack) -> None:
-    run = await stack.run(selection=Selection(asset_keys=["demo.daily_revenu"]), partitions=DAYS[:1])
+async def test_unknown_asset_is_refused_before_any_run_exists(stack: Stack) -> None:
     with pytest.raises(
         RunError, match=r"unknown asset key\(s\): demo.daily_revenu; did you mean demo.daily_revenue"
     ):
+        await stack.run(
+            selection=Selection(asset_keys=["demo.daily_revenu"]), partitions=DAYS[:1], run_key="typo"
+        )
+    runs = [wf.id async for wf in stack.client.list_workflows("WorkflowType = 'RunWorkflow'")]
+    assert not [workflow_id for workflow_id in runs if workflow_id.endswith(":typo")]
+
+
+async def test_a_run_started_without_validation_fails_in_planning(stack: Stack) -> None:
+    run = await start_run(
+        stack.client,
+        RunRequest(
+            tenant_id=SCOPE.tenant,
+            workspace_id=SCOPE.workspace,
+            selection=Selection(asset_keys=["demo.raw_orders"]),
+            partitions=["date=d:2025-12-31"],
+        ),
+        task_queue=stack.settings.task_queue,
+        validate=False,
+    )
+    with pytest.raises(RunError, match=r"could not be planned: .*2025-12-31"):
         await run.result(timeout=60)
     status = await run.status()
     assert status.state == RunState.FAILED
