@@ -48,7 +48,7 @@ import subprocess
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, cast
@@ -785,6 +785,39 @@ def _commit_of(manifest: Manifest | None) -> str:
     return "-" if manifest is None else manifest.commit_id
 
 
+def _result(
+    walk: _Walk,
+    label: str,
+    make_node: Callable[[str, int], LineageNode],
+    node_id: Callable[[str], str],
+    *,
+    direction: Direction,
+    hops: int,
+    edges: Sequence[LineageEdge],
+    beyond: Iterable[str],
+    filters: Mapping[str, str | None],
+    snap: ScopeSnapshot,
+    declared_known: bool,
+    cut_observations: list[str],
+    max_observations: int,
+) -> LineageResult:
+    """Assemble the answer of a traversal (asset or partition level) from its walk."""
+    nodes = tuple(sorted((make_node(n, h) for n, h in walk.visited.items()), key=lambda n: (n.hops, n.id)))
+    return LineageResult(
+        start=make_node(label, 0),
+        direction=direction,
+        hops=hops,
+        nodes=nodes,
+        edges=tuple(edges),
+        truncated=bool(walk.cut_nodes or walk.cut_edges),
+        truncations=_truncations(walk, node_id, cut_observations, max_observations),
+        beyond_hops=tuple(node_id(n) for n in beyond),
+        filters=filters,
+        snapshot=None if snap.projections is None else snap.projections.commit_id,
+        declared_known=declared_known,
+    )
+
+
 def _asset_traversal(
     store: ObjectStore,
     snap: ScopeSnapshot,
@@ -841,21 +874,11 @@ def _asset_traversal(
                 runs, cut,
             )
         )  # fmt: skip
-    nodes = tuple(sorted((_node(n, h) for n, h in walk.visited.items()), key=lambda n: (n.hops, n.id)))
-    truncations = _truncations(walk, _asset_node_id, cut_observations, max_observations)
-    return LineageResult(
-        start=_node(label, 0),
-        direction=direction,
-        hops=hops,
-        nodes=nodes,
-        edges=tuple(edges),
-        truncated=bool(walk.cut_nodes or walk.cut_edges),
-        truncations=truncations,
-        beyond_hops=tuple(_asset_node_id(n) for n in beyond),
-        filters=filters,
-        snapshot=None if snap.projections is None else snap.projections.commit_id,
-        declared_known=bool(declared),
-    )
+    return _result(
+        walk, label, _node, _asset_node_id, direction=direction, hops=hops, edges=edges, beyond=beyond,
+        filters=filters, snap=snap, declared_known=bool(declared), cut_observations=cut_observations,
+        max_observations=max_observations,
+    )  # fmt: skip
 
 
 def _take(index: _AssetIndex, edges: Sequence[int]) -> pl.DataFrame:
@@ -1010,23 +1033,11 @@ def _partition_traversal(
                 _partition_id(src), _partition_id(dst), True, flag, status, count, observations, runs, cut
             )
         )
-    nodes = tuple(
-        sorted((_partition_node(n, h) for n, h in walk.visited.items()), key=lambda n: (n.hops, n.id))
-    )
-    truncations = _truncations(walk, _partition_id, cut_observations, max_observations)
-    return LineageResult(
-        start=_partition_node(label, 0),
-        direction=direction,
-        hops=hops,
-        nodes=nodes,
-        edges=tuple(edges),
-        truncated=bool(walk.cut_nodes or walk.cut_edges),
-        truncations=truncations,
-        beyond_hops=tuple(_partition_id(n) for n in beyond),
-        filters=filters,
-        snapshot=None if snap.projections is None else snap.projections.commit_id,
-        declared_known=bool(declared),
-    )
+    return _result(
+        walk, label, _partition_node, _partition_id, direction=direction, hops=hops, edges=edges, beyond=beyond,
+        filters=filters, snap=snap, declared_known=bool(declared), cut_observations=cut_observations,
+        max_observations=max_observations,
+    )  # fmt: skip
 
 
 # -- impact analysis -------------------------------------------------------------------------------------------

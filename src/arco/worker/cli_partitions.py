@@ -19,7 +19,7 @@ from arco.core.config import ArcoSettings
 from arco.core.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from arco.catalog.dynamic_partitions import DynamicPartitionStore
+    from arco.catalog.dynamic_partitions import AddResult, DynamicPartitionStore, RemoveResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -116,26 +116,12 @@ def add(
     Put `--` before keys that start with '-': `arco partitions add offsets -- -1`.
     """
     result = _store(catalog_root, tenant, workspace).add(key_set, _keys(keys, from_file, "add"))
-    if output == "json":
-        _echo_json(
-            {
-                "keySet": result.key_set,
-                "added": list(result.added),
-                "alreadyPresent": list(result.already_present),
-                "committed": result.committed,
-                "sequence": result.sequence,
-                "commitId": result.commit_id,
-            }
-        )
-        return
-    if result.added:
-        click.echo(f"added {len(result.added)} key(s) to {result.key_set}: {_shown(result.added)}")
-    if result.already_present:
-        click.echo(f"already in {result.key_set}: {_shown(result.already_present)}")
-    if result.committed:
-        click.echo(f"commit {result.sequence} ({result.commit_id})")
-    else:
-        click.echo("nothing to commit")
+    _report_change(
+        result,
+        output,
+        changed=("added", "added {n} key(s) to", result.added),
+        unchanged=("alreadyPresent", "already in", result.already_present),
+    )
 
 
 @partitions.command("remove")
@@ -162,22 +148,39 @@ def remove(
     Put `--` before keys that start with '-'.
     """
     result = _store(catalog_root, tenant, workspace).remove(key_set, _keys(keys, from_file, "remove"))
+    _report_change(
+        result,
+        output,
+        changed=("removed", "removed {n} key(s) from", result.removed),
+        unchanged=("notPresent", "not in", result.not_present),
+    )
+
+
+def _report_change(
+    result: AddResult | RemoveResult,
+    output: str,
+    *,
+    changed: tuple[str, str, Sequence[str]],
+    unchanged: tuple[str, str, Sequence[str]],
+) -> None:
+    """Print what an add or remove did: ``(json field, table phrase, keys)`` for changed and unchanged keys."""
     if output == "json":
         _echo_json(
             {
                 "keySet": result.key_set,
-                "removed": list(result.removed),
-                "notPresent": list(result.not_present),
+                changed[0]: list(changed[2]),
+                unchanged[0]: list(unchanged[2]),
                 "committed": result.committed,
                 "sequence": result.sequence,
                 "commitId": result.commit_id,
             }
         )
         return
-    if result.removed:
-        click.echo(f"removed {len(result.removed)} key(s) from {result.key_set}: {_shown(result.removed)}")
-    if result.not_present:
-        click.echo(f"not in {result.key_set}: {_shown(result.not_present)}")
+    if changed[2]:
+        phrase = changed[1].format(n=len(changed[2]))
+        click.echo(f"{phrase} {result.key_set}: {_shown(changed[2])}")
+    if unchanged[2]:
+        click.echo(f"{unchanged[1]} {result.key_set}: {_shown(unchanged[2])}")
     if result.committed:
         click.echo(f"commit {result.sequence} ({result.commit_id})")
     else:

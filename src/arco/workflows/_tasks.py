@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         TaskOutcome,
         TaskSpec,
         TaskState,
+        split_task_key,
     )
     from arco.core.scope import Scope
     from arco.core.wire import TaskOutcome as WireOutcome
@@ -131,6 +132,23 @@ class EventRecorder:
         if error_message is not None:
             data["errorMessage"] = error_message[:_ERROR_TEXT_LIMIT]
         self.add("TaskStateChanged", data)
+
+    def undispatched(self, task_key: str, state: TaskState, code: str, why: str) -> None:
+        """Record the final state of a task that never ran (skipped after an upstream failure, cancelled)."""
+        asset, partition = split_task_key(task_key)
+        self.add(
+            "TaskStateChanged",
+            {
+                "taskKey": task_key,
+                "attempt": 1,
+                "attemptId": attempt_id(dispatch_id(self._run_id, task_key, 1)),
+                "state": state.value,
+                "asset": asset,
+                "partition": partition,
+                "errorCode": code,
+                "errorMessage": why[:_ERROR_TEXT_LIMIT],
+            },
+        )
 
     def task_result(self, spec: TaskSpec, attempt: int, attempt_id_: str, result: TaskResult) -> None:
         """Record what a successful attempt materialized, read and checked."""
@@ -318,23 +336,3 @@ def _classify(err: ActivityError) -> tuple[str, bool, str]:
         category = cause.type or "INFRASTRUCTURE"
         return category, not cause.non_retryable, cause.message
     return "INFRASTRUCTURE", True, str(cause or err)
-
-
-def skip_event(
-    recorder: EventRecorder, spec_key: str, asset: str, partition: str, run_id: str, why: str
-) -> None:
-    """Record that a task was skipped because an upstream task did not succeed."""
-    att = attempt_id(dispatch_id(run_id, spec_key, 1))
-    recorder.add(
-        "TaskStateChanged",
-        {
-            "taskKey": spec_key,
-            "attempt": 1,
-            "attemptId": att,
-            "state": TaskState.SKIPPED.value,
-            "asset": asset,
-            "partition": partition,
-            "errorCode": "UPSTREAM_FAILED",
-            "errorMessage": why[:_ERROR_TEXT_LIMIT],
-        },
-    )

@@ -49,11 +49,9 @@ with workflow.unsafe.imports_passed_through():
         TaskOutcome,
         TaskSpec,
         TaskState,
-        split_task_key,
     )
     from arco.core.scope import Scope
-    from arco.core.wire import attempt_id, dispatch_id
-    from arco.workflows._tasks import EventRecorder, TaskRunner, skip_event
+    from arco.workflows._tasks import EventRecorder, TaskRunner
     from arco.workflows._ulid import workflow_ulid
 
 #: Signal by which a run stops one of its batches.
@@ -78,6 +76,26 @@ _ACTIVITY_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10), maximum_attempts=10
 )
 _ACTIVE = (TaskState.DISPATCHED, TaskState.RUNNING, TaskState.RETRY_WAIT)
+
+
+async def load_specs(scope: Scope, plan_key: str, indices: list[int]) -> list[TaskSpec]:
+    """The task specs at ``indices`` of a stored plan, loaded in pages (no activity result grows with the plan)."""
+    out: list[TaskSpec] = []
+    for start in range(0, len(indices), PAGE_SIZE):
+        page = await workflow.execute_activity(
+            LOAD_TASKS_ACTIVITY,
+            LoadTasksInput(
+                tenant_id=scope.tenant,
+                workspace_id=scope.workspace,
+                plan_key=plan_key,
+                indices=indices[start : start + PAGE_SIZE],
+            ),
+            result_type=LoadTasksOutput,
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=_ACTIVITY_RETRY,
+        )
+        out.extend(page.tasks)
+    return out
 
 
 @workflow.defn(name=RUN_WORKFLOW)
@@ -266,8 +284,7 @@ class RunWorkflow:
             if self._states[index].is_terminal or self._states[index] in _ACTIVE:
                 continue
             self._set(index, TaskState.SKIPPED)
-            asset, partition = split_task_key(summary.task_keys[index])
-            skip_event(self._recorder, summary.task_keys[index], asset, partition, self._run_id, why)
+            self._recorder.undispatched(summary.task_keys[index], TaskState.SKIPPED, "UPSTREAM_FAILED", why)
             stack.extend(self._downstream[index])
 
     def _cancel_pending(self) -> None:
@@ -277,45 +294,19 @@ class RunWorkflow:
         for index, state in enumerate(self._states):
             if state in (TaskState.PLANNED, TaskState.BLOCKED, TaskState.READY):
                 self._set(index, TaskState.CANCELLED)
-                asset, partition = split_task_key(summary.task_keys[index])
-                self._recorder.add(
-                    "TaskStateChanged",
-                    {
-                        "taskKey": summary.task_keys[index],
-                        "attempt": 1,
-                        "attemptId": _first_attempt_id(self._run_id, summary.task_keys[index]),
-                        "state": TaskState.CANCELLED.value,
-                        "asset": asset,
-                        "partition": partition,
-                        "errorCode": "CANCELLED",
-                        "errorMessage": self._cancel_reason or "cancelled",
-                    },
+                self._recorder.undispatched(
+                    summary.task_keys[index],
+                    TaskState.CANCELLED,
+                    "CANCELLED",
+                    self._cancel_reason or "cancelled",
                 )
         self._ready.clear()
 
     def _pending(self) -> int:
         return sum(n for state, n in self._counts.items() if not state.is_terminal)
 
-    async def _load(self, summary: PlanSummary, indices: list[int]) -> list[TaskSpec]:
-        out: list[TaskSpec] = []
-        for start in range(0, len(indices), PAGE_SIZE):
-            page = await workflow.execute_activity(
-                LOAD_TASKS_ACTIVITY,
-                LoadTasksInput(
-                    tenant_id=self._scope.tenant,
-                    workspace_id=self._scope.workspace,
-                    plan_key=summary.plan_key,
-                    indices=indices[start : start + PAGE_SIZE],
-                ),
-                result_type=LoadTasksOutput,
-                start_to_close_timeout=timedelta(minutes=2),
-                retry_policy=_ACTIVITY_RETRY,
-            )
-            out.extend(page.tasks)
-        return out
-
     async def _run_inline(self, summary: PlanSummary) -> None:
-        specs = await self._load(summary, list(range(summary.task_count)))
+        specs = await load_specs(self._scope, summary.plan_key, list(range(summary.task_count)))
         runner = TaskRunner(
             self._scope, self._run_id, self._request.tags, self._recorder, self._on_task_state
         )
@@ -498,10 +489,6 @@ class RunWorkflow:
         workflow.upsert_search_attributes([SA_RUN_STATE.value_set(self._state.value)])
 
 
-def _first_attempt_id(run_id: str, task_key: str) -> str:
-    return attempt_id(dispatch_id(run_id, task_key, 1))
-
-
 @workflow.defn(name=TASK_BATCH_WORKFLOW)
 class TaskBatchWorkflow:
     """Runs a bounded batch of ready tasks of a large run and reports each task's final state.
@@ -523,21 +510,7 @@ class TaskBatchWorkflow:
         """Load the batch's task specs, run them concurrently, record their events."""
         scope = Scope(batch.tenant_id, batch.workspace_id)
         recorder = EventRecorder(scope, batch.run_id, workflow.info().workflow_id)
-        specs: list[TaskSpec] = []
-        for start in range(0, len(batch.indices), PAGE_SIZE):
-            page = await workflow.execute_activity(
-                LOAD_TASKS_ACTIVITY,
-                LoadTasksInput(
-                    tenant_id=batch.tenant_id,
-                    workspace_id=batch.workspace_id,
-                    plan_key=batch.plan_key,
-                    indices=batch.indices[start : start + PAGE_SIZE],
-                ),
-                result_type=LoadTasksOutput,
-                start_to_close_timeout=timedelta(minutes=2),
-                retry_policy=_ACTIVITY_RETRY,
-            )
-            specs.extend(page.tasks)
+        specs = await load_specs(scope, batch.plan_key, batch.indices)
         runner = TaskRunner(scope, batch.run_id, batch.run_tags, recorder, lambda _i, _s: None)
         # Per-queue caps hold within a batch (batches of one run may still overlap on a queue).
         limits = {
