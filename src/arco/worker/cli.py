@@ -7,6 +7,9 @@ missing optional dependency of one group never breaks another.
 from __future__ import annotations
 
 import importlib
+import logging
+import os
+import sys
 
 import click
 
@@ -62,8 +65,24 @@ def cli() -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="arco")
+    """Console-script entry point.
+
+    The process ends with ``os._exit`` once the command has finished and its output is flushed: Temporal's native
+    threads may still touch Python objects while CPython finalizes, which aborts the process (SIGABRT,
+    "PyGILState_Release: thread state ... must be current"; temporalio/sdk-python#300) and would turn every
+    finished command that talked to Temporal into a crash. Nothing is left to finalize at that point.
+    """
+    try:
+        cli.main(prog_name="arco")  # click's standalone mode always ends in SystemExit
+    except SystemExit as exc:
+        code = exc.code
+    if code is not None and not isinstance(code, int):
+        click.echo(str(code), err=True)
+        code = 1
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
 
 
 if __name__ == "__main__":

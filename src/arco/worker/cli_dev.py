@@ -104,9 +104,6 @@ def dev(
         log_file=state / "temporal.log",
     )
     asyncio.run(_dev(settings, config, code_location))
-    from arco.worker.cli_worker import _exit_after_clean_shutdown
-
-    _exit_after_clean_shutdown()
 
 
 async def _dev(settings: ArcoSettings, config: TemporalServerConfig, code_location: str | None) -> None:

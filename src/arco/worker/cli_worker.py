@@ -25,7 +25,6 @@ def control_plane(task_queue: str | None, catalog_root: str | None, max_concurre
     """Serve Arco's workflows and activities until SIGINT/SIGTERM."""
     settings = ArcoSettings.from_env(task_queue=task_queue, catalog_root=catalog_root)
     asyncio.run(_serve_control_plane(settings, max_concurrent_activities))
-    _exit_after_clean_shutdown()
 
 
 async def _serve_control_plane(settings: ArcoSettings, max_concurrent_activities: int) -> None:
@@ -66,24 +65,6 @@ def executor(
     settings = ArcoSettings.from_env(executor_queue=queue, data_root=data_root)
     sys.path.insert(0, str(Path(app_dir).resolve()))
     asyncio.run(_serve_executor(settings, code_location, max_concurrent_tasks))
-    _exit_after_clean_shutdown()
-
-
-def _exit_after_clean_shutdown() -> None:
-    """End the process at once after the worker shut down cleanly.
-
-    Temporal's native (Tokio) threads may still touch Python objects while CPython finalizes, which aborts the
-    process (SIGABRT, "PyGILState_Release: thread state ... must be current"; temporalio/sdk-python#300) and
-    turns a clean stop into a crash. Everything is finished at this point, so finalization is skipped.
-    """
-    import logging
-    import os
-    import sys
-
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
 
 
 async def _serve_executor(settings: ArcoSettings, code_location: str, max_concurrent_tasks: int) -> None:
