@@ -45,7 +45,8 @@ API (all names importable from this module):
     and ``write_table(dataset, table, ...)`` -> :class:`DataFile`: write an immutable file to list in a
     :class:`CommitRequest` (a given ``file_id`` makes the write idempotent: same bytes are reused).
   - ``prepare_data_file(...)`` / ``prepare_table(...)`` -> :class:`PendingFile`: the same, but written by
-    ``commit`` itself, concurrently with the manifest (one round trip less per commit).
+    ``commit`` itself, concurrently with the manifest (one round trip less per commit); prepared inside a
+    ``build``, the write starts at once, in the background, while ``build`` goes on.
   - ``read_data_file(file) -> bytes`` / ``read_table(file) -> pyarrow.Table``: checksum-verified reads.
   - ``as_of(at: int | str | datetime) -> Manifest | None``: by sequence, commit id or aware timestamp.
   - ``ancestor(manifest, sequence) -> Manifest``, ``history(limit=None) -> Iterator[Manifest]``.
@@ -72,7 +73,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
@@ -175,10 +176,13 @@ class DataFile:
 @dataclass(frozen=True, slots=True)
 class PendingFile:
     """A data file described but not written yet: :meth:`CommitLog.commit` writes it together with the
-    manifest (concurrently, before the pointer swap), which saves a round trip per commit."""
+    manifest (concurrently, before the pointer swap), which saves a round trip per commit. One prepared
+    while a commit's ``build`` runs is already being written in the background (``writing``), so its
+    storage round trip overlaps the rest of ``build``."""
 
     file: DataFile
     data: bytes = field(repr=False)
+    writing: Future[None] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -547,8 +551,17 @@ def _parquet_bytes(table: pa.Table) -> bytes:
     if table.num_rows >= _COMPRESS_FROM_ROWS:
         pq.write_table(table, sink, compression="zstd", compression_level=1)
     else:
-        pq.write_table(table, sink, compression="none")
+        # Small files (single commits): no dictionary pages or column statistics either, which only pay
+        # off for many rows (the manifest keeps the key range and keys of each file for pruning).
+        pq.write_table(table, sink, compression="none", use_dictionary=False, write_statistics=False)
     return sink.getvalue()
+
+
+def _settle(futures: Sequence[Future[None]]) -> None:
+    """Wait for background writes whose outcome no longer matters (their files will not be listed)."""
+    for future in futures:
+        with contextlib.suppress(Exception):
+            future.result()
 
 
 def _dumps(doc: Mapping[str, Any]) -> bytes:
@@ -603,6 +616,7 @@ class CommitLog:
         self._lock = threading.Lock()
         self._manifests: OrderedDict[str, Manifest] = OrderedDict()
         self._pool: ThreadPoolExecutor | None = None
+        self._building = threading.local()
         self.stats = CommitStats()
 
     def __repr__(self) -> str:
@@ -877,7 +891,16 @@ class CommitLog:
             kind=kind,
             stats=MappingProxyType(stats_json),
         )
-        return PendingFile(file, data)
+        writing = None
+        started: list[Future[None]] | None = getattr(self._building, "started", None)
+        if started is not None:
+            # Inside a commit's build: start the write now, so its fsync or HTTP round trip overlaps the
+            # rest of build (a file of an attempt that loses its race stays unreferenced, as any other).
+            writing = self._writer_pool().submit(
+                self._create_idempotent, self.key_of(file), data, file.sha256
+            )
+            started.append(writing)
+        return PendingFile(file, data, writing)
 
     def prepare_table(
         self,
@@ -1097,18 +1120,36 @@ class CommitLog:
         data = _encode_manifest(draft)
         return replace(draft, sha256=_sha256(data), size=len(data)), data
 
-    def _write_all(self, writes: list[tuple[str, bytes, str]]) -> None:
-        """Write immutable objects, concurrently when there are several: each write waits on storage (an
-        fsync, an HTTP request), so overlapping them shortens the commit by whole round trips."""
-        if len(writes) == 1:
-            self._create_idempotent(*writes[0])
-            return
+    def _writer_pool(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="arco-commit")
-            pool = self._pool
-        for future in [pool.submit(self._create_idempotent, *w) for w in writes]:
-            future.result()
+            return self._pool
+
+    def _write_all(self, writes: list[tuple[str, bytes, str]], started: Sequence[Future[None]] = ()) -> None:
+        """Write immutable objects, concurrently when there are several, and wait for the ``started`` ones:
+        each write waits on storage (an fsync, an HTTP request), so overlapping them shortens the commit by
+        whole round trips. Every write is waited for, and the first failure is raised."""
+        futures = list(started)
+        if len(writes) == 1 and not futures:
+            self._create_idempotent(*writes[0])
+            return
+        if len(writes) > 1:
+            pool = self._writer_pool()
+            futures.extend(pool.submit(self._create_idempotent, *w) for w in writes[1:])
+        errors: list[BaseException] = []
+        if writes:
+            try:
+                self._create_idempotent(*writes[0])  # this thread writes one itself instead of idling
+            except BaseException as exc:  # re-raised below, after every write ended
+                errors.append(exc)
+        for future in futures:
+            try:
+                future.result()
+            except BaseException as exc:  # the first one is re-raised below
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
     def _won_unknown(self, manifest: Manifest) -> bool:
         """Decide an unknown CAS outcome from the chain the pointer names now."""
@@ -1145,17 +1186,26 @@ class CommitLog:
             self.stats._add(attempts=1)
             head, version = self._read_pointer()
             parent = None if head is None else self.manifest_for(head)
-            request = build(parent)
-            if request is None:
-                return parent
-            manifest, data = self._make_manifest(parent, request)
+            background: list[Future[None]] = []
+            self._building.started = background
+            try:
+                request = build(parent)
+                if request is None:
+                    _settle(background)
+                    return parent
+                manifest, data = self._make_manifest(parent, request)
+            except BaseException:
+                _settle(background)  # no write of an abandoned attempt outlives the call
+                raise
+            finally:
+                self._building.started = None
             writes = [
                 (self.key_of(p.file), p.data, p.file.sha256)
                 for p in request.add
-                if isinstance(p, PendingFile)
+                if isinstance(p, PendingFile) and p.writing is None
             ]
             writes.append((self.layout.key(manifest.path), data, manifest.sha256))
-            self._write_all(writes)
+            self._write_all(writes, background)
             pointer = _encode_pointer(manifest)
             try:
                 self.store.compare_and_swap(self.layout.pointer_key, pointer, version)

@@ -364,7 +364,11 @@ class FileCache:
 
 
 def _newest_first(cache: FileCache, files: Sequence[DataFile]) -> list[DataFile]:
-    return sorted(files, key=lambda f: (cache.probe(f).max_seq, cache.probe(f).level), reverse=True)
+    def order(file: DataFile) -> tuple[int, int]:
+        probe = cache.probe(file)
+        return probe.max_seq, probe.level
+
+    return sorted(files, key=order, reverse=True)
 
 
 def newest_per_key(table: pa.Table) -> pa.Table:

@@ -62,7 +62,7 @@ def _token(st: os.stat_result) -> str:
     return f"{st.st_mtime_ns}-{st.st_ino}-{st.st_size}"
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -77,26 +77,31 @@ class LocalObjectStore(ObjectStore):
         """Open the store rooted at ``root`` (made absolute; created on the first write)."""
         path = Path(root).expanduser()
         self._root = path.resolve()
-        super().__init__(str(self._root))
+        self._root_text = str(self._root)
+        super().__init__(self._root_text)
         self._fs = LocalFileSystem()
+        # Directories this store made or found (a cache of ``isdir``: keys are validated, so no symlinks
+        # or '..' are involved; a directory removed behind the store's back is made again on a miss).
+        self._dirs: set[str] = set()
 
     @property
     def root(self) -> Path:
         """The absolute root directory."""
         return self._root
 
-    def _path(self, key: str) -> Path:
-        return self._root.joinpath(*validate_key(key).split("/"))
+    def _path(self, key: str) -> str:
+        # A validated key has no empty, '.' or '..' segment, so joining with '/' stays below the root.
+        return f"{self._root_text}/{validate_key(key)}"
 
     # -- reads -------------------------------------------------------------------------------------------
 
-    def _open_read(self, key: str, path: Path) -> int:
+    def _open_read(self, key: str, path: str) -> int:
         try:
             fd = os.open(path, os.O_RDONLY)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise not_found(self.uri, key) from None
         except OSError as exc:
-            raise StorageError(f"cannot open {str(path)!r} of store {self.uri!r}: {exc}") from exc
+            raise StorageError(f"cannot open {path!r} of store {self.uri!r}: {exc}") from exc
         st = os.fstat(fd)
         if not _is_regular(st):
             os.close(fd)
@@ -142,7 +147,7 @@ class LocalObjectStore(ObjectStore):
         path = self._path(key)
         self.stats.record("head")
         try:
-            st = path.stat()
+            st = os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
             return None
         if not _is_regular(st):
@@ -151,33 +156,44 @@ class LocalObjectStore(ObjectStore):
 
     # -- writes ------------------------------------------------------------------------------------------
 
-    def _make_dirs(self, directory: Path) -> None:
-        missing: list[Path] = []
+    def _make_dirs(self, directory: str) -> None:
+        if directory in self._dirs:
+            return
+        missing: list[str] = []
         probe = directory
-        while not probe.is_dir():
+        while not os.path.isdir(probe):
             missing.append(probe)
-            if probe.parent == probe:
+            parent = os.path.dirname(probe)
+            if parent == probe:
                 break
-            probe = probe.parent
+            probe = parent
         for made in reversed(missing):
             try:
-                made.mkdir()
+                os.mkdir(made)
             except FileExistsError:
-                if not made.is_dir():
+                if not os.path.isdir(made):
                     raise StorageError(
-                        f"cannot create directory {str(made)!r} in store {self.uri!r}: a file has that name"
+                        f"cannot create directory {made!r} in store {self.uri!r}: a file has that name"
                     ) from None
             else:
                 # A new directory entry is durable only once its parent directory is synced.
-                _fsync_dir(made.parent)
+                _fsync_dir(os.path.dirname(made))
+        self._dirs.add(directory)
 
-    def _write_temp(
-        self, key: str, path: Path, data: bytes, min_mtime_ns: int
-    ) -> tuple[Path, os.stat_result]:
+    def _create_temp(self, directory: str) -> tuple[str, int]:
+        temp = f"{directory}/.arco-{uuid.uuid4().hex}.arco-tmp"
+        try:
+            return temp, os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileNotFoundError:
+            self._dirs.discard(directory)  # removed behind our back: make it again
+            self._make_dirs(directory)
+            return temp, os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+
+    def _write_temp(self, key: str, path: str, data: bytes, min_mtime_ns: int) -> tuple[str, os.stat_result]:
         """Write ``data`` to a new fsynced temp file beside ``path``, with mtime above ``min_mtime_ns``."""
-        self._make_dirs(path.parent)
-        temp = path.parent / f".arco-{uuid.uuid4().hex}.arco-tmp"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        directory = os.path.dirname(path)
+        self._make_dirs(directory)
+        temp, fd = self._create_temp(directory)
         try:
             view = memoryview(data)
             while view:
@@ -191,16 +207,21 @@ class LocalObjectStore(ObjectStore):
         os.close(fd)
         return temp, st
 
-    def _lock_path(self, path: Path) -> Path:
-        name = path.name
+    def _lock_path(self, path: str) -> str:
+        directory, name = os.path.split(path)
         if len(name.encode("utf-8")) > _MAX_PLAIN_LOCK_NAME:
             name = hashlib.sha256(name.encode("utf-8")).hexdigest()
-        return path.parent / f".{name}.arco-lock"
+        return f"{directory}/.{name}.arco-lock"
 
     @contextlib.contextmanager
-    def _locked(self, path: Path) -> Iterator[None]:
-        self._make_dirs(path.parent)
-        fd = os.open(self._lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
+    def _locked(self, path: str) -> Iterator[None]:
+        self._make_dirs(os.path.dirname(path))
+        try:
+            fd = os.open(self._lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            self._dirs.discard(os.path.dirname(path))  # removed behind our back: make it again
+            self._make_dirs(os.path.dirname(path))
+            fd = os.open(self._lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -222,10 +243,10 @@ class LocalObjectStore(ObjectStore):
                     f"the filesystem of store {self.uri!r} does not support hard links, which atomic "
                     "create-if-absent needs; put the store on a POSIX filesystem such as ext4, xfs or tmpfs"
                 ) from exc
-            raise StorageError(f"cannot create {str(path)!r} in store {self.uri!r}: {exc}") from exc
+            raise StorageError(f"cannot create {path!r} in store {self.uri!r}: {exc}") from exc
         finally:
             _unlink_quietly(temp)
-        _fsync_dir(path.parent)
+        _fsync_dir(os.path.dirname(path))
         return ObjectVersion(_token(st))
 
     def compare_and_swap(self, key: str, data: bytes, expected: ObjectVersion | None) -> ObjectVersion:
@@ -235,7 +256,7 @@ class LocalObjectStore(ObjectStore):
         self.stats.record("cas")
         with self._locked(path):
             try:
-                current_st: os.stat_result | None = path.stat()
+                current_st: os.stat_result | None = os.stat(path)
             except FileNotFoundError:
                 current_st = None
             current = None if current_st is None else _token(current_st)
@@ -252,25 +273,25 @@ class LocalObjectStore(ObjectStore):
                     except FileExistsError:
                         raise precondition_failed(self.uri, key, expected, "(created concurrently)") from None
                 else:
-                    temp.replace(path)
+                    os.replace(temp, path)
             finally:
                 _unlink_quietly(temp)
-            _fsync_dir(path.parent)
+            _fsync_dir(os.path.dirname(path))
         return ObjectVersion(_token(st))
 
     def delete(self, key: str) -> None:
         path = self._path(key)
         self.stats.record("delete")
-        if not path.parent.is_dir():
+        if not os.path.isdir(os.path.dirname(path)):
             return
         with self._locked(path):
             try:
-                path.unlink()
+                os.unlink(path)
             except (FileNotFoundError, NotADirectoryError):
                 return
             except IsADirectoryError:
                 return
-            _fsync_dir(path.parent)
+            _fsync_dir(os.path.dirname(path))
 
     # -- listing -----------------------------------------------------------------------------------------
 
@@ -329,13 +350,13 @@ class LocalObjectStore(ObjectStore):
         )
 
     def filesystem_and_path(self, key: str) -> tuple[AbstractFileSystem, str]:
-        return self._fs, str(self._path(key))
+        return self._fs, self._path(key)
 
     def uri_for(self, key: str) -> str:
-        return str(self._path(key))
+        return self._path(key)
 
     def local_path(self, key: str) -> Path | None:
-        return self._path(key)
+        return Path(self._path(key))
 
 
 def _is_regular(st: os.stat_result) -> bool:
@@ -370,6 +391,6 @@ def _set_mtime_above(fd: int, floor_ns: int, key: str) -> os.stat_result:
     )
 
 
-def _unlink_quietly(path: Path) -> None:
+def _unlink_quietly(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
-        path.unlink()
+        os.unlink(path)
