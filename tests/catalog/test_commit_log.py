@@ -477,3 +477,52 @@ def test_scopes_and_domains_are_isolated(store: ObjectStore) -> None:
     _append(a, 1)
     assert b.current() is None and other_domain.current() is None
     assert all(info.key.startswith("tenant=a/workspace=w/tier1/") for info in store.list(""))
+
+
+def test_files_prepared_in_build_are_written_before_the_swap(store: ObjectStore) -> None:
+    log = CommitLog(store, SCOPE, "tier1")
+    seen: list[bool] = []
+
+    def build(parent: Manifest | None) -> CommitRequest:
+        pending = log.prepare_table("numbers", _table([1, 2]))
+        assert pending.writing is not None, "a file prepared inside build starts writing at once"
+        pending.writing.result()
+        seen.append(store.head(log.key_of(pending.file)) is not None)
+        return CommitRequest("append", add=[pending])
+
+    manifest = log.commit(build)
+    assert seen == [True]
+    assert manifest is not None and _values(log, manifest) == [1, 2]
+    outside = log.prepare_table("numbers", _table([3]))
+    assert outside.writing is None, "outside a build, the commit that lists the file writes it"
+    assert store.head(log.key_of(outside.file)) is None
+
+
+def test_background_writes_end_with_the_call_when_build_fails(store: ObjectStore) -> None:
+    log = CommitLog(store, SCOPE, "tier1")
+    prepared = []
+
+    def build(parent: Manifest | None) -> CommitRequest:
+        prepared.append(log.prepare_table("numbers", _table([1])))
+        raise InvalidInputError("refused after preparing a file")
+
+    with pytest.raises(InvalidInputError, match="refused after"):
+        log.commit(build)
+    (pending,) = prepared
+    assert pending.writing is not None and pending.writing.done(), "no write outlives the failed call"
+    assert log.current() is None, "nothing was committed"
+
+
+def test_a_failed_background_write_fails_the_commit(store: ObjectStore) -> None:
+    log = CommitLog(store, SCOPE, "tier1")
+    first = log.write_table("numbers", _table([1]), file_id="fixed-id")
+
+    def build(parent: Manifest | None) -> CommitRequest:
+        # Same file id, other bytes: the background create finds a different object there.
+        clash = log.prepare_table("numbers", _table([2]), file_id="fixed-id")
+        return CommitRequest("append", add=[clash])
+
+    with pytest.raises(ObjectExistsError, match="different content"):
+        log.commit(build)
+    assert log.current() is None, "the pointer was not swapped"
+    assert first.rows == 1
