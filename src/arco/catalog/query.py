@@ -35,8 +35,14 @@ scope's files: a query is scoped by construction.
 **Limits** (:class:`QueryLimits`), each with its own error: SQL length, result rows, result bytes, bytes of the
 files the query would read (checked before reading), and wall-clock time (the query is cancelled).
 
-**Caching.** Decoded files are cached per store by their (immutable) paths, so repeated queries over an unchanged
-snapshot only run the engine; a new compaction re-reads only the partitions it changed.
+**Reading only what a query uses.** A projection table is handed to the engine as a lazy source
+(:meth:`ScopeSnapshot.lazy`): when the plan runs, Polars tells it which columns the query uses, and only those
+are decoded from each file (the file's bytes are still read whole and checksum-verified). A partition with base
+and delta files is merged from the columns the merge rule needs: the key, the order, and the components of the
+wanted columns. Tier-1 tables are small and loaded whole.
+
+**Caching.** Decoded columns are cached per store by their (immutable) file paths, so repeated queries over an
+unchanged snapshot only run the engine; a new compaction re-reads only the partitions it changed.
 
 **DuckDB** reads the same Parquet files directly: :meth:`ScopeSnapshot.duckdb_script` writes ``CREATE VIEW``
 statements over ``read_parquet([...])`` that apply the merge rules of each dataset (see ``docs/querying.md``).
@@ -53,13 +59,16 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, cast
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 import sqlglot
+from polars.io.plugins import register_io_source
 from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 
@@ -73,11 +82,10 @@ from arco.catalog.projections import (
     group_files,
     merge,
     projection_domain,
-    read_files,
 )
 from arco.catalog.storage import ObjectStore
 from arco.catalog.tier1 import ASSETS, NAMESPACES, SCHEMAS, TABLES, Catalog, CatalogSnapshot
-from arco.core.errors import ArcoError, InvalidInputError, NotFoundError, QueryError
+from arco.core.errors import ArcoError, CorruptObjectError, InvalidInputError, NotFoundError, QueryError
 from arco.core.scope import Scope
 
 __all__ = [
@@ -422,7 +430,7 @@ def check_sql(sql: str, *, limits: QueryLimits | None = None) -> CheckedQuery:
 class _FrameCache:
     """Decoded frames of immutable files (or file groups) of one store, least recently used evicted."""
 
-    def __init__(self, max_bytes: int = 4 * 2**30, max_entries: int = 4096) -> None:
+    def __init__(self, max_bytes: int = 4 * 2**30, max_entries: int = 65_536) -> None:
         self._lock = threading.Lock()
         self._frames: OrderedDict[tuple[str, ...], pl.DataFrame] = OrderedDict()
         self._bytes = 0
@@ -577,6 +585,7 @@ class ScopeSnapshot:
         self.scope = scope
         self.as_of = as_of
         self._state = _state(store)
+        self._loading = threading.Lock()
         catalog = tier1_catalog(store, scope)
         self.projections_log = projection_log(store, scope, ledger_domain)
         self.projections_domain = self.projections_log.domain
@@ -671,37 +680,92 @@ class ScopeSnapshot:
         return frame
 
     def _projection_frame(self, spec: ProjectionSpec) -> pl.DataFrame:
+        return self._projection_columns(spec, spec.columns)
+
+    def lazy(self, name: str) -> pl.LazyFrame:
+        """The rows of a stable table as a lazy frame, for engines that push work down to the read.
+
+        A projection table reads, when the frame is collected, only the columns the plan uses (Polars pushes
+        the column projection down to this source): from the checksum-verified bytes of each file only those
+        columns are decoded, and they are cached per file, so a query over 4 of 16 columns decodes 4. The rows
+        are the same as :meth:`frame`'s, in the same order. Tier-1 tables are small and loaded whole.
+
+        Raises:
+            QueryError: if the name is not a stable table name.
+        """
+        source = self._source(name)
+        if source.kind == "tier1":
+            return self._tier1_frame(source).lazy()
+        spec = PROJECTIONS[source.dataset]
+
+        def rows(
+            with_columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None, _batch: int | None
+        ) -> Iterator[pl.DataFrame]:
+            # Polars names at least one column even for count(*); an empty list would lose the row count.
+            wanted = spec.columns if with_columns is None else with_columns or spec.columns[:1]
+            frame = self._projection_columns(spec, wanted)
+            if predicate is not None:
+                frame = frame.filter(predicate)
+            if n_rows is not None:
+                frame = frame.head(n_rows)
+            # Zero-copy slices: the engine works on batches in parallel (one frame would run on one thread).
+            for offset in range(0, frame.height, _BATCH_ROWS):
+                yield frame.slice(offset, _BATCH_ROWS)
+            if frame.height == 0:
+                yield frame
+
+        # Pure: the snapshot is immutable, so a table read twice in one plan (a self-join) is read once.
+        return register_io_source(
+            rows, schema=_schema_of(spec), is_pure=True, explain_name=f"arco {source.name}"
+        )
+
+    def _projection_columns(self, spec: ProjectionSpec, columns: Sequence[str]) -> pl.DataFrame:
+        """``columns`` of every row of a projection at this snapshot (merged), decoding only what is needed."""
+        columns = list(dict.fromkeys(columns))
+        unknown = [c for c in columns if c not in spec.columns]
+        if unknown:
+            raise QueryError(
+                f"table {spec.name} has no columns {unknown}; its columns are {list(spec.columns)}"
+            )
         manifest = self.projections
         if manifest is None:
-            return empty_frame(spec)
-        groups = [
-            (
-                ("projection", str(self.scope), self.projections_domain, spec.name, *(f.path for f in files)),
-                files,
-            )
-            for files in group_files(manifest.files_of(spec.name)).values()
-        ]
-        found: dict[tuple[str, ...], pl.DataFrame] = {}
-        missing: list[tuple[tuple[str, ...], list[DataFile]]] = []
-        for key, files in groups:
-            cached = self._state.frames.get(key)
-            if cached is None:
-                missing.append((key, files))
-            else:
-                found[key] = cached
-        if missing:
-            # One parallel read of every missing file, then one merge per partition that has several.
-            frames = read_files(self.projections_log, spec, [f for _, files in missing for f in files])
-            position = 0
-            for key, files in missing:
-                group = frames[position : position + len(files)]
-                position += len(files)
-                merged = group[0] if len(group) == 1 else merge(spec, pl.concat(group))
-                self._state.frames.put(key, merged)
-                found[key] = merged
-        parts = [found[key] for key, _ in groups]
+            return empty_frame(spec).select(columns)
+        # One loader at a time per snapshot: a second caller of the same columns then finds them cached.
+        with self._loading:
+            plans = [
+                _GroupRead(
+                    (
+                        "projection",
+                        str(self.scope),
+                        self.projections_domain,
+                        spec.name,
+                        *(f.path for f in files),
+                    ),
+                    files,
+                    columns,
+                    spec,
+                )
+                for files in group_files(manifest.files_of(spec.name)).values()
+            ]
+            for plan in plans:
+                plan.look_up(self._state.frames)
+            reads = [(file, cols) for plan in plans for file, cols in plan.reads()]
+            if reads:
+                log = self.projections_log
+                if len(reads) == 1:
+                    decoded = [_read_columns(log, spec, *reads[0])]
+                else:
+                    # Polars decodes outside the GIL: one thread per file read, as many as the pool allows.
+                    with ThreadPoolExecutor(max_workers=min(_READ_THREADS, len(reads))) as pool:
+                        decoded = list(pool.map(lambda read: _read_columns(log, spec, *read), reads))
+                position = 0
+                for plan in plans:
+                    count = len(plan.reads())
+                    plan.fill(decoded[position : position + count], self._state.frames)
+                    position += count
+            parts = [plan.result() for plan in plans]
         if not parts:
-            return empty_frame(spec)
+            return empty_frame(spec).select(columns)
         return parts[0] if len(parts) == 1 else pl.concat(parts)
 
     # -- DuckDB --------------------------------------------------------------------------------------------
@@ -736,6 +800,124 @@ class ScopeSnapshot:
         if source.kind == "tier1":
             return _duckdb_tier1(source, uris)
         return _duckdb_projection(PROJECTIONS[source.dataset], uris)
+
+
+# -- reading projection files by column ---------------------------------------------------------------------
+
+_READ_THREADS: Final = 8
+# Rows per batch handed to the engine from a projection source.
+_BATCH_ROWS: Final = 131_072
+
+
+def _schema_of(spec: ProjectionSpec) -> pl.Schema:
+    return empty_frame(spec).schema
+
+
+def _read_columns(
+    log: CommitLog, spec: ProjectionSpec, file: DataFile, columns: Sequence[str]
+) -> pl.DataFrame:
+    """Some columns of one projection file: the whole file is read and checksum-verified, only ``columns`` are
+    decoded, with the current schema's types (columns the file predates are null).
+
+    Raises:
+        CorruptObjectError: if the bytes do not match the manifest or are not readable Parquet.
+        NotFoundError: if the file is missing.
+    """
+    data = log.read_data_file(file)
+    target = _schema_of(spec)
+    try:
+        parquet = pq.ParquetFile(pa.BufferReader(data))
+        present = set(parquet.schema_arrow.names)
+        height = parquet.metadata.num_rows
+        stored = [c for c in columns if c in present]
+        frame = pl.read_parquet(data, columns=stored) if stored else pl.DataFrame()
+    except (pa.ArrowException, OSError, pl.exceptions.PolarsError) as exc:
+        raise CorruptObjectError(
+            f"data file {log.key_of(file)!r} of dataset {spec.name!r} matches its checksum but is not readable "
+            f"Parquet ({exc}); it was written broken: restore it from a backup"
+        ) from None
+    return pl.DataFrame(
+        [
+            frame.get_column(c).cast(target[c])
+            if c in present
+            else pl.repeat(None, height, dtype=target[c], eager=True).alias(c)
+            for c in columns
+        ]
+    )
+
+
+def _merge_columns(spec: ProjectionSpec, columns: Sequence[str]) -> list[str]:
+    """The columns to read from the files of a partition to merge them and get ``columns``: the key and sort
+    order, and for a state dataset every column of the components whose values are wanted (a component's
+    winner depends on its own columns only). A multi-row fact keeps whole distinct rows, so it needs all."""
+    if spec.multi_row:
+        return list(spec.columns)
+    needed = {*columns, *spec.key, *spec.sort_columns}
+    if spec.kind == "fact":
+        needed.update(spec.order)
+    else:
+        for component in spec.components:
+            if needed.intersection(component.all_columns):
+                needed.update(component.all_columns)
+    return [c for c in spec.columns if c in needed]
+
+
+class _GroupRead:
+    """Reading some columns of one partition (a file group): what the cache holds, what to decode, the rows.
+
+    A single-file partition is cached per column (the file's row order aligns them); a partition of several
+    files (base + deltas) is merged from the columns the merge needs, and cached per set of columns read.
+    """
+
+    def __init__(
+        self, key: tuple[str, ...], files: Sequence[DataFile], columns: Sequence[str], spec: ProjectionSpec
+    ) -> None:
+        self.key = key
+        self.files = files
+        self.columns = list(columns)
+        self.spec = spec
+        self.single = len(files) == 1
+        self.read_columns = self.columns if self.single else _merge_columns(spec, self.columns)
+        self.found: dict[str, pl.DataFrame] = {}
+        self.merged: pl.DataFrame | None = None
+        self._reads: list[tuple[DataFile, list[str]]] = []
+
+    def _column_key(self, column: str) -> tuple[str, ...]:
+        return (*self.key, "#column", column)
+
+    def _merged_key(self) -> tuple[str, ...]:
+        return (*self.key, "#merged", *self.read_columns)
+
+    def look_up(self, cache: _FrameCache) -> None:
+        if self.single:
+            for column in self.columns:
+                cached = cache.get(self._column_key(column))
+                if cached is not None:
+                    self.found[column] = cached
+            missing = [c for c in self.columns if c not in self.found]
+            self._reads = [(self.files[0], missing)] if missing else []
+        else:
+            self.merged = cache.get(self._merged_key())
+            self._reads = [] if self.merged is not None else [(f, self.read_columns) for f in self.files]
+
+    def reads(self) -> list[tuple[DataFile, list[str]]]:
+        return self._reads
+
+    def fill(self, decoded: Sequence[pl.DataFrame], cache: _FrameCache) -> None:
+        if self.single:
+            for column in decoded[0].columns:
+                part = decoded[0].select(column)
+                cache.put(self._column_key(column), part)
+                self.found[column] = part
+        else:
+            merged = merge(self.spec, pl.concat(list(decoded))).select(self.read_columns)
+            cache.put(self._merged_key(), merged)
+            self.merged = merged
+
+    def result(self) -> pl.DataFrame:
+        if self.merged is not None:
+            return self.merged.select(self.columns)
+        return pl.concat([self.found[c] for c in self.columns], how="horizontal")
 
 
 def _tier1_as_of(catalog: Catalog, at: datetime.datetime) -> CatalogSnapshot:
@@ -883,6 +1065,11 @@ class QueryResult:
         return self.frame.to_dicts()
 
 
+# Longest sleep between two looks at a running query: the latency it adds to every answer (waiting on the
+# engine's blocking fetch instead cannot be interrupted by the time limit).
+_POLL_MAX_S: Final = 0.002
+
+
 def _poll(query: Any, deadline: float) -> pl.DataFrame | None:
     delay = 0.0002
     while True:
@@ -893,7 +1080,7 @@ def _poll(query: Any, deadline: float) -> pl.DataFrame | None:
         if now >= deadline:
             return None
         time.sleep(min(delay, deadline - now))
-        delay = min(delay * 2, 0.01)
+        delay = min(delay * 2, _POLL_MAX_S)
 
 
 def run_query(
@@ -939,7 +1126,8 @@ def run_query(
     deadline = time.monotonic() + limits.timeout_s
     context = pl.SQLContext()
     for name in checked.tables:
-        context.register(name, snapshot.frame(name).lazy())
+        # Projections are read while the plan runs, only the columns it uses; Tier-1 tables are loaded here.
+        context.register(name, snapshot.lazy(name))
     if time.monotonic() > deadline:
         raise QueryError(_timeout_message(limits, "loading the tables"))
     try:
@@ -951,6 +1139,8 @@ def run_query(
         raise QueryError(f"the query failed: {_engine_message(exc)}") from None
     try:
         frame = _poll(running, deadline)
+    except ArcoError:
+        raise  # a file of the snapshot is missing or corrupt: say so, not "the query failed"
     except Exception as exc:
         raise QueryError(f"the query failed: {_engine_message(exc)}") from None
     if frame is None:
