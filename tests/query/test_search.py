@@ -8,7 +8,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from query_scenario import ACME, RIVAL, build_tier1
 
-from arco.catalog.search import FIELD_WEIGHTS, SearchIndex, search, tokenize
+import arco.catalog.search as search_module
+from arco.catalog.search import (
+    _FIELD_BITS,
+    _MAX_PREFIX_EXPANSION,
+    FIELD_WEIGHTS,
+    SearchIndex,
+    query_tokens,
+    search,
+    tokenize,
+)
 from arco.catalog.storage import ObjectStore, open_store
 from arco.catalog.tier1 import Catalog
 from arco.core.errors import InvalidInputError
@@ -148,3 +157,110 @@ def test_common_word_queries_rank_like_scoring_every_match() -> None:
         hits, total = index.search(query, limit=25)
         assert total == len(expected)
         assert [(-h.score, h.name) for h in hits] == expected[:25]
+
+
+_WORDS = ["ord", "orders", "order", "sales", "sale", "daily", "revenue", "rev", "id", "cust", "customer_id"]
+_FIELDS = ["name", "column", "tag", "owner", "description"]
+
+
+def _reference(
+    docs: list[tuple[str, str, str, list[tuple[str, str]]]], query: str, kinds: set[str] | None, limit: int
+) -> tuple[list[tuple[str, str, int, tuple[str, ...]]], int]:
+    """The documented ranking, by brute force over the documents' fields (no index)."""
+    tokens = query_tokens(query)
+    vocabulary = sorted({t for _, _, _, fields in docs for _, text in fields for t in tokenize(text)})
+    whole = query.strip().lower()
+    order = {"namespace": 0, "table": 1, "asset": 2}
+
+    def exact(fields: list[tuple[str, str]], token: str) -> tuple[int, int] | None:
+        found = [f for f, text in fields if token in tokenize(text)]
+        if not found:
+            return None
+        return max(FIELD_WEIGHTS[f] for f in found), sum({_FIELD_BITS[f] for f in found})  # type: ignore[index]
+
+    found = []
+    for kind, name, _, fields in docs:
+        if kinds is not None and kind not in kinds:
+            continue
+        total, bits = 0, 0
+        for i, token in enumerate(tokens):
+            best = exact(fields, token)
+            if i == len(tokens) - 1 and len(token) >= 2:
+                start = [w for w in vocabulary if w >= token][: _MAX_PREFIX_EXPANSION + 1]
+                for word in start:
+                    if not word.startswith(token):
+                        break
+                    other = exact(fields, word) if word != token else None
+                    if other is not None and (best is None or best[0] < other[0] // 2):
+                        best = (other[0] // 2, other[1] | (0 if best is None else best[1]))
+            if best is None:
+                break
+            total += best[0]
+            bits |= best[1]
+        else:
+            if name == whole:
+                total += 50
+            matched = tuple(f for f, bit in _FIELD_BITS.items() if bits & bit)
+            found.append((-total, order[kind], name, kind, matched))
+    found.sort()
+    return [(kind, name, -neg, matched) for neg, _, name, kind, matched in found[:limit]], len(found)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["namespace", "table", "asset"]),
+            st.lists(st.tuples(st.sampled_from(_FIELDS), st.sampled_from(_WORDS)), max_size=4),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    st.lists(st.sampled_from([*_WORDS, "o", "re", "sales.t1", "cu"]), min_size=1, max_size=3),
+    st.sampled_from([None, {"table"}, {"namespace", "asset"}]),
+    st.sampled_from([(1000, 512), (0, 512), (0, 1)]),
+)
+def test_ranking_is_the_documented_one(
+    raw: list[tuple[str, list[tuple[str, str]]]],
+    words: list[str],
+    kinds: set[str] | None,
+    paths: tuple[int, int],
+) -> None:
+    # paths: (score every match up to, most class combinations): the defaults, always by class, and by class
+    # falling back to scoring all; each must give the documented ranking.
+    module = search_module
+    docs = []
+    for i, (kind, fields) in enumerate(raw):
+        name = f"sales.t{i}" if kind == "table" else f"{kind[0]}{i}"
+        docs.append((kind, name, "", [("name", name), *fields]))
+    query = " ".join(words)
+    index = SearchIndex(docs)  # type: ignore[arg-type]
+    saved = module._SCORE_ALL_UP_TO, module._MAX_CLASS_COMBOS, module._CACHE_BITMAPS_FROM
+    module._SCORE_ALL_UP_TO, module._MAX_CLASS_COMBOS = paths
+    module._CACHE_BITMAPS_FROM = 1
+    try:
+        for _ in range(2):  # the second time from cached bitmaps
+            hits, total = index.search(query, kinds=kinds, limit=5)  # type: ignore[arg-type]
+            expected, expected_total = _reference(docs, query, kinds, 5)
+            assert [(h.kind, h.name, h.score, h.matched) for h in hits] == expected
+            assert total == expected_total
+    finally:
+        module._SCORE_ALL_UP_TO, module._MAX_CLASS_COMBOS, module._CACHE_BITMAPS_FROM = saved
+
+
+def test_whole_name_bonus_among_thousands_of_matches() -> None:
+    # Both words are common (the bitmap path), and tables match both in their names as well as the asset does:
+    # only the bonus for naming the whole entity puts the asset first.
+    docs: list[tuple[str, str, str, list[tuple[str, str]]]] = [
+        ("table", f"raw.orders_{i:04d}", "", [("name", f"raw.orders_{i:04d}"), ("description", "raw orders")])
+        for i in range(3000)
+    ]
+    docs.append(("asset", "raw/orders", "", [("name", "raw/orders")]))
+    index = SearchIndex(docs)  # type: ignore[arg-type]
+    hits, total = index.search("raw/orders", limit=3)
+    assert total == 3001
+    assert [(h.name, h.score) for h in hits] == [
+        ("raw/orders", 250),
+        ("raw.orders_0000", 200),
+        ("raw.orders_0001", 200),
+    ]
+    assert [h.name for h in index.search("raw/orders", kinds=["table"], limit=1)[0]] == ["raw.orders_0000"]

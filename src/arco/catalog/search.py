@@ -21,7 +21,10 @@ Tokens are lowercase runs of letters and digits: ``daily_orders`` gives ``daily`
 ``daily_orders``), ``sales.orders`` gives ``sales``, ``orders`` and ``sales.orders``.
 
 The inverted index of a scope is built once per Tier-1 commit and cached in the process (keyed by the manifest's
-commit id), so a warm search only checks the pointer and walks the postings of the query's tokens.
+commit id), so a warm search only checks the pointer and walks the postings of the query's tokens. A query whose
+rarest word is rare scores that word's documents; a query of common words (``customer_id``, two frequent
+description words) is answered from bitmaps of each word's documents by weight class: intersecting them counts
+the matches, and the best hits come from the best combinations of classes, without scoring every match.
 """
 
 from __future__ import annotations
@@ -70,8 +73,14 @@ _FIELD_BITS: Final[dict[Field, int]] = {"name": 1, "column": 2, "tag": 4, "owner
 _EXACT_NAME_BONUS: Final = 50
 _MAX_PREFIX_EXPANSION: Final = 64
 MAX_QUERY_CHARS: Final = 500
-# Multi-word queries matching more documents than this pick their best hits by weight class, not by scoring all.
-_SCORE_ALL_BELOW: Final = 2000
+# A query whose rarest word has at most this many documents scores each of them; commoner queries are answered
+# with document bitmaps, by weight class, without looking at every match.
+_SCORE_ALL_UP_TO: Final = 1000
+# Most weight-class combinations walked for one query (more: score every match instead).
+_MAX_CLASS_COMBOS: Final = 512
+# Bitmaps of a word's documents are kept for words with at least this many documents, within a memory budget.
+_CACHE_BITMAPS_FROM: Final = 256
+_BITMAP_CACHE_BYTES: Final = 64 * 2**20
 MAX_LIMIT: Final = 1000
 
 _TOKEN = re.compile(r"[a-z0-9]+")
@@ -151,7 +160,18 @@ class SearchResult:
 class SearchIndex:
     """An in-memory inverted index of documents (immutable once built)."""
 
-    __slots__ = ("_classes", "_descriptions", "_kinds", "_names", "_postings", "_ranked", "_vocabulary")
+    __slots__ = (
+        "_bitmap_bytes",
+        "_bitmaps",
+        "_bitmaps_lock",
+        "_descriptions",
+        "_kind_ranges",
+        "_kinds",
+        "_names",
+        "_postings",
+        "_ranked",
+        "_vocabulary",
+    )
 
     def __init__(self, documents: Iterable[tuple[Kind, str, str, Sequence[tuple[Field, str]]]]) -> None:
         """Index documents given as ``(kind, name, description, [(field, text), ...])``."""
@@ -182,7 +202,16 @@ class SearchIndex:
         self._vocabulary = sorted(postings)
         # Documents of a token in rank order, built on first use (the index is immutable, so never stale).
         self._ranked: dict[str, list[int]] = {}
-        self._classes: dict[str, dict[int, set[int]]] = {}
+        # Per common token, its documents by weight as bitmaps (bit d set: document d), least recently used
+        # evicted past a memory budget.
+        self._bitmaps: OrderedDict[str, list[tuple[int, int]]] = OrderedDict()
+        self._bitmap_bytes = 0
+        self._bitmaps_lock = threading.Lock()
+        # Documents are numbered by kind first, so each kind is one range of numbers.
+        self._kind_ranges: dict[Kind, tuple[int, int]] = {}
+        for doc, kind in enumerate(self._kinds):
+            low, _ = self._kind_ranges.get(kind, (doc, doc))
+            self._kind_ranges[kind] = (low, doc + 1)
 
     def __len__(self) -> int:
         return len(self._names)
@@ -198,70 +227,166 @@ class SearchIndex:
                 found.append(word)
         return found
 
-    def _token_weights(self, token: str, prefix: bool) -> dict[int, int]:
-        exact = self._postings.get(token, {})
-        if not prefix:
-            return exact
-        expansions = self._expand(token)
-        if not expansions:
-            return exact
-        merged = dict(exact)
-        for word in expansions:
-            for doc, packed in self._postings[word].items():
-                half = (packed >> 5) // 2
-                old = merged.get(doc)
-                if old is None or old >> 5 < half:
-                    merged[doc] = half << 5 | (packed & 31) | (0 if old is None else old & 31)
-        return merged
+    def _term(self, token: str, prefix: bool) -> _Term:
+        expansions = self._expand(token) if prefix else []
+        return _Term(
+            token, self._postings.get(token, {}), expansions, [self._postings[w] for w in expansions]
+        )
 
     def _ranked_docs(self, token: str) -> list[int]:
         found = self._ranked.get(token)
         if found is None:
-            weights = self._postings.get(token, {})
-            classes = sorted({v >> 5 for v in weights.values()}, reverse=True)
-            found = [d for weight in classes for d, v in weights.items() if v >> 5 == weight]
+            by_weight: dict[int, list[int]] = {}
+            for doc, packed in self._postings.get(token, {}).items():  # in document order
+                by_weight.setdefault(packed >> 5, []).append(doc)
+            found = [doc for weight in sorted(by_weight, reverse=True) for doc in by_weight[weight]]
             self._ranked[token] = found
         return found
 
-    def _classes_of(self, token: str, weights: dict[int, int], *, cache: bool) -> dict[int, set[int]]:
-        """The documents of a token grouped by weight (cached for exact tokens)."""
-        found = self._classes.get(token) if cache else None
-        if found is None:
-            found = {}
-            for doc, packed in weights.items():
-                found.setdefault(packed >> 5, set()).add(doc)
-            if cache:
-                self._classes[token] = found
+    def _bitmaps_of(self, token: str, weights: dict[int, int]) -> list[tuple[int, int]]:
+        """A token's documents grouped by weight, as ``(weight, bitmap)``, greatest weight first."""
+        cache = len(weights) >= _CACHE_BITMAPS_FROM
+        if cache:
+            with self._bitmaps_lock:
+                found = self._bitmaps.get(token)
+                if found is not None:
+                    self._bitmaps.move_to_end(token)
+                    return found
+        size = len(self._names) // 8 + 1
+        buffers: dict[int, bytearray] = {}
+        for doc, packed in weights.items():
+            buffer = buffers.get(packed >> 5)
+            if buffer is None:
+                buffer = buffers[packed >> 5] = bytearray(size)
+            buffer[doc >> 3] |= 1 << (doc & 7)
+        built = [
+            (weight, int.from_bytes(buffers[weight], "little")) for weight in sorted(buffers, reverse=True)
+        ]
+        if cache:
+            with self._bitmaps_lock:
+                self._bitmaps[token] = built
+                self._bitmap_bytes += size * len(built)
+                while self._bitmap_bytes > _BITMAP_CACHE_BYTES and len(self._bitmaps) > 1:
+                    _, evicted = self._bitmaps.popitem(last=False)
+                    self._bitmap_bytes -= size * len(evicted)
+        return built
+
+    def _term_classes(self, term: _Term) -> list[tuple[int, int]]:
+        """A query term's documents by weight (``(weight, bitmap)``, greatest first): a prefix term's weight in
+        a document is the greater of its exact weight and half the weight of its best expansion."""
+        own = self._bitmaps_of(term.token, term.exact)
+        if not term.expansions:
+            return own
+        sources: dict[int, int] = {}
+        for weight, bitmap in own:
+            sources[weight] = sources.get(weight, 0) | bitmap
+        for word, weights in zip(term.words, term.expansions, strict=True):
+            for weight, bitmap in self._bitmaps_of(word, weights):
+                sources[weight // 2] = sources.get(weight // 2, 0) | bitmap
+        classes: list[tuple[int, int]] = []
+        taken = 0
+        for weight in sorted(sources, reverse=True):
+            bitmap = sources[weight] & ~taken
+            if bitmap:
+                classes.append((weight, bitmap))
+                taken |= bitmap
+        return classes
+
+    def _kind_mask(self, wanted: set[Kind]) -> int:
+        mask = 0
+        for kind in wanted:
+            low, high = self._kind_ranges.get(kind, (0, 0))
+            mask |= ((1 << high) - 1) ^ ((1 << low) - 1)
+        return mask
+
+    def _named(self, whole: str) -> list[int]:
+        """Documents whose name is ``whole`` (names are sorted within each kind's range of numbers)."""
+        found = []
+        for low, high in self._kind_ranges.values():
+            doc = bisect.bisect_left(self._names, whole, low, high)
+            if doc < high and self._names[doc] == whole:
+                found.append(doc)
         return found
 
+    def _score(self, terms: Sequence[_Term], doc: int, whole: str) -> tuple[int, int] | None:
+        """Score and field bits of a document, or ``None`` if a term is not in it."""
+        total, bits = 0, 0
+        for term in terms:
+            packed = term.packed(doc)
+            if packed is None:
+                return None
+            total += packed >> 5
+            bits |= packed & 31
+        if self._names[doc] == whole:
+            total += _EXACT_NAME_BONUS
+        return total, bits
+
+    def _score_all(
+        self, terms: Sequence[_Term], docs: Iterable[int], wanted: set[Kind] | None, whole: str, limit: int
+    ) -> tuple[list[SearchHit], int]:
+        totals: dict[int, tuple[int, int]] = {}
+        for doc in docs:
+            if wanted is not None and self._kinds[doc] not in wanted:
+                continue
+            scored = self._score(terms, doc, whole)
+            if scored is not None:
+                totals[doc] = scored
+        best = heapq.nsmallest(limit, totals, key=lambda d: (-totals[d][0], d))
+        return [self._hit(d, *totals[d]) for d in best], len(totals)
+
     def _top_by_class(
-        self, lists: Sequence[dict[int, int]], classes: Sequence[dict[int, set[int]]], limit: int
-    ) -> list[SearchHit]:
-        """The best documents of a query whose tokens are all common, without scoring every match: a score is
-        a sum of per-token weight classes, so combinations of classes are visited best sum first and only their
-        (set) intersections are looked at, until ``limit`` documents are found."""
-        combos = sorted(
-            itertools.product(*(sorted(c.items(), key=lambda item: -item[0]) for c in classes)),
-            key=lambda combo: -sum(weight for weight, _ in combo),
-        )
+        self, terms: Sequence[_Term], wanted: set[Kind] | None, whole: str, limit: int
+    ) -> tuple[list[SearchHit], int]:
+        """The best documents of a query whose terms are all common, without scoring every match: a score is a
+        sum of per-term weight classes, so combinations of classes are visited best sum first and only their
+        (bitmap) intersections are looked at, until ``limit`` documents are found. An exact name match, whose
+        bonus is outside the classes, is scored on its own and put in its place."""
+        classes = [self._term_classes(term) for term in terms]
+        matching = -1
+        for term_classes in classes:
+            union = 0
+            for _, bitmap in term_classes:
+                union |= bitmap
+            matching &= union
+        if wanted is not None:
+            matching &= self._kind_mask(wanted)
+        total_count = matching.bit_count()
+        if total_count == 0:
+            return [], 0
+        combos = list(itertools.product(*classes))
+        if len(combos) > _MAX_CLASS_COMBOS:
+            return self._score_all(terms, _docs_of(matching, total_count), wanted, whole, limit)
+        named = [doc for doc in self._named(whole) if matching >> doc & 1]
+        for doc in named:
+            matching &= ~(1 << doc)
+        combos.sort(key=lambda combo: -sum(weight for weight, _ in combo))
         chosen: list[tuple[int, int]] = []
         i = 0
         while i < len(combos) and len(chosen) < limit:
             total = sum(weight for weight, _ in combos[i])
-            group: list[int] = []
+            group = 0
             while i < len(combos) and sum(weight for weight, _ in combos[i]) == total:
-                sets = sorted((docs for _, docs in combos[i]), key=len)
-                group.extend(sets[0].intersection(*sets[1:]))
+                found = matching
+                for _, bitmap in combos[i]:
+                    found &= bitmap
+                    if not found:
+                        break
+                group |= found
                 i += 1
-            group.sort()  # documents are numbered in tie-break order
-            chosen.extend((doc, total) for doc in group[: limit - len(chosen)])
+            # Documents are numbered in tie-break order, so a group's lowest numbers come first.
+            chosen.extend((doc, total) for doc in _docs_of(group, limit - len(chosen)))
+        for doc in named:
+            scored = self._score(terms, doc, whole)
+            if scored is not None:
+                chosen.append((doc, scored[0]))
+        chosen.sort(key=lambda pair: (-pair[1], pair[0]))
         hits = []
-        for doc, total in chosen:
+        for doc, total in chosen[:limit]:
             bits = 0
-            for weights in lists:
-                bits |= weights[doc] & 31
+            for term in terms:
+                bits |= (term.packed(doc) or 0) & 31
             hits.append(self._hit(doc, total, bits))
-        return hits
+        return hits, total_count
 
     def _hit(self, doc: int, total: int, bits: int) -> SearchHit:
         return SearchHit(
@@ -299,34 +424,65 @@ class SearchIndex:
             ]
             scored.sort(key=lambda pair: (-pair[1], pair[0]))
             return [self._hit(d, total, weights[d] & 31) for d, total in scored[:limit]], total_count
-        prefixed = [i == len(tokens) - 1 and len(token) >= 2 for i, token in enumerate(tokens)]
-        lists = [self._token_weights(token, prefix) for token, prefix in zip(tokens, prefixed, strict=True)]
-        order = sorted(range(len(lists)), key=lambda i: len(lists[i]))
-        first = lists[order[0]]
-        candidates = set(first) if len(lists) == 1 else first.keys() & lists[order[1]].keys()
-        for i in order[2:]:
-            candidates &= lists[i].keys()
-        if wanted is None and len(candidates) > _SCORE_ALL_BELOW and len(tokens) > 1:
-            # Class sets of exact postings are cached; a prefix-expanded merge is built for this query only.
-            classes = [
-                self._classes_of(token, weights, cache=weights is self._postings.get(token))
-                for token, weights in zip(tokens, lists, strict=True)
-            ]
-            return self._top_by_class(lists, classes, limit), len(candidates)
-        totals: dict[int, tuple[int, int]] = {}
-        for doc in candidates:
-            if wanted is not None and self._kinds[doc] not in wanted:
+        terms = [
+            self._term(token, i == len(tokens) - 1 and len(token) >= 2) for i, token in enumerate(tokens)
+        ]
+        rarest = min(terms, key=lambda term: term.size)
+        if rarest.size <= _SCORE_ALL_UP_TO:
+            # A rare word: score each of its documents (a prefix's expansions are looked up per document, never
+            # merged into one big posting list).
+            docs: set[int] = set(rarest.exact)
+            for weights in rarest.expansions:
+                docs.update(weights)
+            return self._score_all(terms, docs, wanted, whole, limit)
+        return self._top_by_class(terms, wanted, whole, limit)
+
+
+@dataclass(frozen=True, slots=True)
+class _Term:
+    """One query token: its exact postings and, for the last token, the postings of the words it prefixes."""
+
+    token: str
+    exact: dict[int, int]
+    words: list[str]
+    expansions: list[dict[int, int]]
+
+    @property
+    def size(self) -> int:
+        """At least the number of documents containing the term (their sum over the term's words)."""
+        return len(self.exact) + sum(len(weights) for weights in self.expansions)
+
+    def packed(self, doc: int) -> int | None:
+        """``weight << 5 | field bits`` of the term in a document (``None``: not in it). A prefix counts at half
+        the weight of the word it expands to, when that is more than what the term already had."""
+        packed = self.exact.get(doc)
+        for weights in self.expansions:
+            found = weights.get(doc)
+            if found is None:
                 continue
-            total, bits = 0, 0
-            for weights in lists:
-                packed = weights[doc]
-                total += packed >> 5
-                bits |= packed & 31
-            if self._names[doc] == whole:
-                total += _EXACT_NAME_BONUS
-            totals[doc] = (total, bits)
-        best = heapq.nsmallest(limit, totals, key=lambda d: (-totals[d][0], d))
-        return [self._hit(d, *totals[d]) for d in best], len(totals)
+            half = (found >> 5) // 2
+            if packed is None or packed >> 5 < half:
+                packed = half << 5 | (found & 31) | (0 if packed is None else packed & 31)
+        return packed
+
+
+_NONZERO: Final = re.compile(rb"[^\x00]")
+_BYTE_BITS: Final = tuple(tuple(bit for bit in range(8) if value >> bit & 1) for value in range(256))
+
+
+def _docs_of(bitmap: int, count: int) -> list[int]:
+    """The ``count`` smallest document numbers of a bitmap, ascending."""
+    found: list[int] = []
+    if count <= 0 or bitmap <= 0:
+        return found
+    data = bitmap.to_bytes((bitmap.bit_length() + 7) // 8, "little")
+    for match in _NONZERO.finditer(data):
+        at = match.start()
+        for bit in _BYTE_BITS[data[at]]:
+            found.append(at * 8 + bit)
+            if len(found) == count:
+                return found
+    return found
 
 
 def _json_items(text: object) -> list[str]:
