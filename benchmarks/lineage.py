@@ -27,8 +27,9 @@ Figures:
 
 Usage::
 
-    python benchmarks/lineage.py            # full, a few minutes
-    python benchmarks/lineage.py --quick    # under a minute
+    python benchmarks/lineage.py                          # full, a few minutes
+    python benchmarks/lineage.py --quick                  # under a minute
+    python benchmarks/lineage.py --part sql --part search # only some parts (the data they need is still loaded)
 
 Prints a table, then one JSON line per figure: ``{"metric": ..., "value": N, "unit": ..., "n": size}``.
 """
@@ -70,6 +71,7 @@ from arco.core.ids import new_ulid
 from arco.core.scope import Scope
 
 REPO = Path(__file__).resolve().parents[1]
+PARTS = ("lineage", "sql", "search")
 SCOPE = Scope("bench", "reads")
 SQL = (
     "SELECT state, count(*) AS tasks, count(DISTINCT runId) AS runs, max(attempt) AS max_attempt "
@@ -366,7 +368,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--quick", action="store_true", help="smaller sizes, under a minute")
     parser.add_argument("--root", default=None, help="catalog folder (default: a temporary one)")
+    parser.add_argument(
+        "--part",
+        action="append",
+        choices=PARTS,
+        help="measure only this part (repeat for several; default: all)",
+    )
     args = parser.parse_args(argv)
+    parts = set(args.part or PARTS)
     workload = load_workload()
     rows = 100_000 if args.quick else 1_000_000
     tables = 10_000 if args.quick else 100_000
@@ -378,14 +387,18 @@ def main(argv: list[str] | None = None) -> None:
         started = time.perf_counter()
         written = build_lineage(store, dag, rows)
         report.add("load_lineage_and_tasks_s", time.perf_counter() - started, "s", written)
-        report.add("load_catalog_s", build_catalog(store, tables), "s", tables)
+        if "search" in parts:
+            report.add("load_catalog_s", build_catalog(store, tables), "s", tables)
         print(
             f"dag fingerprint {workload.layered_dag(dag.n).fingerprint()[:16]}, {dag.edge_count} edges",
             flush=True,
         )
-        measure_lineage(report, store, workload, dag, written, root)
-        measure_sql(report, store, rows, root)
-        measure_search(report, store, tables)
+        if "lineage" in parts:
+            measure_lineage(report, store, workload, dag, written, root)
+        if "sql" in parts:
+            measure_sql(report, store, rows, root)
+        if "search" in parts:
+            measure_search(report, store, tables)
     report.dump()
 
 
