@@ -41,15 +41,15 @@ Reads = list[tuple[str, list[str]]]
 def reads(monkeypatch: pytest.MonkeyPatch) -> Reads:
     """Every projection file decoded from now on, with the columns decoded."""
     seen: Reads = []
-    original = query._read_columns
+    original = query._decode_columns
 
     def recording(
-        log: CommitLog, spec: ProjectionSpec, file: DataFile, columns: Sequence[str]
+        log: CommitLog, spec: ProjectionSpec, file: DataFile, data: bytes, columns: Sequence[str]
     ) -> pl.DataFrame:
         seen.append((spec.name, list(columns)))
-        return original(log, spec, file, columns)
+        return original(log, spec, file, data, columns)
 
-    monkeypatch.setattr(query, "_read_columns", recording)
+    monkeypatch.setattr(query, "_decode_columns", recording)
     return seen
 
 

@@ -585,7 +585,6 @@ class ScopeSnapshot:
         self.scope = scope
         self.as_of = as_of
         self._state = _state(store)
-        self._loading = threading.Lock()
         catalog = tier1_catalog(store, scope)
         self.projections_log = projection_log(store, scope, ledger_domain)
         self.projections_domain = self.projections_log.domain
@@ -730,40 +729,33 @@ class ScopeSnapshot:
         manifest = self.projections
         if manifest is None:
             return empty_frame(spec).select(columns)
-        # One loader at a time per snapshot: a second caller of the same columns then finds them cached.
-        with self._loading:
-            plans = [
-                _GroupRead(
-                    (
-                        "projection",
-                        str(self.scope),
-                        self.projections_domain,
-                        spec.name,
-                        *(f.path for f in files),
-                    ),
-                    files,
-                    columns,
-                    spec,
-                )
-                for files in group_files(manifest.files_of(spec.name)).values()
+        plans = [
+            _GroupRead(
+                ("projection", str(self.scope), self.projections_domain, spec.name, *(f.path for f in files)),
+                files,
+                columns,
+                spec,
+            )
+            for files in group_files(manifest.files_of(spec.name)).values()
+        ]
+        for plan in plans:
+            plan.look_up(self._state.frames)
+        reads = [(file, cols) for plan in plans for file, cols in plan.reads()]
+        if reads:
+            log = self.projections_log
+            blobs = _fetch(log, [file for file, _ in reads])
+            # Decoded one file at a time, here: Polars' reader is parallel inside (and this may run on one of
+            # the engine's threads, which must not wait on threads that need the engine's pool).
+            decoded = [
+                _decode_columns(log, spec, file, data, cols)
+                for (file, cols), data in zip(reads, blobs, strict=True)
             ]
+            position = 0
             for plan in plans:
-                plan.look_up(self._state.frames)
-            reads = [(file, cols) for plan in plans for file, cols in plan.reads()]
-            if reads:
-                log = self.projections_log
-                if len(reads) == 1:
-                    decoded = [_read_columns(log, spec, *reads[0])]
-                else:
-                    # Polars decodes outside the GIL: one thread per file read, as many as the pool allows.
-                    with ThreadPoolExecutor(max_workers=min(_READ_THREADS, len(reads))) as pool:
-                        decoded = list(pool.map(lambda read: _read_columns(log, spec, *read), reads))
-                position = 0
-                for plan in plans:
-                    count = len(plan.reads())
-                    plan.fill(decoded[position : position + count], self._state.frames)
-                    position += count
-            parts = [plan.result() for plan in plans]
+                count = len(plan.reads())
+                plan.fill(decoded[position : position + count], self._state.frames)
+                position += count
+        parts = [plan.result() for plan in plans]
         if not parts:
             return empty_frame(spec).select(columns)
         return parts[0] if len(parts) == 1 else pl.concat(parts)
@@ -813,17 +805,28 @@ def _schema_of(spec: ProjectionSpec) -> pl.Schema:
     return empty_frame(spec).schema
 
 
-def _read_columns(
-    log: CommitLog, spec: ProjectionSpec, file: DataFile, columns: Sequence[str]
-) -> pl.DataFrame:
-    """Some columns of one projection file: the whole file is read and checksum-verified, only ``columns`` are
-    decoded, with the current schema's types (columns the file predates are null).
+def _fetch(log: CommitLog, files: Sequence[DataFile]) -> list[bytes]:
+    """The checksum-verified bytes of files, read in parallel (object stores answer slowly but concurrently).
 
     Raises:
-        CorruptObjectError: if the bytes do not match the manifest or are not readable Parquet.
-        NotFoundError: if the file is missing.
+        CorruptObjectError: if the bytes of a file do not match the manifest.
+        NotFoundError: if a file is missing.
     """
-    data = log.read_data_file(file)
+    if len(files) == 1:
+        return [log.read_data_file(files[0])]
+    with ThreadPoolExecutor(max_workers=min(_READ_THREADS, len(files))) as pool:
+        return list(pool.map(log.read_data_file, files))
+
+
+def _decode_columns(
+    log: CommitLog, spec: ProjectionSpec, file: DataFile, data: bytes, columns: Sequence[str]
+) -> pl.DataFrame:
+    """Some columns of one projection file's (verified) bytes, with the current schema's types (columns the file
+    predates are null).
+
+    Raises:
+        CorruptObjectError: if the bytes are not readable Parquet.
+    """
     target = _schema_of(spec)
     try:
         parquet = pq.ParquetFile(pa.BufferReader(data))
