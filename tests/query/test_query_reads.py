@@ -178,3 +178,15 @@ def test_a_file_written_before_a_column_existed_reads_it_as_null(tmp_path: Path)
         {"job": "hourly", "status": None, "n": 2},
     ]
     assert result.schema["status"] == pl.String
+
+
+def test_a_file_matching_its_checksum_but_not_parquet_fails_the_query(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path))
+    scope = Scope("broken", "files")
+    log = CommitLog(store, scope, projection_domain())
+    file = log.write_data_file(
+        "tasks", b"PAR1 but not really", rows=1, kind="base", stats={"partition": "m=2024-06"}
+    )
+    log.commit(lambda parent: CommitRequest("test_broken_file", add=[file]))
+    with pytest.raises(CorruptObjectError, match="matches its checksum but is not readable Parquet"):
+        run_query(store, scope, "SELECT count(*) AS n FROM ops.tasks")
