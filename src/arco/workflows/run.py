@@ -11,6 +11,13 @@ Shape of a run:
 3. A failed task makes all its descendants SKIPPED; independent branches continue.
 4. Run and task events go to the Tier-2 ledger in batches through the ``arco.record_events`` activity.
 
+Sandbox: these workflows are Arco's own code (user code runs only in executor activities) and run outside
+Temporal's workflow sandbox, which costs several milliseconds per status query and 10-20% of a run's control-plane
+CPU. Their determinism is guarded instead by what the sandbox would check at run time: only this package,
+``arco.core`` models and ``temporalio`` are imported, time comes from ``workflow.now()``, ids from
+``workflow_ulid()``, and ``tests/runs/test_determinism.py`` checks the source for clocks, randomness and I/O,
+while the saved histories of real runs are replayed in the test suite.
+
 Cancellation: the ``cancel`` update (refused once the run finished) and Temporal's own cancel both stop queued
 tasks at once and reach running tasks through their heartbeats; every task ends in a final state.
 """
@@ -98,7 +105,7 @@ async def load_specs(scope: Scope, plan_key: str, indices: list[int]) -> list[Ta
     return out
 
 
-@workflow.defn(name=RUN_WORKFLOW)
+@workflow.defn(name=RUN_WORKFLOW, sandboxed=False)
 class RunWorkflow:
     """Executes one run of a plan; see the module docstring."""
 
@@ -489,7 +496,7 @@ class RunWorkflow:
         workflow.upsert_search_attributes([SA_RUN_STATE.value_set(self._state.value)])
 
 
-@workflow.defn(name=TASK_BATCH_WORKFLOW)
+@workflow.defn(name=TASK_BATCH_WORKFLOW, sandboxed=False)
 class TaskBatchWorkflow:
     """Runs a bounded batch of ready tasks of a large run and reports each task's final state.
 
@@ -551,7 +558,7 @@ class TaskBatchWorkflow:
         return TaskBatchResult(outcomes=outcomes)
 
 
-@workflow.defn(name=PLAN_PREVIEW_WORKFLOW)
+@workflow.defn(name=PLAN_PREVIEW_WORKFLOW, sandboxed=False)
 class PlanPreviewWorkflow:
     """Plans a request without storing or running it (dry run, run-key comparisons)."""
 
