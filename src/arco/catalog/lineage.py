@@ -59,7 +59,7 @@ import pyarrow.parquet as pq
 
 from arco.catalog.commit import Manifest
 from arco.catalog.ledger import DEFAULT_DOMAIN
-from arco.catalog.projections import LINEAGE_EDGES, empty_frame, group_files
+from arco.catalog.projections import LINEAGE_EDGES, EdgeIndex, empty_frame, group_files, read_edge_index
 from arco.catalog.query import ScopeSnapshot
 from arco.catalog.storage import ObjectStore
 from arco.catalog.tier1 import CatalogSnapshot
@@ -398,39 +398,34 @@ _DECODER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="arco-lineage")
 class _AssetIndex:
     """Asset-level adjacency of one set of recorded edges (immutable once built).
 
-    Built from dictionary-encoded (categorical) node columns: rows are grouped into edges by sorting integer
-    codes, so no string is hashed or compared per row, and the detail columns (runs, attempts, partitions) are
-    only decoded when an answer first needs them.
+    Edge ``i`` goes from ``edge_src[i]`` to ``edge_dst[i]``; its detail rows are positions
+    ``first[i] .. first[i] + rows[i] - 1`` of ``order`` (row numbers of ``details()``), or of the detail rows
+    themselves when ``order`` is ``None`` (files whose rows are grouped by edge). The detail columns (runs,
+    attempts, partitions) are only decoded when an answer first needs them.
     """
 
-    def __init__(self, graph: pl.DataFrame, details: Callable[[], pl.DataFrame]) -> None:
-        """``graph`` has categorical ``src``/``dst`` node labels and ``row`` (the row's number in
-        ``details()``); rows with a null side are dropped here."""
-        graph = graph.filter(pl.col("src").is_not_null() & pl.col("dst").is_not_null())
-        src = graph.get_column("src").to_physical().cast(pl.UInt64)
-        dst = graph.get_column("dst").to_physical().cast(pl.UInt64)
-        key = dst * (1 << 32) + src
-        order = key.arg_sort()
-        runs = key.gather(order).rle()
-        codes = runs.struct.field("value").to_list()
-        lengths = runs.struct.field("len").to_list()
-        self.order = graph.get_column("row").gather(order)
-        name_of: dict[int, str] = {}
-        for column in ("src", "dst"):
-            distinct = graph.get_column(column).unique()
-            name_of.update(
-                zip(distinct.to_physical().to_list(), distinct.cast(pl.String).to_list(), strict=True)
-            )
-        self.edge_src: list[str] = [name_of[c & 0xFFFFFFFF] for c in codes]
-        self.edge_dst: list[str] = [name_of[c >> 32] for c in codes]
-        self.offsets: list[int] = [0]
-        for length in lengths:
-            self.offsets.append(self.offsets[-1] + length)
+    def __init__(
+        self,
+        edges: tuple[list[str], list[str], list[int], list[int]],
+        order: pl.Series | None,
+        details: Callable[[], pl.DataFrame],
+    ) -> None:
+        self.edge_src, self.edge_dst, self.first, self.lengths = edges
+        self.order = order
         self.up: dict[str, list[int]] = {}
         self.down: dict[str, list[int]] = {}
+        up, down = self.up, self.down
         for i, (s, d) in enumerate(zip(self.edge_src, self.edge_dst, strict=True)):
-            self.up.setdefault(d, []).append(i)
-            self.down.setdefault(s, []).append(i)
+            found = up.get(d)
+            if found is None:
+                up[d] = [i]
+            else:
+                found.append(i)
+            found = down.get(s)
+            if found is None:
+                down[s] = [i]
+            else:
+                found.append(i)
         self._details = details
         self._rows: pl.DataFrame | None = None
         self._lock = threading.Lock()
@@ -455,6 +450,38 @@ class _AssetIndex:
         return {e: known[(e, max_observations)] for e in edges}
 
     @classmethod
+    def from_graph(cls, graph: pl.DataFrame, details: Callable[[], pl.DataFrame]) -> _AssetIndex:
+        """The index of rows in any order: ``graph`` has categorical ``src``/``dst`` node labels and ``row``
+        (the row's number in ``details()``); rows with a null side belong to no edge.
+
+        Rows are grouped into edges by sorting integer codes, so no string is hashed or compared per row.
+        """
+        graph = graph.filter(pl.col("src").is_not_null() & pl.col("dst").is_not_null())
+        src = graph.get_column("src").to_physical().cast(pl.UInt64)
+        dst = graph.get_column("dst").to_physical().cast(pl.UInt64)
+        key = dst * (1 << 32) + src
+        order = key.arg_sort()
+        runs = key.gather(order).rle()
+        codes = runs.struct.field("value").to_list()
+        lengths: list[int] = runs.struct.field("len").to_list()
+        name_of: dict[int, str] = {}
+        for column in ("src", "dst"):
+            distinct = graph.get_column(column).unique()
+            name_of.update(
+                zip(distinct.to_physical().to_list(), distinct.cast(pl.String).to_list(), strict=True)
+            )
+        first = [0]
+        for length in lengths[:-1]:
+            first.append(first[-1] + length)
+        edges = (
+            [name_of[c & 0xFFFFFFFF] for c in codes],
+            [name_of[c >> 32] for c in codes],
+            first if lengths else [],
+            lengths,
+        )
+        return cls(edges, graph.get_column("row").gather(order), details)
+
+    @classmethod
     def from_frame(cls, frame: pl.DataFrame) -> _AssetIndex:
         """The index of rows of the ``lineage_edges`` projection (string columns)."""
         # Asset keys never contain '/' or ':' and URIs always do, so one label column identifies a node.
@@ -462,7 +489,7 @@ class _AssetIndex:
             pl.coalesce("inputAsset", "inputUri").cast(pl.Categorical).alias("src"),
             pl.coalesce("outputAsset", "outputUri").cast(pl.Categorical).alias("dst"),
         ).with_row_index("row")
-        return cls(graph, lambda: frame.select(_DETAIL))
+        return cls.from_graph(graph, lambda: frame.select(_DETAIL))
 
     @property
     def rows(self) -> pl.DataFrame:
@@ -481,17 +508,75 @@ class _AssetIndex:
 
 
 def _load_index(snap: ScopeSnapshot) -> _AssetIndex:
-    """The asset-level index of a snapshot's recorded edges, reading only the columns it needs."""
+    """The asset-level index of a snapshot's recorded edges, reading only what it needs.
+
+    Files written by the compactor carry their edge index in the footer (rows grouped by edge): then no
+    row of the graph columns is decoded, and the detail columns are decoded once, in the background, while the
+    adjacency is built. Older files (time-ordered rows, no index) are grouped here.
+    """
     manifest = snap.projections
     files = () if manifest is None else manifest.files_of(LINEAGE_EDGES.name)
     if any(len(group) > 1 for group in group_files(files).values()):
         # Partitions with base + delta files need the merge rule (all columns): use the merged frame.
         return _AssetIndex.from_frame(snap.frame("lineage.edges"))
+    if not files:
+        return _AssetIndex.from_frame(empty_frame(LINEAGE_EDGES))
     blobs = [snap.projections_log.read_data_file(f) for f in files]
+
+    def details() -> pl.DataFrame:
+        return pl.concat([pl.read_parquet(io.BytesIO(b), columns=list(_DETAIL)) for b in blobs])
+
+    # The first answer needs the detail columns too: decode them while the adjacency is being built (both run
+    # in native code without the GIL, so on two cores the cold start takes the longer of the two, not the sum).
+    pending = _DECODER.submit(details)
+    indexes = [read_edge_index(pq.read_metadata(pa.BufferReader(b)).metadata) for b in blobs]
+    if all(index is not None for index in indexes):
+        return _from_edge_indexes(
+            [i for i in indexes if i is not None], [f.rows for f in files], pending.result
+        )
+    return _AssetIndex.from_graph(_graph_columns(blobs), pending.result)
+
+
+def _from_edge_indexes(
+    indexes: Sequence[EdgeIndex], rows: Sequence[int], details: Callable[[], pl.DataFrame]
+) -> _AssetIndex:
+    """The index of files with edge indexes (``rows``: rows of each file, in the order of ``details()``)."""
+    if len(indexes) == 1:
+        only = indexes[0]
+        return _AssetIndex((only.src, only.dst, only.first, only.rows), None, details)
+    # One edge may have rows in several files (partitions): list its row ranges one after the other.
+    ranges: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    offset = 0
+    for index, count in zip(indexes, rows, strict=True):
+        for src, dst, first, length in zip(index.src, index.dst, index.first, index.rows, strict=True):
+            ranges.setdefault((src, dst), []).append((offset + first, length))
+        offset += count
+    edges: tuple[list[str], list[str], list[int], list[int]] = ([], [], [], [])
+    starts: list[int] = []
+    lengths: list[int] = []
+    position = 0
+    for (src, dst), parts in ranges.items():
+        total = sum(length for _, length in parts)
+        edges[0].append(src)
+        edges[1].append(dst)
+        edges[2].append(position)
+        edges[3].append(total)
+        position += total
+        starts.extend(first for first, _ in parts)
+        lengths.extend(length for _, length in parts)
+    order = (
+        pl.DataFrame({"s": starts, "n": lengths}, schema={"s": pl.Int64, "n": pl.Int64})
+        .select(pl.int_ranges("s", pl.col("s") + pl.col("n")).alias("row"))
+        .explode("row")
+        .get_column("row")
+    )
+    return _AssetIndex(edges, order, details)
+
+
+def _graph_columns(blobs: Sequence[bytes]) -> pl.DataFrame:
+    """Categorical ``src``/``dst`` node labels and ``row`` of the rows of files without an edge index."""
     assets = ["inputAsset", "outputAsset"]
     tables = [pq.read_table(pa.BufferReader(b), columns=assets, read_dictionary=assets) for b in blobs]
-    if not tables:
-        return _AssetIndex.from_frame(empty_frame(LINEAGE_EDGES))
     graph = pl.DataFrame(pl.from_arrow(pa.concat_tables(tables)))
     if graph.null_count().sum_horizontal().item():
         # Datasets no asset owns (and one-sided observations) need the URIs too.
@@ -506,15 +591,7 @@ def _load_index(snap: ScopeSnapshot) -> _AssetIndex:
         graph = graph.select(pl.col("inputAsset").alias("src"), pl.col("outputAsset").alias("dst"))
     if graph.schema["src"] != pl.Categorical or graph.schema["dst"] != pl.Categorical:
         graph = graph.with_columns(pl.col("src", "dst").cast(pl.Categorical))
-    graph = graph.with_row_index("row")
-
-    def details() -> pl.DataFrame:
-        return pl.concat([pl.read_parquet(io.BytesIO(b), columns=list(_DETAIL)) for b in blobs])
-
-    # The first answer needs the detail columns too: decode them while the adjacency is being built (both run
-    # in native code without the GIL, so on two cores the cold start takes the longer of the two, not the sum).
-    pending = _DECODER.submit(details)
-    return _AssetIndex(graph, pending.result)
+    return graph.with_row_index("row")
 
 
 _INDEXES: weakref.WeakKeyDictionary[ObjectStore, OrderedDict[tuple[str, ...], _AssetIndex]] = (
@@ -885,13 +962,20 @@ def _take(index: _AssetIndex, edges: Sequence[int]) -> pl.DataFrame:
     """The detail rows of ``edges``, with their edge number in ``_edge``."""
     if not edges:
         return index.rows.head(0).with_columns(pl.lit(0, dtype=pl.Int64).alias("_edge"))
-    starts = [index.offsets[e] for e in edges]
-    lengths = [index.offsets[e + 1] - index.offsets[e] for e in edges]
-    rows = pl.concat(
-        [index.order.slice(start, length) for start, length in zip(starts, lengths, strict=True)]
+    ranges = pl.DataFrame(
+        {
+            "_edge": list(edges),
+            "_first": [index.first[e] for e in edges],
+            "_rows": [index.lengths[e] for e in edges],
+        },
+        schema={"_edge": pl.Int64, "_first": pl.Int64, "_rows": pl.Int64},
     )
-    numbers = pl.Series("_edge", list(edges), dtype=pl.Int64).repeat_by(pl.Series(lengths)).explode()
-    return index.rows[rows].with_columns(numbers)
+    positions = ranges.select(
+        "_edge", pl.int_ranges("_first", pl.col("_first") + pl.col("_rows")).alias("_at")
+    ).explode("_at")
+    at = positions.get_column("_at")
+    rows = at if index.order is None else index.order.gather(at)
+    return index.rows[rows].with_columns(positions.get_column("_edge"))
 
 
 # -- partition level ------------------------------------------------------------------------------------------

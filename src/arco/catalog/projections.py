@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import json
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -106,11 +107,20 @@ class ProjectionSpec:
     """Columns giving every row of a merged file a unique, deterministic position (defaults to the key)."""
     multi_row: bool = False
     """Fact datasets: a fact has several rows (lineage edges), all sharing the key."""
+    sort_labels: tuple[tuple[str, str], ...] = ()
+    """Leading sort keys, before :attr:`sort_columns`: each is the first non-null of two columns (for
+    ``lineage_edges`` the downstream and upstream node labels, so the rows of one edge are contiguous)."""
 
     @property
     def sort_columns(self) -> tuple[str, ...]:
-        """The sort order of the rows of a file."""
+        """The columns ordering the rows of a file after :attr:`sort_labels` (together: a total order)."""
         return self.sort or self.key
+
+    @property
+    def sort_by(self) -> list[pl.Expr]:
+        """The sort order of the rows of a file, as Polars expressions (nulls first, ascending)."""
+        labels = [pl.coalesce(first, second) for first, second in self.sort_labels]
+        return [*labels, *(pl.col(name) for name in self.sort_columns)]
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -285,6 +295,9 @@ LINEAGE_EDGES: Final = ProjectionSpec(
     partitioning="run_month",
     sort=("occurredAt", "eventId", *_EDGE_COLUMNS),
     multi_row=True,
+    # Downstream node, then upstream node (an asset key, else the dataset URI): the rows of one asset-level
+    # edge are contiguous and in time order, so a reader groups a million rows into edges without sorting.
+    sort_labels=(("outputAsset", "outputUri"), ("inputAsset", "inputUri")),
 )
 
 CHECK_RESULTS: Final = ProjectionSpec(
@@ -470,11 +483,11 @@ def merge(spec: ProjectionSpec, frame: pl.DataFrame) -> pl.DataFrame:
 
     Returns:
         One row per key (per key and edge for ``lineage_edges``), columns in schema order, rows sorted by
-        :attr:`ProjectionSpec.sort_columns`: a deterministic function of the *set* of input rows.
+        :attr:`ProjectionSpec.sort_by`: a deterministic function of the *set* of input rows.
     """
     frame = conform(spec, frame)
     key = list(spec.key)
-    order = list(spec.sort_columns)
+    order = spec.sort_by
     if spec.multi_row:
         # Several rows per fact (lineage edges): keep the rows of each key's first copy.
         if _maybe_repeated_keys(frame.select([*key, *spec.order]).unique(), key):
@@ -509,7 +522,7 @@ def merge_into(
         spec: The dataset.
         base: Merged rows (one per key).
         others: Any rows (delta files, new events).
-        sort: Sort the result by :attr:`ProjectionSpec.sort_columns` (needed for deterministic files; readers
+        sort: Sort the result by :attr:`ProjectionSpec.sort_by` (needed for deterministic files; readers
             skip it).
     """
     if others.height == 0:
@@ -519,7 +532,7 @@ def merge_into(
     touched = base.join(keys, on=list(spec.key), how="semi")
     untouched = base.join(keys, on=list(spec.key), how="anti")
     merged = pl.concat([untouched, merge(spec, pl.concat([touched, small]))])
-    return merged.sort(list(spec.sort_columns), nulls_last=False) if sort else merged
+    return merged.sort(spec.sort_by, nulls_last=False) if sort else merged
 
 
 def merge_files(
@@ -591,9 +604,99 @@ _STATISTICS: Final = frozenset(
 )
 
 
+#: Footer metadata key of a ``lineage_edges`` file's edge index (see :func:`edge_index`).
+EDGE_INDEX_KEY: Final = b"arco.lineage_edges.index"
+#: Version of the edge index format.
+EDGE_INDEX_VERSION: Final = 1
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeIndex:
+    """Where the rows of each asset-level edge are in one ``lineage_edges`` file.
+
+    An edge is a (upstream, downstream) pair of node labels: the asset key of a side, else its dataset URI
+    (rows with a side that has neither belong to no edge). The rows of an edge are contiguous in the file.
+
+    Attributes:
+        src: Upstream node label of each edge.
+        dst: Downstream node label of each edge.
+        first: Row number of the first row of each edge.
+        rows: Number of rows of each edge.
+    """
+
+    src: list[str]
+    dst: list[str]
+    first: list[int]
+    rows: list[int]
+
+
+def edge_index(frame: pl.DataFrame) -> EdgeIndex | None:
+    """The edge index of ``lineage_edges`` rows in file order, or ``None`` if the rows of some edge are not
+    contiguous (rows not sorted by :attr:`ProjectionSpec.sort_by`)."""
+    labels = frame.select(
+        pl.coalesce("outputAsset", "outputUri").alias("dst"),
+        pl.coalesce("inputAsset", "inputUri").alias("src"),
+    )
+    runs = labels.select(pl.struct("dst", "src").rle().alias("run")).unnest("run")
+    runs = runs.with_columns(
+        (pl.col("len").cum_sum() - pl.col("len")).alias("first"),
+        pl.col("value").struct.field("src"),
+        pl.col("value").struct.field("dst"),
+    ).filter(pl.col("src").is_not_null() & pl.col("dst").is_not_null())
+    if runs.select(pl.struct("src", "dst").n_unique()).item() != runs.height:
+        return None
+    return EdgeIndex(
+        src=runs.get_column("src").to_list(),
+        dst=runs.get_column("dst").to_list(),
+        first=runs.get_column("first").to_list(),
+        rows=runs.get_column("len").to_list(),
+    )
+
+
+def _encode_edge_index(index: EdgeIndex) -> bytes:
+    # Labels once each, edges as a flat list of (dst, src, first row, rows) numbers: about 30 bytes an edge.
+    labels = sorted({*index.src, *index.dst})
+    number = {label: i for i, label in enumerate(labels)}
+    flat: list[int] = []
+    for src, dst, first, rows in zip(index.src, index.dst, index.first, index.rows, strict=True):
+        flat.extend((number[dst], number[src], first, rows))
+    doc = {"version": EDGE_INDEX_VERSION, "labels": labels, "edges": flat}
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def read_edge_index(metadata: Mapping[bytes, bytes] | None) -> EdgeIndex | None:
+    """The edge index in a ``lineage_edges`` file's footer metadata (``pq.read_metadata(...).metadata``), or
+    ``None`` when the file has none (written before it existed, or by another writer) or of an unknown
+    version: readers then group the rows themselves."""
+    raw = None if metadata is None else metadata.get(EDGE_INDEX_KEY)
+    if raw is None:
+        return None
+    try:
+        doc = json.loads(raw)
+        if doc.get("version") != EDGE_INDEX_VERSION:
+            return None
+        labels: list[str] = doc["labels"]
+        flat: list[int] = doc["edges"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return EdgeIndex(
+        src=[labels[i] for i in flat[1::4]],
+        dst=[labels[i] for i in flat[0::4]],
+        first=flat[2::4],
+        rows=flat[3::4],
+    )
+
+
 def encode_parquet(spec: ProjectionSpec, frame: pl.DataFrame) -> bytes:
-    """Parquet bytes of merged rows: fixed schema, zstd, statistics; the same rows give the same bytes."""
+    """Parquet bytes of merged rows: fixed schema, zstd, statistics; the same rows give the same bytes.
+
+    A ``lineage_edges`` file also gets its edge index in the footer metadata (:data:`EDGE_INDEX_KEY`).
+    """
     table = frame.to_arrow().cast(spec.schema)
+    if spec.sort_labels and frame.height:
+        index = edge_index(frame)
+        if index is not None:
+            table = table.replace_schema_metadata({EDGE_INDEX_KEY: _encode_edge_index(index)})
     sink = io.BytesIO()
     pq.write_table(
         table,
@@ -824,6 +927,7 @@ def read_projection(
 __all__ = [
     "ALL_DATASETS",
     "CHECK_RESULTS",
+    "EDGE_INDEX_KEY",
     "LAYOUT_VERSION",
     "LEDGER_OBJECTS",
     "LINEAGE_EDGES",
@@ -833,10 +937,13 @@ __all__ = [
     "RUNS",
     "TASKS",
     "Component",
+    "EdgeIndex",
     "ProjectionFile",
     "ProjectionReader",
     "ProjectionSpec",
+    "edge_index",
     "merge",
     "projection_domain",
+    "read_edge_index",
     "read_projection",
 ]
