@@ -40,6 +40,7 @@ installed).
 from __future__ import annotations
 
 import datetime
+import functools
 import io
 import json
 import re
@@ -454,14 +455,20 @@ class _AssetIndex:
         """The index of rows in any order: ``graph`` has categorical ``src``/``dst`` node labels and ``row``
         (the row's number in ``details()``); rows with a null side belong to no edge.
 
-        Rows are grouped into edges by sorting integer codes, so no string is hashed or compared per row.
+        Rows are grouped into edges by integer node codes, so no string is hashed or compared per row; rows
+        already grouped by edge (files sorted by :attr:`~arco.catalog.projections.ProjectionSpec.sort_by`)
+        need no sort.
         """
         graph = graph.filter(pl.col("src").is_not_null() & pl.col("dst").is_not_null())
         src = graph.get_column("src").to_physical().cast(pl.UInt64)
         dst = graph.get_column("dst").to_physical().cast(pl.UInt64)
         key = dst * (1 << 32) + src
-        order = key.arg_sort()
-        runs = key.gather(order).rle()
+        rows = graph.get_column("row")
+        runs = key.rle()
+        if runs.struct.field("value").n_unique() != runs.len():
+            order = key.arg_sort()
+            runs = key.gather(order).rle()
+            rows = rows.gather(order)
         codes = runs.struct.field("value").to_list()
         lengths: list[int] = runs.struct.field("len").to_list()
         name_of: dict[int, str] = {}
@@ -479,7 +486,7 @@ class _AssetIndex:
             first if lengths else [],
             lengths,
         )
-        return cls(edges, graph.get_column("row").gather(order), details)
+        return cls(edges, rows, details)
 
     @classmethod
     def from_frame(cls, frame: pl.DataFrame) -> _AssetIndex:
@@ -628,6 +635,7 @@ def _asset_node_id(label: str) -> str:
     return f"asset:{label}" if _is_asset(label) else f"dataset:{label}"
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _is_asset(label: str) -> bool:
     return _ASSET.fullmatch(label) is not None
 
@@ -646,37 +654,68 @@ def _batch_observations(
 ) -> dict[int, tuple[int, tuple[Observation, ...], tuple[str, ...], bool]]:
     """Observations of many edges at once: ``rows`` has the detail columns and ``_edge`` (the edge's number).
 
-    An answer has a few thousand rows at most, so they are grouped and ordered in plain Python: cheaper than
-    several engine calls, each with its own fixed cost.
+    An answer has a few thousand rows at most, so they are grouped and ordered in plain Python (cheaper than
+    several engine calls, each with its own fixed cost), with C-level sort keys: the newest observations of an
+    edge are found by time alone, and only rows tied with the last one kept compare the other columns.
     """
-    columns = [rows.get_column(c).to_list() for c in ("_edge", *_DETAIL[:-1])]
-    columns.append(rows.get_column("occurredAt").dt.epoch("us").to_list())
-    per_edge: dict[int, list[tuple[Any, ...]]] = {}
-    for item in zip(*columns, strict=True):
-        per_edge.setdefault(item[0], []).append(item)
-    found: dict[int, tuple[int, tuple[Observation, ...], tuple[str, ...], bool]] = {}
-    for edge, items in per_edge.items():
-        runs = tuple(sorted({item[1] for item in items}))
-        newest: list[tuple[Any, ...]] = []
+    edge_col = rows.get_column("_edge").to_list()
+    run_col, task_col, attempt_col, attempt_id_col, input_col, output_col = (
+        rows.get_column(c).to_list() for c in _DETAIL[:-1]
+    )
+    floor = -(2**62)
+    time_col = [floor if t is None else t for t in rows.get_column("occurredAt").dt.epoch("us").to_list()]
+    per_edge: dict[int, list[int]] = {}
+    start = 0
+    for position in range(1, len(edge_col) + 1):
+        # Rows of one edge usually come together (see _take): group runs of them, not single rows.
+        if position == len(edge_col) or edge_col[position] != edge_col[start]:
+            found = per_edge.get(edge_col[start])
+            if found is None:
+                per_edge[edge_col[start]] = list(range(start, position))
+            else:
+                found.extend(range(start, position))
+            start = position
+    get_time = time_col.__getitem__
+
+    def order_key(i: int) -> tuple[int, str, str, str, int, str, str]:
+        # Newest first; ties broken by run, attempt id and the other columns, so answers are deterministic.
+        return (
+            time_col[i],
+            run_col[i] or "",
+            attempt_id_col[i] or "",
+            task_col[i] or "",
+            attempt_col[i] or 0,
+            input_col[i] or "",
+            output_col[i] or "",
+        )
+
+    summaries: dict[int, tuple[int, tuple[Observation, ...], tuple[str, ...], bool]] = {}
+    for edge, members in per_edge.items():
+        runs = tuple(sorted({run_col[i] for i in members}))
+        newest: list[int] = []
         if max_observations > 0:
-            # Newest first; ties broken by run and attempt id so answers are deterministic.
-            items.sort(key=lambda i: (i[7] if i[7] is not None else -(2**62), i[1], i[4]), reverse=True)
-            newest = items[:max_observations]
+            if len(members) > max_observations:
+                by_time = sorted(members, key=get_time, reverse=True)
+                cutoff = time_col[by_time[max_observations - 1]]
+                members = [i for i in by_time if time_col[i] >= cutoff]
+            newest = sorted(members, key=order_key, reverse=True)[:max_observations]
         observations = tuple(
             Observation(
-                run_id=i[1],
-                task_key=i[2],
-                attempt=int(i[3] or 0),
-                attempt_id=i[4],
-                input_partition=i[5],
-                output_partition=i[6],
-                occurred_at=_EPOCH + datetime.timedelta(microseconds=i[7] or 0),
+                run_id=run_col[i],
+                task_key=task_col[i],
+                attempt=int(attempt_col[i] or 0),
+                attempt_id=attempt_id_col[i],
+                input_partition=input_col[i],
+                output_partition=output_col[i],
+                occurred_at=_EPOCH
+                + datetime.timedelta(microseconds=0 if time_col[i] == floor else time_col[i]),
             )
             for i in newest
         )
+        count = len(per_edge[edge])
         # max_observations=0 asks for counts only: nothing is cut then.
-        found[edge] = (len(items), observations, runs, 0 < max_observations < len(items))
-    return found
+        summaries[edge] = (count, observations, runs, 0 < max_observations < count)
+    return summaries
 
 
 def _status(
@@ -960,22 +999,15 @@ def _asset_traversal(
 
 def _take(index: _AssetIndex, edges: Sequence[int]) -> pl.DataFrame:
     """The detail rows of ``edges``, with their edge number in ``_edge``."""
-    if not edges:
-        return index.rows.head(0).with_columns(pl.lit(0, dtype=pl.Int64).alias("_edge"))
-    ranges = pl.DataFrame(
-        {
-            "_edge": list(edges),
-            "_first": [index.first[e] for e in edges],
-            "_rows": [index.lengths[e] for e in edges],
-        },
-        schema={"_edge": pl.Int64, "_first": pl.Int64, "_rows": pl.Int64},
-    )
-    positions = ranges.select(
-        "_edge", pl.int_ranges("_first", pl.col("_first") + pl.col("_rows")).alias("_at")
-    ).explode("_at")
-    at = positions.get_column("_at")
+    positions: list[int] = []
+    numbers: list[int] = []
+    for edge in edges:
+        first, length = index.first[edge], index.lengths[edge]
+        positions.extend(range(first, first + length))
+        numbers.extend([edge] * length)
+    at = pl.Series("_at", positions, dtype=pl.Int64)
     rows = at if index.order is None else index.order.gather(at)
-    return index.rows[rows].with_columns(positions.get_column("_edge"))
+    return index.rows[rows].with_columns(pl.Series("_edge", numbers, dtype=pl.Int64))
 
 
 # -- partition level ------------------------------------------------------------------------------------------

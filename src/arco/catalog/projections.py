@@ -44,6 +44,7 @@ fact dataset); :meth:`ProjectionReader.files` lists the files of the snapshot wi
 
 from __future__ import annotations
 
+import base64
 import datetime
 import io
 import json
@@ -654,14 +655,18 @@ def edge_index(frame: pl.DataFrame) -> EdgeIndex | None:
 
 
 def _encode_edge_index(index: EdgeIndex) -> bytes:
-    # Labels once each, edges as a flat list of (dst, src, first row, rows) numbers: about 30 bytes an edge.
+    # JSON {"version", "labels", "edges"}, zlib-compressed, base64 (footer values must be text for some
+    # readers): about 6 bytes an edge, so engines reading the file pay well under a millisecond for it.
     labels = sorted({*index.src, *index.dst})
     number = {label: i for i, label in enumerate(labels)}
     flat: list[int] = []
+    last_dst = end = 0
     for src, dst, first, rows in zip(index.src, index.dst, index.first, index.rows, strict=True):
-        flat.extend((number[dst], number[src], first, rows))
+        flat.extend((number[dst] - last_dst, number[src], first - end, rows))
+        last_dst, end = number[dst], first + rows
     doc = {"version": EDGE_INDEX_VERSION, "labels": labels, "edges": flat}
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    return base64.b64encode(zlib.compress(text, 6))
 
 
 def read_edge_index(metadata: Mapping[bytes, bytes] | None) -> EdgeIndex | None:
@@ -672,19 +677,24 @@ def read_edge_index(metadata: Mapping[bytes, bytes] | None) -> EdgeIndex | None:
     if raw is None:
         return None
     try:
-        doc = json.loads(raw)
+        doc = json.loads(zlib.decompress(base64.b64decode(raw, validate=True)))
         if doc.get("version") != EDGE_INDEX_VERSION:
             return None
         labels: list[str] = doc["labels"]
         flat: list[int] = doc["edges"]
-    except (ValueError, KeyError, TypeError, AttributeError):
+        src: list[str] = []
+        dst: list[str] = []
+        first: list[int] = []
+        last_dst = end = 0
+        for i in range(0, len(flat) - 3, 4):
+            last_dst += flat[i]
+            dst.append(labels[last_dst])
+            src.append(labels[flat[i + 1]])
+            first.append(end + flat[i + 2])
+            end = first[-1] + flat[i + 3]
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, zlib.error):
         return None
-    return EdgeIndex(
-        src=[labels[i] for i in flat[1::4]],
-        dst=[labels[i] for i in flat[0::4]],
-        first=flat[2::4],
-        rows=flat[3::4],
-    )
+    return EdgeIndex(src=src, dst=dst, first=first, rows=flat[3::4])
 
 
 def encode_parquet(spec: ProjectionSpec, frame: pl.DataFrame) -> bytes:
