@@ -62,6 +62,7 @@ from arco.catalog.projections import (
     conform,
     encode_parquet,
     projection_domain,
+    sort_rows,
 )
 from arco.catalog.query import run_query
 from arco.catalog.search import search
@@ -98,7 +99,7 @@ def _publish(store: ObjectStore, frames: dict[ProjectionSpec, pl.DataFrame], lab
     log = CommitLog(store, SCOPE, projection_domain())
     files = []
     for spec, frame in frames.items():
-        ordered = conform(spec, frame).sort(spec.sort_by, nulls_last=False)
+        ordered = sort_rows(spec, conform(spec, frame))
         data = encode_parquet(spec, ordered)
         files.append(
             log.write_data_file(spec.name, data, rows=ordered.height, kind="base", stats={"partition": label})

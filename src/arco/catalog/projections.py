@@ -457,6 +457,22 @@ def conform(spec: ProjectionSpec, frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(exprs)
 
 
+def sort_rows(spec: ProjectionSpec, frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` sorted by :attr:`ProjectionSpec.sort_by` (the order of the rows of a file)."""
+    if not spec.sort_labels or frame.height <= 1:
+        return frame.sort(spec.sort_by, nulls_last=False)
+    # Sorting a million rows by long, much-repeated strings is slow: sort the distinct labels once and the
+    # rows by their ranks (the same order, in about half the time).
+    labels = frame.select(
+        pl.coalesce(first, second).alias(f"_label{i}") for i, (first, second) in enumerate(spec.sort_labels)
+    )
+    names = pl.concat([labels.get_column(c).drop_nulls().unique() for c in labels.columns]).unique().sort()
+    ranks = pl.Series(range(names.len()), dtype=pl.UInt32)
+    keys = labels.select(pl.all().replace_strict(names, ranks, default=None))
+    order = [*keys.columns, *spec.sort_columns]
+    return frame.hstack(keys).sort(order, nulls_last=False).drop(keys.columns)
+
+
 def _first_of_key(key: Sequence[str]) -> pl.Expr:
     """True on the first row of each run of equal keys (rows sorted by key)."""
     return pl.any_horizontal([pl.col(k).ne_missing(pl.col(k).shift(1)) for k in key])
@@ -488,21 +504,20 @@ def merge(spec: ProjectionSpec, frame: pl.DataFrame) -> pl.DataFrame:
     """
     frame = conform(spec, frame)
     key = list(spec.key)
-    order = spec.sort_by
     if spec.multi_row:
         # Several rows per fact (lineage edges): keep the rows of each key's first copy.
         if _maybe_repeated_keys(frame.select([*key, *spec.order]).unique(), key):
             at, event_id = spec.order
             frame = frame.filter(pl.col(at) == pl.col(at).min().over(key))
             frame = frame.filter(pl.col(event_id) == pl.col(event_id).min().over(key))
-        return frame.unique().sort(order, nulls_last=False)
+        return sort_rows(spec, frame.unique())
     if not _maybe_repeated_keys(frame, key):
-        return frame.sort(order, nulls_last=False)
+        return sort_rows(spec, frame)
     if spec.kind == "fact":
         # Copies of one fact: the first copy (smallest (occurredAt, eventId)) stands for the fact.
         at, event_id = spec.order
         frame = frame.sort([*key, at, event_id], nulls_last=False)
-        return frame.filter(_first_of_key(key)).sort(order, nulls_last=False)
+        return sort_rows(spec, frame.filter(_first_of_key(key)))
     aggs: list[pl.Expr] = []
     for component in spec.components:
         by, descending = _component_winner(component)
@@ -510,7 +525,7 @@ def merge(spec: ProjectionSpec, frame: pl.DataFrame) -> pl.DataFrame:
             pl.col(name).sort_by(by, descending=descending, nulls_last=False).last()
             for name in component.all_columns
         )
-    return conform(spec, frame.group_by(key).agg(aggs)).sort(order, nulls_last=False)
+    return sort_rows(spec, conform(spec, frame.group_by(key).agg(aggs)))
 
 
 def merge_into(
@@ -533,7 +548,7 @@ def merge_into(
     touched = base.join(keys, on=list(spec.key), how="semi")
     untouched = base.join(keys, on=list(spec.key), how="anti")
     merged = pl.concat([untouched, merge(spec, pl.concat([touched, small]))])
-    return merged.sort(spec.sort_by, nulls_last=False) if sort else merged
+    return sort_rows(spec, merged) if sort else merged
 
 
 def merge_files(
@@ -956,4 +971,5 @@ __all__ = [
     "projection_domain",
     "read_edge_index",
     "read_projection",
+    "sort_rows",
 ]
