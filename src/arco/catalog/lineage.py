@@ -30,8 +30,11 @@ complete for the hops asked).
 
 **Speed.** The asset-level adjacency of a projections snapshot is built once per process and cached by the
 snapshot's commit id (one pointer read per call checks for a newer snapshot); a warm 5-hop traversal over a
-million recorded edges then touches only the edges it returns. Partition-level traversals filter the recorded
-edges hop by hop.
+million recorded edges then touches only the edges it returns. The compactor writes ``lineage_edges`` grouped by
+edge with an edge index in each file's footer (:func:`arco.catalog.projections.edge_index`), so a cold start
+builds the adjacency without decoding a row and decodes the detail columns once, in the background; partitions
+with delta files and older files without an index are grouped here. Partition-level traversals filter the
+recorded edges hop by hop.
 
 **Export.** :func:`to_mermaid`, :func:`to_dot` and :func:`render` (SVG or PNG through Graphviz ``dot`` when it is
 installed).
@@ -432,18 +435,14 @@ class _AssetIndex:
         self._lock = threading.Lock()
         # Per (edge, max_observations): what an answer shows of the edge. The snapshot is immutable, so these
         # never go stale; repeated traversals over shared upstream edges reuse them.
-        self._summaries: dict[
-            tuple[int, int], tuple[int, tuple[Observation, ...], tuple[str, ...], bool]
-        ] = {}
+        self._summaries: dict[tuple[int, int], _Summary] = {}
 
-    def summaries(
-        self, edges: Sequence[int], max_observations: int
-    ) -> dict[int, tuple[int, tuple[Observation, ...], tuple[str, ...], bool]]:
+    def summaries(self, edges: Sequence[int], max_observations: int) -> dict[int, _Summary]:
         """Count, newest observations, distinct runs and whether the list was cut, for each edge."""
         known = self._summaries
         missing = [e for e in edges if (e, max_observations) not in known]
         if missing:
-            computed = _batch_observations(_take(self, missing), max_observations)
+            computed = _edge_summaries(self, missing, max_observations)
             if len(known) > 500_000:
                 known.clear()
             for edge, summary in computed.items():
@@ -649,73 +648,131 @@ def _node(label: str, hops: int) -> LineageNode:
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
-def _batch_observations(
-    rows: pl.DataFrame, max_observations: int
-) -> dict[int, tuple[int, tuple[Observation, ...], tuple[str, ...], bool]]:
-    """Observations of many edges at once: ``rows`` has the detail columns and ``_edge`` (the edge's number).
+_Summary = tuple[int, tuple[Observation, ...], tuple[str, ...], bool]
+_FLOOR: Final = -(2**62)
 
-    An answer has a few thousand rows at most, so they are grouped and ordered in plain Python (cheaper than
-    several engine calls, each with its own fixed cost), with C-level sort keys: the newest observations of an
-    edge are found by time alone, and only rows tied with the last one kept compare the other columns.
+
+def _summaries_of(
+    run_col: Sequence[str],
+    time_col: Sequence[int],
+    groups: Iterable[tuple[int, int, int]],
+    fetch: Callable[[list[int]], list[list[Any]]],
+    max_observations: int,
+) -> dict[int, _Summary]:
+    """Count, newest observations, distinct runs and whether the list was cut, per edge.
+
+    Args:
+        run_col: Run id of each row; rows of one edge are contiguous.
+        time_col: Time of each row (epoch microseconds, :data:`_FLOOR` when unknown).
+        groups: ``(edge, start, stop)``: the rows of each edge.
+        fetch: The detail columns (:data:`_DETAIL` without the time) of some of the rows.
+        max_observations: Most observations per edge.
+
+    An answer has a few thousand rows at most, so this runs in plain Python (cheaper than several engine calls,
+    each with its own fixed cost), with C-level sorts: the newest rows of an edge are found by time alone, only
+    their detail columns are fetched, and only rows tied in time compare the other columns.
     """
-    edge_col = rows.get_column("_edge").to_list()
-    run_col, task_col, attempt_col, attempt_id_col, input_col, output_col = (
-        rows.get_column(c).to_list() for c in _DETAIL[:-1]
-    )
-    floor = -(2**62)
-    time_col = [floor if t is None else t for t in rows.get_column("occurredAt").dt.epoch("us").to_list()]
-    per_edge: dict[int, list[int]] = {}
-    start = 0
-    for position in range(1, len(edge_col) + 1):
-        # Rows of one edge usually come together (see _take): group runs of them, not single rows.
-        if position == len(edge_col) or edge_col[position] != edge_col[start]:
-            found = per_edge.get(edge_col[start])
-            if found is None:
-                per_edge[edge_col[start]] = list(range(start, position))
-            else:
-                found.extend(range(start, position))
-            start = position
     get_time = time_col.__getitem__
+    picked: list[tuple[int, int, tuple[str, ...], list[int]]] = []
+    for edge, start, stop in groups:
+        runs = tuple(sorted(set(run_col[start:stop])))
+        chosen: list[int] = []
+        if max_observations > 0:
+            chosen = sorted(range(start, stop), key=get_time, reverse=True)
+            if len(chosen) > max_observations:
+                cutoff = time_col[chosen[max_observations - 1]]
+                chosen = [i for i in chosen if time_col[i] >= cutoff]
+        picked.append((edge, stop - start, runs, chosen))
+    positions = [i for *_, chosen in picked for i in chosen]
+    columns = fetch(positions) if positions else [[] for _ in _DETAIL[:-1]]
+    slot = {position: n for n, position in enumerate(positions)}
+    run_of, task_of, attempt_of, attempt_id_of, input_of, output_of = columns
 
     def order_key(i: int) -> tuple[int, str, str, str, int, str, str]:
         # Newest first; ties broken by run, attempt id and the other columns, so answers are deterministic.
+        n = slot[i]
         return (
             time_col[i],
-            run_col[i] or "",
-            attempt_id_col[i] or "",
-            task_col[i] or "",
-            attempt_col[i] or 0,
-            input_col[i] or "",
-            output_col[i] or "",
+            run_of[n] or "",
+            attempt_id_of[n] or "",
+            task_of[n] or "",
+            attempt_of[n] or 0,
+            input_of[n] or "",
+            output_of[n] or "",
         )
 
-    summaries: dict[int, tuple[int, tuple[Observation, ...], tuple[str, ...], bool]] = {}
-    for edge, members in per_edge.items():
-        runs = tuple(sorted({run_col[i] for i in members}))
-        newest: list[int] = []
-        if max_observations > 0:
-            if len(members) > max_observations:
-                by_time = sorted(members, key=get_time, reverse=True)
-                cutoff = time_col[by_time[max_observations - 1]]
-                members = [i for i in by_time if time_col[i] >= cutoff]
-            newest = sorted(members, key=order_key, reverse=True)[:max_observations]
-        observations = tuple(
-            Observation(
-                run_id=run_col[i],
-                task_key=task_col[i],
-                attempt=int(attempt_col[i] or 0),
-                attempt_id=attempt_id_col[i],
-                input_partition=input_col[i],
-                output_partition=output_col[i],
-                occurred_at=_EPOCH
-                + datetime.timedelta(microseconds=0 if time_col[i] == floor else time_col[i]),
+    found: dict[int, _Summary] = {}
+    for edge, count, runs, chosen in picked:
+        if len({time_col[i] for i in chosen}) < len(chosen):
+            chosen = sorted(chosen, key=order_key, reverse=True)
+        observations = []
+        for i in chosen[:max_observations]:
+            n, at = slot[i], time_col[i]
+            observations.append(
+                Observation(
+                    run_of[n],
+                    task_of[n],
+                    int(attempt_of[n] or 0),
+                    attempt_id_of[n],
+                    input_of[n],
+                    output_of[n],
+                    _EPOCH + datetime.timedelta(microseconds=0 if at == _FLOOR else at),
+                )
             )
-            for i in newest
-        )
-        count = len(per_edge[edge])
         # max_observations=0 asks for counts only: nothing is cut then.
-        summaries[edge] = (count, observations, runs, 0 < max_observations < count)
-    return summaries
+        found[edge] = (count, tuple(observations), runs, 0 < max_observations < count)
+    return found
+
+
+def _times(series: pl.Series) -> list[int]:
+    return [_FLOOR if t is None else t for t in series.dt.epoch("us").to_list()]
+
+
+def _batch_observations(rows: pl.DataFrame, max_observations: int) -> dict[int, _Summary]:
+    """:func:`_summaries_of` for a frame with the detail columns and ``_edge`` (the edge's number)."""
+    rows = rows.sort("_edge", maintain_order=True)
+    runs = rows.get_column("_edge").rle()
+    edges = runs.struct.field("value").to_list()
+    lengths = runs.struct.field("len").to_list()
+    groups = []
+    start = 0
+    for edge, length in zip(edges, lengths, strict=True):
+        groups.append((edge, start, start + length))
+        start += length
+
+    def fetch(positions: list[int]) -> list[list[Any]]:
+        picked = rows[positions]
+        return [picked.get_column(c).to_list() for c in _DETAIL[:-1]]
+
+    run_col = rows.get_column("runId").to_list()
+    return _summaries_of(run_col, _times(rows.get_column("occurredAt")), groups, fetch, max_observations)
+
+
+def _edge_summaries(index: _AssetIndex, edges: Sequence[int], max_observations: int) -> dict[int, _Summary]:
+    """:func:`_summaries_of` for edges of an index: runs and times of all their rows, the other detail columns
+    of their newest rows only."""
+    positions: list[int] = []
+    groups: list[tuple[int, int, int]] = []
+    for edge in edges:
+        first, length = index.first[edge], index.lengths[edge]
+        groups.append((edge, len(positions), len(positions) + length))
+        positions.extend(range(first, first + length))
+    at = pl.Series("_at", positions, dtype=pl.Int64)
+    rows = at if index.order is None else index.order.gather(at)
+    head = index.rows.select("runId", "occurredAt")[rows]
+    row_numbers = rows.to_list()
+
+    def fetch(chosen: list[int]) -> list[list[Any]]:
+        picked = index.rows.select(_DETAIL[:-1])[[row_numbers[i] for i in chosen]]
+        return [picked.get_column(c).to_list() for c in _DETAIL[:-1]]
+
+    return _summaries_of(
+        head.get_column("runId").to_list(),
+        _times(head.get_column("occurredAt")),
+        groups,
+        fetch,
+        max_observations,
+    )
 
 
 def _status(
@@ -995,19 +1052,6 @@ def _asset_traversal(
         filters=filters, snap=snap, declared_known=bool(declared), cut_observations=cut_observations,
         max_observations=max_observations,
     )  # fmt: skip
-
-
-def _take(index: _AssetIndex, edges: Sequence[int]) -> pl.DataFrame:
-    """The detail rows of ``edges``, with their edge number in ``_edge``."""
-    positions: list[int] = []
-    numbers: list[int] = []
-    for edge in edges:
-        first, length = index.first[edge], index.lengths[edge]
-        positions.extend(range(first, first + length))
-        numbers.extend([edge] * length)
-    at = pl.Series("_at", positions, dtype=pl.Int64)
-    rows = at if index.order is None else index.order.gather(at)
-    return index.rows[rows].with_columns(pl.Series("_edge", numbers, dtype=pl.Int64))
 
 
 # -- partition level ------------------------------------------------------------------------------------------

@@ -19,9 +19,15 @@ ledger_objects     objectName                  ledger object already folded (int
 ``m=YYYY-MM`` (month of the run id's timestamp) for the run-keyed datasets, ``b=NN`` (crc32 of the asset key
 modulo the domain's bucket count) for ``partition_status``, ``m=YYYY-MM`` of the ledger day for
 ``ledger_objects``. A partition has ``base`` files and small ``delta`` files written by incremental compactions;
-the compactor merges deltas into the base past a threshold. The rows of every file are sorted: ``materializations``,
-``lineage_edges`` and ``check_results`` by ``(occurredAt, eventId)`` (time order, cheap to sort), the others by
-key.
+the compactor merges deltas into the base past a threshold. The rows of every file are sorted
+(:func:`sort_rows`): ``materializations`` and ``check_results`` by ``(occurredAt, eventId)`` (time order, cheap
+to sort), ``lineage_edges`` by edge (downstream node, upstream node, then time: see :func:`edge_index`), the
+others by key.
+
+**Lineage edge index.** A ``lineage_edges`` file carries, in its Parquet footer (key-value metadata
+:data:`EDGE_INDEX_KEY`), where the rows of each (upstream, downstream) node pair are: lineage traversals build
+their adjacency from it without decoding a row. Readers ignore an index they do not understand and group the
+rows themselves (files written before the index existed have none).
 
 **Merge rule (merge-on-read).** All rows of a projection form a join-semilattice: folding is associative,
 commutative and idempotent, so the files of a partition can be merged in any order, any number of times:
@@ -830,8 +836,8 @@ class ProjectionReader:
         as_of: A commit sequence, commit id or aware datetime to read an earlier snapshot (time travel).
 
     Every method returns a Polars frame with the columns of the projection (see the module docstring), one row
-    per key, ordered by partition label and then by key (sort it if a global order matters); an empty frame
-    when nothing was compacted yet.
+    per key, ordered by partition label and then in file order (sort it if a global order matters); an empty
+    frame when nothing was compacted yet.
     """
 
     def __init__(
