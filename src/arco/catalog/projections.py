@@ -724,20 +724,20 @@ def encode_parquet(spec: ProjectionSpec, frame: pl.DataFrame) -> bytes:
     A ``lineage_edges`` file also gets its edge index in the footer metadata (:data:`EDGE_INDEX_KEY`).
     """
     table = frame.to_arrow().cast(spec.schema)
-    if spec.sort_labels and frame.height:
-        index = edge_index(frame)
-        if index is not None:
-            table = table.replace_schema_metadata({EDGE_INDEX_KEY: _encode_edge_index(index)})
+    index = edge_index(frame) if spec.sort_labels and frame.height else None
     sink = io.BytesIO()
-    pq.write_table(
-        table,
+    with pq.ParquetWriter(
         sink,
+        table.schema,
         compression="zstd",
         compression_level=1,
         use_dictionary=[n for n in spec.schema.names if n not in _NO_DICTIONARY],  # type: ignore[arg-type]
         write_statistics=[n for n in spec.schema.names if n in _STATISTICS],
-        row_group_size=256 * 1024,
-    )
+    ) as writer:
+        writer.write_table(table, row_group_size=256 * 1024)
+        if index is not None:
+            # Footer metadata only: not in the Arrow schema the footer also stores (that would hold it twice).
+            writer.add_key_value_metadata({EDGE_INDEX_KEY.decode(): _encode_edge_index(index).decode()})
     return sink.getvalue()
 
 
