@@ -294,13 +294,20 @@ def _recorded_edges() -> pl.DataFrame:
     return conform(LINEAGE_EDGES, pl.DataFrame(records, infer_schema_length=None))
 
 
-def _publish_lineage(files: list[tuple[str, bytes, int]]) -> ObjectStore:
-    """A store whose projections hold exactly these ``lineage_edges`` files: (partition, bytes, rows)."""
+def _publish_lineage(files: list[tuple[str, bytes, int]], kinds: tuple[str, ...] = ()) -> ObjectStore:
+    """A store whose projections hold exactly these ``lineage_edges`` files: (partition, bytes, rows), of the
+    given kinds (default: all ``base``)."""
     target = open_store("memory://")
     log = CommitLog(target, ACME, projection_domain())
     written = [
-        log.write_data_file(LINEAGE_EDGES.name, data, rows=rows, kind="base", stats={"partition": label})
-        for label, data, rows in files
+        log.write_data_file(
+            LINEAGE_EDGES.name,
+            data,
+            rows=rows,
+            kind=kinds[n] if kinds else "base",
+            stats={"partition": label},
+        )
+        for n, (label, data, rows) in enumerate(files)
     ]
     log.commit(lambda parent: CommitRequest("test_load", add=written))
     return target
@@ -321,7 +328,27 @@ def test_every_file_layout_gives_the_same_answers() -> None:
         (f"m=2024-0{m}", merge(LINEAGE_EDGES, rows.filter(pl.col("runId").str.starts_with(f"0{m}"))))
         for m in (1, 2)
     ]
+    # Base + delta: the last run's facts arrive late (a delta of the same partition), or a base fact arrives
+    # again as an earlier copy (fresh event id, same key), which the merge rule prefers over the base's.
+    last_run = pl.col("runId") == rows.get_column("runId").max()
+    late_base, late_delta = (
+        merge(LINEAGE_EDGES, rows.filter(~last_run)),
+        merge(LINEAGE_EDGES, rows.filter(last_run)),
+    )
+    first_fact = merged.get_column("idempotencyKey").min()
+    copy = merged.filter(pl.col("idempotencyKey") == first_fact).with_columns(
+        pl.lit("0" * 26).alias("eventId"), pl.lit("copy").alias("taskKey")
+    )
+    with_copy = merge(LINEAGE_EDGES, pl.concat([merged, copy]))
+    assert with_copy.filter(pl.col("taskKey") == "copy").height == copy.height
     layouts = {
+        "base + delta": _publish_lineage(
+            [
+                ("m=2024-01", encode_parquet(LINEAGE_EDGES, late_base), late_base.height),
+                ("m=2024-01", encode_parquet(LINEAGE_EDGES, late_delta), late_delta.height),
+            ],
+            ("base", "delta"),
+        ),
         "indexed": _publish_lineage([("m=2024-01", encode_parquet(LINEAGE_EDGES, merged), merged.height)]),
         "indexed, two partitions": _publish_lineage(
             [(label, encode_parquet(LINEAGE_EDGES, part), part.height) for label, part in by_month]
@@ -344,6 +371,25 @@ def test_every_file_layout_gives_the_same_answers() -> None:
             answer = result.to_json()
             answer.pop("snapshot")
             answers[name] = answer
+        copied = {}
+        for name, source in {
+            "base + copy in a delta": _publish_lineage(
+                [
+                    ("m=2024-01", encode_parquet(LINEAGE_EDGES, merged), merged.height),
+                    ("m=2024-01", encode_parquet(LINEAGE_EDGES, copy), copy.height),
+                ],
+                ("base", "delta"),
+            ),
+            "with the copy, time-ordered": _publish_lineage(
+                [("m=2024-01", _plain_parquet(with_copy.sort("occurredAt", "eventId")), with_copy.height)]
+            ),
+        }.items():
+            answer = lineage(
+                source, ACME, target, direction=direction, hops=3, max_observations=most
+            ).to_json()  # type: ignore[arg-type]
+            answer.pop("snapshot")
+            copied[name] = answer
+        assert copied["base + copy in a delta"] == copied["with the copy, time-ordered"]
         reference = answers.pop("time-ordered")
         assert reference["edges"], "the scenario must have observed edges"
         for name, answer in answers.items():

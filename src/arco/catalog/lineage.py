@@ -32,9 +32,9 @@ complete for the hops asked).
 snapshot's commit id (one pointer read per call checks for a newer snapshot); a warm 5-hop traversal over a
 million recorded edges then touches only the edges it returns. The compactor writes ``lineage_edges`` grouped by
 edge with an edge index in each file's footer (:func:`arco.catalog.projections.edge_index`), so a cold start
-builds the adjacency without decoding a row and decodes the detail columns once, in the background; partitions
-with delta files and older files without an index are grouped here. Partition-level traversals filter the
-recorded edges hop by hop.
+builds the adjacency without decoding a row and decodes the detail columns once, in the background; delta files
+(small) are merged on read, and older files without an index are grouped here. Partition-level traversals filter
+the recorded edges hop by hop.
 
 **Export.** :func:`to_mermaid`, :func:`to_dot` and :func:`render` (SVG or PNG through Graphviz ``dot`` when it is
 installed).
@@ -61,9 +61,18 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from arco.catalog.commit import Manifest
+from arco.catalog.commit import DataFile, Manifest
 from arco.catalog.ledger import DEFAULT_DOMAIN
-from arco.catalog.projections import LINEAGE_EDGES, EdgeIndex, empty_frame, group_files, read_edge_index
+from arco.catalog.projections import (
+    LINEAGE_EDGES,
+    EdgeIndex,
+    edge_index,
+    empty_frame,
+    group_files,
+    merge,
+    read_edge_index,
+    read_files,
+)
 from arco.catalog.query import ScopeSnapshot
 from arco.catalog.storage import ObjectStore
 from arco.catalog.tier1 import CatalogSnapshot
@@ -403,8 +412,9 @@ class _AssetIndex:
     """Asset-level adjacency of one set of recorded edges (immutable once built).
 
     Edge ``i`` goes from ``edge_src[i]`` to ``edge_dst[i]``; its detail rows are positions
-    ``first[i] .. first[i] + rows[i] - 1`` of ``order`` (row numbers of ``details()``), or of the detail rows
-    themselves when ``order`` is ``None`` (files whose rows are grouped by edge). The detail columns (runs,
+    ``first[i] .. first[i] + lengths[i] - 1`` of ``order`` (row numbers of ``details()``), or of the detail rows
+    themselves when ``order`` is ``None`` (files whose rows are grouped by edge), plus the ``(first, length)``
+    ranges in ``extra[i]`` (an edge with rows in several files). The detail columns (runs,
     attempts, partitions) are only decoded when an answer first needs them.
     """
 
@@ -413,9 +423,11 @@ class _AssetIndex:
         edges: tuple[list[str], list[str], list[int], list[int]],
         order: pl.Series | None,
         details: Callable[[], pl.DataFrame],
+        extra: Mapping[int, list[tuple[int, int]]] | None = None,
     ) -> None:
         self.edge_src, self.edge_dst, self.first, self.lengths = edges
         self.order = order
+        self.extra: Mapping[int, list[tuple[int, int]]] = extra or {}
         self.up: dict[str, list[int]] = {}
         self.down: dict[str, list[int]] = {}
         up, down = self.up, self.down
@@ -518,65 +530,92 @@ def _load_index(snap: ScopeSnapshot) -> _AssetIndex:
 
     Files written by the compactor carry their edge index in the footer (rows grouped by edge): then no
     row of the graph columns is decoded, and the detail columns are decoded once, in the background, while the
-    adjacency is built. Older files (time-ordered rows, no index) are grouped here.
+    adjacency is built. A partition's delta files (small) are merged here and follow its base file; only a delta
+    fact that its base already holds (a re-appended copy) needs the merge rule over every row, from the merged
+    frame. Older files (time-ordered rows, no index) are grouped here.
     """
     manifest = snap.projections
     files = () if manifest is None else manifest.files_of(LINEAGE_EDGES.name)
-    if any(len(group) > 1 for group in group_files(files).values()):
-        # Partitions with base + delta files need the merge rule (all columns): use the merged frame.
-        return _AssetIndex.from_frame(snap.frame("lineage.edges"))
     if not files:
         return _AssetIndex.from_frame(empty_frame(LINEAGE_EDGES))
-    blobs = [snap.projections_log.read_data_file(f) for f in files]
+    parts: list[tuple[DataFile, list[DataFile]]] = []
+    for group in group_files(files).values():
+        bases = [f for f in group if f.kind != "delta"]
+        if len(bases) != 1:
+            # Several base files (or only deltas) in a partition: the merge rule over all its rows.
+            return _AssetIndex.from_frame(snap.frame("lineage.edges"))
+        parts.append((bases[0], [f for f in group if f.kind == "delta"]))
+    log = snap.projections_log
+    blobs = [log.read_data_file(base) for base, _ in parts]
+    deltas = [
+        merge(LINEAGE_EDGES, pl.concat(read_files(log, LINEAGE_EDGES, more))) if more else None
+        for _, more in parts
+    ]
 
     def details() -> pl.DataFrame:
-        return pl.concat([pl.read_parquet(io.BytesIO(b), columns=list(_DETAIL)) for b in blobs])
+        frames = []
+        for blob, delta in zip(blobs, deltas, strict=True):
+            frames.append(pl.read_parquet(io.BytesIO(blob), columns=list(_DETAIL)))
+            if delta is not None:
+                frames.append(delta.select(_DETAIL))
+        return pl.concat(frames)
 
     # The first answer needs the detail columns too: decode them while the adjacency is being built (both run
     # in native code without the GIL, so on two cores the cold start takes the longer of the two, not the sum).
     pending = _DECODER.submit(details)
-    indexes = [read_edge_index(pq.read_metadata(pa.BufferReader(b)).metadata) for b in blobs]
-    if all(index is not None for index in indexes):
-        return _from_edge_indexes(
-            [i for i in indexes if i is not None], [f.rows for f in files], pending.result
-        )
-    return _AssetIndex.from_graph(_graph_columns(blobs), pending.result)
+
+    def copies() -> bool:
+        # A delta fact its base already holds (a re-appended copy) would need the merge rule.
+        for blob, delta in zip(blobs, deltas, strict=True):
+            if delta is not None:
+                keys = pl.read_parquet(io.BytesIO(blob), columns=["idempotencyKey"])
+                if keys.join(delta.select("idempotencyKey").unique(), on="idempotencyKey", how="semi").height:
+                    return True
+        return False
+
+    checked = _DECODER.submit(copies) if any(delta is not None for delta in deltas) else None
+    indexes: list[EdgeIndex | None] = []
+    counts: list[int] = []
+    for blob, (base, _), delta in zip(blobs, parts, deltas, strict=True):
+        indexes.append(read_edge_index(pq.read_metadata(pa.BufferReader(blob)).metadata))
+        counts.append(base.rows)
+        if delta is not None:
+            indexes.append(edge_index(delta))
+            counts.append(delta.height)
+    if checked is None:
+        if all(index is not None for index in indexes):
+            return _from_edge_indexes([i for i in indexes if i is not None], counts, pending.result)
+        return _AssetIndex.from_graph(_graph_columns(blobs), pending.result)
+    if all(index is not None for index in indexes) and not checked.result():
+        return _from_edge_indexes([i for i in indexes if i is not None], counts, pending.result)
+    return _AssetIndex.from_frame(snap.frame("lineage.edges"))
 
 
 def _from_edge_indexes(
     indexes: Sequence[EdgeIndex], rows: Sequence[int], details: Callable[[], pl.DataFrame]
 ) -> _AssetIndex:
     """The index of files with edge indexes (``rows``: rows of each file, in the order of ``details()``)."""
+    first = indexes[0]
+    edges = (list(first.src), list(first.dst), list(first.first), list(first.rows))
     if len(indexes) == 1:
-        only = indexes[0]
-        return _AssetIndex((only.src, only.dst, only.first, only.rows), None, details)
-    # One edge may have rows in several files (partitions): list its row ranges one after the other.
-    ranges: dict[tuple[str, str], list[tuple[int, int]]] = {}
-    offset = 0
-    for index, count in zip(indexes, rows, strict=True):
-        for src, dst, first, length in zip(index.src, index.dst, index.first, index.rows, strict=True):
-            ranges.setdefault((src, dst), []).append((offset + first, length))
+        return _AssetIndex(edges, None, details)
+    # One edge may have rows in several files (partitions, a base and its deltas): more row ranges.
+    number = {pair: n for n, pair in enumerate(zip(edges[0], edges[1], strict=True))}
+    extra: dict[int, list[tuple[int, int]]] = {}
+    offset = rows[0]
+    for index, count in zip(indexes[1:], rows[1:], strict=True):
+        for src, dst, start, length in zip(index.src, index.dst, index.first, index.rows, strict=True):
+            found = number.get((src, dst))
+            if found is None:
+                number[(src, dst)] = len(edges[0])
+                edges[0].append(src)
+                edges[1].append(dst)
+                edges[2].append(offset + start)
+                edges[3].append(length)
+            else:
+                extra.setdefault(found, []).append((offset + start, length))
         offset += count
-    edges: tuple[list[str], list[str], list[int], list[int]] = ([], [], [], [])
-    starts: list[int] = []
-    lengths: list[int] = []
-    position = 0
-    for (src, dst), parts in ranges.items():
-        total = sum(length for _, length in parts)
-        edges[0].append(src)
-        edges[1].append(dst)
-        edges[2].append(position)
-        edges[3].append(total)
-        position += total
-        starts.extend(first for first, _ in parts)
-        lengths.extend(length for _, length in parts)
-    order = (
-        pl.DataFrame({"s": starts, "n": lengths}, schema={"s": pl.Int64, "n": pl.Int64})
-        .select(pl.int_ranges("s", pl.col("s") + pl.col("n")).alias("row"))
-        .explode("row")
-        .get_column("row")
-    )
-    return _AssetIndex(edges, order, details)
+    return _AssetIndex(edges, None, details, extra)
 
 
 def _graph_columns(blobs: Sequence[bytes]) -> pl.DataFrame:
@@ -753,10 +792,14 @@ def _edge_summaries(index: _AssetIndex, edges: Sequence[int], max_observations: 
     of their newest rows only."""
     positions: list[int] = []
     groups: list[tuple[int, int, int]] = []
+    extra = index.extra
     for edge in edges:
+        start = len(positions)
         first, length = index.first[edge], index.lengths[edge]
-        groups.append((edge, len(positions), len(positions) + length))
         positions.extend(range(first, first + length))
+        for first, length in extra.get(edge, ()):
+            positions.extend(range(first, first + length))
+        groups.append((edge, start, len(positions)))
     at = pl.Series("_at", positions, dtype=pl.Int64)
     rows = at if index.order is None else index.order.gather(at)
     head = index.rows.select("runId", "occurredAt")[rows]
