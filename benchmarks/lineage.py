@@ -145,7 +145,8 @@ def build_lineage(store: ObjectStore, dag: Any, rows: int) -> int:
         ),
         pl.lit(None, dtype=pl.String).alias("inputVersion"),
         pl.lit(None, dtype=pl.String).alias("outputVersion"),
-        (pl.lit(int(started * 1_000_000)) + pl.int_range(pl.len()))
+        # One time per fact (a task attempt: its inputs are consecutive rows), as the compactor writes them.
+        (pl.lit(int(started * 1_000_000)) + pl.struct("runId", "outputAsset").rle_id())
         .cast(pl.Datetime("us", "UTC"))
         .alias("occurredAt"),
     )
