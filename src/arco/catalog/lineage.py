@@ -30,8 +30,11 @@ complete for the hops asked).
 
 **Speed.** The asset-level adjacency of a projections snapshot is built once per process and cached by the
 snapshot's commit id (one pointer read per call checks for a newer snapshot); a warm 5-hop traversal over a
-million recorded edges then touches only the edges it returns. Partition-level traversals filter the recorded
-edges hop by hop.
+million recorded edges then touches only the edges it returns. The compactor writes ``lineage_edges`` grouped by
+edge with an edge index in each file's footer (:func:`arco.catalog.projections.edge_index`), so a cold start
+builds the adjacency without decoding a row and decodes the detail columns once, in the background; delta files
+(small) are merged on read, and older files without an index are grouped here. Partition-level traversals filter
+the recorded edges hop by hop.
 
 **Export.** :func:`to_mermaid`, :func:`to_dot` and :func:`render` (SVG or PNG through Graphviz ``dot`` when it is
 installed).
@@ -40,6 +43,7 @@ installed).
 from __future__ import annotations
 
 import datetime
+import functools
 import io
 import json
 import re
@@ -57,9 +61,18 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from arco.catalog.commit import Manifest
+from arco.catalog.commit import DataFile, Manifest
 from arco.catalog.ledger import DEFAULT_DOMAIN
-from arco.catalog.projections import LINEAGE_EDGES, empty_frame, group_files
+from arco.catalog.projections import (
+    LINEAGE_EDGES,
+    EdgeIndex,
+    edge_index,
+    empty_frame,
+    group_files,
+    merge,
+    read_edge_index,
+    read_files,
+)
 from arco.catalog.query import ScopeSnapshot
 from arco.catalog.storage import ObjectStore
 from arco.catalog.tier1 import CatalogSnapshot
@@ -398,61 +411,93 @@ _DECODER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="arco-lineage")
 class _AssetIndex:
     """Asset-level adjacency of one set of recorded edges (immutable once built).
 
-    Built from dictionary-encoded (categorical) node columns: rows are grouped into edges by sorting integer
-    codes, so no string is hashed or compared per row, and the detail columns (runs, attempts, partitions) are
-    only decoded when an answer first needs them.
+    Edge ``i`` goes from ``edge_src[i]`` to ``edge_dst[i]``; its detail rows are positions
+    ``first[i] .. first[i] + lengths[i] - 1`` of ``order`` (row numbers of ``details()``), or of the detail rows
+    themselves when ``order`` is ``None`` (files whose rows are grouped by edge), plus the ``(first, length)``
+    ranges in ``extra[i]`` (an edge with rows in several files). The detail columns (runs,
+    attempts, partitions) are only decoded when an answer first needs them.
     """
 
-    def __init__(self, graph: pl.DataFrame, details: Callable[[], pl.DataFrame]) -> None:
-        """``graph`` has categorical ``src``/``dst`` node labels and ``row`` (the row's number in
-        ``details()``); rows with a null side are dropped here."""
+    def __init__(
+        self,
+        edges: tuple[list[str], list[str], list[int], list[int]],
+        order: pl.Series | None,
+        details: Callable[[], pl.DataFrame],
+        extra: Mapping[int, list[tuple[int, int]]] | None = None,
+    ) -> None:
+        self.edge_src, self.edge_dst, self.first, self.lengths = edges
+        self.order = order
+        self.extra: Mapping[int, list[tuple[int, int]]] = extra or {}
+        self.up: dict[str, list[int]] = {}
+        self.down: dict[str, list[int]] = {}
+        up, down = self.up, self.down
+        for i, (s, d) in enumerate(zip(self.edge_src, self.edge_dst, strict=True)):
+            found = up.get(d)
+            if found is None:
+                up[d] = [i]
+            else:
+                found.append(i)
+            found = down.get(s)
+            if found is None:
+                down[s] = [i]
+            else:
+                found.append(i)
+        self._details = details
+        self._rows: pl.DataFrame | None = None
+        self._lock = threading.Lock()
+        # Per (edge, max_observations): what an answer shows of the edge. The snapshot is immutable, so these
+        # never go stale; repeated traversals over shared upstream edges reuse them.
+        self._summaries: dict[tuple[int, int], _Summary] = {}
+
+    def summaries(self, edges: Sequence[int], max_observations: int) -> dict[int, _Summary]:
+        """Count, newest observations, distinct runs and whether the list was cut, for each edge."""
+        known = self._summaries
+        missing = [e for e in edges if (e, max_observations) not in known]
+        if missing:
+            computed = _edge_summaries(self, missing, max_observations)
+            if len(known) > 500_000:
+                known.clear()
+            for edge, summary in computed.items():
+                known[(edge, max_observations)] = summary
+        return {e: known[(e, max_observations)] for e in edges}
+
+    @classmethod
+    def from_graph(cls, graph: pl.DataFrame, details: Callable[[], pl.DataFrame]) -> _AssetIndex:
+        """The index of rows in any order: ``graph`` has categorical ``src``/``dst`` node labels and ``row``
+        (the row's number in ``details()``); rows with a null side belong to no edge.
+
+        Rows are grouped into edges by integer node codes, so no string is hashed or compared per row; rows
+        already grouped by edge (files sorted by :attr:`~arco.catalog.projections.ProjectionSpec.sort_by`)
+        need no sort.
+        """
         graph = graph.filter(pl.col("src").is_not_null() & pl.col("dst").is_not_null())
         src = graph.get_column("src").to_physical().cast(pl.UInt64)
         dst = graph.get_column("dst").to_physical().cast(pl.UInt64)
         key = dst * (1 << 32) + src
-        order = key.arg_sort()
-        runs = key.gather(order).rle()
+        rows = graph.get_column("row")
+        runs = key.rle()
+        if runs.struct.field("value").n_unique() != runs.len():
+            order = key.arg_sort()
+            runs = key.gather(order).rle()
+            rows = rows.gather(order)
         codes = runs.struct.field("value").to_list()
-        lengths = runs.struct.field("len").to_list()
-        self.order = graph.get_column("row").gather(order)
+        lengths: list[int] = runs.struct.field("len").to_list()
         name_of: dict[int, str] = {}
         for column in ("src", "dst"):
             distinct = graph.get_column(column).unique()
             name_of.update(
                 zip(distinct.to_physical().to_list(), distinct.cast(pl.String).to_list(), strict=True)
             )
-        self.edge_src: list[str] = [name_of[c & 0xFFFFFFFF] for c in codes]
-        self.edge_dst: list[str] = [name_of[c >> 32] for c in codes]
-        self.offsets: list[int] = [0]
-        for length in lengths:
-            self.offsets.append(self.offsets[-1] + length)
-        self.up: dict[str, list[int]] = {}
-        self.down: dict[str, list[int]] = {}
-        for i, (s, d) in enumerate(zip(self.edge_src, self.edge_dst, strict=True)):
-            self.up.setdefault(d, []).append(i)
-            self.down.setdefault(s, []).append(i)
-        self._details = details
-        self._rows: pl.DataFrame | None = None
-        self._lock = threading.Lock()
-        # Per (edge, max_observations): what an answer shows of the edge. The snapshot is immutable, so these
-        # never go stale; repeated traversals over shared upstream edges reuse them.
-        self._summaries: dict[
-            tuple[int, int], tuple[int, tuple[Observation, ...], tuple[str, ...], bool]
-        ] = {}
-
-    def summaries(
-        self, edges: Sequence[int], max_observations: int
-    ) -> dict[int, tuple[int, tuple[Observation, ...], tuple[str, ...], bool]]:
-        """Count, newest observations, distinct runs and whether the list was cut, for each edge."""
-        known = self._summaries
-        missing = [e for e in edges if (e, max_observations) not in known]
-        if missing:
-            computed = _batch_observations(_take(self, missing), max_observations)
-            if len(known) > 500_000:
-                known.clear()
-            for edge, summary in computed.items():
-                known[(edge, max_observations)] = summary
-        return {e: known[(e, max_observations)] for e in edges}
+        first = [0]
+        for length in lengths[:-1]:
+            first.append(first[-1] + length)
+        edges = (
+            [name_of[c & 0xFFFFFFFF] for c in codes],
+            [name_of[c >> 32] for c in codes],
+            first if lengths else [],
+            lengths,
+        )
+        return cls(edges, rows, details)
 
     @classmethod
     def from_frame(cls, frame: pl.DataFrame) -> _AssetIndex:
@@ -462,7 +507,7 @@ class _AssetIndex:
             pl.coalesce("inputAsset", "inputUri").cast(pl.Categorical).alias("src"),
             pl.coalesce("outputAsset", "outputUri").cast(pl.Categorical).alias("dst"),
         ).with_row_index("row")
-        return cls(graph, lambda: frame.select(_DETAIL))
+        return cls.from_graph(graph, lambda: frame.select(_DETAIL))
 
     @property
     def rows(self) -> pl.DataFrame:
@@ -481,17 +526,102 @@ class _AssetIndex:
 
 
 def _load_index(snap: ScopeSnapshot) -> _AssetIndex:
-    """The asset-level index of a snapshot's recorded edges, reading only the columns it needs."""
+    """The asset-level index of a snapshot's recorded edges, reading only what it needs.
+
+    Files written by the compactor carry their edge index in the footer (rows grouped by edge): then no
+    row of the graph columns is decoded, and the detail columns are decoded once, in the background, while the
+    adjacency is built. A partition's delta files (small) are merged here and follow its base file; only a delta
+    fact that its base already holds (a re-appended copy) needs the merge rule over every row, from the merged
+    frame. Older files (time-ordered rows, no index) are grouped here.
+    """
     manifest = snap.projections
     files = () if manifest is None else manifest.files_of(LINEAGE_EDGES.name)
-    if any(len(group) > 1 for group in group_files(files).values()):
-        # Partitions with base + delta files need the merge rule (all columns): use the merged frame.
-        return _AssetIndex.from_frame(snap.frame("lineage.edges"))
-    blobs = [snap.projections_log.read_data_file(f) for f in files]
+    if not files:
+        return _AssetIndex.from_frame(empty_frame(LINEAGE_EDGES))
+    parts: list[tuple[DataFile, list[DataFile]]] = []
+    for group in group_files(files).values():
+        bases = [f for f in group if f.kind != "delta"]
+        if len(bases) != 1:
+            # Several base files (or only deltas) in a partition: the merge rule over all its rows.
+            return _AssetIndex.from_frame(snap.frame("lineage.edges"))
+        parts.append((bases[0], [f for f in group if f.kind == "delta"]))
+    log = snap.projections_log
+    blobs = [log.read_data_file(base) for base, _ in parts]
+    deltas = [
+        merge(LINEAGE_EDGES, pl.concat(read_files(log, LINEAGE_EDGES, more))) if more else None
+        for _, more in parts
+    ]
+
+    def details() -> pl.DataFrame:
+        frames = []
+        for blob, delta in zip(blobs, deltas, strict=True):
+            frames.append(pl.read_parquet(io.BytesIO(blob), columns=list(_DETAIL)))
+            if delta is not None:
+                frames.append(delta.select(_DETAIL))
+        return pl.concat(frames)
+
+    # The first answer needs the detail columns too: decode them while the adjacency is being built (both run
+    # in native code without the GIL, so on two cores the cold start takes the longer of the two, not the sum).
+    pending = _DECODER.submit(details)
+
+    def copies() -> bool:
+        # A delta fact its base already holds (a re-appended copy) would need the merge rule.
+        for blob, delta in zip(blobs, deltas, strict=True):
+            if delta is not None:
+                keys = pl.read_parquet(io.BytesIO(blob), columns=["idempotencyKey"])
+                if keys.join(delta.select("idempotencyKey").unique(), on="idempotencyKey", how="semi").height:
+                    return True
+        return False
+
+    checked = _DECODER.submit(copies) if any(delta is not None for delta in deltas) else None
+    indexes: list[EdgeIndex | None] = []
+    counts: list[int] = []
+    for blob, (base, _), delta in zip(blobs, parts, deltas, strict=True):
+        indexes.append(read_edge_index(pq.read_metadata(pa.BufferReader(blob)).metadata))
+        counts.append(base.rows)
+        if delta is not None:
+            indexes.append(edge_index(delta))
+            counts.append(delta.height)
+    if checked is None:
+        if all(index is not None for index in indexes):
+            return _from_edge_indexes([i for i in indexes if i is not None], counts, pending.result)
+        return _AssetIndex.from_graph(_graph_columns(blobs), pending.result)
+    if all(index is not None for index in indexes) and not checked.result():
+        return _from_edge_indexes([i for i in indexes if i is not None], counts, pending.result)
+    return _AssetIndex.from_frame(snap.frame("lineage.edges"))
+
+
+def _from_edge_indexes(
+    indexes: Sequence[EdgeIndex], rows: Sequence[int], details: Callable[[], pl.DataFrame]
+) -> _AssetIndex:
+    """The index of files with edge indexes (``rows``: rows of each file, in the order of ``details()``)."""
+    first = indexes[0]
+    edges = (list(first.src), list(first.dst), list(first.first), list(first.rows))
+    if len(indexes) == 1:
+        return _AssetIndex(edges, None, details)
+    # One edge may have rows in several files (partitions, a base and its deltas): more row ranges.
+    number = {pair: n for n, pair in enumerate(zip(edges[0], edges[1], strict=True))}
+    extra: dict[int, list[tuple[int, int]]] = {}
+    offset = rows[0]
+    for index, count in zip(indexes[1:], rows[1:], strict=True):
+        for src, dst, start, length in zip(index.src, index.dst, index.first, index.rows, strict=True):
+            found = number.get((src, dst))
+            if found is None:
+                number[(src, dst)] = len(edges[0])
+                edges[0].append(src)
+                edges[1].append(dst)
+                edges[2].append(offset + start)
+                edges[3].append(length)
+            else:
+                extra.setdefault(found, []).append((offset + start, length))
+        offset += count
+    return _AssetIndex(edges, None, details, extra)
+
+
+def _graph_columns(blobs: Sequence[bytes]) -> pl.DataFrame:
+    """Categorical ``src``/``dst`` node labels and ``row`` of the rows of files without an edge index."""
     assets = ["inputAsset", "outputAsset"]
     tables = [pq.read_table(pa.BufferReader(b), columns=assets, read_dictionary=assets) for b in blobs]
-    if not tables:
-        return _AssetIndex.from_frame(empty_frame(LINEAGE_EDGES))
     graph = pl.DataFrame(pl.from_arrow(pa.concat_tables(tables)))
     if graph.null_count().sum_horizontal().item():
         # Datasets no asset owns (and one-sided observations) need the URIs too.
@@ -506,15 +636,7 @@ def _load_index(snap: ScopeSnapshot) -> _AssetIndex:
         graph = graph.select(pl.col("inputAsset").alias("src"), pl.col("outputAsset").alias("dst"))
     if graph.schema["src"] != pl.Categorical or graph.schema["dst"] != pl.Categorical:
         graph = graph.with_columns(pl.col("src", "dst").cast(pl.Categorical))
-    graph = graph.with_row_index("row")
-
-    def details() -> pl.DataFrame:
-        return pl.concat([pl.read_parquet(io.BytesIO(b), columns=list(_DETAIL)) for b in blobs])
-
-    # The first answer needs the detail columns too: decode them while the adjacency is being built (both run
-    # in native code without the GIL, so on two cores the cold start takes the longer of the two, not the sum).
-    pending = _DECODER.submit(details)
-    return _AssetIndex(graph, pending.result)
+    return graph.with_row_index("row")
 
 
 _INDEXES: weakref.WeakKeyDictionary[ObjectStore, OrderedDict[tuple[str, ...], _AssetIndex]] = (
@@ -551,6 +673,7 @@ def _asset_node_id(label: str) -> str:
     return f"asset:{label}" if _is_asset(label) else f"dataset:{label}"
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _is_asset(label: str) -> bool:
     return _ASSET.fullmatch(label) is not None
 
@@ -564,42 +687,135 @@ def _node(label: str, hops: int) -> LineageNode:
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
-def _batch_observations(
-    rows: pl.DataFrame, max_observations: int
-) -> dict[int, tuple[int, tuple[Observation, ...], tuple[str, ...], bool]]:
-    """Observations of many edges at once: ``rows`` has the detail columns and ``_edge`` (the edge's number).
+_Summary = tuple[int, tuple[Observation, ...], tuple[str, ...], bool]
+_FLOOR: Final = -(2**62)
 
-    An answer has a few thousand rows at most, so they are grouped and ordered in plain Python: cheaper than
-    several engine calls, each with its own fixed cost.
+
+def _summaries_of(
+    run_col: Sequence[str],
+    time_col: Sequence[int],
+    groups: Iterable[tuple[int, int, int]],
+    fetch: Callable[[list[int]], list[list[Any]]],
+    max_observations: int,
+) -> dict[int, _Summary]:
+    """Count, newest observations, distinct runs and whether the list was cut, per edge.
+
+    Args:
+        run_col: Run id of each row; rows of one edge are contiguous.
+        time_col: Time of each row (epoch microseconds, :data:`_FLOOR` when unknown).
+        groups: ``(edge, start, stop)``: the rows of each edge.
+        fetch: The detail columns (:data:`_DETAIL` without the time) of some of the rows.
+        max_observations: Most observations per edge.
+
+    An answer has a few thousand rows at most, so this runs in plain Python (cheaper than several engine calls,
+    each with its own fixed cost), with C-level sorts: the newest rows of an edge are found by time alone, only
+    their detail columns are fetched, and only rows tied in time compare the other columns.
     """
-    columns = [rows.get_column(c).to_list() for c in ("_edge", *_DETAIL[:-1])]
-    columns.append(rows.get_column("occurredAt").dt.epoch("us").to_list())
-    per_edge: dict[int, list[tuple[Any, ...]]] = {}
-    for item in zip(*columns, strict=True):
-        per_edge.setdefault(item[0], []).append(item)
-    found: dict[int, tuple[int, tuple[Observation, ...], tuple[str, ...], bool]] = {}
-    for edge, items in per_edge.items():
-        runs = tuple(sorted({item[1] for item in items}))
-        newest: list[tuple[Any, ...]] = []
+    get_time = time_col.__getitem__
+    picked: list[tuple[int, int, tuple[str, ...], list[int]]] = []
+    for edge, start, stop in groups:
+        runs = tuple(sorted(set(run_col[start:stop])))
+        chosen: list[int] = []
         if max_observations > 0:
-            # Newest first; ties broken by run and attempt id so answers are deterministic.
-            items.sort(key=lambda i: (i[7] if i[7] is not None else -(2**62), i[1], i[4]), reverse=True)
-            newest = items[:max_observations]
-        observations = tuple(
-            Observation(
-                run_id=i[1],
-                task_key=i[2],
-                attempt=int(i[3] or 0),
-                attempt_id=i[4],
-                input_partition=i[5],
-                output_partition=i[6],
-                occurred_at=_EPOCH + datetime.timedelta(microseconds=i[7] or 0),
-            )
-            for i in newest
+            chosen = sorted(range(start, stop), key=get_time, reverse=True)
+            if len(chosen) > max_observations:
+                cutoff = time_col[chosen[max_observations - 1]]
+                chosen = [i for i in chosen if time_col[i] >= cutoff]
+        picked.append((edge, stop - start, runs, chosen))
+    positions = [i for *_, chosen in picked for i in chosen]
+    columns = fetch(positions) if positions else [[] for _ in _DETAIL[:-1]]
+    slot = {position: n for n, position in enumerate(positions)}
+    run_of, task_of, attempt_of, attempt_id_of, input_of, output_of = columns
+
+    def order_key(i: int) -> tuple[int, str, str, str, int, str, str]:
+        # Newest first; ties broken by run, attempt id and the other columns, so answers are deterministic.
+        n = slot[i]
+        return (
+            time_col[i],
+            run_of[n] or "",
+            attempt_id_of[n] or "",
+            task_of[n] or "",
+            attempt_of[n] or 0,
+            input_of[n] or "",
+            output_of[n] or "",
         )
+
+    found: dict[int, _Summary] = {}
+    for edge, count, runs, chosen in picked:
+        if len({time_col[i] for i in chosen}) < len(chosen):
+            chosen = sorted(chosen, key=order_key, reverse=True)
+        observations = []
+        for i in chosen[:max_observations]:
+            n, at = slot[i], time_col[i]
+            observations.append(
+                Observation(
+                    run_of[n],
+                    task_of[n],
+                    int(attempt_of[n] or 0),
+                    attempt_id_of[n],
+                    input_of[n],
+                    output_of[n],
+                    _EPOCH + datetime.timedelta(microseconds=0 if at == _FLOOR else at),
+                )
+            )
         # max_observations=0 asks for counts only: nothing is cut then.
-        found[edge] = (len(items), observations, runs, 0 < max_observations < len(items))
+        found[edge] = (count, tuple(observations), runs, 0 < max_observations < count)
     return found
+
+
+def _times(series: pl.Series) -> list[int]:
+    return [_FLOOR if t is None else t for t in series.dt.epoch("us").to_list()]
+
+
+def _batch_observations(rows: pl.DataFrame, max_observations: int) -> dict[int, _Summary]:
+    """:func:`_summaries_of` for a frame with the detail columns and ``_edge`` (the edge's number)."""
+    rows = rows.sort("_edge", maintain_order=True)
+    runs = rows.get_column("_edge").rle()
+    edges = runs.struct.field("value").to_list()
+    lengths = runs.struct.field("len").to_list()
+    groups = []
+    start = 0
+    for edge, length in zip(edges, lengths, strict=True):
+        groups.append((edge, start, start + length))
+        start += length
+
+    def fetch(positions: list[int]) -> list[list[Any]]:
+        picked = rows[positions]
+        return [picked.get_column(c).to_list() for c in _DETAIL[:-1]]
+
+    run_col = rows.get_column("runId").to_list()
+    return _summaries_of(run_col, _times(rows.get_column("occurredAt")), groups, fetch, max_observations)
+
+
+def _edge_summaries(index: _AssetIndex, edges: Sequence[int], max_observations: int) -> dict[int, _Summary]:
+    """:func:`_summaries_of` for edges of an index: runs and times of all their rows, the other detail columns
+    of their newest rows only."""
+    positions: list[int] = []
+    groups: list[tuple[int, int, int]] = []
+    extra = index.extra
+    for edge in edges:
+        start = len(positions)
+        first, length = index.first[edge], index.lengths[edge]
+        positions.extend(range(first, first + length))
+        for first, length in extra.get(edge, ()):
+            positions.extend(range(first, first + length))
+        groups.append((edge, start, len(positions)))
+    at = pl.Series("_at", positions, dtype=pl.Int64)
+    rows = at if index.order is None else index.order.gather(at)
+    head = index.rows.select("runId", "occurredAt")[rows]
+    row_numbers = rows.to_list()
+
+    def fetch(chosen: list[int]) -> list[list[Any]]:
+        picked = index.rows.select(_DETAIL[:-1])[[row_numbers[i] for i in chosen]]
+        return [picked.get_column(c).to_list() for c in _DETAIL[:-1]]
+
+    return _summaries_of(
+        head.get_column("runId").to_list(),
+        _times(head.get_column("occurredAt")),
+        groups,
+        fetch,
+        max_observations,
+    )
 
 
 def _status(
@@ -879,19 +1095,6 @@ def _asset_traversal(
         filters=filters, snap=snap, declared_known=bool(declared), cut_observations=cut_observations,
         max_observations=max_observations,
     )  # fmt: skip
-
-
-def _take(index: _AssetIndex, edges: Sequence[int]) -> pl.DataFrame:
-    """The detail rows of ``edges``, with their edge number in ``_edge``."""
-    if not edges:
-        return index.rows.head(0).with_columns(pl.lit(0, dtype=pl.Int64).alias("_edge"))
-    starts = [index.offsets[e] for e in edges]
-    lengths = [index.offsets[e + 1] - index.offsets[e] for e in edges]
-    rows = pl.concat(
-        [index.order.slice(start, length) for start, length in zip(starts, lengths, strict=True)]
-    )
-    numbers = pl.Series("_edge", list(edges), dtype=pl.Int64).repeat_by(pl.Series(lengths)).explode()
-    return index.rows[rows].with_columns(numbers)
 
 
 # -- partition level ------------------------------------------------------------------------------------------
