@@ -13,7 +13,7 @@ import pytest
 from temporalio import workflow
 
 import arco.workflows
-from arco.workflows.run import PlanPreviewWorkflow, RunWorkflow, TaskBatchWorkflow
+from arco.workflows.run import PlanPreviewWorkflow, RunWorkflow, TaskBatchWorkflow, TaskGraphWorkflow
 
 WORKFLOW_DIR = Path(arco.workflows.__file__).parent
 #: The modules whose code runs inside unsandboxed workflows.
@@ -24,6 +24,7 @@ ALLOWED_IMPORTS = {
     "asyncio",
     "collections",
     "collections.abc",
+    "contextlib",
     "datetime",
     "hashlib",
     "heapq",
@@ -97,7 +98,7 @@ def test_the_checks_see_a_clock_read() -> None:
     assert ("time", "time") in found and ("time", "time") in FORBIDDEN_CALLS
 
 
-@pytest.mark.parametrize("cls", [RunWorkflow, TaskBatchWorkflow, PlanPreviewWorkflow])
+@pytest.mark.parametrize("cls", [RunWorkflow, TaskGraphWorkflow, TaskBatchWorkflow, PlanPreviewWorkflow])
 def test_run_workflows_are_the_unsandboxed_ones(cls: type) -> None:
     defn = workflow._Definition.must_from_class(cls)
     assert defn.sandboxed is False

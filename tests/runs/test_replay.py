@@ -22,6 +22,11 @@ EXPECTED = {
     "run_failure_with_skips",
     "run_cancel_update",
     "run_temporal_cancel",
+    "run_success_graph",
+    "run_retry_graph",
+    "run_failure_with_skips_graph",
+    "run_cancel_update_graph",
+    "run_temporal_cancel_graph",
     "run_batched_parent",
     "run_batched_child",
 }

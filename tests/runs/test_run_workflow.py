@@ -207,6 +207,7 @@ async def test_diamond_succeeds_in_dependency_order_and_is_recorded(harness: Har
     run = await harness.start(selection=Selection(asset_keys=["t.a", "t.b", "t.c", "t.d"]), run_key="diamond")
     final = await run.result(timeout=60)
     await keep_history(run.handle, "run_success")
+    await keep_history(harness.client.get_workflow_handle(run.workflow_id + ":tasks"), "run_success_graph")
     assert final.state == RunState.SUCCEEDED
     assert final.counts == {"SUCCEEDED": 4}
     assert final.progress_pct == 100
@@ -226,6 +227,7 @@ async def test_failure_skips_descendants_and_independent_branches_continue(harne
     run = await harness.start(selection=Selection(asset_keys=keys), run_key="fail")
     final = await run.result(timeout=60)
     await keep_history(run.handle, "run_failure_with_skips")
+    await keep_history(harness.client.get_workflow_handle(run.workflow_id + ":tasks"), "run_failure_with_skips_graph")
     assert final.state == RunState.FAILED
     assert final.counts == {"SUCCEEDED": 3, "FAILED": 1, "SKIPPED": 2}
     assert final.failed == ["t.fail_x"]
@@ -246,6 +248,7 @@ async def test_retryable_failure_is_retried_with_a_new_attempt_id(harness: Harne
     run = await harness.start(selection=Selection(asset_keys=["t.flaky"]), run_key="flaky")
     final = await run.result(timeout=60)
     await keep_history(run.handle, "run_retry")
+    await keep_history(harness.client.get_workflow_handle(run.workflow_id + ":tasks"), "run_retry_graph")
     assert final.state == RunState.SUCCEEDED
     attempts = [(n, a) for k, n, a in harness.executor.attempts if k == "t.flaky"]
     assert [n for n, _ in attempts] == [1, 2]
@@ -255,9 +258,15 @@ async def test_retryable_failure_is_retried_with_a_new_attempt_id(harness: Harne
 async def test_cancel_update_stops_queued_and_running_tasks(harness: Harness) -> None:
     run = await harness.start(selection=Selection(asset_keys=["t.slow", "t.after_slow"]), run_key="cancel")
     await asyncio.wait_for(harness.executor.started.wait(), 30)
-    status = await run.status()
+    # The run learns its tasks' states from its TaskGraphWorkflow's progress signals: poll briefly.
+    for _ in range(100):
+        status = await run.status()
+        if status.running:
+            break
+        await asyncio.sleep(0.05)
     assert status.state == RunState.RUNNING
     assert status.running == ["t.slow"]
+    assert status.counts == {"DISPATCHED": 1, "BLOCKED": 1} or status.counts == {"RUNNING": 1, "BLOCKED": 1}
     final = await run.cancel("test says stop")
     assert final.state == RunState.CANCELLED
     assert final.counts == {"CANCELLED": 2}
@@ -268,6 +277,7 @@ async def test_cancel_update_stops_queued_and_running_tasks(harness: Harness) ->
         await run.cancel()
     assert (await run.result(timeout=10)).state == RunState.CANCELLED
     await keep_history(run.handle, "run_cancel_update")
+    await keep_history(harness.client.get_workflow_handle(run.workflow_id + ":tasks"), "run_cancel_update_graph")
 
 
 async def test_temporal_cancel_ends_the_run_cancelled_with_every_task_accounted(harness: Harness) -> None:
@@ -277,6 +287,7 @@ async def test_temporal_cancel_ends_the_run_cancelled_with_every_task_accounted(
     final = await run.result(timeout=60)
     description = await run.handle.describe()
     await keep_history(run.handle, "run_temporal_cancel")
+    await keep_history(harness.client.get_workflow_handle(run.workflow_id + ":tasks"), "run_temporal_cancel_graph")
     assert description.status == WorkflowExecutionStatus.CANCELED
     assert final.state == RunState.CANCELLED
     assert sum(final.counts.values()) == 3

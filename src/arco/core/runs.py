@@ -17,6 +17,7 @@ from arco.core.scope import Scope, TenantId, WorkspaceId
 #: Stable workflow type names (histories store these; never rename).
 RUN_WORKFLOW = "RunWorkflow"
 TASK_BATCH_WORKFLOW = "TaskBatchWorkflow"
+TASK_GRAPH_WORKFLOW = "TaskGraphWorkflow"
 PLAN_PREVIEW_WORKFLOW = "PlanPreviewWorkflow"
 #: Stable names of the run's control-plane activities.
 PLAN_RUN_ACTIVITY = "arco.plan_run"
@@ -25,6 +26,10 @@ RECORD_EVENTS_ACTIVITY = "arco.record_events"
 #: Name of the status query, the cancel and attach updates of a run.
 STATUS_QUERY = "status"
 CANCEL_UPDATE = "cancel"
+#: Signal by which a ``TaskGraphWorkflow`` reports its progress to its run.
+PROGRESS_SIGNAL = "progress"
+#: How many running/failed task keys a status lists.
+STATUS_LIST_LIMIT = 50
 #: Temporal refuses more than 2,000 pending activities per workflow; Arco stays below.
 MAX_PARALLELISM = 1000
 #: Distinct asset and partition keys a plan summary lists at most (the counts are always exact).
@@ -146,8 +151,9 @@ class RunRequest(ArcoModel):
     max_parallelism: int = Field(default=64, ge=1, le=MAX_PARALLELISM)
     max_parallelism_per_queue: dict[str, int] = Field(default_factory=dict)
     code_location: str | None = None
-    #: Plans of up to this many tasks run their activities in the run's own history; larger plans are split
-    #: into child batch workflows of at most ``batch_size`` tasks.
+    #: Plans of up to this many tasks run as one child ``TaskGraphWorkflow``, which starts each task as soon as
+    #: its upstream tasks succeeded; larger plans are split into child batch workflows of at most
+    #: ``batch_size`` ready tasks each.
     max_inline_tasks: int = Field(default=2000, ge=0, le=2000)
     batch_size: int = Field(default=250, ge=1, le=1000)
 
@@ -288,6 +294,37 @@ class TaskBatchResult(ArcoModel):
     """Outcomes of a batch."""
 
     outcomes: list[TaskOutcome]
+
+
+class TaskGraphInput(ArcoModel):
+    """Input of a child ``TaskGraphWorkflow``: every task of a run's plan, with its dependencies."""
+
+    tenant_id: TenantId
+    workspace_id: WorkspaceId
+    run_id: str
+    plan_key: str
+    #: For each task index, the indices of its upstream tasks (the plan summary's ``upstream``).
+    upstream: list[list[int]]
+    max_parallelism: int
+    max_parallelism_per_queue: dict[str, int] = Field(default_factory=dict)
+    run_tags: dict[str, str] = Field(default_factory=dict)
+    #: The graph signals its progress to the run at most this often.
+    progress_interval_ms: int = Field(default=500, ge=0)
+
+
+class RunProgress(ArcoModel):
+    """Compact task states of a run: what a ``TaskGraphWorkflow`` signals to its run, and returns at the end."""
+
+    #: Grows with every report, so a run keeps the newest one.
+    sequence: int = 0
+    #: Tasks per state (states with no task are left out).
+    counts: dict[str, int] = Field(default_factory=dict)
+    #: Indices of active tasks (dispatched, running or waiting to retry), at most ``STATUS_LIST_LIMIT``.
+    running: list[int] = Field(default_factory=list)
+    #: Indices of the first failed tasks, in the order they failed, at most ``STATUS_LIST_LIMIT``.
+    failed: list[int] = Field(default_factory=list)
+    #: Why the graph stopped early, when it was cancelled.
+    cancel_reason: str | None = None
 
 
 class RunStatus(ArcoModel):

@@ -19,12 +19,13 @@ from arco.activities.runs import RunActivities
 from arco.core.config import ArcoSettings
 from arco.workflows.compaction import CompactionWorkflow, ScheduledCompactionWorkflow
 from arco.workflows.health import HealthCheckWorkflow
-from arco.workflows.run import PlanPreviewWorkflow, RunWorkflow, TaskBatchWorkflow
+from arco.workflows.run import PlanPreviewWorkflow, RunWorkflow, TaskBatchWorkflow, TaskGraphWorkflow
 
 #: Every workflow class served by the control plane. Replay tests iterate over this list.
 WORKFLOWS: Sequence[type] = (
     HealthCheckWorkflow,
     RunWorkflow,
+    TaskGraphWorkflow,
     TaskBatchWorkflow,
     PlanPreviewWorkflow,
     CompactionWorkflow,

@@ -1,13 +1,15 @@
-"""``RunWorkflow`` and ``TaskBatchWorkflow``: a run executes a plan by dispatching one envelope per task attempt.
+"""``RunWorkflow`` and its children: a run executes a plan by dispatching one envelope per task attempt.
 
 Shape of a run:
 
 1. The ``arco.plan_run`` activity plans the request from the catalog, stores the full plan as a catalog object
    and returns only a reference plus a compact dependency table (task keys, upstream indices).
 2. An explicit ready-queue loop dispatches ready tasks, at most ``maxParallelism`` at a time (and per worker
-   queue at most ``maxParallelismPerQueue[q]``). Small plans run their tasks inline as activities; plans larger
-   than ``RunRequest.max_inline_tasks`` hand bounded batches of ready tasks to child ``TaskBatchWorkflow`` runs, so no
-   history grows with the size of the plan.
+   queue at most ``maxParallelismPerQueue[q]``). Plans of up to ``RunRequest.max_inline_tasks`` tasks run in one
+   child ``TaskGraphWorkflow``, which starts each task as soon as its upstream tasks succeeded and signals its
+   progress to the run at most twice a second: the run itself stays idle, so its ``status`` query is answered
+   at once instead of waiting behind the workflow tasks of hundreds of activities. Larger plans hand bounded
+   batches of ready tasks to child ``TaskBatchWorkflow`` runs, so no history grows with the size of the plan.
 3. A failed task makes all its descendants SKIPPED; independent branches continue.
 4. Run and task events go to the Tier-2 ledger in batches through the ``arco.record_events`` activity.
 
@@ -25,8 +27,10 @@ tasks at once and reach running tasks through their heartbeats; every task ends 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 from collections import deque
+from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -39,20 +43,25 @@ with workflow.unsafe.imports_passed_through():
         LOAD_TASKS_ACTIVITY,
         PLAN_PREVIEW_WORKFLOW,
         PLAN_RUN_ACTIVITY,
+        PROGRESS_SIGNAL,
         RUN_WORKFLOW,
+        STATUS_LIST_LIMIT,
         STATUS_QUERY,
         TASK_BATCH_WORKFLOW,
+        TASK_GRAPH_WORKFLOW,
         CancelRequest,
         LoadTasksInput,
         LoadTasksOutput,
         PlanPreview,
         PlanRunInput,
         PlanSummary,
+        RunProgress,
         RunRequest,
         RunState,
         RunStatus,
         TaskBatchInput,
         TaskBatchResult,
+        TaskGraphInput,
         TaskOutcome,
         TaskSpec,
         TaskState,
@@ -65,8 +74,6 @@ with workflow.unsafe.imports_passed_through():
 CANCEL_BATCH_SIGNAL = "cancel_batch"
 #: Tasks loaded per page from the stored plan.
 PAGE_SIZE = 1000
-#: How many running/failed task keys the status query lists.
-STATUS_LIST_LIMIT = 50
 #: Asset keys put in the ArcoAssetKeys search attribute at most.
 SEARCH_ASSET_LIMIT = 100
 
@@ -105,6 +112,175 @@ async def load_specs(scope: Scope, plan_key: str, indices: list[int]) -> list[Ta
     return out
 
 
+class TaskGraph:
+    """Task states and dependencies of one plan: readiness, skip propagation, cancellation of what has not run.
+
+    Deterministic bookkeeping shared by ``RunWorkflow`` (batched plans) and ``TaskGraphWorkflow``; events of tasks
+    that never ran go to ``recorder``.
+    """
+
+    def __init__(self, task_keys: list[str], upstream: list[list[int]], recorder: EventRecorder) -> None:
+        n = len(task_keys)
+        self.task_keys = task_keys
+        self.recorder = recorder
+        self.states: list[TaskState] = [TaskState.PLANNED] * n
+        self.counts: dict[TaskState, int] = {TaskState.PLANNED: n}
+        self.failed: list[int] = []
+        #: Grows with every state change (progress reports send only news).
+        self.version = 0
+        self._remaining = [len(up) for up in upstream]
+        self._downstream: list[list[int]] = [[] for _ in range(n)]
+        for index, parents in enumerate(upstream):
+            for parent in parents:
+                self._downstream[parent].append(index)
+        self.ready: list[int] = []
+        for index in range(n):
+            self.set(index, TaskState.READY if self._remaining[index] == 0 else TaskState.BLOCKED)
+            if self._remaining[index] == 0:
+                self.ready.append(index)
+        heapq.heapify(self.ready)
+
+    def set(self, index: int, state: TaskState) -> None:
+        """Move one task to ``state`` (counts and the failed list follow)."""
+        old = self.states[index]
+        if old == state:
+            return
+        self.counts[old] -= 1
+        self.counts[state] = self.counts.get(state, 0) + 1
+        self.states[index] = state
+        self.version += 1
+        if state == TaskState.FAILED:
+            self.failed.append(index)
+
+    def on_task_state(self, index: int, state: TaskState) -> None:
+        """A state change reported by a task's attempt loop (final states are kept)."""
+        if not self.states[index].is_terminal:
+            self.set(index, state)
+
+    def complete(self, outcome: TaskOutcome) -> None:
+        """Apply a final task outcome: release downstream tasks or skip them."""
+        self.on_task_state(outcome.index, outcome.state)
+        if outcome.state == TaskState.SUCCEEDED:
+            for child in self._downstream[outcome.index]:
+                self._remaining[child] -= 1
+                if self._remaining[child] == 0 and self.states[child] == TaskState.BLOCKED:
+                    self.set(child, TaskState.READY)
+                    heapq.heappush(self.ready, child)
+        else:
+            self._skip_descendants(outcome.index)
+
+    def _skip_descendants(self, root: int) -> None:
+        why = f"upstream task {self.task_keys[root]} ended {self.states[root].value}"
+        stack = list(self._downstream[root])
+        while stack:
+            index = stack.pop()
+            if self.states[index].is_terminal or self.states[index] in _ACTIVE:
+                continue
+            self.set(index, TaskState.SKIPPED)
+            self.recorder.undispatched(self.task_keys[index], TaskState.SKIPPED, "UPSTREAM_FAILED", why)
+            stack.extend(self._downstream[index])
+
+    def cancel_pending(self, reason: str) -> None:
+        """Cancel every task that has not been dispatched yet."""
+        for index, state in enumerate(self.states):
+            if state in (TaskState.PLANNED, TaskState.BLOCKED, TaskState.READY):
+                self.set(index, TaskState.CANCELLED)
+                self.recorder.undispatched(self.task_keys[index], TaskState.CANCELLED, "CANCELLED", reason)
+        self.ready.clear()
+
+    def pending(self) -> int:
+        """Tasks not in a final state yet."""
+        return sum(n for state, n in self.counts.items() if not state.is_terminal)
+
+    def progress(self, sequence: int = 0, cancel_reason: str | None = None) -> RunProgress:
+        """The compact summary of the states (counts, the first active and failed tasks)."""
+        running: list[int] = []
+        for index, state in enumerate(self.states):
+            if state in _ACTIVE:
+                running.append(index)
+                if len(running) >= STATUS_LIST_LIMIT:
+                    break
+        return RunProgress(
+            sequence=sequence,
+            counts={state.value: n for state, n in sorted(self.counts.items()) if n},
+            running=running,
+            failed=self.failed[:STATUS_LIST_LIMIT],
+            cancel_reason=cancel_reason,
+        )
+
+    async def execute(
+        self,
+        specs: list[TaskSpec],
+        runner: TaskRunner,
+        *,
+        limit: int,
+        per_queue: dict[str, int],
+        cancel_reason: Callable[[], str | None],
+    ) -> None:
+        """Run every task, each as soon as its upstream tasks succeeded, until all reached a final state.
+
+        ``cancel_reason()`` tells when to stop: queued tasks are cancelled at once and running ones through
+        their heartbeats. On Temporal's own cancel, every running attempt is cancelled and accounted before
+        ``CancelledError`` propagates.
+        """
+        in_flight: dict[int, asyncio.Task[TaskOutcome]] = {}
+        queue_load: dict[str, int] = {}
+        deferred: list[int] = []
+        completions: deque[TaskOutcome] = deque()
+
+        async def _one(spec: TaskSpec) -> TaskOutcome:
+            try:
+                return await runner.run(spec)
+            finally:
+                queue_load[spec.worker_queue] -= 1
+
+        def _done(task: asyncio.Task[TaskOutcome]) -> None:
+            if not task.cancelled() and task.exception() is None:
+                completions.append(task.result())
+
+        cancel_sent = False
+        try:
+            while self.pending():
+                reason = cancel_reason()
+                if reason is not None:
+                    self.cancel_pending(reason)
+                    if not cancel_sent:
+                        cancel_sent = True
+                        for task in in_flight.values():
+                            task.cancel()
+                # Dispatch in task-key order while capacity lasts; queue-capped tasks wait for their queue.
+                while self.ready and len(in_flight) < limit and reason is None:
+                    index = heapq.heappop(self.ready)
+                    spec = specs[index]
+                    cap = per_queue.get(spec.worker_queue)
+                    if cap is not None and queue_load.get(spec.worker_queue, 0) >= cap:
+                        deferred.append(index)
+                        continue
+                    queue_load[spec.worker_queue] = queue_load.get(spec.worker_queue, 0) + 1
+                    task = asyncio.create_task(_one(spec))
+                    task.add_done_callback(_done)
+                    in_flight[index] = task
+                for index in deferred:
+                    heapq.heappush(self.ready, index)
+                deferred.clear()
+                await workflow.wait_condition(
+                    lambda: bool(completions) or (cancel_reason() is not None and not cancel_sent)  # noqa: B023
+                )
+                while completions:
+                    outcome = completions.popleft()
+                    in_flight.pop(outcome.index, None)
+                    self.complete(outcome)
+        except asyncio.CancelledError:
+            self.cancel_pending(cancel_reason() or "cancelled through Temporal")
+            if not cancel_sent:
+                for task in in_flight.values():
+                    task.cancel()
+            # Wait for running attempts to acknowledge (their executors see the cancel on the next heartbeat).
+            for task in list(in_flight.values()):
+                self.complete(await task)
+            raise
+
+
 @workflow.defn(name=RUN_WORKFLOW, sandboxed=False)
 class RunWorkflow:
     """Executes one run of a plan; see the module docstring."""
@@ -116,15 +292,19 @@ class RunWorkflow:
         self._run_id = request.run_id or workflow_ulid()
         self._state = RunState.PLANNING
         self._summary: PlanSummary | None = None
-        self._states: list[TaskState] = []
-        self._counts: dict[TaskState, int] = {}
-        self._failed: list[int] = []
+        self._graph: TaskGraph | None = None
+        #: The newest report of the run's TaskGraphWorkflow (plans run as one graph); None until the first.
+        self._progress: RunProgress | None = None
         self._cancel_reason: str | None = None
-        self._completions: deque[TaskOutcome] = deque()
         self._recorded = False
         self._recorder = EventRecorder(self._scope, self._run_id, workflow.info().workflow_id)
 
-    # ---- queries and updates -------------------------------------------------------------------------------
+    # ---- queries, signals and updates ----------------------------------------------------------------------
+
+    def _view(self) -> RunProgress:
+        if self._progress is not None:
+            return self._progress
+        return self._graph.progress() if self._graph is not None else RunProgress()
 
     @workflow.query(name=STATUS_QUERY)
     def status(self) -> RunStatus:
@@ -132,27 +312,27 @@ class RunWorkflow:
         summary = self._summary
         keys = summary.task_keys if summary else []
         total = len(keys)
-        running: list[str] = []
-        if summary is not None:
-            for index, state in enumerate(self._states):
-                if state in _ACTIVE:
-                    running.append(keys[index])
-                    if len(running) >= STATUS_LIST_LIMIT:
-                        break
-        done = sum(n for state, n in self._counts.items() if state.is_terminal)
+        view = self._view()
+        done = sum(n for state, n in view.counts.items() if TaskState(state).is_terminal)
         return RunStatus(
             run_id=self._run_id,
             run_key=self._request.run_key,
             state=self._state,
             fingerprint=summary.fingerprint if summary else None,
             total=total,
-            counts={state.value: n for state, n in sorted(self._counts.items()) if n},
-            running=running,
-            failed=[keys[i] for i in self._failed[:STATUS_LIST_LIMIT]],
+            counts=dict(view.counts),
+            running=[keys[i] for i in view.running],
+            failed=[keys[i] for i in view.failed],
             progress_pct=(100 * done // total) if total else (100 if self._state.is_terminal else 0),
             plan_key=summary.plan_key if summary else None,
             cancel_reason=self._cancel_reason,
         )
+
+    @workflow.signal(name=PROGRESS_SIGNAL)
+    def progress(self, report: RunProgress) -> None:
+        """Progress of the run's TaskGraphWorkflow (the newest report wins)."""
+        if self._progress is None or report.sequence > self._progress.sequence:
+            self._progress = report
 
     @workflow.update(name=CANCEL_UPDATE)
     async def cancel(self, request: CancelRequest) -> RunStatus:
@@ -211,8 +391,10 @@ class RunWorkflow:
         self._start(summary)
         cancelled_by_temporal = False
         try:
-            if summary.task_count <= request.max_inline_tasks:
-                await self._run_inline(summary)
+            if summary.task_count == 0:
+                pass
+            elif summary.task_count <= request.max_inline_tasks:
+                await self._run_graph(summary)
             else:
                 await self._run_batched(summary)
         except asyncio.CancelledError:
@@ -226,19 +408,7 @@ class RunWorkflow:
     def _start(self, summary: PlanSummary) -> None:
         self._summary = summary
         n = summary.task_count
-        self._states = [TaskState.PLANNED] * n
-        self._counts = {TaskState.PLANNED: n}
-        self._remaining = [len(up) for up in summary.upstream]
-        self._downstream: list[list[int]] = [[] for _ in range(n)]
-        for index, upstream in enumerate(summary.upstream):
-            for parent in upstream:
-                self._downstream[parent].append(index)
-        self._ready: list[int] = []
-        for index in range(n):
-            self._set(index, TaskState.READY if self._remaining[index] == 0 else TaskState.BLOCKED)
-            if self._remaining[index] == 0:
-                self._ready.append(index)
-        heapq.heapify(self._ready)
+        self._graph = TaskGraph(summary.task_keys, summary.upstream, self._recorder)
         self._state = RunState.RUNNING
         partition = summary.partition_keys[0] if summary.partition_count == 1 else ""
         workflow.upsert_search_attributes(
@@ -255,127 +425,68 @@ class RunWorkflow:
         )
         self._recorder.add("RunStarted", {"job": self._request.run_key, "trigger": "RunWorkflow"})
 
-    def _set(self, index: int, state: TaskState) -> None:
-        old = self._states[index]
-        if old == state:
-            return
-        self._counts[old] -= 1
-        self._counts[state] = self._counts.get(state, 0) + 1
-        self._states[index] = state
-        if state == TaskState.FAILED:
-            self._failed.append(index)
-
-    def _on_task_state(self, index: int, state: TaskState) -> None:
-        if not self._states[index].is_terminal:
-            self._set(index, state)
-
-    def _complete(self, outcome: TaskOutcome) -> None:
-        """Apply a final task outcome: release downstream tasks or skip them."""
-        self._on_task_state(outcome.index, outcome.state)
-        if outcome.state == TaskState.SUCCEEDED:
-            for child in self._downstream[outcome.index]:
-                self._remaining[child] -= 1
-                if self._remaining[child] == 0 and self._states[child] == TaskState.BLOCKED:
-                    self._set(child, TaskState.READY)
-                    heapq.heappush(self._ready, child)
-        else:
-            self._skip_descendants(outcome.index)
-
-    def _skip_descendants(self, root: int) -> None:
-        summary = self._summary
-        assert summary is not None
-        why = f"upstream task {summary.task_keys[root]} ended {self._states[root].value}"
-        stack = list(self._downstream[root])
-        while stack:
-            index = stack.pop()
-            if self._states[index].is_terminal or self._states[index] in _ACTIVE:
-                continue
-            self._set(index, TaskState.SKIPPED)
-            self._recorder.undispatched(summary.task_keys[index], TaskState.SKIPPED, "UPSTREAM_FAILED", why)
-            stack.extend(self._downstream[index])
-
-    def _cancel_pending(self) -> None:
-        """Cancel every task that has not been dispatched yet."""
-        summary = self._summary
-        assert summary is not None
-        for index, state in enumerate(self._states):
-            if state in (TaskState.PLANNED, TaskState.BLOCKED, TaskState.READY):
-                self._set(index, TaskState.CANCELLED)
-                self._recorder.undispatched(
-                    summary.task_keys[index],
-                    TaskState.CANCELLED,
-                    "CANCELLED",
-                    self._cancel_reason or "cancelled",
-                )
-        self._ready.clear()
-
-    def _pending(self) -> int:
-        return sum(n for state, n in self._counts.items() if not state.is_terminal)
-
-    async def _run_inline(self, summary: PlanSummary) -> None:
-        specs = await load_specs(self._scope, summary.plan_key, list(range(summary.task_count)))
-        runner = TaskRunner(
-            self._scope, self._run_id, self._request.tags, self._recorder, self._on_task_state
+    async def _run_graph(self, summary: PlanSummary) -> None:
+        """Run the plan as one child TaskGraphWorkflow and follow its progress reports."""
+        handle = await workflow.start_child_workflow(
+            TaskGraphWorkflow.run,
+            TaskGraphInput(
+                tenant_id=self._scope.tenant,
+                workspace_id=self._scope.workspace,
+                run_id=self._run_id,
+                plan_key=summary.plan_key,
+                upstream=summary.upstream,
+                max_parallelism=self._request.max_parallelism,
+                max_parallelism_per_queue=self._request.max_parallelism_per_queue,
+                run_tags=self._request.tags,
+            ),
+            id=f"{workflow.info().workflow_id}:tasks",
+            parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
         )
-        limit = self._request.max_parallelism
-        per_queue = self._request.max_parallelism_per_queue
-        in_flight: dict[int, asyncio.Task[TaskOutcome]] = {}
-        queue_load: dict[str, int] = {}
-        deferred: list[int] = []
 
-        async def _one(spec: TaskSpec) -> TaskOutcome:
-            try:
-                return await runner.run(spec)
-            finally:
-                queue_load[spec.worker_queue] -= 1
+        async def _result() -> RunProgress:
+            return await handle
 
-        def _done(task: asyncio.Task[TaskOutcome]) -> None:
-            if not task.cancelled() and task.exception() is None:
-                self._completions.append(task.result())
-
-        cancel_sent = False
+        result = asyncio.create_task(_result())
+        signalled = False
         try:
-            while self._pending():
-                if self._cancel_reason is not None:
-                    self._cancel_pending()
-                    if not cancel_sent:
-                        cancel_sent = True
-                        for task in in_flight.values():
-                            task.cancel()
-                # Dispatch in task-key order while capacity lasts; queue-capped tasks wait for their queue.
-                while self._ready and len(in_flight) < limit and self._cancel_reason is None:
-                    index = heapq.heappop(self._ready)
-                    spec = specs[index]
-                    cap = per_queue.get(spec.worker_queue)
-                    if cap is not None and queue_load.get(spec.worker_queue, 0) >= cap:
-                        deferred.append(index)
-                        continue
-                    queue_load[spec.worker_queue] = queue_load.get(spec.worker_queue, 0) + 1
-                    task = asyncio.create_task(_one(spec))
-                    task.add_done_callback(_done)
-                    in_flight[index] = task
-                for index in deferred:
-                    heapq.heappush(self._ready, index)
-                deferred.clear()
+            while not result.done():
+                if self._cancel_reason is not None and not signalled:
+                    signalled = True
+                    await handle.signal(CANCEL_BATCH_SIGNAL, self._cancel_reason)
                 await workflow.wait_condition(
-                    lambda: bool(self._completions) or (self._cancel_reason is not None and not cancel_sent)  # noqa: B023
+                    lambda: result.done() or (self._cancel_reason is not None and not signalled)  # noqa: B023
                 )
-                while self._completions:
-                    outcome = self._completions.popleft()
-                    in_flight.pop(outcome.index, None)
-                    self._complete(outcome)
         except asyncio.CancelledError:
             self._cancel_reason = self._cancel_reason or "cancelled through Temporal"
-            self._cancel_pending()
-            if not cancel_sent:
-                for task in in_flight.values():
-                    task.cancel()
-            # Wait for running attempts to acknowledge (their executors see the cancel on the next heartbeat).
-            for task in list(in_flight.values()):
-                self._complete(await task)
+            if not signalled:
+                await handle.signal(CANCEL_BATCH_SIGNAL, self._cancel_reason)
+            await self._settle_graph(result)
             raise
+        await self._settle_graph(result)
+
+    async def _settle_graph(self, result: asyncio.Task[RunProgress]) -> None:
+        try:
+            final: RunProgress | None = await result
+        except ChildWorkflowError:
+            final = None
+        if final is not None:
+            self._progress = final
+            return
+        # The graph failed or was cancelled as a whole: the tasks it had not finished end FAILED (CANCELLED when
+        # the run was cancelled), so every task is still accounted for.
+        base = self._view()
+        state = TaskState.CANCELLED if self._cancel_reason is not None else TaskState.FAILED
+        counts = {name: n for name, n in base.counts.items() if TaskState(name).is_terminal}
+        unfinished = sum(n for name, n in base.counts.items() if not TaskState(name).is_terminal)
+        if unfinished:
+            counts[state.value] = counts.get(state.value, 0) + unfinished
+        self._progress = RunProgress(
+            sequence=base.sequence + 1, counts=counts, running=[], failed=base.failed, cancel_reason=None
+        )
 
     async def _run_batched(self, summary: PlanSummary) -> None:
+        graph = self._graph
+        assert graph is not None
         limit = self._request.max_parallelism
         children: dict[int, asyncio.Task[TaskBatchResult]] = {}
         handles: dict[int, workflow.ChildWorkflowHandle[TaskBatchWorkflow, TaskBatchResult]] = {}
@@ -426,17 +537,17 @@ class RunWorkflow:
             self._apply_batch(result, indices)
 
         try:
-            while self._pending():
+            while graph.pending():
                 if self._cancel_reason is not None:
-                    self._cancel_pending()
+                    graph.cancel_pending(self._cancel_reason)
                     if not signalled:
                         signalled = True
                         await _signal_cancel()
-                while self._ready and in_flight_tasks < limit and self._cancel_reason is None:
-                    take = min(self._request.batch_size, limit - in_flight_tasks, len(self._ready))
-                    indices = [heapq.heappop(self._ready) for _ in range(take)]
+                while graph.ready and in_flight_tasks < limit and self._cancel_reason is None:
+                    take = min(self._request.batch_size, limit - in_flight_tasks, len(graph.ready))
+                    indices = [heapq.heappop(graph.ready) for _ in range(take)]
                     for index in indices:
-                        self._set(index, TaskState.DISPATCHED)
+                        graph.set(index, TaskState.DISPATCHED)
                     seq += 1
                     children[seq] = asyncio.create_task(_batch(seq, indices))
                     child_tasks[seq] = indices
@@ -448,13 +559,14 @@ class RunWorkflow:
                     await _collect(finished.popleft())
         except asyncio.CancelledError:
             self._cancel_reason = self._cancel_reason or "cancelled through Temporal"
-            self._cancel_pending()
+            graph.cancel_pending(self._cancel_reason)
             await _signal_cancel()
             for batch in list(children):
                 await _collect(batch)
             raise
 
     def _apply_batch(self, result: TaskBatchResult | None, indices: list[int]) -> None:
+        assert self._graph is not None
         outcomes = {outcome.index: outcome for outcome in result.outcomes} if result is not None else {}
         for index in indices:
             outcome = outcomes.get(index)
@@ -464,27 +576,34 @@ class RunWorkflow:
                 outcome = TaskOutcome(
                     index=index, state=state, error="batch ended without reporting this task"
                 )
-            self._complete(outcome)
+            self._graph.complete(outcome)
 
     async def _finish(self) -> None:
-        if self._cancel_reason is not None and self._summary is not None:
-            self._cancel_pending()
-        counts = self._counts
-        if self._cancel_reason is not None and counts.get(TaskState.SUCCEEDED, 0) < len(self._states):
+        if self._cancel_reason is not None and self._graph is not None and self._progress is None:
+            self._graph.cancel_pending(self._cancel_reason)
+        view = self._view()
+        counts = view.counts
+        total = len(self._summary.task_keys) if self._summary is not None else 0
+        if self._cancel_reason is not None and counts.get(TaskState.SUCCEEDED.value, 0) < total:
             self._state = RunState.CANCELLED
         elif (
-            counts.get(TaskState.FAILED, 0)
-            or counts.get(TaskState.SKIPPED, 0)
-            or counts.get(TaskState.CANCELLED, 0)
+            counts.get(TaskState.FAILED.value, 0)
+            or counts.get(TaskState.SKIPPED.value, 0)
+            or counts.get(TaskState.CANCELLED.value, 0)
         ):
             self._state = RunState.FAILED
         else:
             self._state = RunState.SUCCEEDED
         data: dict[str, object] = {"status": self._state.value}
         if self._state == RunState.FAILED and self._summary is not None:
-            data["errorMessage"] = "failed tasks: " + ", ".join(
-                self._summary.task_keys[i] for i in self._failed[:STATUS_LIST_LIMIT]
-            )
+            if view.failed:
+                data["errorMessage"] = "failed tasks: " + ", ".join(
+                    self._summary.task_keys[i] for i in view.failed
+                )
+            else:
+                data["errorMessage"] = "tasks did not finish: " + ", ".join(
+                    f"{n} {name}" for name, n in sorted(counts.items()) if name != TaskState.SUCCEEDED.value
+                )
         elif self._state == RunState.CANCELLED:
             data["errorMessage"] = self._cancel_reason
         self._recorder.add("RunFinished", data)
@@ -494,6 +613,92 @@ class RunWorkflow:
 
     def _set_state_attribute(self) -> None:
         workflow.upsert_search_attributes([SA_RUN_STATE.value_set(self._state.value)])
+
+
+@workflow.defn(name=TASK_GRAPH_WORKFLOW, sandboxed=False)
+class TaskGraphWorkflow:
+    """Runs every task of a run's plan, each as soon as its upstream tasks succeeded, and reports progress.
+
+    Started by ``RunWorkflow`` for plans of up to ``RunRequest.max_inline_tasks`` tasks. It signals a compact
+    :class:`RunProgress` to its run when states change (at once after a quiet spell, then at most every
+    ``progress_interval_ms``) and returns the final one. The run stops it with the ``cancel_batch`` signal.
+    """
+
+    def __init__(self) -> None:
+        self._cancel_reason: str | None = None
+        self._graph: TaskGraph | None = None
+        self._sequence = 0
+        self._finished = False
+
+    @workflow.signal(name=CANCEL_BATCH_SIGNAL)
+    def cancel_batch(self, reason: str) -> None:
+        """Stop the graph: unstarted tasks are cancelled, running ones through their heartbeats."""
+        self._cancel_reason = self._cancel_reason or reason
+
+    @workflow.query(name=STATUS_QUERY)
+    def status(self) -> RunProgress:
+        """The graph's current task states (the run's own ``status`` query gives them with task keys)."""
+        if self._graph is None:
+            return RunProgress()
+        return self._graph.progress(self._sequence, self._cancel_reason)
+
+    def _report(self) -> RunProgress:
+        assert self._graph is not None
+        self._sequence += 1
+        return self._graph.progress(self._sequence, self._cancel_reason)
+
+    async def _reporter(self, run_workflow_id: str, interval: timedelta) -> None:
+        graph = self._graph
+        assert graph is not None
+        run = workflow.get_external_workflow_handle(run_workflow_id)
+        sent = graph.version
+        while True:
+            await workflow.wait_condition(lambda: graph.version != sent or self._finished)  # noqa: B023
+            if self._finished:
+                return
+            sent = graph.version
+            await run.signal(PROGRESS_SIGNAL, self._report())
+            if interval:
+                # Rest between reports; the end of the graph cuts the rest short (its result is the last report).
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await workflow.wait_condition(lambda: self._finished, timeout=interval)
+
+    @workflow.run
+    async def run(self, graph_input: TaskGraphInput) -> RunProgress:
+        """Load the plan's task specs, run them in dependency order, record their events."""
+        scope = Scope(graph_input.tenant_id, graph_input.workspace_id)
+        recorder = EventRecorder(scope, graph_input.run_id, workflow.info().workflow_id)
+        specs = await load_specs(scope, graph_input.plan_key, list(range(len(graph_input.upstream))))
+        graph = TaskGraph([spec.task_key for spec in specs], graph_input.upstream, recorder)
+        self._graph = graph
+        runner = TaskRunner(scope, graph_input.run_id, graph_input.run_tags, recorder, graph.on_task_state)
+        parent = workflow.info().parent
+        reporter = (
+            asyncio.create_task(
+                self._reporter(parent.workflow_id, timedelta(milliseconds=graph_input.progress_interval_ms))
+            )
+            if parent is not None
+            else None
+        )
+        cancelled = False
+        try:
+            await graph.execute(
+                specs,
+                runner,
+                limit=graph_input.max_parallelism,
+                per_queue=graph_input.max_parallelism_per_queue,
+                cancel_reason=lambda: self._cancel_reason,
+            )
+        except asyncio.CancelledError:
+            self._cancel_reason = self._cancel_reason or "cancelled through Temporal"
+            cancelled = True
+        await recorder.flush()
+        self._finished = True
+        if reporter is not None:
+            await reporter
+        if cancelled:
+            raise asyncio.CancelledError(self._cancel_reason)
+        return self._report()
 
 
 @workflow.defn(name=TASK_BATCH_WORKFLOW, sandboxed=False)
