@@ -196,7 +196,10 @@ async def run_dag(
 
 async def workflow_task_timeouts(client: Client, workflow_id: str) -> int:
     ids = [workflow_id]
-    query = f"WorkflowType = 'TaskBatchWorkflow' AND WorkflowId STARTS_WITH '{workflow_id}:'"
+    query = (
+        "WorkflowType IN ('TaskBatchWorkflow', 'TaskGraphWorkflow') "
+        f"AND WorkflowId STARTS_WITH '{workflow_id}:'"
+    )
     ids += [wf.id async for wf in client.list_workflows(query)]
     count = 0
     for wid in ids:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from temporalio import activity
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, Worker
@@ -227,7 +228,9 @@ async def test_failure_skips_descendants_and_independent_branches_continue(harne
     run = await harness.start(selection=Selection(asset_keys=keys), run_key="fail")
     final = await run.result(timeout=60)
     await keep_history(run.handle, "run_failure_with_skips")
-    await keep_history(harness.client.get_workflow_handle(run.workflow_id + ":tasks"), "run_failure_with_skips_graph")
+    await keep_history(
+        harness.client.get_workflow_handle(run.workflow_id + ":tasks"), "run_failure_with_skips_graph"
+    )
     assert final.state == RunState.FAILED
     assert final.counts == {"SUCCEEDED": 3, "FAILED": 1, "SKIPPED": 2}
     assert final.failed == ["t.fail_x"]
@@ -277,7 +280,9 @@ async def test_cancel_update_stops_queued_and_running_tasks(harness: Harness) ->
         await run.cancel()
     assert (await run.result(timeout=10)).state == RunState.CANCELLED
     await keep_history(run.handle, "run_cancel_update")
-    await keep_history(harness.client.get_workflow_handle(run.workflow_id + ":tasks"), "run_cancel_update_graph")
+    await keep_history(
+        harness.client.get_workflow_handle(run.workflow_id + ":tasks"), "run_cancel_update_graph"
+    )
 
 
 async def test_temporal_cancel_ends_the_run_cancelled_with_every_task_accounted(harness: Harness) -> None:
@@ -287,12 +292,45 @@ async def test_temporal_cancel_ends_the_run_cancelled_with_every_task_accounted(
     final = await run.result(timeout=60)
     description = await run.handle.describe()
     await keep_history(run.handle, "run_temporal_cancel")
-    await keep_history(harness.client.get_workflow_handle(run.workflow_id + ":tasks"), "run_temporal_cancel_graph")
+    await keep_history(
+        harness.client.get_workflow_handle(run.workflow_id + ":tasks"), "run_temporal_cancel_graph"
+    )
     assert description.status == WorkflowExecutionStatus.CANCELED
     assert final.state == RunState.CANCELLED
     assert sum(final.counts.values()) == 3
     assert final.counts.get("CANCELLED", 0) >= 2
     assert harness.executor.cancelled == ["t.slow"]
+
+
+async def test_a_graph_that_dies_as_a_whole_still_accounts_for_every_task(harness: Harness) -> None:
+    run = await harness.start(
+        selection=Selection(asset_keys=["t.a", "t.slow", "t.after_slow"]), run_key="dies"
+    )
+    await asyncio.wait_for(harness.executor.started.wait(), 30)
+    graph = harness.client.get_workflow_handle(run.workflow_id + ":tasks")
+    await graph.terminate("operator terminated the task graph")
+    final = await run.result(timeout=60)
+    assert final.state == RunState.FAILED
+    assert sum(final.counts.values()) == 3, final.counts
+    assert final.counts.get("FAILED", 0) >= 2, "the running and the blocked task end FAILED"
+    finished = [e for e in harness.events() if e.event_type == "RunFinished"]
+    assert len(finished) == 1 and "did not finish" in str(finished[0].data.error_message)  # type: ignore[union-attr]
+
+
+async def test_progress_reaches_the_run_in_a_few_signals(harness: Harness) -> None:
+    wide = [f"t.w{i:02d}" for i in range(12)]
+    run = await harness.start(
+        selection=Selection(asset_keys=["t.a", "t.b", "t.c", "t.d", *wide]), run_key="pr"
+    )
+    final = await run.result(timeout=60)
+    assert final.counts == {"SUCCEEDED": 16}
+    history = await run.handle.fetch_history()
+    signals = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
+    # Reports go at most every 500 ms (one at once after a quiet spell): a run of about a second needs a few,
+    # never one per task state change (16 tasks make 48 of those).
+    assert 1 <= len(signals) <= 6, len(signals)
+    graph_history = await harness.client.get_workflow_handle(run.workflow_id + ":tasks").fetch_history()
+    assert any(e.event_type == EventType.EVENT_TYPE_TIMER_STARTED for e in graph_history.events)
 
 
 async def test_parallelism_is_bounded(harness: Harness) -> None:
