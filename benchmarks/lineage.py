@@ -62,6 +62,7 @@ from arco.catalog.projections import (
     conform,
     encode_parquet,
     projection_domain,
+    sort_rows,
 )
 from arco.catalog.query import run_query
 from arco.catalog.search import search
@@ -99,7 +100,7 @@ def _publish(store: ObjectStore, frames: dict[ProjectionSpec, pl.DataFrame], lab
     log = CommitLog(store, SCOPE, projection_domain())
     files = []
     for spec, frame in frames.items():
-        ordered = conform(spec, frame).sort(list(spec.sort_columns))
+        ordered = sort_rows(spec, conform(spec, frame))
         data = encode_parquet(spec, ordered)
         files.append(
             log.write_data_file(spec.name, data, rows=ordered.height, kind="base", stats={"partition": label})
@@ -145,7 +146,8 @@ def build_lineage(store: ObjectStore, dag: Any, rows: int) -> int:
         ),
         pl.lit(None, dtype=pl.String).alias("inputVersion"),
         pl.lit(None, dtype=pl.String).alias("outputVersion"),
-        (pl.lit(int(started * 1_000_000)) + pl.int_range(pl.len()))
+        # One time per fact (a task attempt: its inputs are consecutive rows), as the compactor writes them.
+        (pl.lit(int(started * 1_000_000)) + pl.struct("runId", "outputAsset").rle_id())
         .cast(pl.Datetime("us", "UTC"))
         .alias("occurredAt"),
     )
