@@ -31,6 +31,7 @@ ALLOWED_IMPORTS = {
     "temporalio",
     "temporalio.common",
     "temporalio.exceptions",
+    "typing",
     "arco.core.dispatch",
     "arco.core.runs",
     "arco.core.scope",

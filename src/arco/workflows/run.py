@@ -32,6 +32,7 @@ import heapq
 from collections import deque
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
@@ -425,19 +426,25 @@ class RunWorkflow:
         )
         self._recorder.add("RunStarted", {"job": self._request.run_key, "trigger": "RunWorkflow"})
 
+    def _child_input(self, summary: PlanSummary) -> dict[str, Any]:
+        """The input fields every child of the run shares."""
+        return {
+            "tenant_id": self._scope.tenant,
+            "workspace_id": self._scope.workspace,
+            "run_id": self._run_id,
+            "plan_key": summary.plan_key,
+            "max_parallelism_per_queue": self._request.max_parallelism_per_queue,
+            "run_tags": self._request.tags,
+        }
+
     async def _run_graph(self, summary: PlanSummary) -> None:
         """Run the plan as one child TaskGraphWorkflow and follow its progress reports."""
         handle = await workflow.start_child_workflow(
             TaskGraphWorkflow.run,
             TaskGraphInput(
-                tenant_id=self._scope.tenant,
-                workspace_id=self._scope.workspace,
-                run_id=self._run_id,
-                plan_key=summary.plan_key,
+                **self._child_input(summary),
                 upstream=summary.upstream,
                 max_parallelism=self._request.max_parallelism,
-                max_parallelism_per_queue=self._request.max_parallelism_per_queue,
-                run_tags=self._request.tags,
             ),
             id=f"{workflow.info().workflow_id}:tasks",
             parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
@@ -501,14 +508,7 @@ class RunWorkflow:
                 handle = await workflow.start_child_workflow(
                     TaskBatchWorkflow.run,
                     TaskBatchInput(
-                        tenant_id=self._scope.tenant,
-                        workspace_id=self._scope.workspace,
-                        run_id=self._run_id,
-                        plan_key=summary.plan_key,
-                        indices=indices,
-                        max_parallelism=len(indices),
-                        max_parallelism_per_queue=self._request.max_parallelism_per_queue,
-                        run_tags=self._request.tags,
+                        **self._child_input(summary), indices=indices, max_parallelism=len(indices)
                     ),
                     id=f"{workflow.info().workflow_id}:batch-{batch}",
                     parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
