@@ -39,6 +39,7 @@ from arco.core.runs import (
     RunStatus,
     Selection,
     TaskSpec,
+    capped_queue_table,
 )
 from arco.core.scope import Scope
 from arco.core.wire import ErrorCategory, TaskError, TaskOutcome, WorkerDispatchEnvelope
@@ -72,6 +73,7 @@ def dag_planner(dag: dict[str, list[str]], queue: str, **spec: Any) -> Any:
         ]
         upstream = [sorted(index[u] for u in dag[k] if u in index) for k in keys]
         fingerprint = "sha256:" + hashlib.sha256(repr((keys, upstream)).encode()).hexdigest()
+        capped, queue_of = capped_queue_table([queue] * len(keys), request.max_parallelism_per_queue)
         summary = PlanSummary(
             run_id=run_id,
             fingerprint=fingerprint,
@@ -82,6 +84,8 @@ def dag_planner(dag: dict[str, list[str]], queue: str, **spec: Any) -> Any:
             asset_count=len(keys),
             partition_keys=[""],
             partition_count=1,
+            capped_queues=capped,
+            queue_of=queue_of,
         )
         return summary, tasks, {"tasks": keys}
 
@@ -521,6 +525,28 @@ async def test_batches_honour_per_queue_parallelism(harness: Harness) -> None:
     final = await run.result(timeout=60)
     assert final.counts == {"SUCCEEDED": 12}
     assert harness.executor.max_running == 3
+
+
+async def test_per_queue_caps_hold_across_concurrent_batches(harness: Harness) -> None:
+    wide = [f"t.w{i:02d}" for i in range(12)]
+    run = await harness.start(
+        selection=Selection(asset_keys=wide),
+        run_key="per-queue-across-batches",
+        max_inline_tasks=0,
+        batch_size=2,
+        max_parallelism_per_queue={harness.queue: 3},
+    )
+    final = await run.result(timeout=60)
+    assert final.counts == {"SUCCEEDED": 12}
+    # Batches of 2 run side by side; the queue's cap of 3 holds over all of them, not per batch.
+    assert harness.executor.max_running <= 3
+    batches = [
+        wf
+        async for wf in harness.client.list_workflows(
+            f"WorkflowType = 'TaskBatchWorkflow' AND WorkflowId STARTS_WITH '{run.workflow_id}:'"
+        )
+    ]
+    assert len(batches) >= 6
 
 
 async def test_cancelling_a_batched_run_accounts_for_running_and_waiting_tasks(harness: Harness) -> None:

@@ -8,12 +8,20 @@ re-run) and converts its :class:`~arco.planning.plan.Plan` into the compact form
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 from typing import Any
 
 from arco.catalog.storage import ObjectStore
 from arco.core.dispatch import DeclaredInput
 from arco.core.errors import PlanningError
-from arco.core.runs import SUMMARY_LIST_LIMIT, PlanSummary, RunRequest, TaskSpec, split_task_key
+from arco.core.runs import (
+    SUMMARY_LIST_LIMIT,
+    PlanSummary,
+    RunRequest,
+    TaskSpec,
+    capped_queue_table,
+    split_task_key,
+)
 from arco.planning.plan import (
     AssetSelection,
     PartitionRange,
@@ -108,9 +116,13 @@ def task_spec(index: int, task: PlannedTask, code_location: str) -> TaskSpec:
     )
 
 
-def summarize(plan: Plan, run_id: str) -> tuple[PlanSummary, list[TaskSpec]]:
-    """The workflow's view of a plan: dependency table by index, key samples and counts, task specs."""
+def summarize(
+    plan: Plan, run_id: str, queue_caps: Mapping[str, int] | None = None
+) -> tuple[PlanSummary, list[TaskSpec]]:
+    """The workflow's view of a plan: dependency table by index, key samples and counts, capped worker queues
+    (``queue_caps``: the request's ``maxParallelismPerQueue``), task specs."""
     index = {task.task_key: i for i, task in enumerate(plan.tasks)}
+    capped, queue_of = capped_queue_table([task.worker_queue for task in plan.tasks], queue_caps or {})
     assets = sorted({task.asset_key for task in plan.tasks})
     partitions = sorted({task.partition_key for task in plan.tasks})
     summary = PlanSummary(
@@ -124,6 +136,8 @@ def summarize(plan: Plan, run_id: str) -> tuple[PlanSummary, list[TaskSpec]]:
         partition_keys=partitions[:SUMMARY_LIST_LIMIT],
         partition_count=len(partitions),
         code_location=plan.code_location,
+        capped_queues=capped,
+        queue_of=queue_of,
     )
     specs = [task_spec(i, task, plan.code_location) for i, task in enumerate(plan.tasks)]
     return summary, specs
@@ -144,5 +158,5 @@ def plan_from_catalog(
 
     inputs = planning_inputs(store, request)
     plan = inputs.plan(plan_request(request))
-    summary, specs = summarize(plan, run_id)
+    summary, specs = summarize(plan, run_id, request.max_parallelism_per_queue)
     return summary, specs, plan.model_dump(mode="json", by_alias=True)

@@ -6,6 +6,7 @@ carries only a reference to it plus a compact dependency table (task keys and up
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 
 from pydantic import Field, model_validator
@@ -215,11 +216,25 @@ class PlanSummary(ArcoModel):
     partition_keys: list[str]
     partition_count: int
     code_location: str | None = None
+    #: When the request caps some worker queues (``maxParallelismPerQueue``): the capped queues the plan uses,
+    #: and for each task the index of its queue in that list (-1: not capped), so that a run split into batches
+    #: can hold each cap across all its batches. Empty when nothing is capped, which keeps the summary small.
+    capped_queues: list[str] = Field(default_factory=list)
+    queue_of: list[int] = Field(default_factory=list)
 
     @property
     def task_count(self) -> int:
         """Number of tasks in the plan."""
         return len(self.task_keys)
+
+
+def capped_queue_table(task_queues: Sequence[str], caps: Mapping[str, int]) -> tuple[list[str], list[int]]:
+    """``PlanSummary.capped_queues`` and ``queue_of`` for tasks on ``task_queues`` (by index) under ``caps``."""
+    capped = sorted({queue for queue in task_queues if queue in caps})
+    if not capped:
+        return [], []
+    position = {queue: i for i, queue in enumerate(capped)}
+    return capped, [position.get(queue, -1) for queue in task_queues]
 
 
 class PlanRunInput(ArcoModel):

@@ -502,6 +502,11 @@ class RunWorkflow:
         seq = 0
         signalled = False
         finished: deque[int] = deque()
+        # Per-queue caps hold across batches: tasks of a capped queue in unfinished batches count against it.
+        caps = [self._request.max_parallelism_per_queue[queue] for queue in summary.capped_queues]
+        queue_of = summary.queue_of
+        queue_load = [0] * len(caps)
+        batch_load: dict[int, list[int]] = {}
 
         async def _batch(batch: int, indices: list[int]) -> TaskBatchResult:
             try:
@@ -530,6 +535,8 @@ class RunWorkflow:
             handles.pop(batch, None)
             indices = child_tasks.pop(batch)
             in_flight_tasks -= len(indices)
+            for queue, used in enumerate(batch_load.pop(batch)):
+                queue_load[queue] -= used
             try:
                 result: TaskBatchResult | None = await task
             except ChildWorkflowError:
@@ -544,11 +551,29 @@ class RunWorkflow:
                         signalled = True
                         await _signal_cancel()
                 while graph.ready and in_flight_tasks < limit and self._cancel_reason is None:
-                    take = min(self._request.batch_size, limit - in_flight_tasks, len(graph.ready))
-                    indices = [heapq.heappop(graph.ready) for _ in range(take)]
+                    room = min(self._request.batch_size, limit - in_flight_tasks)
+                    indices: list[int] = []
+                    held: list[int] = []
+                    used = [0] * len(caps)
+                    while graph.ready and len(indices) < room:
+                        index = heapq.heappop(graph.ready)
+                        queue = queue_of[index] if queue_of else -1
+                        if queue >= 0 and queue_load[queue] + used[queue] >= caps[queue]:
+                            held.append(index)  # its queue is at its cap: wait for a batch to finish
+                            continue
+                        if queue >= 0:
+                            used[queue] += 1
+                        indices.append(index)
+                    for index in held:
+                        heapq.heappush(graph.ready, index)
+                    if not indices:
+                        break
                     for index in indices:
                         graph.set(index, TaskState.DISPATCHED)
+                    for queue, count in enumerate(used):
+                        queue_load[queue] += count
                     seq += 1
+                    batch_load[seq] = used
                     children[seq] = asyncio.create_task(_batch(seq, indices))
                     child_tasks[seq] = indices
                     in_flight_tasks += len(indices)
