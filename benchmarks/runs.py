@@ -194,20 +194,21 @@ async def run_dag(
     return elapsed, latencies, run.workflow_id
 
 
-async def workflow_task_timeouts(client: Client, workflow_id: str) -> int:
-    ids = [workflow_id]
-    query = (
-        "WorkflowType IN ('TaskBatchWorkflow', 'TaskGraphWorkflow') "
-        f"AND WorkflowId STARTS_WITH '{workflow_id}:'"
-    )
-    ids += [wf.id async for wf in client.list_workflows(query)]
-    count = 0
-    for wid in ids:
-        history = await client.get_workflow_handle(wid).fetch_history()
-        count += sum(
-            1 for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT
-        )
-    return count
+async def workflow_task_problems(client: Client, workflow_id: str) -> tuple[int, int, int]:
+    """Workflow-task timeouts and failures over a run and every child its history started, and how many
+    histories were read (children come from the run's own history, not from eventually consistent visibility)."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    histories = [history]
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
+            child = event.child_workflow_execution_started_event_attributes.workflow_execution.workflow_id
+            histories.append(await client.get_workflow_handle(child).fetch_history())
+    timeouts = failures = 0
+    for item in histories:
+        for event in item.events:
+            timeouts += event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT
+            failures += event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
+    return timeouts, failures, len(histories)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -274,7 +275,7 @@ async def main(quick: bool, sizes: tuple[int, int] | None) -> None:
                     finally:
                         executor.terminate()
                         await executor.wait()
-                    timeouts = await workflow_task_timeouts(client, workflow_id)
+                    timeouts, failures, histories = await workflow_task_problems(client, workflow_id)
                     if n == small:
                         record("run_layered_dag_s", elapsed, "s", n)
                         record("run_to_floor_ratio", elapsed / floor, "x", n)
@@ -284,6 +285,8 @@ async def main(quick: bool, sizes: tuple[int, int] | None) -> None:
                         record("run_large_dag_s", elapsed, "s", n)
                         record("run_large_tasks_per_s", n / elapsed, "tasks/s", n)
                     record("workflow_task_timeouts", timeouts, "count", n)
+                    record("workflow_task_failures", failures, "count", n)
+                    record("histories_checked", histories, "count", n)
         finally:
             server.stop()
 
