@@ -22,7 +22,6 @@ from collections.abc import Callable
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from arco.catalog.compaction import CompactionProgress as CatalogProgress
 from arco.catalog.compaction import CompactionReport, compact
 from arco.catalog.storage import ObjectStore, open_store
 from arco.core.compaction_models import CompactionInput, CompactionProgress, CompactionResult
@@ -48,17 +47,8 @@ def compaction_application_error(exc: ArcoError) -> ApplicationError:
     return ApplicationError(str(exc), type=exc.code, non_retryable=not retryable)
 
 
-def _heartbeat_and_check(progress: CatalogProgress) -> None:
-    activity.heartbeat(
-        CompactionProgress(
-            phase=progress.phase,
-            ledger_objects_read=progress.ledger_objects_read,
-            events_read=progress.events_read,
-            events_folded=progress.events_folded,
-            files_written=progress.files_written,
-            quarantined=progress.quarantined,
-        )
-    )
+def _heartbeat_and_check(progress: CompactionProgress) -> None:
+    activity.heartbeat(progress)
     # "done" comes after the commit: the work is published, so report it rather than a cancellation.
     if progress.phase != "done" and activity.is_cancelled():
         raise _CancelRequested

@@ -35,7 +35,7 @@ import datetime
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Final
 
 import polars as pl
@@ -77,6 +77,9 @@ from arco.catalog.projections import (
 )
 from arco.catalog.storage import ObjectStore
 from arco.core.canonical_json import JsonValue
+from arco.core.compaction_models import (
+    CompactionProgress as CompactionProgress,
+)  # re-exported: on_progress gets it
 from arco.core.errors import CorruptObjectError, InvalidInputError, ObjectNotFoundError
 from arco.core.ids import ulid_timestamp_ms
 from arco.core.model import ArcoModel
@@ -126,19 +129,6 @@ class CompactionPolicy:
             raise InvalidInputError(
                 f"CompactionPolicy.status_buckets must be at most 1024, got {self.status_buckets}"
             )
-
-
-@dataclass(frozen=True, slots=True)
-class CompactionProgress:
-    """What a running compaction has done so far (passed to ``on_progress``; mirrors the activity's heartbeat
-    details)."""
-
-    phase: str
-    ledger_objects_read: int = 0
-    events_read: int = 0
-    events_folded: int = 0
-    files_written: int = 0
-    quarantined: int = 0
 
 
 class CompactionReport(ArcoModel):
@@ -794,7 +784,7 @@ class _Progress:
         self.state = CompactionProgress(phase="starting")
 
     def update(self, phase: str | None = None, **counts: int) -> None:
-        self.state = replace(self.state, phase=phase or self.state.phase, **counts)
+        self.state = self.state.model_copy(update={"phase": phase or self.state.phase, **counts})
         if self.callback is not None:
             self.callback(self.state)
 
