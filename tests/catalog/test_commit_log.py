@@ -526,3 +526,18 @@ def test_a_failed_background_write_fails_the_commit(store: ObjectStore) -> None:
         log.commit(build)
     assert log.current() is None, "the pointer was not swapped"
     assert first.rows == 1
+
+
+def test_a_file_written_inside_build_is_written_once(store: ObjectStore) -> None:
+    log = CommitLog(store, SCOPE, "tier1")
+    _append(log, 0)  # the first commit also writes the domain's marker
+    before = store.stats.snapshot()
+
+    def build(parent: Manifest | None) -> CommitRequest:
+        return CommitRequest("append", add=[log.write_table("numbers", _table([1]))])
+
+    manifest = log.commit(build)
+    assert manifest is not None and _values(log, manifest) == [0, 1]
+    spent = store.stats.snapshot() - before
+    # The data file, the manifest and the pointer: one write each (the file is not created a second time).
+    assert spent.writes == 3, spent

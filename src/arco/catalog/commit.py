@@ -917,12 +917,16 @@ class CommitLog:
         )
 
     def write_pending(self, pending: PendingFile) -> DataFile:
-        """Write a prepared file now (create-if-absent; the same bytes already there count as written).
+        """Write a prepared file now (create-if-absent; the same bytes already there count as written); one
+        already writing in the background (prepared inside a commit's ``build``) is waited for, not written again.
 
         Raises:
             ObjectExistsError: if its id names an existing file with different bytes.
         """
-        self._create_idempotent(self.key_of(pending.file), pending.data, pending.file.sha256)
+        if pending.writing is not None:
+            pending.writing.result()
+        else:
+            self._create_idempotent(self.key_of(pending.file), pending.data, pending.file.sha256)
         return pending.file
 
     def write_data_file(
