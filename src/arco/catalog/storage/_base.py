@@ -478,3 +478,36 @@ def check_start_after(start_after: object) -> str | None:
     if start_after is None or isinstance(start_after, str):
         return start_after
     raise InvalidInputError(f"start_after must be a key string or None, got {type(start_after).__name__}")
+
+
+class RangedObjectStore(ObjectStore):
+    """An object store whose ranged reads are HTTP ``Range`` requests (GCS, S3): ``read_range`` and
+    ``read_tail`` in terms of :meth:`_full` (the bucket key of a store key) and :meth:`_ranged` (one ranged GET
+    that returns ``b""`` for a range past the end and raises for a missing object)."""
+
+    @abc.abstractmethod
+    def _full(self, key: str) -> str:
+        """The bucket-level name of a (validated) store key."""
+
+    @abc.abstractmethod
+    def _ranged(self, key: str, full: str, spec: str) -> bytes:
+        """One ranged GET of ``full`` with the HTTP ``Range`` header value ``spec``."""
+
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        full = self._full(key)
+        validate_range(key, start, end)
+        if start == end:  # an empty HTTP range is not expressible: only check that the object exists
+            if self.head(key) is None:
+                raise not_found(self.uri, key)
+            return b""
+        return self._ranged(key, full, f"bytes={start}-{end - 1}")
+
+    def read_tail(self, key: str, length: int) -> bytes:
+        full = self._full(key)
+        validate_range(key, 0, length)
+        if length == 0:
+            if self.head(key) is None:
+                raise not_found(self.uri, key)
+            return b""
+        # A suffix range longer than the object returns the whole object; cut defensively all the same.
+        return self._ranged(key, full, f"bytes=-{length}")[-length:]

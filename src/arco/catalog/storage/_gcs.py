@@ -43,8 +43,8 @@ from gcsfs.core import quote as gcs_quote
 
 from arco.catalog.storage._base import (
     ObjectInfo,
-    ObjectStore,
     ObjectVersion,
+    RangedObjectStore,
     StoreOp,
     check_data,
     check_expected,
@@ -56,7 +56,6 @@ from arco.catalog.storage._base import (
     precondition_failed,
     validate_key,
     validate_prefix,
-    validate_range,
 )
 from arco.core.errors import (
     CommitStateUnknownError,
@@ -91,7 +90,7 @@ class _Meta:
     prev: str | None
 
 
-class GcsObjectStore(ObjectStore):
+class GcsObjectStore(RangedObjectStore):
     """An object store under ``gs://bucket/prefix`` (see the module docstring for the write protocol)."""
 
     #: Attempts per request (the first one included) on connection errors, timeouts, 408, 429 and 5xx.
@@ -254,26 +253,6 @@ class GcsObjectStore(ObjectStore):
         if response.status not in (200, 206):
             raise self._fail("ranged read", key, response)
         return response.body
-
-    def read_range(self, key: str, start: int, end: int) -> bytes:
-        full = self._full(key)
-        validate_range(key, start, end)
-        if start == end:
-            if self.head(key) is None:
-                raise not_found(self.uri, key)
-            return b""
-        return self._ranged(key, full, f"bytes={start}-{end - 1}")
-
-    def read_tail(self, key: str, length: int) -> bytes:
-        full = self._full(key)
-        validate_range(key, 0, length)
-        if length == 0:
-            if self.head(key) is None:
-                raise not_found(self.uri, key)
-            return b""
-        data = self._ranged(key, full, f"bytes=-{length}")
-        # A suffix range longer than the object returns the whole object; cut defensively all the same.
-        return data[-length:]
 
     def _meta(self, op: StoreOp, full: str, key: str) -> _Meta | None:
         response = self._call(op, "GET", "b/{}/o/{}", self._bucket, full)

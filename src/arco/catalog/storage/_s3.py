@@ -28,8 +28,8 @@ from fsspec import AbstractFileSystem
 
 from arco.catalog.storage._base import (
     ObjectInfo,
-    ObjectStore,
     ObjectVersion,
+    RangedObjectStore,
     StoreOp,
     check_data,
     check_expected,
@@ -41,7 +41,6 @@ from arco.catalog.storage._base import (
     precondition_failed,
     validate_key,
     validate_prefix,
-    validate_range,
 )
 from arco.core.errors import (
     CommitStateUnknownError,
@@ -77,7 +76,7 @@ class _Meta:
     prev: str | None
 
 
-class S3ObjectStore(ObjectStore):
+class S3ObjectStore(RangedObjectStore):
     """An object store under ``s3://bucket/prefix`` (see the module docstring for the write protocol)."""
 
     retry_attempts: int = 6
@@ -197,24 +196,6 @@ class S3ObjectStore(ObjectStore):
                 return b""
             raise self._fail("ranged read", key, outcome)
         return bytes(outcome.response["Body"])
-
-    def read_range(self, key: str, start: int, end: int) -> bytes:
-        full = self._full(key)
-        validate_range(key, start, end)
-        if start == end:
-            if self.head(key) is None:
-                raise not_found(self.uri, key)
-            return b""
-        return self._ranged(key, full, f"bytes={start}-{end - 1}")
-
-    def read_tail(self, key: str, length: int) -> bytes:
-        full = self._full(key)
-        validate_range(key, 0, length)
-        if length == 0:
-            if self.head(key) is None:
-                raise not_found(self.uri, key)
-            return b""
-        return self._ranged(key, full, f"bytes=-{length}")[-length:]
 
     def _meta(self, full: str, key: str) -> _Meta | None:
         outcome = self._call("head", "head_object", Key=full)
