@@ -38,6 +38,7 @@ from arco.catalog.keyed import (
     KEY,
     FileCache,
     KeyedView,
+    ManifestSnapshot,
     MergePolicy,
     keyed_schema,
     merge_tables,
@@ -225,7 +226,7 @@ class RemoveResult:
 # -- reading -----------------------------------------------------------------------------------------------
 
 
-class DynamicPartitionSnapshot:
+class DynamicPartitionSnapshot(ManifestSnapshot):
     """The key sets of one scope as of one commit (the latest, or an earlier one for time travel).
 
     Immutable; reads go through the store's shared file cache.
@@ -235,21 +236,6 @@ class DynamicPartitionSnapshot:
         self._cache = cache
         self.manifest = manifest
         self._view = KeyedView(cache, manifest, DATASET, SCHEMA)
-
-    @property
-    def commit_id(self) -> str | None:
-        """Id of the commit this snapshot shows (``None`` before the first commit)."""
-        return None if self.manifest is None else self.manifest.commit_id
-
-    @property
-    def sequence(self) -> int:
-        """Sequence of the commit this snapshot shows (0 before the first commit)."""
-        return 0 if self.manifest is None else self.manifest.sequence
-
-    @property
-    def committed_at(self) -> datetime.datetime | None:
-        """Time of the commit this snapshot shows (``None`` before the first commit)."""
-        return None if self.manifest is None else self.manifest.committed_at
 
     def _files_between(self, low: str, high: str) -> list[pa.Table]:
         """Tables of the files (newest first) whose key range meets ``[low, high]``."""

@@ -30,6 +30,7 @@ computes it without reading more than it needs:
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import threading
 from collections import OrderedDict
@@ -234,6 +235,27 @@ def file_stats(table: pa.Table, level: int) -> dict[str, JsonValue]:
         elif len(keys) <= _BLOOM_MAX_ROWS:
             stats["bloom"] = _bloom(keys)
     return stats
+
+
+class ManifestSnapshot:
+    """What a snapshot of a commit log says about its commit (``manifest`` is ``None`` before the first)."""
+
+    manifest: Manifest | None
+
+    @property
+    def commit_id(self) -> str | None:
+        """Id of the commit this snapshot shows (``None`` before the first commit)."""
+        return None if self.manifest is None else self.manifest.commit_id
+
+    @property
+    def sequence(self) -> int:
+        """Sequence of the commit this snapshot shows (0 before the first commit)."""
+        return 0 if self.manifest is None else self.manifest.sequence
+
+    @property
+    def committed_at(self) -> datetime.datetime | None:
+        """Time of the commit this snapshot shows (``None`` before the first commit)."""
+        return None if self.manifest is None else self.manifest.committed_at
 
 
 # -- the file cache ----------------------------------------------------------------------------------------

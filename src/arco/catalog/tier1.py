@@ -63,6 +63,7 @@ from arco.catalog.keyed import (
     SEQ,
     FileCache,
     KeyedView,
+    ManifestSnapshot,
     MergePolicy,
     keyed_schema,
     plan_merges,
@@ -428,7 +429,7 @@ class _Reads:
         return [] if manifest is None else [snap.log.uri_of(f) for f in manifest.files_of(dataset)]
 
 
-class CatalogSnapshot(_Reads):
+class CatalogSnapshot(ManifestSnapshot, _Reads):
     """The catalog as of one commit: immutable, cheap, safe to share between threads."""
 
     def __init__(self, log: CommitLog, manifest: Manifest | None, cache: FileCache) -> None:
@@ -443,21 +444,6 @@ class CatalogSnapshot(_Reads):
 
     def __repr__(self) -> str:
         return f"CatalogSnapshot({self.scope}, sequence={self.sequence})"
-
-    @property
-    def commit_id(self) -> str | None:
-        """The commit this snapshot shows (``None`` for an empty catalog)."""
-        return None if self.manifest is None else self.manifest.commit_id
-
-    @property
-    def sequence(self) -> int:
-        """The commit sequence (0 for an empty catalog)."""
-        return 0 if self.manifest is None else self.manifest.sequence
-
-    @property
-    def committed_at(self) -> datetime.datetime | None:
-        """When the commit was made."""
-        return None if self.manifest is None else self.manifest.committed_at
 
     def _snap(self) -> CatalogSnapshot:
         return self
