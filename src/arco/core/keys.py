@@ -15,6 +15,7 @@ from pydantic import AfterValidator, GetCoreSchemaHandler
 from pydantic_core import core_schema
 
 from arco.core.errors import InvalidAssetKeyError
+from arco.core.model import string_value_schema
 
 #: Maximum length of the display form ``namespace.name``.
 MAX_ASSET_KEY_LENGTH = 128
@@ -109,12 +110,7 @@ class AssetKey:
         cls, source: Any, handler: GetCoreSchemaHandler
     ) -> core_schema.CoreSchema:
         # As a pydantic field an AssetKey is its display string on the wire, never a nested object.
-        from_str = core_schema.no_info_after_validator_function(cls.parse, core_schema.str_schema())
-        return core_schema.json_or_python_schema(
-            json_schema=from_str,
-            python_schema=core_schema.union_schema([core_schema.is_instance_schema(cls), from_str]),
-            serialization=core_schema.to_string_ser_schema(),
-        )
+        return string_value_schema(cls, cls.parse)
 
 
 def validate_asset_key(text: str) -> str:

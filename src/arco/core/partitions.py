@@ -38,6 +38,7 @@ from pydantic import AfterValidator, GetCoreSchemaHandler
 from pydantic_core import core_schema
 
 from arco.core.errors import InvalidPartitionKeyError
+from arco.core.model import string_value_schema
 
 #: A decoded partition value. The tag follows from the type: ``bool`` is checked before ``int`` and
 #: ``datetime`` before ``date``.
@@ -475,12 +476,7 @@ class PartitionKey:
         cls, source: Any, handler: GetCoreSchemaHandler
     ) -> core_schema.CoreSchema:
         # As a pydantic field a PartitionKey is its canonical string on the wire.
-        from_str = core_schema.no_info_after_validator_function(cls.parse, core_schema.str_schema())
-        return core_schema.json_or_python_schema(
-            json_schema=from_str,
-            python_schema=core_schema.union_schema([core_schema.is_instance_schema(cls), from_str]),
-            serialization=core_schema.to_string_ser_schema(),
-        )
+        return string_value_schema(cls, cls.parse)
 
 
 #: The unpartitioned key.
