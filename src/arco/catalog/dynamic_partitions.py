@@ -32,7 +32,7 @@ from typing import cast
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from arco.catalog.commit import CommitLog, CommitRequest, Manifest, PendingFile
+from arco.catalog.commit import CommitLog, CommitRequest, Manifest
 from arco.catalog.keyed import (
     DELETED,
     KEY,
@@ -40,11 +40,9 @@ from arco.catalog.keyed import (
     KeyedView,
     ManifestSnapshot,
     MergePolicy,
+    keyed_change,
     keyed_schema,
     merge_tables,
-    plan_merges,
-    rows_table,
-    write_keyed,
 )
 from arco.catalog.storage import ObjectStore
 from arco.core.errors import InvalidInputError
@@ -480,9 +478,5 @@ class DynamicPartitionStore:
         rows: Mapping[str, Mapping[str, object]],
         summary: dict[str, str | int],
     ) -> CommitRequest:
-        sequence = 1 if parent is None else parent.sequence + 1
-        table = rows_table(rows, sequence, SCHEMA)
-        add: list[PendingFile] = [write_keyed(self.log, self._cache, DATASET, table, level=0)]
-        merges = plan_merges(self.log, self._cache, parent, DATASET, SCHEMA, self.policy)
-        add.extend(merges.add)
-        return CommitRequest(operation, add=add, remove=merges.remove, summary=dict(summary))
+        change = keyed_change(self.log, self._cache, parent, DATASET, SCHEMA, rows, self.policy)
+        return CommitRequest(operation, add=change.add, remove=change.remove, summary=dict(summary))

@@ -553,6 +553,27 @@ class MergePlan:
     remove: tuple[str, ...]
 
 
+def keyed_change(
+    log: CommitLog,
+    cache: FileCache,
+    parent: Manifest | None,
+    dataset: str,
+    schema: pa.Schema,
+    rows: Mapping[str, Mapping[str, Any]],
+    policy: MergePolicy,
+) -> MergePlan:
+    """The files a commit adds and removes to change ``rows`` of a keyed dataset: its delta file (level 0, at
+    the commit's sequence) and the merges ``policy`` asks of the parent's files.
+
+    Raises:
+        InvalidInputError: if a row does not fit the schema.
+    """
+    sequence = 1 if parent is None else parent.sequence + 1
+    delta = write_keyed(log, cache, dataset, rows_table(rows, sequence, schema), level=0)
+    merges = plan_merges(log, cache, parent, dataset, schema, policy)
+    return MergePlan((delta, *merges.add), merges.remove)
+
+
 def plan_merges(
     log: CommitLog,
     cache: FileCache,

@@ -65,10 +65,9 @@ from arco.catalog.keyed import (
     KeyedView,
     ManifestSnapshot,
     MergePolicy,
+    keyed_change,
     keyed_schema,
     plan_merges,
-    rows_table,
-    write_keyed,
 )
 from arco.catalog.schema import (
     columns_of,
@@ -1282,7 +1281,6 @@ class Catalog(_Reads):
         return ApplyResult(snap, committed, keys, attempts, MappingProxyType(dict(counts)))
 
     def _request(self, parent: Manifest | None, name: str, txn: _Txn) -> CommitRequest:
-        sequence = 1 if parent is None else parent.sequence + 1
         add: list[PendingFile] = []
         remove: list[str] = []
         counts: dict[str, JsonValue] = {}
@@ -1291,11 +1289,9 @@ class Catalog(_Reads):
             if not rows:
                 continue
             counts[dataset] = len(rows)
-            table = rows_table(rows, sequence, SCHEMAS[dataset])
-            add.append(write_keyed(self.log, self._cache, dataset, table, level=0))
-            plan = plan_merges(self.log, self._cache, parent, dataset, SCHEMAS[dataset], self.policy)
-            add.extend(plan.add)
-            remove.extend(plan.remove)
+            change = keyed_change(self.log, self._cache, parent, dataset, SCHEMAS[dataset], rows, self.policy)
+            add.extend(change.add)
+            remove.extend(change.remove)
         return CommitRequest(name, add=add, remove=remove, summary={"rows": counts})
 
     def _one(self, op: Operation, kind: type[_E]) -> _E:
