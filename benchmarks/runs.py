@@ -5,9 +5,14 @@ Figures (one machine: dev server, control-plane worker and executor worker share
 * ``floor_noop_activities_s``: wall time of one workflow running N bare no-op activities concurrently (the floor);
 * ``run_layered_dag_s``: wall time of a RunWorkflow over the shared workload's layered DAG of N no-op assets
   (planning from the catalog, dispatch to an executor worker, ledger recording), and its ratio to the floor;
-* ``status_query_p50_ms`` / ``status_query_p95_ms``: latency of the ``status`` query during that run;
+* ``status_query_p50_ms`` / ``status_query_p95_ms``: latency of the run's ``status`` query during that run,
+  sent from a process of its own (as a user's CLI or UI would);
+* ``floor_query_p50_ms`` / ``floor_query_p95_ms`` and ``probe_query_p50_ms`` / ``probe_query_p95_ms``: latency
+  of a query to an idle workflow (its worker in that same otherwise idle process) during the floor and during
+  the run: what a query costs the loaded server alone, whatever the workflow;
 * ``run_large_dag_s``: the same for a larger DAG (10,000 tasks; 2,000 with ``--quick``), run in child batches,
-  with ``workflow_task_timeouts`` counted over the run's and its batches' histories (must be 0).
+  with ``workflow_task_timeouts`` counted over the run's and its batches' histories (must be 0), and
+  ``workflow_tasks_per_task``: workflow tasks completed over those histories per task of the plan.
 
 Usage::
 
@@ -44,13 +49,15 @@ from arco.catalog.storage import open_store
 from arco.catalog.tier1 import Catalog
 from arco.client import start_run
 from arco.core.config import ArcoSettings
-from arco.core.runs import RunRequest, RunState, Selection
+from arco.core.ids import new_ulid
+from arco.core.runs import RunRequest, RunState, Selection, run_workflow_id
 from arco.planning.deploy import deploy
 from arco.planning.location import load_code_location
 from arco.worker.control_plane import build_control_plane_worker
 from arco.worker.temporal_server import TemporalDevServer, TemporalServerConfig, free_port
 
 QUEUE = "bench-exec"
+SAMPLER = Path(__file__).with_name("_query_sampler.py")
 #: Tasks per child batch of the large run (``--batch-size``).
 BATCH_SIZE = 250
 RESULTS: list[dict[str, Any]] = []
@@ -158,57 +165,91 @@ async def start_executor(
     return process
 
 
+class QuerySampler:
+    """``_query_sampler.py`` in its own process: query latencies of a target workflow and of an idle probe."""
+
+    def __init__(self, address: str, folder: Path, target_id: str | None = None) -> None:
+        self._args = (str(SAMPLER), address, str(folder / f"queries-{new_ulid()}.json"))
+        self._target = (target_id,) if target_id else ()
+        self._process: asyncio.subprocess.Process | None = None
+        self.target_ms: list[float] = []
+        self.probe_ms: list[float] = []
+
+    async def __aenter__(self) -> QuerySampler:
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable, *self._args, *self._target, stdout=asyncio.subprocess.PIPE
+        )
+        assert self._process.stdout is not None
+        line = await asyncio.wait_for(self._process.stdout.readline(), timeout=60)
+        if line.strip() != b"ready":
+            raise SystemExit(f"query sampler did not start: {line.decode(errors='replace')}")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._process is not None
+        self._process.terminate()
+        await asyncio.wait_for(self._process.wait(), timeout=60)
+        out = Path(self._args[2])
+        if not out.exists():
+            raise SystemExit(f"query sampler exited {self._process.returncode} without writing {out}")
+        data = json.loads(out.read_text())
+        self.target_ms, self.probe_ms = data["target"], data["probe"]
+
+
 async def run_dag(
-    client: Client, settings: ArcoSettings, n: int, *, sample_status: bool, inline: bool
-) -> tuple[float, list[float], str]:
+    client: Client,
+    address: str,
+    settings: ArcoSettings,
+    n: int,
+    folder: Path,
+    *,
+    sample_status: bool,
+    inline: bool,
+) -> tuple[float, QuerySampler | None, str]:
     request = RunRequest(
         tenant_id=settings.tenant,
         workspace_id=settings.workspace,
+        run_id=new_ulid(),
         selection=Selection(all=True),
         code_location=f"bench_noop_{n}",
         max_parallelism=1000,
         max_inline_tasks=2000 if inline else 0,
         batch_size=BATCH_SIZE,
     )
-    latencies: list[float] = []
-    started = time.perf_counter()
-    run = await start_run(client, request, task_queue=settings.task_queue, validate=False)
-    done = False
-
-    async def _sample() -> None:
-        while not done:
-            t0 = time.perf_counter()
-            with contextlib.suppress(Exception):  # before the first workflow task no query can be answered
-                await run.status()
-                latencies.append((time.perf_counter() - t0) * 1000)
-            await asyncio.sleep(0.02)
-
-    sampler = asyncio.create_task(_sample()) if sample_status else None
-    final = await run.result(timeout=600)
-    elapsed = time.perf_counter() - started
-    done = True
-    if sampler is not None:
-        await sampler
+    assert request.run_id is not None
+    workflow_id = run_workflow_id(settings.scope, request.run_id)
+    async with contextlib.AsyncExitStack() as stack:
+        sampler = (
+            await stack.enter_async_context(QuerySampler(address, folder, workflow_id))
+            if sample_status
+            else None
+        )
+        started = time.perf_counter()
+        run = await start_run(client, request, task_queue=settings.task_queue, validate=False)
+        final = await run.result(timeout=600)
+        elapsed = time.perf_counter() - started
     if final.state != RunState.SUCCEEDED or final.counts.get("SUCCEEDED") != n:
         raise SystemExit(f"run of {n} tasks ended {final.state}: {final.counts}")
-    return elapsed, latencies, run.workflow_id
+    return elapsed, sampler, run.workflow_id
 
 
-async def workflow_task_problems(client: Client, workflow_id: str) -> tuple[int, int, int]:
-    """Workflow-task timeouts and failures over a run and every child its history started, and how many
-    histories were read (children come from the run's own history, not from eventually consistent visibility)."""
+async def workflow_task_problems(client: Client, workflow_id: str) -> tuple[int, int, int, int]:
+    """Workflow-task timeouts and failures over a run and every child its history started, how many workflow
+    tasks completed and how many histories were read (children come from the run's own history, not from
+    eventually consistent visibility)."""
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     histories = [history]
     for event in history.events:
         if event.event_type == EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED:
             child = event.child_workflow_execution_started_event_attributes.workflow_execution.workflow_id
             histories.append(await client.get_workflow_handle(child).fetch_history())
-    timeouts = failures = 0
+    timeouts = failures = completed = 0
     for item in histories:
         for event in item.events:
             timeouts += event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT
             failures += event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
-    return timeouts, failures, len(histories)
+            completed += event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    return timeouts, failures, completed, len(histories)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -249,10 +290,25 @@ async def main(quick: bool, sizes: tuple[int, int] | None) -> None:
                 await client.execute_workflow(
                     FloorWorkflow.run, 10, id="floor-warmup", task_queue="bench-floor"
                 )
-                t0 = time.perf_counter()
-                await client.execute_workflow(FloorWorkflow.run, small, id="floor", task_queue="bench-floor")
-                floor = time.perf_counter() - t0
+                async with QuerySampler(server.address, root) as floor_queries:
+                    t0 = time.perf_counter()
+                    await client.execute_workflow(
+                        FloorWorkflow.run, small, id="floor", task_queue="bench-floor"
+                    )
+                    floor = time.perf_counter() - t0
             record("floor_noop_activities_s", floor, "s", small)
+            record(
+                "floor_query_p50_ms",
+                percentile(floor_queries.probe_ms, 50),
+                "ms",
+                len(floor_queries.probe_ms),
+            )
+            record(
+                "floor_query_p95_ms",
+                percentile(floor_queries.probe_ms, 95),
+                "ms",
+                len(floor_queries.probe_ms),
+            )
 
             store = open_store(settings.catalog_root)
             scoped = {}
@@ -269,24 +325,34 @@ async def main(quick: bool, sizes: tuple[int, int] | None) -> None:
                 for n in (small, large):
                     executor = await start_executor(server.address, scoped[n], names[n], root)
                     try:
-                        elapsed, latencies, workflow_id = await run_dag(
-                            client, scoped[n], n, sample_status=n == small, inline=n == small
+                        elapsed, sampler, workflow_id = await run_dag(
+                            client,
+                            server.address,
+                            scoped[n],
+                            n,
+                            root,
+                            sample_status=n == small,
+                            inline=n == small,
                         )
                     finally:
                         executor.terminate()
                         await executor.wait()
-                    timeouts, failures, histories = await workflow_task_problems(client, workflow_id)
-                    if n == small:
+                    timeouts, failures, completed, histories = await workflow_task_problems(
+                        client, workflow_id
+                    )
+                    if sampler is not None:
                         record("run_layered_dag_s", elapsed, "s", n)
                         record("run_to_floor_ratio", elapsed / floor, "x", n)
-                        record("status_query_p50_ms", percentile(latencies, 50), "ms", len(latencies))
-                        record("status_query_p95_ms", percentile(latencies, 95), "ms", len(latencies))
+                        for name, values in (("status", sampler.target_ms), ("probe", sampler.probe_ms)):
+                            record(f"{name}_query_p50_ms", percentile(values, 50), "ms", len(values))
+                            record(f"{name}_query_p95_ms", percentile(values, 95), "ms", len(values))
                     else:
                         record("run_large_dag_s", elapsed, "s", n)
                         record("run_large_tasks_per_s", n / elapsed, "tasks/s", n)
                     record("workflow_task_timeouts", timeouts, "count", n)
                     record("workflow_task_failures", failures, "count", n)
                     record("histories_checked", histories, "count", n)
+                    record("workflow_tasks_per_task", completed / n, "ratio", n)
         finally:
             server.stop()
 

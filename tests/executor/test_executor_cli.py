@@ -10,7 +10,14 @@ from arco.worker.cli import cli
 def test_help_names_the_options() -> None:
     result = CliRunner().invoke(cli, ["worker", "executor", "--help"])
     assert result.exit_code == 0
-    for option in ("--queue", "--code-location", "--data-root", "--app-dir", "--max-concurrent-tasks"):
+    for option in (
+        "--queue",
+        "--code-location",
+        "--data-root",
+        "--app-dir",
+        "--max-concurrent-tasks",
+        "--max-task-polls",
+    ):
         assert option in result.output
 
 
@@ -30,3 +37,11 @@ def test_the_scope_comes_from_the_environment_and_is_validated() -> None:
     )
     assert result.exit_code == 2
     assert "ARCO_TENANT" in result.output
+
+
+def test_task_polls_must_be_positive() -> None:
+    result = CliRunner().invoke(
+        cli, ["worker", "executor", "--code-location", "executor_assets", "--max-task-polls", "0"]
+    )
+    assert result.exit_code == 2
+    assert "--max-task-polls" in result.output

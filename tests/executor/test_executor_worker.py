@@ -22,7 +22,7 @@ from temporalio import workflow
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, UnsandboxedWorkflowRunner, Worker
 from test_executor_activity import DAY, LOCATION, SCOPE, envelope_for
 
 from arco.catalog.storage import open_store
@@ -335,3 +335,18 @@ async def test_the_executor_process_stops_cleanly_on_sigterm(
     output = (await process.stdout.read()).decode()
     assert code == 0, output
     assert "shutting down" in output
+
+
+@pytest.mark.parametrize(("polls", "expected"), [(None, 5), (50, 50)])
+async def test_task_polls_default_to_temporals_and_can_be_raised(
+    temporal_client: Client, tmp_path: Path, polls: int | None, expected: int
+) -> None:
+    options = {} if polls is None else {"max_task_polls": polls}
+    worker = build_executor_worker(
+        temporal_client,
+        _settings(tmp_path / "data"),
+        queue=f"polls-{uuid.uuid4()}",
+        code_location=LOCATION,
+        **options,
+    )
+    assert worker.config()["activity_task_poller_behavior"] == PollerBehaviorSimpleMaximum(expected)

@@ -55,8 +55,20 @@ async def _serve_control_plane(settings: ArcoSettings, max_concurrent_activities
     help="Folder put first on the import path before the code location is imported.",
 )
 @click.option("--max-concurrent-tasks", default=16, show_default=True, type=click.IntRange(1, 2000))
+@click.option(
+    "--max-task-polls",
+    type=click.IntRange(1, 1000),
+    default=5,
+    show_default=True,
+    help="Polls kept open on the queue (see docs/runs.md, Workers).",
+)
 def executor(
-    queue: str | None, code_location: str, data_root: str | None, app_dir: str, max_concurrent_tasks: int
+    queue: str | None,
+    code_location: str,
+    data_root: str | None,
+    app_dir: str,
+    max_concurrent_tasks: int,
+    max_task_polls: int,
 ) -> None:
     """Run asset functions of one code location for the scope ARCO_TENANT/ARCO_WORKSPACE until SIGINT/SIGTERM."""
     import sys
@@ -64,10 +76,12 @@ def executor(
 
     settings = ArcoSettings.from_env(executor_queue=queue, data_root=data_root)
     sys.path.insert(0, str(Path(app_dir).resolve()))
-    asyncio.run(_serve_executor(settings, code_location, max_concurrent_tasks))
+    asyncio.run(_serve_executor(settings, code_location, max_concurrent_tasks, max_task_polls))
 
 
-async def _serve_executor(settings: ArcoSettings, code_location: str, max_concurrent_tasks: int) -> None:
+async def _serve_executor(
+    settings: ArcoSettings, code_location: str, max_concurrent_tasks: int, max_task_polls: int
+) -> None:
     # Imported here: the executor loads Polars, PyArrow and user code, which other sub-commands never need.
     from arco.worker.executor import build_executor_worker, load_code_location
 
@@ -80,6 +94,7 @@ async def _serve_executor(settings: ArcoSettings, code_location: str, max_concur
         queue=settings.executor_queue,
         code_location=code_location,
         max_concurrent_tasks=max_concurrent_tasks,
+        max_task_polls=max_task_polls,
         location=location,
     ):
         click.echo(

@@ -49,7 +49,7 @@ import pyarrow as pa
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from arco.catalog.storage import ObjectStore, open_store
 from arco.core.config import ArcoSettings
@@ -112,6 +112,9 @@ STACK_TRACE_LIMIT = 8 * 1024
 MESSAGE_LIMIT = 2000
 #: Heartbeats are sent at least this often, whatever the heartbeat timeout.
 MAX_HEARTBEAT_INTERVAL_SEC = 10.0
+#: Polls an executor keeps open on its queue by default (Temporal's own default). See ``max_task_polls`` of
+#: :func:`build_executor_worker`.
+DEFAULT_TASK_POLLS = 5
 
 
 # --- code locations ----------------------------------------------------------------------------------------
@@ -797,6 +800,7 @@ def build_executor_worker(
     code_location: str,
     data_root: str | None = None,
     max_concurrent_tasks: int = 16,
+    max_task_polls: int = DEFAULT_TASK_POLLS,
     location: CodeLocation | ValidatedLocation | None = None,
     graceful_shutdown_timeout: datetime.timedelta = datetime.timedelta(seconds=30),
 ) -> Worker:
@@ -809,6 +813,10 @@ def build_executor_worker(
         code_location: Module of the code location, such as ``examples.pipeline``.
         data_root: Data root overriding ``settings.data_root``.
         max_concurrent_tasks: Tasks run at once (each in its own thread).
+        max_task_polls: Polls kept open on the queue. A task that finds a poll waiting is handed over at once; one
+            that finds none is written to the server's task store and read back. More polls hand over more of a
+            burst of tasks directly (less server work per task) but make the server's load burstier: on a
+            saturated 2-CPU machine they did not shorten runs and made queries slower (docs/benchmarks.md).
         location: An already loaded code location (this module's or the planner's; tests, embedded use).
         graceful_shutdown_timeout: How long running tasks may finish on shutdown before they are cancelled.
 
@@ -830,5 +838,6 @@ def build_executor_worker(
         task_queue=queue,
         activities=[executor.execute_task],
         max_concurrent_activities=max_concurrent_tasks,
+        activity_task_poller_behavior=PollerBehaviorSimpleMaximum(max_task_polls),
         graceful_shutdown_timeout=graceful_shutdown_timeout,
     )
