@@ -559,3 +559,61 @@ async def test_cancelling_a_batched_run_accounts_for_running_and_waiting_tasks(h
         if e.event_type == "TaskStateChanged" and e.data.state == "CANCELLED"  # type: ignore[union-attr]
     }
     assert cancelled == set(keys)
+
+
+@dataclass
+class GatedExecutor(ScriptedExecutor):
+    """``ScriptedExecutor`` whose ``gate*`` tasks wait until the test opens the gate, then succeed."""
+
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    waiting: int = 0
+
+    @activity.defn(name=EXECUTE_TASK_ACTIVITY)
+    async def execute(self, envelope: WorkerDispatchEnvelope) -> TaskResult:
+        if envelope.task_key.split(".")[1].startswith("gate"):
+            self.waiting += 1
+            await self.gate.wait()
+            return TaskResult(
+                attempt=envelope.attempt,
+                attempt_id=envelope.attempt_id,
+                worker_id="scripted",
+                outcome=TaskOutcome.SUCCEEDED,
+            )
+        return await super().execute(envelope)
+
+
+async def test_cancelling_a_batched_run_while_batches_finish_accounts_for_every_task(
+    temporal_client: Client, task_queue: str, tmp_path: Path
+) -> None:
+    # Batches that end while the run signals its cancel to them must not fail the run.
+    gates = [f"t.gate{i:02d}" for i in range(16)]
+    dag = {"t.slow": [], **{key: [] for key in gates}}
+    executor = GatedExecutor()
+    runs = RunActivities(str(tmp_path), planner=dag_planner(dag, task_queue))
+    async with Worker(
+        temporal_client,
+        task_queue=task_queue,
+        workflows=list(WORKFLOWS),
+        activities=[runs.plan_run, runs.load_plan_tasks, runs.record_events, executor.execute],
+        activity_executor=concurrent.futures.ThreadPoolExecutor(4),
+    ):
+        harness = Harness(temporal_client, task_queue, tmp_path, executor)
+        run = await harness.start(
+            selection=Selection(asset_keys=list(dag)),
+            run_key="cancel-closing",
+            max_inline_tasks=0,
+            batch_size=1,
+        )
+        await asyncio.wait_for(executor.started.wait(), 30)
+        for _ in range(200):
+            if executor.waiting == len(gates):
+                break
+            await asyncio.sleep(0.05)
+        # The gated batches finish while the run signals its cancel to each batch in turn.
+        executor.gate.set()
+        await asyncio.sleep(0.1)
+        final = await run.cancel("stop while batches finish")
+    assert final.state == RunState.CANCELLED
+    assert sum(final.counts.values()) == len(dag), final.counts
+    assert final.counts["SUCCEEDED"] == len(gates)
+    assert final.counts["CANCELLED"] == 1
