@@ -617,3 +617,44 @@ async def test_cancelling_a_batched_run_while_batches_finish_accounts_for_every_
     assert sum(final.counts.values()) == len(dag), final.counts
     assert final.counts["SUCCEEDED"] == len(gates)
     assert final.counts["CANCELLED"] == 1
+
+
+@dataclass
+class VerboseExecutor(ScriptedExecutor):
+    """``ScriptedExecutor`` whose ``verbose*`` tasks fail at once with a 300 KB error message."""
+
+    @activity.defn(name=EXECUTE_TASK_ACTIVITY)
+    async def execute(self, envelope: WorkerDispatchEnvelope) -> TaskResult:
+        if envelope.task_key.split(".")[1].startswith("verbose"):
+            return TaskResult(
+                attempt=envelope.attempt,
+                attempt_id=envelope.attempt_id,
+                worker_id="scripted",
+                outcome=TaskOutcome.FAILED,
+                error=TaskError(category=ErrorCategory.USER_CODE, message="x" * 300_000, retryable=False),
+            )
+        return await super().execute(envelope)
+
+
+async def test_a_batch_of_long_error_messages_still_reports_each_outcome(
+    temporal_client: Client, task_queue: str, tmp_path: Path
+) -> None:
+    # A batch's result carries one outcome per task: it must stay small whatever the executors report.
+    verbose = [f"t.verbose{i}" for i in range(8)]
+    dag = {"t.a": [], "t.b": ["t.a"], **{key: [] for key in verbose}}
+    executor = VerboseExecutor()
+    runs = RunActivities(str(tmp_path), planner=dag_planner(dag, task_queue))
+    async with Worker(
+        temporal_client,
+        task_queue=task_queue,
+        workflows=list(WORKFLOWS),
+        activities=[runs.plan_run, runs.load_plan_tasks, runs.record_events, executor.execute],
+        activity_executor=concurrent.futures.ThreadPoolExecutor(4),
+    ):
+        harness = Harness(temporal_client, task_queue, tmp_path, executor)
+        run = await harness.start(
+            selection=Selection(asset_keys=list(dag)), run_key="verbose", max_inline_tasks=0, batch_size=20
+        )
+        final = await run.result(timeout=60)
+    assert final.state == RunState.FAILED
+    assert final.counts == {"SUCCEEDED": 2, "FAILED": len(verbose)}
