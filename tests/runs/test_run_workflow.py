@@ -31,7 +31,7 @@ from arco.catalog.ledger import Ledger
 from arco.catalog.storage import ObjectStore, open_store
 from arco.client import RunHandle, start_run
 from arco.core.dispatch import EXECUTE_TASK_ACTIVITY, LineageRef, TaskResult
-from arco.core.errors import RunError
+from arco.core.errors import PlanningError, RunError
 from arco.core.runs import (
     PlanSummary,
     RunRequest,
@@ -658,3 +658,39 @@ async def test_a_batch_of_long_error_messages_still_reports_each_outcome(
         final = await run.result(timeout=60)
     assert final.state == RunState.FAILED
     assert final.counts == {"SUCCEEDED": 2, "FAILED": len(verbose)}
+
+
+async def test_a_run_key_whose_run_failed_in_planning_is_not_joined_silently(
+    temporal_client: Client, task_queue: str, tmp_path: Path
+) -> None:
+    working = dag_planner(DAG, task_queue)
+    calls: list[int] = []
+
+    def flaky_planner(store: ObjectStore, request: RunRequest, run_id: str) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise PlanningError("asset t.a is not deployed yet; deploy it and start the run again")
+        return working(store, request, run_id)
+
+    runs = RunActivities(str(tmp_path), planner=flaky_planner)
+    executor = ScriptedExecutor()
+    async with Worker(
+        temporal_client,
+        task_queue=task_queue,
+        workflows=list(WORKFLOWS),
+        activities=[runs.plan_run, runs.load_plan_tasks, runs.record_events, executor.execute],
+        activity_executor=concurrent.futures.ThreadPoolExecutor(4),
+    ):
+        request = RunRequest(
+            tenant_id="acme",
+            workspace_id="prod",
+            run_key="planned-late",
+            selection=Selection(asset_keys=["t.a"]),
+        )
+        first = await start_run(temporal_client, request, task_queue=task_queue, validate=False)
+        with pytest.raises(RunError, match="could not be planned"):
+            await first.result(timeout=30)
+        # The same run key again, now that planning works: a clear refusal, not a silent join of the failed run
+        # (whose plan fingerprint is unknown).
+        with pytest.raises(RunError, match=r"closed as FAILED before it had a plan.*use a new run key"):
+            await start_run(temporal_client, request, task_queue=task_queue)
