@@ -660,6 +660,26 @@ async def test_a_batch_of_long_error_messages_still_reports_each_outcome(
     assert final.counts == {"SUCCEEDED": 2, "FAILED": len(verbose)}
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="review finding: a graph buffers its events (up to 500) and a terminated graph never flushes them; "
+    "the run accounts the tasks in its counts but records no final state for them",
+)
+async def test_a_graph_that_dies_as_a_whole_records_a_final_state_for_every_task(harness: Harness) -> None:
+    keys = ["t.a", "t.slow", "t.after_slow"]
+    run = await harness.start(selection=Selection(asset_keys=keys), run_key="dies-ledger")
+    await asyncio.wait_for(harness.executor.started.wait(), 30)
+    await harness.client.get_workflow_handle(run.workflow_id + ":tasks").terminate("operator")
+    final = await run.result(timeout=60)
+    assert sum(final.counts.values()) == 3
+    last: dict[str, str] = {}
+    for event in harness.events():
+        if event.event_type == "TaskStateChanged":
+            last[event.data.task_key] = event.data.state  # type: ignore[union-attr]
+    assert sorted(last) == keys, last
+    assert all(state in {"SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"} for state in last.values()), last
+
+
 async def test_a_run_key_whose_run_failed_in_planning_is_not_joined_silently(
     temporal_client: Client, task_queue: str, tmp_path: Path
 ) -> None:
