@@ -128,7 +128,7 @@ async def start_run(
 
     Raises:
         RunError: if the planner refuses the request, or the run key is already used by a run whose plan
-            fingerprint differs from this request's.
+            fingerprint differs from this request's, or by a run that closed before it had a plan.
     """
     if request.run_key is None:
         request = request.model_copy(update={"run_id": request.run_id or new_ulid()})
@@ -152,6 +152,16 @@ async def start_run(
             workflow_id, result_type=RunStatus
         )
     existing_fp = await _existing_fingerprint(existing)
+    if existing_fp is None:
+        description = await existing.describe()
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            # Its plan is unknown, so this request cannot be checked against it; joining would hand back a run
+            # that never ran anything.
+            raise RunError(
+                f"run key {request.run_key!r} of {request.scope} is already used by run {workflow_id}, which "
+                f"closed as {description.status.name if description.status else 'unknown'} before it had a "
+                "plan (it failed or was cancelled while planning); use a new run key"
+            )
     if preview is None:
         preview = await _checked_preview(client, request, task_queue, preview_timeout)
     if existing_fp is not None and existing_fp != preview.fingerprint:

@@ -49,6 +49,21 @@ def test_backoff_is_exponential_and_capped(attempt: int, expected: int) -> None:
     assert spec.backoff_ms(attempt) == expected
 
 
+@pytest.mark.parametrize(("coefficient_pct", "attempt"), [(10_000, 200), (200, 1100)])
+def test_backoff_stays_at_its_cap_however_many_attempts(coefficient_pct: int, attempt: int) -> None:
+    spec = TaskSpec(
+        index=0,
+        task_key="a.b",
+        asset_key="a.b",
+        worker_queue="q",
+        initial_backoff_ms=1000,
+        max_backoff_ms=5000,
+        backoff_coefficient_pct=coefficient_pct,
+    )
+    assert spec.backoff_ms(attempt) == 5000
+    assert spec.model_copy(update={"initial_backoff_ms": 0}).backoff_ms(attempt) == 0
+
+
 def test_terminal_task_states() -> None:
     terminal = {state for state in TaskState if state.is_terminal}
     assert terminal == {TaskState.SUCCEEDED, TaskState.FAILED, TaskState.SKIPPED, TaskState.CANCELLED}

@@ -194,7 +194,11 @@ class TaskSpec(ArcoModel):
 
     def backoff_ms(self, failed_attempt: int) -> int:
         """Delay before the attempt after ``failed_attempt`` (exponential, capped)."""
-        delay = self.initial_backoff_ms * (self.backoff_coefficient_pct / 100) ** (failed_attempt - 1)
+        try:
+            delay = self.initial_backoff_ms * (self.backoff_coefficient_pct / 100) ** (failed_attempt - 1)
+        except OverflowError:
+            # Far past the cap (a policy may allow 1,000 attempts with a coefficient up to 100).
+            delay = float("inf") if self.initial_backoff_ms else 0
         return int(min(delay, self.max_backoff_ms))
 
 

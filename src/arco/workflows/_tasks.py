@@ -43,6 +43,9 @@ _RECORD_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
 )
 _ERROR_TEXT_LIMIT = 2000
+#: A task outcome's error is a short hint (the ledger has the full text): a batch's result holds up to 1,000
+#: outcomes and must stay well under Temporal's 2 MB payload limit.
+_OUTCOME_ERROR_LIMIT = 200
 
 
 def _iso() -> str:
@@ -312,7 +315,7 @@ class TaskRunner:
     ) -> TaskOutcome:
         self._on_state(spec.index, state)
         self._recorder.task_state(spec, attempt, att_id, state, error_code=category, error_message=message)
-        error = f"{category}: {message}" if category else None
+        error = f"{category}: {message}"[:_OUTCOME_ERROR_LIMIT] if category else None
         return TaskOutcome(index=spec.index, state=state, attempts=attempt, error=error)
 
 

@@ -93,6 +93,23 @@ _ACTIVITY_RETRY = RetryPolicy(
 _ACTIVE = (TaskState.DISPATCHED, TaskState.RUNNING, TaskState.RETRY_WAIT)
 
 
+#: Failure type of a signal to a workflow that has already closed.
+_SIGNAL_TARGET_GONE = "ExternalWorkflowExecutionNotFound"
+
+
+async def _stop_child(handle: workflow.ChildWorkflowHandle[Any, Any], reason: str) -> None:
+    """Send ``cancel_batch`` to a child graph or batch; one that already ended needs no signal.
+
+    A child can end while the run is about to signal it (its end reaches the run a workflow task later); the
+    run then accounts for its tasks from its result, so the failed signal is not an error of the run.
+    """
+    try:
+        await handle.signal(CANCEL_BATCH_SIGNAL, reason)
+    except ApplicationError as err:
+        if err.type != _SIGNAL_TARGET_GONE:
+            raise
+
+
 async def load_specs(scope: Scope, plan_key: str, indices: list[int]) -> list[TaskSpec]:
     """The task specs at ``indices`` of a stored plan, loaded in pages (no activity result grows with the plan)."""
     out: list[TaskSpec] = []
@@ -459,14 +476,14 @@ class RunWorkflow:
             while not result.done():
                 if self._cancel_reason is not None and not signalled:
                     signalled = True
-                    await handle.signal(CANCEL_BATCH_SIGNAL, self._cancel_reason)
+                    await _stop_child(handle, self._cancel_reason)
                 await workflow.wait_condition(
                     lambda: result.done() or (self._cancel_reason is not None and not signalled)  # noqa: B023
                 )
         except asyncio.CancelledError:
             self._cancel_reason = self._cancel_reason or "cancelled through Temporal"
             if not signalled:
-                await handle.signal(CANCEL_BATCH_SIGNAL, self._cancel_reason)
+                await _stop_child(handle, self._cancel_reason)
             await self._settle_graph(result)
             raise
         await self._settle_graph(result)
@@ -520,14 +537,14 @@ class RunWorkflow:
                 )
                 handles[batch] = handle
                 if self._cancel_reason is not None:
-                    await handle.signal(CANCEL_BATCH_SIGNAL, self._cancel_reason)
+                    await _stop_child(handle, self._cancel_reason)
                 return await handle
             finally:
                 finished.append(batch)
 
         async def _signal_cancel() -> None:
             for handle in list(handles.values()):
-                await handle.signal(CANCEL_BATCH_SIGNAL, self._cancel_reason or "cancelled")
+                await _stop_child(handle, self._cancel_reason or "cancelled")
 
         async def _collect(batch: int) -> None:
             nonlocal in_flight_tasks
