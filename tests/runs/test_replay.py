@@ -29,6 +29,9 @@ EXPECTED = {
     "run_temporal_cancel_graph",
     "run_batched_parent",
     "run_batched_child",
+    # Recorded after the timely-recording patch (the others replay without it, as runs started before it do).
+    "timely_recording_graph",
+    "timely_recording_batch",
 }
 
 

@@ -7,6 +7,7 @@ large plan). Deterministic: no I/O, no clock but ``workflow.now()``, no set iter
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import Callable
 from datetime import timedelta
@@ -39,6 +40,10 @@ with workflow.unsafe.imports_passed_through():
 
 #: Events are flushed to the ledger in batches of about this many (one ledger object per batch).
 FLUSH_EVENTS = 500
+#: Buffered events are written at most this long after they were added, however long the other tasks run.
+RECORD_INTERVAL = timedelta(seconds=2)
+#: Patch id of periodic recording (histories of runs started before it replay without it).
+TIMELY_RECORDING_PATCH = "arco-timely-recording"
 _RECORD_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
 )
@@ -104,6 +109,27 @@ class EventRecorder:
                 retry_policy=_RECORD_RETRY,
             )
             self.recorded += len(batch)
+
+    async def flush_periodically(
+        self, stop: Callable[[], bool], interval: timedelta = RECORD_INTERVAL
+    ) -> None:
+        """Until ``stop()``, write buffered events at most ``interval`` after they were added.
+
+        Without it, the events of tasks that finished (their state changes, materializations and lineage) would
+        wait in the buffer for 500 more events or for the end of the workflow, so a long task would hold them
+        back from the ledger, and a workflow terminated meanwhile would lose them. Costs one timer and at most
+        one ``record_events`` activity per interval while events come in, nothing while none do.
+        """
+        while True:
+            await workflow.wait_condition(lambda: bool(self._buffer) or stop())
+            if stop():
+                return
+            with contextlib.suppress(asyncio.TimeoutError):
+                await workflow.wait_condition(stop, timeout=interval)
+            if stop():
+                return
+            if self._flushing is None or self._flushing.done():
+                self._flushing = asyncio.create_task(self._flush_buffer())
 
     async def flush(self) -> None:
         """Write everything buffered; returns when the ledger has it."""
