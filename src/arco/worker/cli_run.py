@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import click
+from pydantic import ValidationError
+from temporalio.client import WorkflowFailureError
+from temporalio.service import RPCError, RPCStatusCode
 
 from arco.client import RunHandle, preview_plan, start_run
 from arco.core.config import ArcoSettings
-from arco.core.errors import ConfigError
-from arco.core.runs import PartitionRange, RunRequest, RunStatus, Selection, run_workflow_id
+from arco.core.errors import ConfigError, RunError
+from arco.core.runs import PartitionRange, RunRequest, RunState, RunStatus, Selection, run_workflow_id
 from arco.worker.connect import connect
+
+#: Exit code of ``run wait`` and ``run start --wait`` when the run ended FAILED or CANCELLED (errors exit 2).
+EXIT_RUN_NOT_SUCCEEDED = 1
 
 
 def _echo_status(status: RunStatus, output: str) -> None:
@@ -58,18 +65,44 @@ def _request(
         if not sep:
             raise ConfigError(f"--partition-range {partition_range!r} is not START..END")
         span = PartitionRange(start=start, end=end)
-    return RunRequest(
-        tenant_id=settings.tenant,
-        workspace_id=settings.workspace,
-        selection=Selection(
-            asset_keys=list(assets), all=select_all, upstream_depth=upstream, downstream_depth=downstream
-        ),
-        partitions=list(partitions),
-        partition_range=span,
-        run_key=run_key,
-        tags=tag_map,
-        max_parallelism=max_parallelism,
-    )
+    try:
+        return RunRequest(
+            tenant_id=settings.tenant,
+            workspace_id=settings.workspace,
+            selection=Selection(
+                asset_keys=list(assets), all=select_all, upstream_depth=upstream, downstream_depth=downstream
+            ),
+            partitions=list(partitions),
+            partition_range=span,
+            run_key=run_key,
+            tags=tag_map,
+            max_parallelism=max_parallelism,
+        )
+    except ValidationError as exc:
+        raise ConfigError(f"invalid run request: {_problems(exc)}; see `arco run start --help`") from None
+
+
+#: Request fields -> the options that set them, so an error names what the user typed.
+_OPTION_OF = {
+    "upstream_depth": "--upstream",
+    "downstream_depth": "--downstream",
+    "run_key": "--run-key",
+    "partitions": "--partition",
+    "partition_range": "--partition-range",
+    "tags": "--tag",
+    "max_parallelism": "--max-parallelism",
+    "asset_keys": "ASSETS",
+}
+
+
+def _problems(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        names = [_OPTION_OF.get(str(part), str(part)) for part in err["loc"]]
+        where = next((name for name in names if name.startswith("-") or name == "ASSETS"), None)
+        message = str(err["msg"]).removeprefix("Value error, ")
+        problems.append(f"{where}: {message}" if where else message)
+    return "; ".join(problems)
 
 
 def _selection_options(fn: Any) -> Any:
@@ -102,7 +135,11 @@ def run() -> None:
 
 @run.command("start")
 @_selection_options
-@click.option("--wait/--no-wait", default=False, help="Wait for the run to finish.")
+@click.option(
+    "--wait/--no-wait",
+    default=False,
+    help="Wait for the run to finish; then exit 1 unless it SUCCEEDED.",
+)
 @click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def start(output: str, wait: bool, **kwargs: Any) -> None:
     """Start a run of the selected ASSETS (asset keys like ns.name)."""
@@ -118,7 +155,17 @@ def start(output: str, wait: bool, **kwargs: Any) -> None:
         )
         return await (handle.result() if wait else _poll_status(handle))
 
-    _echo_status(asyncio.run(_go()), output)
+    final = asyncio.run(_go())
+    _echo_status(final, output)
+    if wait:
+        _exit_unless_succeeded(final)
+
+
+def _exit_unless_succeeded(final: RunStatus) -> None:
+    """End with a failure exit code when a waited-for run did not succeed, so scripts can stop there."""
+    if final.state != RunState.SUCCEEDED:
+        click.echo(f"run {final.run_id} ended {final.state.value}", err=True)
+        raise SystemExit(EXIT_RUN_NOT_SUCCEEDED)
 
 
 async def _poll_status(handle: RunHandle) -> RunStatus:
@@ -134,9 +181,19 @@ def preview(**kwargs: Any) -> None:
 
     async def _go() -> dict[str, Any]:
         client = await connect(settings)
-        return (await preview_plan(client, request, task_queue=settings.task_queue)).to_wire()
+        try:
+            return (await preview_plan(client, request, task_queue=settings.task_queue)).to_wire()
+        except WorkflowFailureError as exc:
+            raise RunError(f"the run request cannot be planned: {_root_message(exc)}") from None
 
     click.echo(json.dumps(asyncio.run(_go()), indent=2, sort_keys=True))
+
+
+def _root_message(exc: BaseException) -> str:
+    cause: BaseException | None = exc
+    while getattr(cause, "cause", None) is not None:
+        cause = cause.cause  # type: ignore[union-attr]
+    return getattr(cause, "message", None) or str(cause or exc)
 
 
 async def _handle_for(settings: ArcoSettings, run_key: str) -> RunHandle:
@@ -145,18 +202,34 @@ async def _handle_for(settings: ArcoSettings, run_key: str) -> RunHandle:
     return RunHandle(handle=client.get_workflow_handle(workflow_id, result_type=RunStatus), created=False)
 
 
+def _on_run(
+    settings: ArcoSettings, run_key: str, call: Callable[[RunHandle], Awaitable[RunStatus]]
+) -> RunStatus:
+    """Run ``call`` on the run of ``run_key``; an unknown run key becomes an error that says where it looked."""
+
+    async def _go() -> RunStatus:
+        handle = await _handle_for(settings, run_key)
+        try:
+            return await call(handle)
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+            raise RunError(
+                f"no run {run_key!r} in scope {settings.scope} (workflow id {handle.workflow_id}, Temporal "
+                f"namespace {settings.temporal_namespace!r}); give a run key, run id or workflow id of a run "
+                "started in this scope, or set ARCO_TENANT / ARCO_WORKSPACE to the run's scope"
+            ) from None
+
+    return asyncio.run(_go())
+
+
 @run.command("status")
 @click.argument("run_key")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def status(run_key: str, output: str) -> None:
     """Show the status of the run with RUN_KEY (a run key, run id or workflow id)."""
     settings = ArcoSettings.from_env()
-
-    async def _go() -> RunStatus:
-        handle = await _handle_for(settings, run_key)
-        return await handle.status()
-
-    _echo_status(asyncio.run(_go()), output)
+    _echo_status(_on_run(settings, run_key, RunHandle.status), output)
 
 
 @run.command("wait")
@@ -164,14 +237,24 @@ def status(run_key: str, output: str) -> None:
 @click.option("--timeout", default=None, type=float, help="Seconds to wait at most.")
 @click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def wait(run_key: str, timeout: float | None, output: str) -> None:
-    """Wait for the run with RUN_KEY to finish and show its final status."""
+    """Wait for the run with RUN_KEY to finish and show its final status.
+
+    Exits 0 when the run SUCCEEDED and 1 when it ended FAILED or CANCELLED (2 on errors).
+    """
     settings = ArcoSettings.from_env()
 
-    async def _go() -> RunStatus:
-        handle = await _handle_for(settings, run_key)
-        return await handle.result(timeout)
+    async def _result(handle: RunHandle) -> RunStatus:
+        try:
+            return await handle.result(timeout)
+        except TimeoutError:
+            raise RunError(
+                f"run {run_key!r} ({handle.workflow_id}) has not finished within {timeout:g} s; it keeps running: "
+                f"wait again with `arco run wait {run_key}`, or watch it with `arco run status {run_key}`"
+            ) from None
 
-    _echo_status(asyncio.run(_go()), output)
+    final = _on_run(settings, run_key, _result)
+    _echo_status(final, output)
+    _exit_unless_succeeded(final)
 
 
 @run.command("cancel")
@@ -182,8 +265,7 @@ def cancel(run_key: str, reason: str, output: str) -> None:
     """Cancel the run with RUN_KEY and wait until every task is accounted for."""
     settings = ArcoSettings.from_env()
 
-    async def _go() -> RunStatus:
-        handle = await _handle_for(settings, run_key)
+    async def _cancel(handle: RunHandle) -> RunStatus:
         return await handle.cancel(reason)
 
-    _echo_status(asyncio.run(_go()), output)
+    _echo_status(_on_run(settings, run_key, _cancel), output)

@@ -1,0 +1,159 @@
+"""``arco run``: what a user sees for bad input, unknown runs, time-outs and runs that did not succeed."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from temporalio.client import Client
+
+from arco.catalog.storage import open_store
+from arco.catalog.tier1 import Catalog
+from arco.core.config import ArcoSettings
+from arco.planning.deploy import deploy
+from arco.planning.location import load_code_location
+from arco.worker.cli import cli
+from arco.worker.control_plane import build_control_plane_worker
+from arco.worker.executor import build_executor_worker
+from arco.worker.temporal_server import TemporalDevServer
+
+ASSETS = """
+import time
+from pathlib import Path
+
+import polars as pl
+
+from arco.sdk.asset import RetryPolicy, asset
+
+
+@asset(namespace="cli", retry=RetryPolicy(max_attempts=1))
+def boom(context) -> pl.DataFrame:
+    raise RuntimeError("kaboom")
+
+
+@asset(namespace="cli")
+def held(context) -> pl.DataFrame:
+    hold = Path(context.run_tags["hold"])
+    while hold.exists():
+        context.heartbeat(message="holding")
+        time.sleep(0.05)
+    return pl.DataFrame({"a": [1]})
+"""
+
+
+@dataclass(frozen=True)
+class Env:
+    server: TemporalDevServer
+    settings: ArcoSettings
+
+    def arco(self, *args: str) -> Result:
+        env = {
+            "ARCO_TEMPORAL_ADDRESS": self.server.address,
+            "ARCO_TASK_QUEUE": self.settings.task_queue,
+            "ARCO_CATALOG_ROOT": self.settings.catalog_root,
+            "ARCO_TENANT": self.settings.tenant,
+            "ARCO_WORKSPACE": self.settings.workspace,
+        }
+        return CliRunner().invoke(cli, list(args), env=env)
+
+    async def arco_async(self, *args: str) -> Result:
+        # The CLI runs its own event loop: give it a thread while this loop serves the workers.
+        return await asyncio.to_thread(self.arco, *args)
+
+
+def _settings(tmp_path: Path, task_queue: str) -> ArcoSettings:
+    return ArcoSettings(
+        catalog_root=str(tmp_path / "catalog"),
+        data_root=str(tmp_path / "data"),
+        tenant=f"t{uuid.uuid4().hex[:10]}",
+        workspace="cli",
+        task_queue=task_queue,
+    )
+
+
+@pytest.fixture
+async def stack(
+    temporal_server: TemporalDevServer, temporal_client: Client, task_queue: str, tmp_path: Path
+) -> AsyncIterator[Env]:
+    """Control plane and an executor serving the assets above, deployed to a fresh scope."""
+    module = f"cli_run_assets_{uuid.uuid4().hex[:8]}"
+    source = tmp_path / f"{module}.py"
+    source.write_text(ASSETS)
+    settings = _settings(tmp_path, task_queue)
+    location = load_code_location(str(source))
+    deploy(Catalog(open_store(settings.catalog_root), settings.scope), location)
+    executor = build_executor_worker(
+        temporal_client, settings, queue="default", code_location=module, location=location
+    )
+    async with build_control_plane_worker(temporal_client, settings), executor:
+        yield Env(temporal_server, settings)
+
+
+def test_bad_run_options_are_reported_without_traceback(tmp_path: Path) -> None:
+    env = {"ARCO_TEMPORAL_ADDRESS": "127.0.0.1:1", "ARCO_CATALOG_ROOT": str(tmp_path)}
+    cases = {
+        ("cli.boom", "--upstream", "-5"): "--upstream",
+        ("cli.boom", "--run-key", ""): "--run-key",
+        ("cli.boom", "--partition", "p=s:a", "--partition-range", "p=s:a..p=s:b"): "not both",
+    }
+    for args, named in cases.items():
+        for command in ("start", "preview"):
+            result = CliRunner().invoke(cli, ["run", command, *args], env=env)
+            assert result.exit_code == 2, (args, result.output)
+            assert "Traceback" not in result.output
+            assert "error: invalid run request" in result.output
+            assert named in result.output
+
+
+@pytest.mark.integration
+def test_an_unknown_run_key_is_a_clear_error(
+    temporal_server: TemporalDevServer, task_queue: str, tmp_path: Path
+) -> None:
+    env = Env(temporal_server, _settings(tmp_path, task_queue))
+    for args in (["status", "nope"], ["wait", "nope", "--timeout", "5"], ["cancel", "nope"]):
+        result = env.arco("run", *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert f"no run 'nope' in scope {env.settings.scope}" in result.output
+        assert "ARCO_TENANT" in result.output
+        assert isinstance(result.exception, SystemExit)  # no exception escaped the command
+
+
+@pytest.mark.integration
+async def test_waiting_for_a_failed_run_exits_nonzero(stack: Env) -> None:
+    started = await stack.arco_async("run", "start", "cli.boom", "--run-key", "k-fail", "--wait")
+    assert started.exit_code == 1, started.output
+    assert "state=FAILED" in started.output
+    waited = await stack.arco_async("run", "wait", "k-fail", "--output", "json")
+    assert waited.exit_code == 1, waited.output
+    assert '"state": "FAILED"' in waited.output
+    status = await stack.arco_async("run", "status", "k-fail")
+    assert status.exit_code == 0, status.output
+
+
+@pytest.mark.integration
+async def test_wait_timeout_is_a_clear_error_and_the_run_goes_on(stack: Env, tmp_path: Path) -> None:
+    hold = tmp_path / "hold"
+    hold.write_text("")
+    tag = f"hold={hold}"
+    started = await stack.arco_async("run", "start", "cli.held", "--run-key", "k-held", "--tag", tag)
+    assert started.exit_code == 0, started.output
+    waited = await stack.arco_async("run", "wait", "k-held", "--timeout", "0.2")
+    assert waited.exit_code == 2, waited.output
+    assert "has not finished within 0.2 s" in waited.output
+    assert "arco run wait k-held" in waited.output
+    hold.unlink()
+    done = await stack.arco_async("run", "wait", "k-held", "--timeout", "60")
+    assert done.exit_code == 0, done.output
+    assert "state=SUCCEEDED" in done.output
+
+
+@pytest.mark.integration
+async def test_preview_of_an_empty_selection_is_the_planners_message(stack: Env) -> None:
+    result = await stack.arco_async("run", "preview")
+    assert result.exit_code == 2, result.output
+    assert "error: the run request cannot be planned: the run selects no assets" in result.output
