@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from arco.core.config import DEFAULT_TASK_QUEUE, ArcoSettings
@@ -70,3 +72,20 @@ def test_settings_are_frozen() -> None:
     settings = ArcoSettings.from_env({})
     with pytest.raises(ValueError, match="frozen"):
         settings.task_queue = "x"  # type: ignore[misc]
+
+
+def test_an_invalid_temporal_address_names_the_variable_the_user_set() -> None:
+    with pytest.raises(ConfigError) as raised:
+        ArcoSettings.from_env({"TEMPORAL_ADDRESS": "no-port"})
+    assert str(raised.value).startswith("invalid Arco configuration: TEMPORAL_ADDRESS: ")
+    assert "ARCO_TEMPORAL_ADDRESS" not in str(raised.value)
+
+
+def test_an_invalid_address_from_a_profile_names_the_profile(tmp_path: Path) -> None:
+    config = tmp_path / "temporal.toml"
+    config.write_text('[profile.staging]\naddress = "no-port"\n')
+    env = {"TEMPORAL_CONFIG_FILE": str(config), "ARCO_TEMPORAL_PROFILE": "staging"}
+    with pytest.raises(ConfigError) as raised:
+        ArcoSettings.from_env(env)
+    assert "Temporal client configuration (profile 'staging'): " in str(raised.value)
+    assert "ARCO_TEMPORAL_ADDRESS" not in str(raised.value)

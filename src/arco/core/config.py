@@ -36,6 +36,13 @@ _ENV_FIELDS: dict[str, str] = {
     "ARCO_EXECUTOR_QUEUE": "executor_queue",
 }
 
+#: Settings fields read from Temporal's own environment configuration -> the variable that sets them.
+_TEMPORAL_ENV_FIELDS: dict[str, str] = {
+    "temporal_address": "TEMPORAL_ADDRESS",
+    "temporal_namespace": "TEMPORAL_NAMESPACE",
+    "temporal_api_key": "TEMPORAL_API_KEY",
+}
+
 
 class ArcoSettings(BaseModel):
     """Process-wide settings of an Arco worker or CLI invocation.
@@ -108,7 +115,15 @@ class ArcoSettings(BaseModel):
         values: dict[str, Any] = {}
         origin: dict[str, str] = {}
         profile = source.get("ARCO_TEMPORAL_PROFILE") or overrides.get("temporal_profile")
-        values.update(_temporal_env(source, profile))
+        for field, value in _temporal_env(source, profile).items():
+            values[field] = value
+            # Blame the variable or profile the value came from, not ARCO_* variables the user never set.
+            variable = _TEMPORAL_ENV_FIELDS.get(field)
+            origin[field] = (
+                variable
+                if variable and source.get(variable)
+                else f"Temporal client configuration (profile {profile or 'default'!r})"
+            )
         for var, field in _ENV_FIELDS.items():
             if source.get(var):
                 values[field] = source[var]
