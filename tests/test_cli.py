@@ -3,6 +3,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -40,3 +41,15 @@ def test_invalid_environment_is_reported_without_traceback() -> None:
     assert result.exit_code == 2
     assert "ARCO_TENANT" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_gcs_catalog_without_credentials_is_reported_with_the_fix(tmp_path: Path) -> None:
+    env = {
+        "ARCO_CATALOG_ROOT": "gs://arco-no-such-bucket/catalog",
+        "GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "missing-key.json"),
+    }
+    result = CliRunner().invoke(cli, ["partitions", "list"], env=env)
+    assert result.exit_code == 2, result.output
+    assert "error: no Google Cloud credentials to open 'gs://arco-no-such-bucket/catalog'" in result.output
+    assert "GOOGLE_APPLICATION_CREDENTIALS" in result.output
+    assert isinstance(result.exception, SystemExit)  # no exception escaped the command

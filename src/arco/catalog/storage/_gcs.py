@@ -40,6 +40,7 @@ from fsspec import AbstractFileSystem
 # name is a subclass that probes every bucket's type through the Storage Control API first.
 from gcsfs.core import GCSFileSystem
 from gcsfs.core import quote as gcs_quote
+from google.auth.exceptions import GoogleAuthError
 
 from arco.catalog.storage._base import (
     ObjectInfo,
@@ -118,6 +119,12 @@ class GcsObjectStore(RangedObjectStore):
             self._fs = GCSFileSystem(**options)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"invalid storage_options for {root!r}: {exc}") from exc
+        except GoogleAuthError as exc:
+            raise ConfigError(
+                f"no Google Cloud credentials to open {root!r}: {exc}; run `gcloud auth application-default "
+                "login`, set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file, or run on a machine "
+                "with a service account"
+            ) from None
 
     @property
     def storage_options(self) -> dict[str, Any]:
