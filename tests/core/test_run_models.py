@@ -33,24 +33,19 @@ def test_run_request_accepts_the_documented_json() -> None:
 
 
 @pytest.mark.parametrize(
-    ("attempt", "expected"),
-    [(1, 1000), (2, 2000), (3, 4000), (4, 5000), (9, 5000)],
+    ("coefficient_pct", "attempt", "expected"),
+    [
+        (200, 1, 1000),
+        (200, 2, 2000),
+        (200, 3, 4000),
+        (200, 4, 5000),
+        (200, 9, 5000),
+        # Far into a long policy the exponential overflows a float: the delay stays at its cap.
+        (10_000, 200, 5000),
+        (200, 1100, 5000),
+    ],
 )
-def test_backoff_is_exponential_and_capped(attempt: int, expected: int) -> None:
-    spec = TaskSpec(
-        index=0,
-        task_key="a.b",
-        asset_key="a.b",
-        worker_queue="q",
-        initial_backoff_ms=1000,
-        max_backoff_ms=5000,
-        backoff_coefficient_pct=200,
-    )
-    assert spec.backoff_ms(attempt) == expected
-
-
-@pytest.mark.parametrize(("coefficient_pct", "attempt"), [(10_000, 200), (200, 1100)])
-def test_backoff_stays_at_its_cap_however_many_attempts(coefficient_pct: int, attempt: int) -> None:
+def test_backoff_is_exponential_and_capped(coefficient_pct: int, attempt: int, expected: int) -> None:
     spec = TaskSpec(
         index=0,
         task_key="a.b",
@@ -60,7 +55,7 @@ def test_backoff_stays_at_its_cap_however_many_attempts(coefficient_pct: int, at
         max_backoff_ms=5000,
         backoff_coefficient_pct=coefficient_pct,
     )
-    assert spec.backoff_ms(attempt) == 5000
+    assert spec.backoff_ms(attempt) == expected
     assert spec.model_copy(update={"initial_backoff_ms": 0}).backoff_ms(attempt) == 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import os
@@ -192,20 +193,33 @@ DAG = {
 }
 
 
-@pytest.fixture
-async def harness(temporal_client: Client, task_queue: str, tmp_path: Path) -> AsyncIterator[Harness]:
-    executor = ScriptedExecutor()
-    planner = dag_planner(DAG, task_queue, max_attempts=3)
-    runs = RunActivities(str(tmp_path), planner=planner)
-    worker = Worker(
-        temporal_client,
+@contextlib.asynccontextmanager
+async def serve_runs(
+    client: Client,
+    task_queue: str,
+    root: Path,
+    planner: Any,
+    executor: ScriptedExecutor | None = None,
+    threads: int = 4,
+) -> AsyncIterator[Harness]:
+    """A worker serving Arco's workflows, the run activities with ``planner`` and ``executor``'s tasks."""
+    executor = executor or ScriptedExecutor()
+    runs = RunActivities(str(root), planner=planner)
+    async with Worker(
+        client,
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
         activities=[runs.plan_run, runs.load_plan_tasks, runs.record_events, executor.execute],
-        activity_executor=concurrent.futures.ThreadPoolExecutor(16),
-    )
-    async with worker:
-        yield Harness(temporal_client, task_queue, tmp_path, executor)
+        activity_executor=concurrent.futures.ThreadPoolExecutor(threads),
+    ):
+        yield Harness(client, task_queue, root, executor)
+
+
+@pytest.fixture
+async def harness(temporal_client: Client, task_queue: str, tmp_path: Path) -> AsyncIterator[Harness]:
+    planner = dag_planner(DAG, task_queue, max_attempts=3)
+    async with serve_runs(temporal_client, task_queue, tmp_path, planner, threads=16) as serving:
+        yield serving
 
 
 async def test_diamond_succeeds_in_dependency_order_and_is_recorded(harness: Harness) -> None:
@@ -488,15 +502,7 @@ async def test_non_retryable_categories_fail_at_once(
 ) -> None:
     executor = ScriptedExecutor()
     planner = dag_planner(DAG, task_queue, max_attempts=5, non_retryable_categories=["USER_CODE"])
-    runs = RunActivities(str(tmp_path), planner=planner)
-    async with Worker(
-        temporal_client,
-        task_queue=task_queue,
-        workflows=list(WORKFLOWS),
-        activities=[runs.plan_run, runs.load_plan_tasks, runs.record_events, executor.execute],
-        activity_executor=concurrent.futures.ThreadPoolExecutor(4),
-    ):
-        harness = Harness(temporal_client, task_queue, tmp_path, executor)
+    async with serve_runs(temporal_client, task_queue, tmp_path, planner, executor) as harness:
         run = await harness.start(
             selection=Selection(asset_keys=["t.fail_x", "t.flaky"]), run_key="non-retryable"
         )
@@ -589,15 +595,9 @@ async def test_cancelling_a_batched_run_while_batches_finish_accounts_for_every_
     gates = [f"t.gate{i:02d}" for i in range(16)]
     dag = {"t.slow": [], **{key: [] for key in gates}}
     executor = GatedExecutor()
-    runs = RunActivities(str(tmp_path), planner=dag_planner(dag, task_queue))
-    async with Worker(
-        temporal_client,
-        task_queue=task_queue,
-        workflows=list(WORKFLOWS),
-        activities=[runs.plan_run, runs.load_plan_tasks, runs.record_events, executor.execute],
-        activity_executor=concurrent.futures.ThreadPoolExecutor(4),
-    ):
-        harness = Harness(temporal_client, task_queue, tmp_path, executor)
+    async with serve_runs(
+        temporal_client, task_queue, tmp_path, dag_planner(dag, task_queue), executor
+    ) as harness:
         run = await harness.start(
             selection=Selection(asset_keys=list(dag)),
             run_key="cancel-closing",
@@ -643,15 +643,9 @@ async def test_a_batch_of_long_error_messages_still_reports_each_outcome(
     verbose = [f"t.verbose{i}" for i in range(8)]
     dag = {"t.a": [], "t.b": ["t.a"], **{key: [] for key in verbose}}
     executor = VerboseExecutor()
-    runs = RunActivities(str(tmp_path), planner=dag_planner(dag, task_queue))
-    async with Worker(
-        temporal_client,
-        task_queue=task_queue,
-        workflows=list(WORKFLOWS),
-        activities=[runs.plan_run, runs.load_plan_tasks, runs.record_events, executor.execute],
-        activity_executor=concurrent.futures.ThreadPoolExecutor(4),
-    ):
-        harness = Harness(temporal_client, task_queue, tmp_path, executor)
+    async with serve_runs(
+        temporal_client, task_queue, tmp_path, dag_planner(dag, task_queue), executor
+    ) as harness:
         run = await harness.start(
             selection=Selection(asset_keys=list(dag)), run_key="verbose", max_inline_tasks=0, batch_size=20
         )
@@ -722,15 +716,8 @@ async def test_a_run_key_whose_run_failed_in_planning_is_not_joined_silently(
             raise PlanningError("asset t.a is not deployed yet; deploy it and start the run again")
         return working(store, request, run_id)
 
-    runs = RunActivities(str(tmp_path), planner=flaky_planner)
     executor = ScriptedExecutor()
-    async with Worker(
-        temporal_client,
-        task_queue=task_queue,
-        workflows=list(WORKFLOWS),
-        activities=[runs.plan_run, runs.load_plan_tasks, runs.record_events, executor.execute],
-        activity_executor=concurrent.futures.ThreadPoolExecutor(4),
-    ):
+    async with serve_runs(temporal_client, task_queue, tmp_path, flaky_planner, executor):
         request = RunRequest(
             tenant_id="acme",
             workspace_id="prod",
