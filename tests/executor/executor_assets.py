@@ -108,6 +108,13 @@ def reports_elsewhere(context: AssetContext) -> None:
     context.report_output("bigquery://proj/mart.events", version="snap-8", row_count=4, byte_count=100)
 
 
+@asset(namespace=NAMESPACE)
+def mirrored(context: AssetContext) -> pl.DataFrame:
+    """Reports a warehouse copy of its data, and returns the data for the context to write."""
+    context.report_output("bigquery://proj/mart.mirrored", asset_key="exec.mirror", row_count=1)
+    return pl.DataFrame({"x": [1]})
+
+
 def balance(context: AssetContext, data: pl.DataFrame | None) -> CheckEvaluation:
     """A custom check: the ids sum to an even number."""
     assert data is not None

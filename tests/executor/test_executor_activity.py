@@ -260,6 +260,18 @@ async def test_returning_something_else_than_data_is_a_user_error(
     assert [ref.asset_key for ref in both.outputs or []] == ["exec.writes_and_returns"]  # what it did write
 
 
+async def test_a_reported_copy_elsewhere_does_not_stop_the_returned_data_from_being_written(
+    env: ActivityEnvironment, executor: TaskExecutor, data_root: str
+) -> None:
+    result = await execute(env, executor, envelope_for("exec.mirrored"))
+    assert result.outcome is TaskOutcome.SUCCEEDED, result.error
+    store = open_store(data_root)
+    own = store.uri_for("tenant=acme/workspace=prod/exec/mirrored/_unpartitioned/data.parquet")
+    assert sorted((ref.uri, ref.asset_key) for ref in result.outputs or []) == sorted(
+        [("bigquery://proj/mart.mirrored", "exec.mirror"), (own, "exec.mirrored")]
+    )
+
+
 # --- checks -------------------------------------------------------------------------------------------------
 
 

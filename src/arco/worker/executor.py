@@ -373,7 +373,8 @@ class _TaskRun:
         if returned is None:
             return
         if isinstance(returned, pl.DataFrame | pl.LazyFrame | pa.Table):
-            if self._context.outputs:
+            # Only the asset's own data object counts: outputs reported elsewhere (a warehouse copy) do not.
+            if any(ref.uri == self._context.output_uri for ref in self._context.outputs):
                 raise DefinitionError(
                     f"asset {self._context.asset_key} both wrote its output and returned data; either call "
                     "context.write_output(...) or return the DataFrame, not both"
