@@ -335,6 +335,18 @@ async def test_envelopes_of_another_scope_location_or_asset_are_refused(
     )
     assert "--code-location shop.assets" in other_location.message
 
+    # A partition key that does not fit the asset's partitioning (code changed since the plan) would write a
+    # folder no reader looks in.
+    partitioned = await _refused(env, executor, envelope_for("exec.numbers", DAY))
+    assert partitioned.type == "executor_mismatch"
+    assert "partition key 'date=d:2026-01-02' does not fit asset exec.numbers" in partitioned.message
+    assert "defines as unpartitioned" in partitioned.message
+    unpartitioned = await _refused(env, executor, envelope_for("exec.daily"))
+    assert "partition key '' does not fit asset exec.daily" in unpartitioned.message
+    assert "partitions by ['date']" in unpartitioned.message
+    extra = await _refused(env, executor, envelope_for("exec.daily", DAY + ",region=s:ZXU"))
+    assert extra.type == "executor_mismatch"
+
     unknown = await _refused(env, executor, envelope_for("exec.nope"))
     assert unknown.type == "executor_mismatch"
     assert "asset exec.nope is not defined in code location 'executor_assets'" in unknown.message

@@ -5,7 +5,8 @@ one worker queue. For each :class:`~arco.core.wire.WorkerDispatchEnvelope` it re
 :data:`~arco.core.dispatch.EXECUTE_TASK_ACTIVITY` activity it:
 
 1. refuses the envelope (``ApplicationError`` of type :data:`~arco.core.dispatch.EXECUTOR_MISMATCH`,
-   non-retryable) if its scope or code location is not the executor's own or its asset is unknown, and
+   non-retryable) if its scope or code location is not the executor's own, its asset is unknown or its
+   partition key does not have the asset's partition dimensions, and
    (type :data:`~arco.core.dispatch.INVALID_DISPATCH`) if its payload or ids break the dispatch contract;
 2. runs the asset function in its own thread (an ``async def`` asset gets its own event loop there) with an
    :class:`~arco.sdk.context.AssetContext`; parameters that name upstream assets receive their data;
@@ -94,6 +95,7 @@ from arco.sdk.checks import (
     UniqueCheck,
 )
 from arco.sdk.context import AssetContext, CheckEvaluation, TaskControl
+from arco.sdk.partitions import dimensions_of
 
 __all__ = [
     "CodeLocation",
@@ -594,7 +596,8 @@ class TaskExecutor:
 
         Raises:
             ApplicationError: non-retryable, of type ``executor_mismatch`` (another scope or code location, an
-                unknown asset) or ``invalid_dispatch`` (payload or ids break the contract).
+                unknown asset, a partition key without the asset's dimensions) or ``invalid_dispatch`` (payload
+                or ids break the contract).
         """
         settings = self._settings
         where = f"dispatch {envelope.dispatch_id}"
@@ -634,6 +637,22 @@ class TaskExecutor:
                 f"{where}: asset {payload.asset_key} is not defined in code location "
                 f"{settings.code_location!r} (it defines {shown}); deploy the code location that defines it, "
                 "or restart this executor with the current code",
+            )
+        expected_dimensions = tuple(
+            sorted(dimension.name for dimension in dimensions_of(loaded.definition.spec.partitions))
+        )
+        if envelope.partition.dimensions != expected_dimensions:
+            raise _refuse(
+                EXECUTOR_MISMATCH,
+                f"{where}: partition key {envelope.partition_key or ''!r} does not fit asset "
+                f"{payload.asset_key}, which this executor's code location {settings.code_location!r} "
+                + (
+                    f"partitions by {list(expected_dimensions)}"
+                    if expected_dimensions
+                    else "defines as unpartitioned"
+                )
+                + ": the plan was made from other code; deploy the code location this executor runs, or "
+                "restart this executor with the deployed code",
             )
         try:
             store = self._store(payload.data_root or settings.data_root)
