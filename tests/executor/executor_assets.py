@@ -87,6 +87,17 @@ def reads_missing(context: AssetContext) -> None:
     context.read_upstream("daily", context.partition_key)
 
 
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("this exception has no text")
+
+
+@asset(namespace=NAMESPACE, retry=RetryPolicy(max_attempts=1))
+def unprintable(context: AssetContext) -> None:
+    """Raises an exception whose ``str()`` itself fails."""
+    raise _Unprintable()
+
+
 @asset(namespace=NAMESPACE)
 def returns_text(context: AssetContext) -> str:
     """Returns something that is not data."""

@@ -237,6 +237,33 @@ async def test_user_code_failure_has_category_stack_and_policy_retryability(
     assert for_good.error is not None and for_good.error.retryable is False
 
 
+async def test_an_exception_whose_text_cannot_be_rendered_still_ends_the_attempt(
+    env: ActivityEnvironment, executor: TaskExecutor
+) -> None:
+    # The attempt used to hang (heartbeating) until its start-to-close timeout.
+    result = await asyncio.wait_for(execute(env, executor, envelope_for("exec.unprintable")), timeout=20)
+    assert result.outcome is TaskOutcome.FAILED
+    error = result.error
+    assert error is not None and error.category is ErrorCategory.USER_CODE
+    assert error.message.startswith("_Unprintable")
+    assert error.stack_trace is not None and "in unprintable" in error.stack_trace
+
+
+async def test_a_failure_of_the_executor_itself_still_ends_the_attempt(
+    env: ActivityEnvironment, executor: TaskExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from arco.worker import executor as executor_module
+
+    def broken_run(self: object) -> None:
+        raise RuntimeError("a bug in the executor")
+
+    monkeypatch.setattr(executor_module._TaskRun, "run", broken_run)
+    result = await asyncio.wait_for(execute(env, executor, envelope_for("exec.numbers")), timeout=20)
+    assert result.outcome is TaskOutcome.FAILED
+    assert result.error is not None and result.error.category is ErrorCategory.INFRASTRUCTURE
+    assert "the executor failed to report the task's outcome: RuntimeError" in result.error.message
+
+
 async def test_a_missing_upstream_is_an_infrastructure_error(
     env: ActivityEnvironment, executor: TaskExecutor
 ) -> None:

@@ -267,7 +267,10 @@ def _stack(exc: BaseException) -> str:
 
 
 def _message(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
+    try:
+        text = f"{type(exc).__name__}: {exc}"
+    except Exception:  # an exception whose __str__ fails must still end the attempt with a report
+        text = f"{type(exc).__name__} (its message could not be rendered; see the stack trace)"
     return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 3] + "..."
 
 
@@ -697,7 +700,25 @@ class TaskExecutor:
                 done.set_result(result)
 
         def target() -> None:
-            result = run.run()
+            try:
+                result = run.run()
+            except BaseException as exc:  # without a result the activity would wait, heartbeating, forever
+                _log.exception(
+                    "task %s (%s): the executor failed to report its outcome",
+                    envelope.task_key,
+                    envelope.attempt_id,
+                )
+                result = _Finished(
+                    cpu_ms=0,
+                    checks=[],
+                    failure=_Failure(
+                        ErrorCategory.INFRASTRUCTURE,
+                        f"the executor failed to report the task's outcome: {type(exc).__name__}; see the "
+                        "executor's log",
+                        None,
+                        True,
+                    ),
+                )
             with contextlib.suppress(RuntimeError):  # the loop is gone: the activity already ended
                 loop.call_soon_threadsafe(deliver, result)
 
