@@ -297,6 +297,7 @@ async def test_a_reported_copy_elsewhere_does_not_stop_the_returned_data_from_be
     assert sorted((ref.uri, ref.asset_key) for ref in result.outputs or []) == sorted(
         [("bigquery://proj/mart.mirrored", "exec.mirror"), (own, "exec.mirrored")]
     )
+    assert result.output is not None and result.output.output_path == own  # the summary names its own data
 
 
 # --- checks -------------------------------------------------------------------------------------------------

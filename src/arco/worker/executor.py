@@ -797,7 +797,10 @@ class TaskExecutor:
                 f"check(s) failed: {names}"[:MESSAGE_LIMIT],
                 retryable=False,
             )
-        first = outputs[0] if outputs else None
+        # The summary names the asset's own data object when it wrote one, not a copy it reported elsewhere.
+        first = next(
+            (ref for ref in outputs if ref.uri == context.output_uri), outputs[0] if outputs else None
+        )
         return TaskResult(
             attempt=envelope.attempt,
             attempt_id=envelope.attempt_id,
