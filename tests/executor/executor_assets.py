@@ -87,6 +87,17 @@ def reads_missing(context: AssetContext) -> None:
     context.read_upstream("daily", context.partition_key)
 
 
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("this exception has no text")
+
+
+@asset(namespace=NAMESPACE, retry=RetryPolicy(max_attempts=1))
+def unprintable(context: AssetContext) -> None:
+    """Raises an exception whose ``str()`` itself fails."""
+    raise _Unprintable()
+
+
 @asset(namespace=NAMESPACE)
 def returns_text(context: AssetContext) -> str:
     """Returns something that is not data."""
@@ -106,6 +117,13 @@ def reports_elsewhere(context: AssetContext) -> None:
     """Reads and writes a warehouse table it reports explicitly."""
     context.report_input("bigquery://proj/raw.events", version="snap-7", row_count=10)
     context.report_output("bigquery://proj/mart.events", version="snap-8", row_count=4, byte_count=100)
+
+
+@asset(namespace=NAMESPACE)
+def mirrored(context: AssetContext) -> pl.DataFrame:
+    """Reports a warehouse copy of its data, and returns the data for the context to write."""
+    context.report_output("bigquery://proj/mart.mirrored", asset_key="exec.mirror", row_count=1)
+    return pl.DataFrame({"x": [1]})
 
 
 def balance(context: AssetContext, data: pl.DataFrame | None) -> CheckEvaluation:

@@ -237,6 +237,33 @@ async def test_user_code_failure_has_category_stack_and_policy_retryability(
     assert for_good.error is not None and for_good.error.retryable is False
 
 
+async def test_an_exception_whose_text_cannot_be_rendered_still_ends_the_attempt(
+    env: ActivityEnvironment, executor: TaskExecutor
+) -> None:
+    # The attempt used to hang (heartbeating) until its start-to-close timeout.
+    result = await asyncio.wait_for(execute(env, executor, envelope_for("exec.unprintable")), timeout=20)
+    assert result.outcome is TaskOutcome.FAILED
+    error = result.error
+    assert error is not None and error.category is ErrorCategory.USER_CODE
+    assert error.message.startswith("_Unprintable")
+    assert error.stack_trace is not None and "in unprintable" in error.stack_trace
+
+
+async def test_a_failure_of_the_executor_itself_still_ends_the_attempt(
+    env: ActivityEnvironment, executor: TaskExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from arco.worker import executor as executor_module
+
+    def broken_run(self: object) -> None:
+        raise RuntimeError("a bug in the executor")
+
+    monkeypatch.setattr(executor_module._TaskRun, "run", broken_run)
+    result = await asyncio.wait_for(execute(env, executor, envelope_for("exec.numbers")), timeout=20)
+    assert result.outcome is TaskOutcome.FAILED
+    assert result.error is not None and result.error.category is ErrorCategory.INFRASTRUCTURE
+    assert "the executor failed to report the task's outcome: RuntimeError" in result.error.message
+
+
 async def test_a_missing_upstream_is_an_infrastructure_error(
     env: ActivityEnvironment, executor: TaskExecutor
 ) -> None:
@@ -258,6 +285,19 @@ async def test_returning_something_else_than_data_is_a_user_error(
     both = await execute(env, executor, envelope_for("exec.writes_and_returns"))
     assert both.error is not None and "both wrote its output and returned data" in both.error.message
     assert [ref.asset_key for ref in both.outputs or []] == ["exec.writes_and_returns"]  # what it did write
+
+
+async def test_a_reported_copy_elsewhere_does_not_stop_the_returned_data_from_being_written(
+    env: ActivityEnvironment, executor: TaskExecutor, data_root: str
+) -> None:
+    result = await execute(env, executor, envelope_for("exec.mirrored"))
+    assert result.outcome is TaskOutcome.SUCCEEDED, result.error
+    store = open_store(data_root)
+    own = store.uri_for("tenant=acme/workspace=prod/exec/mirrored/_unpartitioned/data.parquet")
+    assert sorted((ref.uri, ref.asset_key) for ref in result.outputs or []) == sorted(
+        [("bigquery://proj/mart.mirrored", "exec.mirror"), (own, "exec.mirrored")]
+    )
+    assert result.output is not None and result.output.output_path == own  # the summary names its own data
 
 
 # --- checks -------------------------------------------------------------------------------------------------
@@ -322,6 +362,18 @@ async def test_envelopes_of_another_scope_location_or_asset_are_refused(
         in other_location.message
     )
     assert "--code-location shop.assets" in other_location.message
+
+    # A partition key that does not fit the asset's partitioning (code changed since the plan) would write a
+    # folder no reader looks in.
+    partitioned = await _refused(env, executor, envelope_for("exec.numbers", DAY))
+    assert partitioned.type == "executor_mismatch"
+    assert "partition key 'date=d:2026-01-02' does not fit asset exec.numbers" in partitioned.message
+    assert "defines as unpartitioned" in partitioned.message
+    unpartitioned = await _refused(env, executor, envelope_for("exec.daily"))
+    assert "partition key '' does not fit asset exec.daily" in unpartitioned.message
+    assert "partitions by ['date']" in unpartitioned.message
+    extra = await _refused(env, executor, envelope_for("exec.daily", DAY + ",region=s:ZXU"))
+    assert extra.type == "executor_mismatch"
 
     unknown = await _refused(env, executor, envelope_for("exec.nope"))
     assert unknown.type == "executor_mismatch"

@@ -59,8 +59,8 @@ __all__ = [
 
 #: Stable name of the executor's activity (histories store it: never rename).
 EXECUTE_TASK_ACTIVITY = "arco.execute_task"
-#: ``ApplicationError.type`` of an envelope the executor refuses (another scope or code location, or an
-#: unknown asset); non-retryable.
+#: ``ApplicationError.type`` of an envelope the executor refuses (another scope or code location, an unknown
+#: asset, or a partition key without the asset's partition dimensions); non-retryable.
 EXECUTOR_MISMATCH = "executor_mismatch"
 #: ``ApplicationError.type`` of an envelope that does not match the dispatch contract (malformed payload or
 #: ids); non-retryable.

@@ -5,7 +5,8 @@ one worker queue. For each :class:`~arco.core.wire.WorkerDispatchEnvelope` it re
 :data:`~arco.core.dispatch.EXECUTE_TASK_ACTIVITY` activity it:
 
 1. refuses the envelope (``ApplicationError`` of type :data:`~arco.core.dispatch.EXECUTOR_MISMATCH`,
-   non-retryable) if its scope or code location is not the executor's own or its asset is unknown, and
+   non-retryable) if its scope or code location is not the executor's own, its asset is unknown or its
+   partition key does not have the asset's partition dimensions, and
    (type :data:`~arco.core.dispatch.INVALID_DISPATCH`) if its payload or ids break the dispatch contract;
 2. runs the asset function in its own thread (an ``async def`` asset gets its own event loop there) with an
    :class:`~arco.sdk.context.AssetContext`; parameters that name upstream assets receive their data;
@@ -94,6 +95,7 @@ from arco.sdk.checks import (
     UniqueCheck,
 )
 from arco.sdk.context import AssetContext, CheckEvaluation, TaskControl
+from arco.sdk.partitions import dimensions_of
 
 __all__ = [
     "CodeLocation",
@@ -265,7 +267,10 @@ def _stack(exc: BaseException) -> str:
 
 
 def _message(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
+    try:
+        text = f"{type(exc).__name__}: {exc}"
+    except Exception:  # an exception whose __str__ fails must still end the attempt with a report
+        text = f"{type(exc).__name__} (its message could not be rendered; see the stack trace)"
     return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 3] + "..."
 
 
@@ -373,7 +378,8 @@ class _TaskRun:
         if returned is None:
             return
         if isinstance(returned, pl.DataFrame | pl.LazyFrame | pa.Table):
-            if self._context.outputs:
+            # Only the asset's own data object counts: outputs reported elsewhere (a warehouse copy) do not.
+            if any(ref.uri == self._context.output_uri for ref in self._context.outputs):
                 raise DefinitionError(
                     f"asset {self._context.asset_key} both wrote its output and returned data; either call "
                     "context.write_output(...) or return the DataFrame, not both"
@@ -593,7 +599,8 @@ class TaskExecutor:
 
         Raises:
             ApplicationError: non-retryable, of type ``executor_mismatch`` (another scope or code location, an
-                unknown asset) or ``invalid_dispatch`` (payload or ids break the contract).
+                unknown asset, a partition key without the asset's dimensions) or ``invalid_dispatch`` (payload
+                or ids break the contract).
         """
         settings = self._settings
         where = f"dispatch {envelope.dispatch_id}"
@@ -633,6 +640,22 @@ class TaskExecutor:
                 f"{where}: asset {payload.asset_key} is not defined in code location "
                 f"{settings.code_location!r} (it defines {shown}); deploy the code location that defines it, "
                 "or restart this executor with the current code",
+            )
+        expected_dimensions = tuple(
+            sorted(dimension.name for dimension in dimensions_of(loaded.definition.spec.partitions))
+        )
+        if envelope.partition.dimensions != expected_dimensions:
+            raise _refuse(
+                EXECUTOR_MISMATCH,
+                f"{where}: partition key {envelope.partition_key or ''!r} does not fit asset "
+                f"{payload.asset_key}, which this executor's code location {settings.code_location!r} "
+                + (
+                    f"partitions by {list(expected_dimensions)}"
+                    if expected_dimensions
+                    else "defines as unpartitioned"
+                )
+                + ": the plan was made from other code; deploy the code location this executor runs, or "
+                "restart this executor with the deployed code",
             )
         try:
             store = self._store(payload.data_root or settings.data_root)
@@ -677,7 +700,25 @@ class TaskExecutor:
                 done.set_result(result)
 
         def target() -> None:
-            result = run.run()
+            try:
+                result = run.run()
+            except BaseException as exc:  # without a result the activity would wait, heartbeating, forever
+                _log.exception(
+                    "task %s (%s): the executor failed to report its outcome",
+                    envelope.task_key,
+                    envelope.attempt_id,
+                )
+                result = _Finished(
+                    cpu_ms=0,
+                    checks=[],
+                    failure=_Failure(
+                        ErrorCategory.INFRASTRUCTURE,
+                        f"the executor failed to report the task's outcome: {type(exc).__name__}; see the "
+                        "executor's log",
+                        None,
+                        True,
+                    ),
+                )
             with contextlib.suppress(RuntimeError):  # the loop is gone: the activity already ended
                 loop.call_soon_threadsafe(deliver, result)
 
@@ -756,7 +797,10 @@ class TaskExecutor:
                 f"check(s) failed: {names}"[:MESSAGE_LIMIT],
                 retryable=False,
             )
-        first = outputs[0] if outputs else None
+        # The summary names the asset's own data object when it wrote one, not a copy it reported elsewhere.
+        first = next(
+            (ref for ref in outputs if ref.uri == context.output_uri), outputs[0] if outputs else None
+        )
         return TaskResult(
             attempt=envelope.attempt,
             attempt_id=envelope.attempt_id,
