@@ -288,12 +288,6 @@ async def test_failure_skips_descendants_and_independent_branches_continue(harne
     assert sorted(skipped) == ["t.after_after", "t.after_fail"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: only a SUCCEEDED attempt's report is recorded, so the check results of an attempt that a "
-    "blocking check failed (the very check that failed) never reach the ledger's CheckEvaluated facts; recording "
-    "them adds events to the workflow's buffer (a patch is needed for running histories)",
-)
 async def test_a_failed_blocking_check_is_recorded_as_a_check_result(harness: Harness) -> None:
     run = await harness.start(selection=Selection(asset_keys=["t.gated"]), run_key="gated")
     final = await run.result(timeout=60)

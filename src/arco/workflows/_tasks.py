@@ -44,6 +44,8 @@ FLUSH_EVENTS = 500
 RECORD_INTERVAL = timedelta(seconds=2)
 #: Patch id of periodic recording (histories of runs started before it replay without it).
 TIMELY_RECORDING_PATCH = "arco-timely-recording"
+#: Patch id of recording the check results of failed attempts.
+FAILED_CHECK_RESULTS_PATCH = "arco-failed-check-results"
 _RECORD_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
 )
@@ -211,6 +213,10 @@ class EventRecorder:
                 "outputs": [_dataset(ref) for ref in result.outputs or []],
             },
         )
+        self.check_results(spec, attempt_id_, result)
+
+    def check_results(self, spec: TaskSpec, attempt_id_: str, result: TaskResult) -> None:
+        """Record the checks an attempt evaluated (also those of an attempt that a blocking check failed)."""
         for check in result.checks or []:
             self.add(
                 "CheckEvaluated",
@@ -300,6 +306,8 @@ class TaskRunner:
                     return self._finish(spec, attempt, att_id, TaskState.SUCCEEDED)
                 if result.outcome == WireOutcome.CANCELLED:
                     return self._finish(spec, attempt, att_id, TaskState.CANCELLED, "CANCELLED", "cancelled")
+                if result.checks and workflow.patched(FAILED_CHECK_RESULTS_PATCH):
+                    self._recorder.check_results(spec, att_id, result)
                 error = result.error
                 if error is None:
                     category, retryable, message = "UNKNOWN", False, "task failed without an error report"
