@@ -350,3 +350,20 @@ async def test_task_polls_default_to_temporals_and_can_be_raised(
         **options,
     )
     assert worker.config()["activity_task_poller_behavior"] == PollerBehaviorSimpleMaximum(expected)
+
+
+async def test_a_code_location_given_as_a_file_is_named_after_its_module(
+    temporal_client: Client, control_worker: str, tmp_path: Path
+) -> None:
+    exec_queue = f"{control_worker}-file"
+    path = str(Path(__file__).with_name(f"{LOCATION}.py"))
+    async with build_executor_worker(
+        temporal_client, _settings(tmp_path / "data"), queue=exec_queue, code_location=path
+    ):
+        dispatched = await _dispatch(
+            temporal_client,
+            control_worker,
+            envelope_for("exec.numbers", run_id=new_ulid(), worker_queue=exec_queue),
+        )
+    assert dispatched.result is not None, dispatched.failure
+    assert dispatched.result.outcome == TaskOutcome.SUCCEEDED

@@ -43,6 +43,7 @@ import traceback
 import typing
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -854,7 +855,8 @@ def build_executor_worker(
         client: A client connected with Arco's (pydantic) data converter.
         settings: Scope (``tenant``/``workspace``) and default data root (``data_root``).
         queue: The worker queue (Temporal task queue) to serve.
-        code_location: Module of the code location, such as ``examples.pipeline``.
+        code_location: Module of the code location, such as ``examples.pipeline``, or its ``.py`` file or package
+            folder (the code location is then named after the module, as ``arco deploy`` names it).
         data_root: Data root overriding ``settings.data_root``.
         max_concurrent_tasks: Tasks run at once (each in its own thread).
         max_task_polls: Polls kept open on the queue. A task that finds a poll waiting is handed over at once; one
@@ -871,9 +873,15 @@ def build_executor_worker(
         ConfigError: if the code location cannot be imported or the data root is invalid.
         DefinitionError: if the code location's assets are invalid.
     """
+    if location is None:
+        location = load_code_location(code_location)
+    # A code location given as a file or folder is named after its module, as `arco deploy` names it.
+    is_path = code_location.endswith(".py") or os.sep in code_location or Path(code_location).is_dir()
     executor = TaskExecutor(
         ExecutorSettings(
-            scope=settings.scope, code_location=code_location, data_root=data_root or settings.data_root
+            scope=settings.scope,
+            code_location=location.name if is_path else code_location,
+            data_root=data_root or settings.data_root,
         ),
         location,
     )
