@@ -282,8 +282,10 @@ async def test_returning_something_else_than_data_is_a_user_error(
     text = await execute(env, executor, envelope_for("exec.returns_text"))
     assert text.error is not None and text.error.category is ErrorCategory.USER_CODE
     assert "returned a str; return a polars DataFrame" in text.error.message
+    assert text.error.retryable is False  # its policy allows 3 attempts, but each would fail the same way
     both = await execute(env, executor, envelope_for("exec.writes_and_returns"))
     assert both.error is not None and "both wrote its output and returned data" in both.error.message
+    assert both.error.retryable is False
     assert [ref.asset_key for ref in both.outputs or []] == ["exec.writes_and_returns"]  # what it did write
 
 

@@ -69,6 +69,7 @@ from arco.core.errors import (
     ContractError,
     CorruptObjectError,
     DefinitionError,
+    InvalidInputError,
     StorageError,
     TaskCancelledError,
 )
@@ -336,7 +337,10 @@ class _TaskRun:
             retryable = storage.retryable
         else:
             category = ErrorCategory.USER_CODE
-            retryable = spec.retry.max_attempts > 1
+            # An asset whose definition or input values are wrong (it returned something that is not data, asked
+            # for an invalid partition key, ...) fails the same way on every attempt: not worth a retry.
+            deterministic = any(isinstance(item, DefinitionError | InvalidInputError) for item in _chain(exc))
+            retryable = spec.retry.max_attempts > 1 and not deterministic
         names = {category.value, type(exc).__name__}
         if isinstance(exc, ArcoError):
             names.add(exc.code)
