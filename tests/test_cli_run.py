@@ -14,6 +14,7 @@ from temporalio.client import Client
 
 from arco.catalog.storage import open_store
 from arco.catalog.tier1 import Catalog
+from arco.client import control_plane_polled
 from arco.core.config import ArcoSettings
 from arco.planning.deploy import deploy
 from arco.planning.location import load_code_location
@@ -157,3 +158,17 @@ async def test_preview_of_an_empty_selection_is_the_planners_message(stack: Env)
     result = await stack.arco_async("run", "preview")
     assert result.exit_code == 2, result.output
     assert "error: the run request cannot be planned: the run selects no assets" in result.output
+
+
+@pytest.mark.integration
+async def test_control_plane_pollers_are_seen_and_their_absence_is_told(
+    stack: Env, temporal_client: Client
+) -> None:
+    for _ in range(100):  # the worker's first polls reach the server shortly after it starts
+        if await control_plane_polled(temporal_client, stack.settings.task_queue):
+            break
+        await asyncio.sleep(0.05)
+    assert await control_plane_polled(temporal_client, stack.settings.task_queue)
+    assert not await control_plane_polled(temporal_client, f"nobody-{uuid.uuid4().hex}")
+    started = await stack.arco_async("run", "start", "cli.boom", "--run-key", "k-served")
+    assert "warning: no control-plane worker" not in started.output

@@ -17,6 +17,9 @@ import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -227,3 +230,19 @@ async def preview_plan(
         execution_timeout=timeout,
     )
     return preview
+
+
+async def control_plane_polled(client: Client, task_queue: str = DEFAULT_TASK_QUEUE) -> bool:
+    """Whether a worker has polled ``task_queue`` for workflow tasks lately (Temporal lists recent pollers).
+
+    Runs wait in Temporal until a control-plane worker serves them; a caller can use this to tell its user why
+    nothing happens yet.
+    """
+    response = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    return bool(response.pollers)

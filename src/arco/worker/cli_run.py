@@ -9,10 +9,10 @@ from typing import Any
 
 import click
 from pydantic import ValidationError
-from temporalio.client import WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
-from arco.client import RunHandle, preview_plan, start_run
+from arco.client import RunHandle, control_plane_polled, preview_plan, start_run
 from arco.core.config import ArcoSettings
 from arco.core.errors import ConfigError, RunError
 from arco.core.runs import PartitionRange, RunRequest, RunState, RunStatus, Selection, run_workflow_id
@@ -148,6 +148,7 @@ def start(output: str, wait: bool, **kwargs: Any) -> None:
 
     async def _go() -> RunStatus:
         client = await connect(settings)
+        await _warn_without_control_plane(client, settings)
         handle = await start_run(client, request, task_queue=settings.task_queue)
         click.echo(
             f"{'started' if handle.created else 'joined existing'} run workflow {handle.workflow_id}",
@@ -159,6 +160,21 @@ def start(output: str, wait: bool, **kwargs: Any) -> None:
     _echo_status(final, output)
     if wait:
         _exit_unless_succeeded(final)
+
+
+async def _warn_without_control_plane(client: Client, settings: ArcoSettings) -> None:
+    """Say why the command will wait when no control-plane worker serves the task queue."""
+    try:
+        polled = await control_plane_polled(client, settings.task_queue)
+    except RPCError:
+        return  # not allowed to describe task queues: nothing to say
+    if not polled:
+        click.echo(
+            f"warning: no control-plane worker has polled task queue {settings.task_queue!r} in namespace "
+            f"{settings.temporal_namespace!r} lately, so this waits until one does: start `arco worker "
+            "control-plane` (or `arco dev`) with the same ARCO_TASK_QUEUE and ARCO_TEMPORAL_NAMESPACE",
+            err=True,
+        )
 
 
 def _exit_unless_succeeded(final: RunStatus) -> None:
@@ -181,6 +197,7 @@ def preview(**kwargs: Any) -> None:
 
     async def _go() -> dict[str, Any]:
         client = await connect(settings)
+        await _warn_without_control_plane(client, settings)
         try:
             return (await preview_plan(client, request, task_queue=settings.task_queue)).to_wire()
         except WorkflowFailureError as exc:
