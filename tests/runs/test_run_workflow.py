@@ -121,41 +121,37 @@ class ScriptedExecutor:
                     raise
                 raise AssertionError("slow task was never cancelled")
             await asyncio.sleep(0.05)
-            if name.startswith("gated"):
-                # What the executor reports when a blocking check fails: the data was written, the task fails.
+
+            def failed(error: TaskError, checks: list[CheckResult] | None = None) -> TaskResult:
                 return TaskResult(
                     attempt=envelope.attempt,
                     attempt_id=envelope.attempt_id,
                     worker_id="scripted",
                     outcome=TaskOutcome.FAILED,
-                    error=TaskError(
-                        category=ErrorCategory.DATA_QUALITY,
-                        message="blocking check(s) failed: not_null:id: null values in id (1 rows)",
-                        retryable=False,
-                    ),
-                    checks=[
-                        CheckResult(
-                            name="not_null:id",
-                            kind="not_null",
-                            passed=False,
-                            blocking=True,
-                            message="null values in id (1 rows)",
-                        )
-                    ],
+                    error=error,
+                    checks=checks or [],
+                )
+
+            if name.startswith("gated"):
+                # What the executor reports when a blocking check fails: the data was written, the task fails.
+                check = CheckResult(
+                    name="not_null:id",
+                    kind="not_null",
+                    passed=False,
+                    blocking=True,
+                    message="null values in id (1 rows)",
+                )
+                message = "blocking check(s) failed: not_null:id: null values in id (1 rows)"
+                return failed(
+                    TaskError(category=ErrorCategory.DATA_QUALITY, message=message, retryable=False), [check]
                 )
             failing = name.startswith("fail") or (name.startswith("flaky") and envelope.attempt == 1)
             if failing:
                 category = (
                     ErrorCategory.INFRASTRUCTURE if name.startswith("flaky") else ErrorCategory.USER_CODE
                 )
-                return TaskResult(
-                    attempt=envelope.attempt,
-                    attempt_id=envelope.attempt_id,
-                    worker_id="scripted",
-                    outcome=TaskOutcome.FAILED,
-                    error=TaskError(
-                        category=category, message=f"{name} failed", retryable=name != "fail_hard"
-                    ),
+                return failed(
+                    TaskError(category=category, message=f"{name} failed", retryable=name != "fail_hard")
                 )
             uri = f"memory://data/{envelope.task_key}"
             return TaskResult(
