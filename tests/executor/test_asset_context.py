@@ -28,7 +28,21 @@ from arco.core.errors import (
 from arco.core.keys import AssetKey
 from arco.core.partitions import PartitionKey
 from arco.core.scope import Scope
-from arco.sdk.context import AssetContext, TaskControl, asset_data_key, partition_path, schema_fingerprint
+from arco.sdk.context import (
+    AssetContext,
+    TaskControl,
+    asset_data_key,
+    partition_from_path,
+    partition_path,
+    schema_fingerprint,
+)
+from arco.sdk.partitions import (
+    DailyPartitions,
+    DynamicPartitions,
+    HourlyPartitions,
+    MultiPartitions,
+    StaticPartitions,
+)
 
 SCOPE = Scope("acme", "prod")
 DAY = "date=d:2026-01-02"
@@ -334,3 +348,53 @@ def test_cancellation_stops_every_context_call(caplog: pytest.LogCaptureFixture)
         with pytest.raises(TaskCancelledError, match="the run was cancelled"):
             call()
     assert open_store(root).head(ctx.output_key) is None  # nothing was written
+
+
+def test_partition_paths_are_read_back_with_the_assets_partitioning() -> None:
+    partitioning = MultiPartitions(
+        dimensions=[
+            HourlyPartitions(name="hour", start="2026-01-01T00:00:00Z"),
+            StaticPartitions(name="region", values=["eu/west, 1", 7, "7"]),
+            DynamicPartitions(name="customer"),
+        ]
+    )
+    keys = [
+        PartitionKey.of(
+            hour=datetime.datetime(2026, 1, 2, 3, tzinfo=datetime.UTC), region=region, customer=customer
+        )
+        for region in ("eu/west, 1", 7, "7")
+        for customer in ("acme", "Ünïcode/…")
+    ]
+    for key in keys:
+        assert partition_from_path(partitioning, partition_path(key)) == key
+    daily = DailyPartitions(name="date", start="2026-01-01")
+    assert partition_from_path(daily, "date=2026-01-02") == PartitionKey(DAY)
+    assert partition_from_path(None, "_unpartitioned") == PartitionKey("")
+    # Not a partition of that partitioning: another dimension, a missing one, a value not declared, bad text.
+    for path in ("day=2026-01-02", "date=2026-01-02/extra=1", "date=20260102", "date=2026-01-02T01-00-00Z"):
+        assert partition_from_path(daily, path) is None, path
+    static = StaticPartitions(name="region", values=["eu"])
+    assert partition_from_path(static, "region=dXM") is None  # "us" is not declared
+    assert partition_from_path(static, partition_path(PartitionKey.of(region="eu"))) == PartitionKey.of(
+        region="eu"
+    )
+
+
+def test_read_table_records_the_partition_of_an_undeclared_asset_of_the_code_location(tmp_path: Path) -> None:
+    root = str(tmp_path / "data")
+    regions = MultiPartitions(
+        dimensions=[
+            DailyPartitions(name="date", start="2026-01-01"),
+            StaticPartitions(name="region", values=["eu"]),
+        ]
+    )
+    key = PartitionKey.of(date=datetime.date(2026, 1, 2), region="eu")
+    written = _context(root, "shop.sales", key.canonical).write_output(pl.DataFrame({"x": [1]}))
+    ctx = _context(root, "shop.report", location_partitions={"shop.sales": regions, "shop.report": None})
+    ctx.read_table(written.uri)
+    (read,) = ctx.inputs
+    assert (read.asset_key, read.partition_key) == ("shop.sales", key.canonical)
+    # An asset the context knows nothing of keeps an unknown partition rather than a wrong one.
+    unknown = _context(root, "shop.report")
+    unknown.read_table(written.uri)
+    assert unknown.inputs[0].partition_key is None

@@ -47,6 +47,7 @@ from arco.core.errors import (
     ArcoError,
     CorruptObjectError,
     InvalidInputError,
+    InvalidPartitionKeyError,
     ObjectNotFoundError,
     PreconditionFailedError,
     StorageError,
@@ -55,6 +56,12 @@ from arco.core.errors import (
 from arco.core.keys import AssetKey
 from arco.core.partitions import PartitionKey, PartitionValue
 from arco.core.scope import Scope
+from arco.sdk.partitions import (
+    DynamicPartitions,
+    PartitionsDefinition,
+    StaticPartitions,
+    dimensions_of,
+)
 
 __all__ = [
     "DATA_FILE_NAME",
@@ -120,13 +127,61 @@ def partition_path(partition_key: PartitionKey) -> str:
     folders = []
     for part in partition_key.canonical.split(","):
         dim, _, tagged = part.partition("=")
-        tag, _, value = tagged.partition(":")
-        if tag == "n":
-            value = _NULL_FOLDER_VALUE
-        elif tag == "t":
-            value = value.replace(":", "-")
-        folders.append(f"{dim}={value}")
+        folders.append(f"{dim}={_folder_value(tagged)}")
     return "/".join(folders)
+
+
+def _folder_value(tagged: str) -> str:
+    """The folder text of one canonical ``tag:value`` (type tags dropped, ``:`` of timestamps made ``-``)."""
+    tag, _, value = tagged.partition(":")
+    if tag == "n":
+        return _NULL_FOLDER_VALUE
+    if tag == "t":
+        return value.replace(":", "-")
+    return value
+
+
+def partition_from_path(partitions: PartitionsDefinition | None, path: str) -> PartitionKey | None:
+    """The partition key whose :func:`partition_path` is ``path``, for an asset partitioned by ``partitions``.
+
+    Folders carry no type tags; each dimension's definition gives them back: time windows are dates (``d``) or,
+    hourly, UTC instants (``t``), dynamic keys are strings (``s``), static values are matched against the declared
+    ones. Returns None when ``path`` is not a partition of that partitioning.
+    """
+    if partitions is None:
+        return PartitionKey("") if path == UNPARTITIONED_FOLDER else None
+    dimensions = {dimension.name: dimension for dimension in dimensions_of(partitions)}
+    parts: list[str] = []
+    for folder in path.split("/"):
+        name, sep, text = folder.partition("=")
+        dimension = dimensions.pop(name, None)
+        if not sep or dimension is None:
+            return None
+        if text == _NULL_FOLDER_VALUE:
+            candidates = ["n:"]
+        elif isinstance(dimension, StaticPartitions):
+            candidates = [
+                tagged
+                for tagged in (
+                    PartitionKey.of({name: value}).canonical.partition("=")[2] for value in dimension.values
+                )
+                if _folder_value(tagged) == text
+            ]
+        elif isinstance(dimension, DynamicPartitions):
+            candidates = [f"s:{text}"]
+        else:  # a time window: a date, or (hourly) an instant whose time lost its colons
+            day, t, time = text.partition("T")
+            candidates = [f"t:{day}T{time.replace('-', ':')}"] if t else [f"d:{text}"]
+        if len(candidates) != 1:
+            return None
+        parts.append(f"{name}={candidates[0]}")
+    if dimensions:
+        return None
+    try:
+        key = PartitionKey.parse(",".join(sorted(parts)))
+    except InvalidPartitionKeyError:
+        return None
+    return key if partition_path(key) == path else None
 
 
 def asset_data_key(scope: Scope, asset_key: AssetKey, partition_key: PartitionKey) -> str:
@@ -294,6 +349,7 @@ class AssetContext:
         declared_inputs: Iterable[DeclaredInput] = (),
         run_tags: Mapping[str, str] | None = None,
         upstream_partitioned: Mapping[str, bool] | None = None,
+        location_partitions: Mapping[str, PartitionsDefinition | None] | None = None,
         control: TaskControl | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
@@ -312,6 +368,8 @@ class AssetContext:
             run_tags: The run's tags.
             upstream_partitioned: Asset key → whether it is partitioned, for the assets of the code location;
                 lets :meth:`read_upstream` find the partition of an unpartitioned upstream not declared.
+            location_partitions: Asset key → its partitioning, for the assets of the code location; lets
+                :meth:`read_table` record the partition of a file of an asset that is not a declared input.
             control: Cancellation and progress link to the executor; a fresh one by default.
             logger: Base logger; ``arco.asset.{asset_key}`` by default.
         """
@@ -330,6 +388,7 @@ class AssetContext:
         self._declared = tuple(declared_inputs)
         self._run_tags = dict(run_tags or {})
         self._upstream_partitioned = dict(upstream_partitioned or {})
+        self._location_partitions = dict(location_partitions or {})
         self._control = control or TaskControl()
         base = logger or logging.getLogger(f"arco.asset.{self._asset_key}")
         self._logger = _AssetLogger(
@@ -801,6 +860,10 @@ class AssetContext:
             folders
         ):
             return asset_key, self._partition_key
+        if str(asset_key) in self._location_partitions:
+            return asset_key, partition_from_path(
+                self._location_partitions[str(asset_key)], "/".join(folders)
+            )
         return asset_key, None
 
 

@@ -97,7 +97,7 @@ from arco.sdk.checks import (
     UniqueCheck,
 )
 from arco.sdk.context import AssetContext, CheckEvaluation, TaskControl
-from arco.sdk.partitions import dimensions_of
+from arco.sdk.partitions import PartitionsDefinition, dimensions_of
 
 __all__ = [
     "CodeLocation",
@@ -149,6 +149,10 @@ class CodeLocation:
     def upstream_partitioned(self) -> dict[str, bool]:
         """Asset key → whether the asset is partitioned."""
         return {key: loaded.definition.spec.partitions is not None for key, loaded in self.assets.items()}
+
+    def partitions(self) -> dict[str, PartitionsDefinition | None]:
+        """Asset key → its partitioning (``None`` when unpartitioned)."""
+        return {key: loaded.definition.spec.partitions for key, loaded in self.assets.items()}
 
 
 def _wants_arrow(fn: Callable[..., Any], parameter: str) -> bool:
@@ -576,6 +580,7 @@ class TaskExecutor:
                 f"{self._location.name!r}"
             )
         self._upstream_partitioned = self._location.upstream_partitioned()
+        self._location_partitions = self._location.partitions()
         self._stores: dict[str, ObjectStore] = {settings.data_root: open_store(settings.data_root)}
         self._stores_lock = threading.Lock()
 
@@ -688,6 +693,7 @@ class TaskExecutor:
             declared_inputs=payload.inputs,
             run_tags=payload.run_tags,
             upstream_partitioned=self._upstream_partitioned,
+            location_partitions=self._location_partitions,
             control=control,
         )
         run = _TaskRun(loaded, context, control)
