@@ -21,6 +21,9 @@ from arco.catalog.search import (
 from arco.catalog.storage import ObjectStore, open_store
 from arco.catalog.tier1 import Catalog
 from arco.core.errors import InvalidInputError
+from arco.planning.deploy import deploy
+from arco.planning.manifest import CodeLocationManifest
+from arco.sdk.asset import AssetSpec
 
 
 @pytest.fixture(scope="module")
@@ -264,3 +267,17 @@ def test_whole_name_bonus_among_thousands_of_matches() -> None:
         ("raw.orders_0001", 200),
     ]
     assert [h.name for h in index.search("raw/orders", kinds=["table"], limit=1)[0]] == ["raw.orders_0000"]
+
+
+def test_whole_asset_key_in_path_form_gets_the_bonus() -> None:
+    # docs/querying.md: a query naming a whole entity as `raw/orders` ranks it first. Deployed assets are
+    # stored as `namespace.name`, so the path form must find the dotted name; `a.raw_orders` matches both words
+    # in its name too and would otherwise win the tie by name.
+    store = open_store("memory://")
+    deploy(
+        Catalog(store, ACME),
+        CodeLocationManifest.build("shop", [AssetSpec(key="raw.orders"), AssetSpec(key="a.raw_orders")]),
+    )
+    hits = search(store, ACME, "raw/orders").hits
+    assert [(h.name, h.score) for h in hits] == [("raw.orders", 250), ("a.raw_orders", 200)]
+    assert [h.name for h in search(store, ACME, "raw orders").hits] == ["a.raw_orders", "raw.orders"]

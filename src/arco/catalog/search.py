@@ -406,6 +406,11 @@ class SearchIndex:
             return [], 0
         wanted = None if kinds is None else set(kinds)
         whole = query.strip().lower()
+        if "/" in whole and "." not in whole:
+            # `raw/orders` names the entity stored as `raw.orders` (the path form of an asset key).
+            dotted = whole.replace("/", ".")
+            if self._named(dotted):
+                whole = dotted
         last = tokens[-1]
         if len(tokens) == 1 and (len(last) < 2 or not self._expand(last)):
             # One exact token: its documents are already in rank order (an exact name match may move up).
