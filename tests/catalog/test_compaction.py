@@ -615,7 +615,9 @@ def test_projections_of_a_newer_layout_are_refused(store: ObjectStore) -> None:
     assert len(list(Ledger(store, SCOPE).objects())) == 1  # nothing was touched
 
 
-def test_time_travel_to_an_expired_snapshot_by_time_raises_instead_of_reading_empty(store: ObjectStore) -> None:
+def test_time_travel_to_an_expired_snapshot_by_time_raises_instead_of_reading_empty(
+    store: ObjectStore,
+) -> None:
     ledger = Ledger(store, SCOPE, writer_id="w")
     ledger.append(run_story(ulid_at(T0)))
     first = compact(store, SCOPE)
