@@ -613,3 +613,23 @@ def test_projections_of_a_newer_layout_are_refused(store: ObjectStore) -> None:
     with pytest.raises(CatalogError, match="upgrade arco"):
         ProjectionReader(store, SCOPE)
     assert len(list(Ledger(store, SCOPE).objects())) == 1  # nothing was touched
+
+
+def test_time_travel_to_an_expired_snapshot_by_time_raises_instead_of_reading_empty(
+    store: ObjectStore,
+) -> None:
+    ledger = Ledger(store, SCOPE, writer_id="w")
+    ledger.append(run_story(ulid_at(T0)))
+    first = compact(store, SCOPE)
+    later = T0 + datetime.timedelta(hours=2)
+    ledger.append(run_story(ulid_at(later), at=later))
+    compact(store, SCOPE)
+    log = CommitLog(store, SCOPE, projection_domain())
+    one = log.as_of(first.sequence)
+    assert one is not None
+    moment = one.committed_at  # the first snapshot was current at this time
+    assert ProjectionReader(store, SCOPE, as_of=moment).runs().height == 1
+    far = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)
+    log.expire(far, keep_last=1, grace=datetime.timedelta(0), now=far)
+    with pytest.raises(NotFoundError, match="removed by retention"):
+        ProjectionReader(store, SCOPE, as_of=moment)

@@ -615,3 +615,25 @@ def test_schemas_are_stored_compactly_and_losslessly(mem: ObjectStore) -> None:
     assert [c.column_id for c in table.columns] == [1, 2, 3]
     evolved = cat.add_columns("n.plain", [pa.field("extra", pa.string())])
     assert [c.column_id for c in evolved.columns] == [1, 2, 3, 4, 5]
+
+
+def test_a_refresh_that_read_an_older_pointer_never_hides_a_newer_commit() -> None:
+    # A read that checked the pointer before this catalog's own commit finished must not install its older
+    # snapshot over the commit's: with max_staleness the catalog would not see its own commit for that long.
+    hooks: list[object] = []
+
+    class PausingStore(MemoryObjectStore):
+        def read_versioned(self, key: str) -> tuple[bytes, ObjectVersion]:
+            found = super().read_versioned(key)
+            if key.endswith("_pointer.json") and hooks:
+                hooks.pop()()  # type: ignore[operator]
+            return found
+
+    store = PausingStore()
+    catalog = _catalog(store, max_staleness=3600)
+    catalog.create_namespace("n")
+    catalog.create_table("n.t")
+    hooks.append(lambda: catalog.alter_table("n.t", description="mine"))
+    # This refresh reads the pointer, then (as another thread would) the catalog commits meanwhile.
+    catalog.refresh()
+    assert catalog.get_table("n.t").description == "mine", "a catalog sees its own commits at once"

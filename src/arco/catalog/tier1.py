@@ -1194,13 +1194,19 @@ class Catalog(_Reads):
 
     def refresh(self) -> CatalogSnapshot:
         """Check the pointer now and return the latest snapshot."""
-        head = self.log.head()
         current = self._current
+        head = self.log.head()
         if current is not None and head is not None and current.commit_id == head.commit_id:
             self._checked_at = time.monotonic()
             return current
         snap = self._snapshot_of(None if head is None else self.log.manifest_for(head))
         with self._lock:
+            installed = self._current
+            if installed is not current and installed is not None and installed.sequence > snap.sequence:
+                # A commit of this catalog (or a newer refresh) was installed while this one read the pointer:
+                # keep it, or the catalog would not see its own commit. (Without a concurrent install, a lower
+                # sequence is taken as is: the pointer was rolled back on purpose.)
+                return installed
             self._current = snap
             self._checked_at = time.monotonic()
         return snap
