@@ -251,6 +251,21 @@ def test_interrupted_quarantine_is_finished_by_calling_it_again(store: ObjectSto
         ledger.quarantine("tenant=acme/workspace=prod/other/x.arrow", "outside")
 
 
+def test_a_second_object_quarantined_under_the_same_name_is_kept_too(store: ObjectStore) -> None:
+    ledger = Ledger(store, SCOPE, writer_id="w")
+    key = ledger.append(run_story(RUN)).key
+    first = store.read(key)
+    ledger.quarantine(key, "first")
+    # The writer re-appends under the same name (same first event id and writer), malformed again.
+    store.create_if_absent(key, b"not arrow either")
+    second = ledger.quarantine(key, "second")
+    assert second.key != key.replace("/_ledger/", "/_quarantine/")
+    assert store.read(key.replace("/_ledger/", "/_quarantine/")) == first
+    assert store.read(second.key) == b"not arrow either"
+    assert not store.exists(key)
+    assert sorted(record.reason for record in ledger.quarantined()) == ["first", "second"]
+
+
 def test_materialized_payload_survives_the_ledger(store: ObjectStore) -> None:
     ledger = Ledger(store, SCOPE, writer_id="w")
     data = Materialized(run_id=RUN, asset="a.b", output_location="s3://b/k", row_count=2**62)

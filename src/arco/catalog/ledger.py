@@ -5,6 +5,7 @@ Layout (inside the catalog store, next to the commit-log domains of the scope)::
     tenant={t}/workspace={w}/
         _ledger/{domain}/day={YYYY-MM-DD}/{firstEventId}-{writerId}.arrow     one object per appended batch
         _quarantine/{domain}/day={YYYY-MM-DD}/{firstEventId}-{writerId}.arrow  malformed objects, moved aside
+        _quarantine/{domain}/day={YYYY-MM-DD}/{firstEventId}-{writerId}~{sha256:16}.arrow   (same name, other bytes)
         _quarantine/{domain}/day={YYYY-MM-DD}/{firstEventId}-{writerId}.arrow.reason.json
 
 (``_ledger`` and ``_quarantine`` start with ``_`` so they can never collide with a commit-log domain.)
@@ -38,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import functools
+import hashlib
 import itertools
 import json
 import os
@@ -717,9 +719,7 @@ class Ledger:
                 raise
             data = None
         if data is not None:
-            # An earlier, interrupted quarantine may have copied it already.
-            with contextlib.suppress(ObjectExistsError):
-                self.store.create_if_absent(target, data)
+            target = self._quarantine_copy(target, data)
         record = {
             "originalKey": key,
             "key": target,
@@ -733,6 +733,21 @@ class Ledger:
             )
         self.store.delete(key)
         return QuarantineRecord(original_key=key, key=target, reason=reason, quarantined_at=moment)
+
+    def _quarantine_copy(self, target: str, data: bytes) -> str:
+        """Copy ``data`` to ``target``, or next to it when other bytes were quarantined under that name; return
+        where it is."""
+        try:
+            self.store.create_if_absent(target, data)
+            return target
+        except ObjectExistsError:
+            if self.store.read(target) == data:
+                return target  # an earlier, interrupted quarantine of this object copied it already
+        # A re-appended batch that reused the name (same first event and writer) and is malformed too: keep both.
+        other = f"{target.removesuffix(LEDGER_SUFFIX)}~{hashlib.sha256(data).hexdigest()[:16]}{LEDGER_SUFFIX}"
+        with contextlib.suppress(ObjectExistsError):
+            self.store.create_if_absent(other, data)
+        return other
 
     def quarantined(self) -> list[QuarantineRecord]:
         """Every quarantined object of this domain with its reason, oldest name first."""
