@@ -131,3 +131,48 @@ def test_dev_stack_serves_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     assert (tmp_path / "state" / "temporal.db").exists()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_dev_stack_serves_the_namespace_of_arco_temporal_namespace(tmp_path: Path) -> None:
+    """`arco dev` creates the namespace the workers and every other command use, not only `default`."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "ARCO_STATE_DIR": str(tmp_path / "state"),
+        "ARCO_CATALOG_ROOT": str(tmp_path / "state" / "catalog"),
+        "ARCO_TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
+        "ARCO_TEMPORAL_NAMESPACE": "arco-dev-test",
+    }
+    dev = subprocess.Popen(
+        [sys.executable, "-m", "arco.worker.cli", "dev", "--port", str(port), "--headless", "--in-memory"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert dev.stdout is not None
+        lines = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = dev.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "Press Ctrl-C" in line:
+                break
+        output = "".join(lines)
+        assert "Press Ctrl-C" in output, output
+        assert "(namespace arco-dev-test)" in output
+        doctor = _cli(["doctor", "--timeout", "60"], env)
+        assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+        assert json.loads(doctor.stdout)["catalog"]["readBackEqual"] is True
+    finally:
+        dev.send_signal(signal.SIGINT)
+        try:
+            rest = dev.communicate(timeout=60)[0]
+        except subprocess.TimeoutExpired:
+            dev.kill()
+            raise
+    assert dev.returncode == 0, rest

@@ -102,8 +102,14 @@ def dev(
         ui_port=None if headless else ui_port,
         db_file=None if in_memory else state / "temporal.db",
         log_file=state / "temporal.log",
+        namespaces=_extra_namespaces(settings),
     )
     asyncio.run(_dev(settings, config, code_location))
+
+
+def _extra_namespaces(settings: ArcoSettings) -> tuple[str, ...]:
+    """The namespace the workers and every other command use, when the dev server does not create it anyway."""
+    return () if settings.temporal_namespace == "default" else (settings.temporal_namespace,)
 
 
 async def _dev(settings: ArcoSettings, config: TemporalServerConfig, code_location: str | None) -> None:
@@ -150,7 +156,12 @@ def demo(state_dir: str | None, app_dir: str) -> None:
     settings = settings.model_copy(
         update={"catalog_root": str(state / "catalog"), "data_root": str(state / "data")}
     )
-    config = TemporalServerConfig(port=free_port(), ui_port=None, log_file=state / "temporal.log")
+    config = TemporalServerConfig(
+        port=free_port(),
+        ui_port=None,
+        log_file=state / "temporal.log",
+        namespaces=_extra_namespaces(settings),
+    )
     asyncio.run(_demo(settings, config))
 
 
