@@ -150,6 +150,7 @@ def test_errors_are_messages_not_tracebacks(root: str, tmp_path: Path) -> None:
         (["register-asset", "sales.x", "--definition", "{bad"], "--definition is not valid JSON"),
         (["register-asset", "sales.x", "--definition", '{"w": 0.5}'], "$.w"),
         (["expire", "--older-than", "soon"], "duration 'soon' is invalid"),
+        (["expire", "--older-than", "99999999999999w"], "duration '99999999999999w' is too long"),
         (["show-table", "sales.t", "--as-of", "2024-01-01T00:00:00"], "no time zone"),
     ]
     for args, message in cases:

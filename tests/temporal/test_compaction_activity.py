@@ -252,6 +252,12 @@ def test_parse_duration_refuses_what_it_cannot_read(text: str) -> None:
         parse_duration(text, option="--every")
 
 
+@pytest.mark.parametrize("text", ["9999999999d", "99999999999999999999s"])
+def test_parse_duration_refuses_a_duration_too_long_for_python(text: str) -> None:
+    with pytest.raises(InvalidInputError, match=r"--every .* is too long"):
+        parse_duration(text, option="--every")
+
+
 @given(st.integers(min_value=0, max_value=10**12))
 def test_format_and_parse_are_inverse(millis: int) -> None:
     value = datetime.timedelta(milliseconds=millis)

@@ -123,7 +123,12 @@ def _parse_duration(text: str) -> datetime.timedelta:
         raise InvalidInputError(
             f"duration {text!r} is invalid; write a number and a unit s/m/h/d/w, e.g. 7d or 12h"
         )
-    return datetime.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    try:
+        return datetime.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    except OverflowError:
+        raise InvalidInputError(
+            f"duration {text!r} is too long; write a number and a unit s/m/h/d/w, e.g. 7d or 12h"
+        ) from None
 
 
 def _column(spec: str) -> pa.Field[Any]:

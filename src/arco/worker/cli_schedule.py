@@ -91,7 +91,13 @@ def parse_duration(text: str, *, option: str) -> datetime.timedelta:
     for match in _DURATION_PART.finditer(stripped):
         if match.start() != position:
             break
-        total += int(match.group(1)) * _UNITS[match.group(2)]
+        try:
+            total += int(match.group(1)) * _UNITS[match.group(2)]
+        except OverflowError:
+            raise InvalidInputError(
+                f"{option} {text!r} is too long: durations are limited to about 2.7 million years; "
+                "write a number and a unit, for example 30s, 1m, 1h30m"
+            ) from None
         position = match.end()
     if not stripped or position != len(stripped):
         raise InvalidInputError(
