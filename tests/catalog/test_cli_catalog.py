@@ -160,6 +160,19 @@ def test_errors_are_messages_not_tracebacks(root: str, tmp_path: Path) -> None:
         assert "Traceback" not in result.output
 
 
+def test_schema_file_columns_need_a_string_name_and_a_boolean_nullable(root: str, tmp_path: Path) -> None:
+    _run(root, "create-namespace", "sales")
+    for column in ({"name": "id", "type": "int64", "nullable": "false"}, {"name": 5, "type": "int64"}):
+        schema = tmp_path / "schema.json"
+        schema.write_text(json.dumps([column]))
+        result = _run(root, "create-table", "sales.t", "--schema-file", str(schema), ok=False)
+        assert result.exit_code == 2, result.output
+        assert "'name' must be a string and 'nullable' true or false" in result.output
+    schema.write_text(json.dumps([{"name": "id", "type": "int64", "nullable": False}]))
+    created = _json(root, "create-table", "sales.t", "--schema-file", str(schema))
+    assert [c["nullable"] for c in created["columns"]] == [False]
+
+
 def test_checkpoint_expire_and_pointer_repair(root: str) -> None:
     _run(root, "create-namespace", "n")
     for i in range(3):

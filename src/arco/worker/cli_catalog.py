@@ -159,8 +159,12 @@ def _schema_file(path: str) -> tuple[list[pa.Field[Any]], dict[str, str]]:
             raise InvalidInputError(
                 f"schema file {path!r}: every column needs 'name' and 'type', got {item!r}"
             )
+        if not isinstance(item["name"], str) or not isinstance(item.get("nullable", True), bool):
+            raise InvalidInputError(
+                f"schema file {path!r}: 'name' must be a string and 'nullable' true or false, got {item!r}"
+            )
         fields.append(
-            pa.field(item["name"], parse_type(str(item["type"])), nullable=bool(item.get("nullable", True)))
+            pa.field(item["name"], parse_type(str(item["type"])), nullable=item.get("nullable", True))
         )
         if item.get("description"):
             descriptions[item["name"]] = str(item["description"])
