@@ -577,6 +577,12 @@ async def test_max_events_leaves_the_rest_pending_as_lag(
         )
         background = await asyncio.wait_for(handle.result(), WAIT)
         assert (background.committed, background.events_folded) == (True, 3)
+        # With --output json, what was started is JSON too.
+        again = await arco_async(
+            temporal_server, task_queue, "compact", *scope_args(scope), "--no-wait", "--output", "json"
+        )
+        assert again.exit_code == 0, again.output
+        assert json.loads(again.stdout)["workflowId"] == compaction_workflow_id(scope)
     assert folded_run_ids(store, scope) == sorted(run_ids | more)
 
 

@@ -701,7 +701,7 @@ def compact(
                 result_timeout=timeout,
                 on_attach=_attached,
             )
-        await _start_only(client, scope, settings.task_queue, max_events)
+        await _start_only(client, scope, settings.task_queue, max_events, output)
         return None
 
     result = asyncio.run(_run())
@@ -710,7 +710,9 @@ def compact(
     _emit(result, output, lambda: _print_result_table(result))
 
 
-async def _start_only(client: Client, scope: Scope, task_queue: str, max_events: int | None) -> None:
+async def _start_only(
+    client: Client, scope: Scope, task_queue: str, max_events: int | None, output: str = "table"
+) -> None:
     workflow_id = compaction_workflow_id(scope)
     request = CompactionInput(tenant_id=scope.tenant, workspace_id=scope.workspace, max_events=max_events)
     handle = await client.start_workflow(
@@ -722,4 +724,7 @@ async def _start_only(client: Client, scope: Scope, task_queue: str, max_events:
         search_attributes=scope_search_attributes(scope),
         static_summary=f"Arco compaction of {scope}",
     )
-    click.echo(f"compaction {workflow_id} of {scope} running (run {handle.result_run_id})")
+    if output == "json":
+        click.echo(json.dumps({"runId": handle.result_run_id, "workflowId": workflow_id}, sort_keys=True))
+    else:
+        click.echo(f"compaction {workflow_id} of {scope} running (run {handle.result_run_id})")
