@@ -399,3 +399,16 @@ def test_every_file_layout_gives_the_same_answers() -> None:
     assert edge.observation_count == 12 and len(edge.runs) == 6 and edge.truncated
     # Newest first; the tie at 2024-03-01 (three runs) is broken by run id, greatest first.
     assert [o.run_id for o in edge.observations] == [edge.runs[-1]] * 2
+
+
+def test_impact_of_a_whole_asset_tells_declared_only_from_observed(store: ObjectStore) -> None:
+    # raw.customers -> sales.revenue is declared but no recorded execution read raw.customers.
+    report = impact(store, ACME, "raw.customers", None)
+    assert {i.asset: i.via for i in report.impacted} == {
+        "sales.revenue": "declared",
+        "marketing.attribution": "declared",
+    }
+    observed = {i.asset: i.via for i in impact(store, ACME, "raw.orders", None).impacted}
+    assert observed["sales.daily_orders"] == "observed" and observed["sales.revenue"] == "observed"
+    # Attribution is observed reading daily_orders, so it was built from raw.orders through executions.
+    assert observed["marketing.attribution"] == "observed"

@@ -1324,12 +1324,26 @@ def impact(
         store, scope, target, direction="downstream", hops=hops, max_nodes=max_nodes, max_observations=0,
         snapshot=snap,
     )  # fmt: skip
+    # A whole-asset traversal also follows declared-only edges: only nodes reached through observed edges
+    # alone were built (by recorded executions) from the start.
+    observed_next: dict[str, list[str]] = {}
+    for edge in result.edges:
+        if edge.observed:
+            observed_next.setdefault(edge.source, []).append(edge.target)
+    reached, pending = {result.start.id}, [result.start.id]
+    while pending:
+        for following in observed_next.get(pending.pop(), ()):
+            if following not in reached:
+                reached.add(following)
+                pending.append(following)
     found: dict[str, tuple[set[str], int, str]] = {}
     for node in result.nodes:
         if node.hops == 0:
             continue
         name = node.asset or str(node.uri)
-        parts, best, via = found.get(name, (set(), node.hops, "observed"))
+        parts, best, via = found.get(name, (set(), node.hops, "declared"))
+        if node.id in reached:
+            via = "observed"
         if node.partition is not None:
             parts.add(node.partition)
         found[name] = (parts, min(best, node.hops), via)
