@@ -256,6 +256,10 @@ def test_dataset_naming() -> None:
     assert dataset_name("/data/x.csv") == ("file", "/data/x.csv")
     assert dataset_name("https://host:8443/p/q") == ("https://host:8443", "p/q")
     assert dataset_name(FX_URI) == ("s3://ext", "fx/rates.csv")
+    # '?' and '#' are literal in object keys and file names: two different objects keep different names.
+    assert dataset_name("gs://bucket/in/a#1.parquet") == ("gs://bucket", "in/a#1.parquet")
+    assert dataset_name("s3://bucket/k?v=1.csv") == ("s3://bucket", "k?v=1.csv")
+    assert dataset_name("file:///data/x#2.csv") == ("file", "/data/x#2.csv")
 
 
 def test_scoped_and_bad_input(store: ObjectStore, built: dict[Scope, Built]) -> None:

@@ -125,10 +125,12 @@ def dataset_name(uri: str) -> tuple[str, str]:
         return "file", uri
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
+    # Object keys and file names may hold '?' and '#': literal characters there, not a query or fragment.
+    host, _, path = uri.partition("://")[2].partition("/")
     if scheme == "file":
-        return "file", parts.path or "/"
+        return "file", "/" + path if "://" in uri else parts.path or "/"
     if scheme in ("gs", "gcs", "s3", "s3a", "abfs", "abfss", "wasbs"):
-        return f"{scheme}://{parts.netloc}", parts.path.lstrip("/")
+        return f"{scheme}://{host}", path
     if scheme and parts.netloc:
         return f"{scheme}://{parts.netloc}", parts.path.lstrip("/") or "/"
     return "arco", uri
