@@ -850,6 +850,15 @@ class _Walk:
         self.edges[key] = value
         return True
 
+    def admits(self, label: str, at: str) -> bool:
+        """Whether ``label`` is, or can still become, a node of the answer (an edge to a node the answer
+        cannot hold is left out with it, so every edge's ends are nodes of the answer)."""
+        if label in self.visited or len(self.visited) < self.max_nodes:
+            return True
+        if at not in self.cut_nodes:
+            self.cut_nodes.append(at)
+        return False
+
     def add_node(self, label: str, hops: int, at: str) -> bool:
         if label in self.visited:
             return False
@@ -899,7 +908,7 @@ def _walk_assets(
                 neighbours.append((other, pair, None))
             for other, pair, found in neighbours:
                 # Observed edges come first, so a pair both observed and declared keeps its observations.
-                if not walk.add_edge(pair, found, label):
+                if not walk.admits(other, label) or not walk.add_edge(pair, found, label):
                     continue
                 if walk.add_node(other, hop, label):
                     following.append(other)
@@ -1182,7 +1191,7 @@ def _partition_traversal(
         following: list[str] = []
         kept: list[tuple[str, str]] = []
         for src, dst, at, other in pairs.iter_rows():
-            if not walk.add_edge((src, dst), None, at):
+            if not walk.admits(other, at) or not walk.add_edge((src, dst), None, at):
                 continue
             kept.append((src, dst))
             if walk.add_node(other, hop, at):
@@ -1198,7 +1207,11 @@ def _partition_traversal(
                     continue
                 seen_inputs = {s.partition("@")[0] for s, d in walk.edges if d == node}
                 for dep in declared[asset]:
-                    if dep not in seen_inputs and walk.add_edge((dep, node), "declared", node):
+                    if (
+                        dep not in seen_inputs
+                        and walk.admits(dep, node)
+                        and walk.add_edge((dep, node), "declared", node)
+                    ):
                         walk.add_node(dep, hop, node)
         frontier = following
     beyond: list[str] = []
