@@ -346,12 +346,15 @@ def test_an_attempt_that_failed_and_was_retried_ends_with_fail() -> None:
     events = [ArcoEvent.of(ACME, RunStarted(run_id=run, job="daily"), source="tests", occurred_at=at)]
     states = {1: (TaskState.RUNNING, TaskState.RETRY_WAIT), 2: (TaskState.RUNNING, TaskState.SUCCEEDED)}
     for attempt, (first, last) in states.items():
-        common = dict(run_id=run, task_key=task, attempt=attempt, asset="raw.orders", partition="")
         att = attempt_id(dispatch_id(run, task, attempt))
         for n, state in enumerate((first, last)):
             failed = state == TaskState.RETRY_WAIT
             data = TaskStateChanged(
-                **common,  # type: ignore[arg-type]
+                run_id=run,
+                task_key=task,
+                attempt=attempt,
+                asset="raw.orders",
+                partition="",
                 attempt_id=att,
                 state=state,
                 error_code="USER_CODE" if failed else None,
@@ -362,8 +365,8 @@ def test_an_attempt_that_failed_and_was_retried_ends_with_fail() -> None:
     Ledger(store, ACME).append(events)
     compact(store, ACME)
     exported = export_events(store, ACME, ExportOptions(include_runs=False))
-    first = attempt_run_uuid(run, attempt_id(dispatch_id(run, task, 1)))
-    ended = [e for e in exported if e["run"]["runId"] == first]
+    retried = attempt_run_uuid(run, attempt_id(dispatch_id(run, task, 1)))
+    ended = [e for e in exported if e["run"]["runId"] == retried]
     assert [e["eventType"] for e in ended] == ["START", "FAIL"]
     assert ended[1]["run"]["facets"]["errorMessage"]["message"] == "boom"
     for event in exported:

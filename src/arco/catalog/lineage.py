@@ -1345,10 +1345,10 @@ def impact(
             observed_next.setdefault(edge.source, []).append(edge.target)
     reached, pending = {result.start.id}, [result.start.id]
     while pending:
-        for following in observed_next.get(pending.pop(), ()):
-            if following not in reached:
-                reached.add(following)
-                pending.append(following)
+        for built_from in observed_next.get(pending.pop(), ()):
+            if built_from not in reached:
+                reached.add(built_from)
+                pending.append(built_from)
     found: dict[str, tuple[set[str], int, str]] = {}
     for node in result.nodes:
         if node.hops == 0:
