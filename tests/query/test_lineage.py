@@ -399,3 +399,25 @@ def test_every_file_layout_gives_the_same_answers() -> None:
     assert edge.observation_count == 12 and len(edge.runs) == 6 and edge.truncated
     # Newest first; the tie at 2024-03-01 (three runs) is broken by run id, greatest first.
     assert [o.run_id for o in edge.observations] == [edge.runs[-1]] * 2
+
+
+def test_impact_of_a_whole_asset_tells_declared_only_from_observed(store: ObjectStore) -> None:
+    # raw.customers -> sales.revenue is declared but no recorded execution read raw.customers.
+    report = impact(store, ACME, "raw.customers", None)
+    assert {i.asset: i.via for i in report.impacted} == {
+        "sales.revenue": "declared",
+        "marketing.attribution": "declared",
+    }
+    observed = {i.asset: i.via for i in impact(store, ACME, "raw.orders", None).impacted}
+    assert observed["sales.daily_orders"] == "observed" and observed["sales.revenue"] == "observed"
+    # Attribution is observed reading daily_orders, so it was built from raw.orders through executions.
+    assert observed["marketing.attribution"] == "observed"
+
+
+@pytest.mark.parametrize("start", ["marketing.attribution", f"sales.revenue@{day_key(DAYS[1])}"])
+def test_a_node_limit_leaves_no_edge_to_a_node_outside_the_answer(store: ObjectStore, start: str) -> None:
+    cut = lineage(store, ACME, start, hops=5, max_nodes=2)
+    assert cut.truncated and cut.truncations[0].limit == "max_nodes"
+    ids = {n.id for n in cut.nodes}
+    assert len(ids) == 2 and cut.edges
+    assert all(e.source in ids and e.target in ids for e in cut.edges)

@@ -256,6 +256,10 @@ def test_dataset_naming() -> None:
     assert dataset_name("/data/x.csv") == ("file", "/data/x.csv")
     assert dataset_name("https://host:8443/p/q") == ("https://host:8443", "p/q")
     assert dataset_name(FX_URI) == ("s3://ext", "fx/rates.csv")
+    # '?' and '#' are literal in object keys and file names: two different objects keep different names.
+    assert dataset_name("gs://bucket/in/a#1.parquet") == ("gs://bucket", "in/a#1.parquet")
+    assert dataset_name("s3://bucket/k?v=1.csv") == ("s3://bucket", "k?v=1.csv")
+    assert dataset_name("file:///data/x#2.csv") == ("file", "/data/x#2.csv")
 
 
 def test_scoped_and_bad_input(store: ObjectStore, built: dict[Scope, Built]) -> None:
@@ -324,3 +328,46 @@ def test_http_endpoint(store: ObjectStore, marquez: str) -> None:
         post_events(events, "ftp://example")
     with pytest.raises(InfrastructureError, match="cannot be reached"):
         post_events(events[:1], "http://127.0.0.1:9", timeout_s=2)
+
+
+def test_an_attempt_that_failed_and_was_retried_ends_with_fail() -> None:
+    # The run workflow records a failed attempt that it will retry as RETRY_WAIT (its last state), then the
+    # next attempt; the failed attempt still ended, so it must not look like it is running forever.
+    from arco.catalog.compaction import compact
+    from arco.catalog.events import ArcoEvent, RunStarted, TaskStateChanged
+    from arco.catalog.ledger import Ledger
+    from arco.catalog.storage import open_store
+    from arco.core.ids import new_ulid
+    from arco.core.runs import TaskState
+    from arco.core.wire import attempt_id, dispatch_id
+
+    store = open_store("memory://openlineage-retry")
+    run, task, at = new_ulid(), "raw.orders|", datetime.datetime(2024, 1, 3, tzinfo=datetime.UTC)
+    events = [ArcoEvent.of(ACME, RunStarted(run_id=run, job="daily"), source="tests", occurred_at=at)]
+    states = {1: (TaskState.RUNNING, TaskState.RETRY_WAIT), 2: (TaskState.RUNNING, TaskState.SUCCEEDED)}
+    for attempt, (first, last) in states.items():
+        att = attempt_id(dispatch_id(run, task, attempt))
+        for n, state in enumerate((first, last)):
+            failed = state == TaskState.RETRY_WAIT
+            data = TaskStateChanged(
+                run_id=run,
+                task_key=task,
+                attempt=attempt,
+                asset="raw.orders",
+                partition="",
+                attempt_id=att,
+                state=state,
+                error_code="USER_CODE" if failed else None,
+                error_message="boom" if failed else None,
+            )
+            moment = at + datetime.timedelta(minutes=2 * attempt + n)
+            events.append(ArcoEvent.of(ACME, data, source="tests", occurred_at=moment))
+    Ledger(store, ACME).append(events)
+    compact(store, ACME)
+    exported = export_events(store, ACME, ExportOptions(include_runs=False))
+    retried = attempt_run_uuid(run, attempt_id(dispatch_id(run, task, 1)))
+    ended = [e for e in exported if e["run"]["runId"] == retried]
+    assert [e["eventType"] for e in ended] == ["START", "FAIL"]
+    assert ended[1]["run"]["facets"]["errorMessage"]["message"] == "boom"
+    for event in exported:
+        _validate(event)

@@ -850,6 +850,15 @@ class _Walk:
         self.edges[key] = value
         return True
 
+    def admits(self, label: str, at: str) -> bool:
+        """Whether ``label`` is, or can still become, a node of the answer (an edge to a node the answer
+        cannot hold is left out with it, so every edge's ends are nodes of the answer)."""
+        if label in self.visited or len(self.visited) < self.max_nodes:
+            return True
+        if at not in self.cut_nodes:
+            self.cut_nodes.append(at)
+        return False
+
     def add_node(self, label: str, hops: int, at: str) -> bool:
         if label in self.visited:
             return False
@@ -899,7 +908,7 @@ def _walk_assets(
                 neighbours.append((other, pair, None))
             for other, pair, found in neighbours:
                 # Observed edges come first, so a pair both observed and declared keeps its observations.
-                if not walk.add_edge(pair, found, label):
+                if not walk.admits(other, label) or not walk.add_edge(pair, found, label):
                     continue
                 if walk.add_node(other, hop, label):
                     following.append(other)
@@ -1182,7 +1191,7 @@ def _partition_traversal(
         following: list[str] = []
         kept: list[tuple[str, str]] = []
         for src, dst, at, other in pairs.iter_rows():
-            if not walk.add_edge((src, dst), None, at):
+            if not walk.admits(other, at) or not walk.add_edge((src, dst), None, at):
                 continue
             kept.append((src, dst))
             if walk.add_node(other, hop, at):
@@ -1198,7 +1207,11 @@ def _partition_traversal(
                     continue
                 seen_inputs = {s.partition("@")[0] for s, d in walk.edges if d == node}
                 for dep in declared[asset]:
-                    if dep not in seen_inputs and walk.add_edge((dep, node), "declared", node):
+                    if (
+                        dep not in seen_inputs
+                        and walk.admits(dep, node)
+                        and walk.add_edge((dep, node), "declared", node)
+                    ):
                         walk.add_node(dep, hop, node)
         frontier = following
     beyond: list[str] = []
@@ -1324,12 +1337,26 @@ def impact(
         store, scope, target, direction="downstream", hops=hops, max_nodes=max_nodes, max_observations=0,
         snapshot=snap,
     )  # fmt: skip
+    # A whole-asset traversal also follows declared-only edges: only nodes reached through observed edges
+    # alone were built (by recorded executions) from the start.
+    observed_next: dict[str, list[str]] = {}
+    for edge in result.edges:
+        if edge.observed:
+            observed_next.setdefault(edge.source, []).append(edge.target)
+    reached, pending = {result.start.id}, [result.start.id]
+    while pending:
+        for built_from in observed_next.get(pending.pop(), ()):
+            if built_from not in reached:
+                reached.add(built_from)
+                pending.append(built_from)
     found: dict[str, tuple[set[str], int, str]] = {}
     for node in result.nodes:
         if node.hops == 0:
             continue
         name = node.asset or str(node.uri)
-        parts, best, via = found.get(name, (set(), node.hops, "observed"))
+        parts, best, via = found.get(name, (set(), node.hops, "declared"))
+        if node.id in reached:
+            via = "observed"
         if node.partition is not None:
             parts.add(node.partition)
         found[name] = (parts, min(best, node.hops), via)

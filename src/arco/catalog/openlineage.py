@@ -3,8 +3,9 @@
 For each task attempt of the selected runs (``ops.tasks``) the exporter emits
 
 * ``START`` at the attempt's start (when it started),
-* ``COMPLETE`` (succeeded), ``FAIL`` (failed, with an ``errorMessage`` run facet) or ``ABORT`` (cancelled) at its
-  end; attempts still running have only their ``START``; skipped tasks never ran and emit nothing;
+* ``COMPLETE`` (succeeded), ``FAIL`` (failed, or failed and retried as a new attempt, with an ``errorMessage``
+  run facet) or ``ABORT`` (cancelled) at its end; attempts still running have only their ``START``; skipped tasks
+  never ran and emit nothing;
 
 with the datasets it read (``inputs``) and wrote (``outputs``) from ``lineage.edges``, and for each run itself a
 ``START`` and a terminal event, so a Marquez-like backend shows runs and their tasks.
@@ -75,7 +76,8 @@ _STATS_SCHEMA: Final = (
 _ERROR_SCHEMA: Final = f"{_SPEC}/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet"
 _CUSTOM_SCHEMA: Final = "urn:arco:openlineage:facets:1#/$defs/"
 
-_TERMINAL: Final = {"SUCCEEDED": "COMPLETE", "FAILED": "FAIL", "CANCELLED": "ABORT"}
+# An attempt whose last state is RETRY_WAIT failed (the run workflow records it so before its next attempt).
+_TERMINAL: Final = {"SUCCEEDED": "COMPLETE", "FAILED": "FAIL", "RETRY_WAIT": "FAIL", "CANCELLED": "ABORT"}
 _RUN_TERMINAL: Final = {"SUCCEEDED": "COMPLETE", "FAILED": "FAIL", "CANCELLED": "ABORT"}
 
 
@@ -125,10 +127,12 @@ def dataset_name(uri: str) -> tuple[str, str]:
         return "file", uri
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
+    # Object keys and file names may hold '?' and '#': literal characters there, not a query or fragment.
+    host, _, path = uri.partition("://")[2].partition("/")
     if scheme == "file":
-        return "file", parts.path or "/"
+        return "file", "/" + path if "://" in uri else parts.path or "/"
     if scheme in ("gs", "gcs", "s3", "s3a", "abfs", "abfss", "wasbs"):
-        return f"{scheme}://{parts.netloc}", parts.path.lstrip("/")
+        return f"{scheme}://{host}", path
     if scheme and parts.netloc:
         return f"{scheme}://{parts.netloc}", parts.path.lstrip("/") or "/"
     return "arco", uri
