@@ -107,6 +107,9 @@ def test_run_and_partition_filters(store: ObjectStore, built: dict[Scope, Built]
         o.input_partition == day or o.output_partition == day for e in by_day.edges for o in e.observations
     )
     assert by_day.filters["partition"] == day
+    # An unknown run id is an error, not the declared graph with every edge "declared_not_observed".
+    with pytest.raises(NotFoundError, match="run 'no-such-run' recorded no lineage"):
+        lineage(store, ACME, "sales.revenue", hops=2, run_id="no-such-run")
 
 
 def test_as_of_hides_later_recordings(store: ObjectStore, built: dict[Scope, Built]) -> None:

@@ -1071,6 +1071,13 @@ def _asset_traversal(
     else:
         index = _AssetIndex.from_frame(_edges_frame(snap, as_of, run_id, partition))
     label = str(start.asset)
+    if run_id is not None and not index.edge_src:
+        # Otherwise the answer would be the declared graph alone, every edge "declared_not_observed".
+        raise NotFoundError(
+            f"run {run_id!r} recorded no lineage in scope {snap.scope}"
+            f"{f' for partition {partition}' if partition else ''}{' as of ' + str(as_of) if as_of else ''}; "
+            "check the run id (`arco run status RUN_KEY` shows it), or whether the compactor has folded its events"
+        )
     known = index.has(label) or label in declared or label in _children_of(declared)
     if not known and snap.tier1.find_asset(label) is None:
         raise NotFoundError(
