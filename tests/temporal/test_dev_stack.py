@@ -32,6 +32,42 @@ def _cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subproce
     )
 
 
+def _start_dev(arguments: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "arco.worker.cli", "dev", *arguments],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _stop_dev(dev: subprocess.Popen[str]) -> str:
+    """Ctrl-C `arco dev` and return what it printed while stopping."""
+    dev.send_signal(signal.SIGINT)
+    try:
+        return dev.communicate(timeout=60)[0]
+    except subprocess.TimeoutExpired:
+        dev.kill()
+        raise
+
+
+def _ready_output(dev: subprocess.Popen[str]) -> str:
+    """What `arco dev` printed until it said it is ready (or ended, or 120 s passed)."""
+    assert dev.stdout is not None
+    lines = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = dev.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "Press Ctrl-C" in line:
+            break
+    return "".join(lines)
+
+
 def test_dev_stack_serves_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     port, ui_port = free_port(), free_port()
     env = {
@@ -41,37 +77,11 @@ def test_dev_stack_serves_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         "ARCO_DATA_ROOT": str(tmp_path / "state" / "data"),
         "ARCO_TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
     }
-    dev = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "arco.worker.cli",
-            "dev",
-            "--port",
-            str(port),
-            "--ui-port",
-            str(ui_port),
-            "--code-location",
-            "examples.pipeline",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    dev = _start_dev(
+        ["--port", str(port), "--ui-port", str(ui_port), "--code-location", "examples.pipeline"], env
     )
     try:
-        assert dev.stdout is not None
-        lines = []
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = dev.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if "Press Ctrl-C" in line:
-                break
-        output = "".join(lines)
+        output = _ready_output(dev)
         assert "Press Ctrl-C" in output, output
         assert f"Temporal gRPC:  127.0.0.1:{port}" in output
         assert f"Temporal UI:    http://127.0.0.1:{ui_port}" in output
@@ -120,12 +130,7 @@ def test_dev_stack_serves_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         assert refused.returncode == 2
         assert "already finished with state SUCCEEDED" in refused.stderr
     finally:
-        dev.send_signal(signal.SIGINT)
-        try:
-            rest = dev.communicate(timeout=60)[0]
-        except subprocess.TimeoutExpired:
-            dev.kill()
-            raise
+        rest = _stop_dev(dev)
     assert dev.returncode == 0, rest
     assert "stopped" in rest
     assert (tmp_path / "state" / "temporal.db").exists()
@@ -143,36 +148,14 @@ def test_dev_stack_serves_the_namespace_of_arco_temporal_namespace(tmp_path: Pat
         "ARCO_TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
         "ARCO_TEMPORAL_NAMESPACE": "arco-dev-test",
     }
-    dev = subprocess.Popen(
-        [sys.executable, "-m", "arco.worker.cli", "dev", "--port", str(port), "--headless", "--in-memory"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    dev = _start_dev(["--port", str(port), "--headless", "--in-memory"], env)
     try:
-        assert dev.stdout is not None
-        lines = []
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = dev.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if "Press Ctrl-C" in line:
-                break
-        output = "".join(lines)
+        output = _ready_output(dev)
         assert "Press Ctrl-C" in output, output
         assert "(namespace arco-dev-test)" in output
         doctor = _cli(["doctor", "--timeout", "60"], env)
         assert doctor.returncode == 0, doctor.stdout + doctor.stderr
         assert json.loads(doctor.stdout)["catalog"]["readBackEqual"] is True
     finally:
-        dev.send_signal(signal.SIGINT)
-        try:
-            rest = dev.communicate(timeout=60)[0]
-        except subprocess.TimeoutExpired:
-            dev.kill()
-            raise
+        rest = _stop_dev(dev)
     assert dev.returncode == 0, rest
