@@ -516,3 +516,32 @@ def test_original_completed_request_types(compat_dir: Path) -> None:
     assert completed.error.effective_retryable
     assert completed.metrics is not None
     assert completed.metrics.io_write_bytes == 2048
+
+
+@pytest.mark.parametrize(
+    "text", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "9999-12-31T23:30:00-00:31"]
+)
+def test_timestamps_out_of_range_in_utc_are_contract_errors(text: str) -> None:
+    # Valid RFC 3339 with an offset, but outside years 1-9999 once in UTC: a ContractError naming the
+    # field, never a bare OverflowError escaping from_wire.
+    with pytest.raises(ContractError, match=r"serverTime.*out of range"):
+        TaskStartedResponse.from_wire({"acknowledged": True, "serverTime": text})
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
+@pytest.mark.parametrize(
+    ("model_type", "message", "field"),
+    [(WorkerDispatchEnvelope, ENVELOPE, "payload"), (TaskCompletedRequest, CANCELLED, "partialProgress")],
+)
+def test_non_finite_numbers_in_free_form_json_are_rejected(
+    model_type: type[WireModel], message: dict[str, Any], field: str, number: str
+) -> None:
+    # Python's JSON parser reads NaN/Infinity (and 1e400 as Infinity); they are not JSON, and to_json would
+    # write them back as text a Go or Rust reader refuses.
+    text = json.dumps({**message, field: None}).replace(
+        f'"{field}": null', f'"{field}": {{"a": [1, {number}]}}'
+    )
+    with pytest.raises(ContractError, match=field):
+        model_type.from_wire(text)
+    with pytest.raises(ContractError, match=field):
+        model_type.from_wire({**message, field: {"a": [1, json.loads(number)]}})

@@ -8,7 +8,8 @@ Compatible with the original project's worker protocol (fixtures in ``arco-compa
   and written as ``YYYY-MM-DDTHH:MM:SS[.fff|.ffffff]Z``: no fraction when it is zero, milliseconds when they
   are enough, microseconds otherwise (chrono's ``AutoSi``), so ``2026-01-01T00:00:05Z`` reads back unchanged.
 - Types are strict: counts and attempts are JSON integers (never ``1.0``, ``"1"`` or ``true``), flags are JSON
-  booleans, enums are their upper-case names.
+  booleans, enums are their upper-case names. Free-form JSON (``payload``, ``partialProgress``) holds only
+  finite numbers: the non-standard ``NaN`` and ``Infinity`` (and ``1e400``, read as infinity) are rejected.
 
 Callbacks go to ``{callbackBaseUrl}/v1/tasks/{taskId}/{started|heartbeat|completed}``; ``taskId`` is the
 opaque :func:`task_id` of the run and task key.
@@ -22,6 +23,7 @@ import datetime
 import enum
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self
@@ -157,7 +159,12 @@ def _parse_timestamp(value: object) -> datetime.datetime:
         )
     if parsed.utcoffset() is None:
         raise ValueError(f"timestamp {parsed.isoformat()} has no time zone; give it an offset such as 'Z'")
-    return parsed.astimezone(_UTC)
+    try:
+        return parsed.astimezone(_UTC)
+    except OverflowError:
+        raise ValueError(
+            f"timestamp {parsed.isoformat()} is out of range once converted to UTC (years 1-9999)"
+        ) from None
 
 
 def format_timestamp(value: datetime.datetime) -> str:
@@ -199,6 +206,22 @@ def _check_run_id(value: str) -> str:
     return value
 
 
+def _check_finite(value: JsonValue) -> JsonValue:
+    # The JSON parser reads the non-standard NaN and Infinity (and 1e400 as Infinity); they are not JSON, and
+    # writing them back would give text that other readers refuse.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f'{value} is not a JSON number; send a finite number, or a string such as "NaN"')
+    if isinstance(value, list):
+        for item in value:
+            _check_finite(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _check_finite(item)
+    return value
+
+
+#: Free-form JSON (payloads, partial progress): any JSON value, but only finite numbers.
+_Json = Annotated[JsonValue, AfterValidator(_check_finite)]
 _TaskKey = Annotated[str, Strict(), AfterValidator(_check_task_key)]
 _RunId = Annotated[str, Strict(), AfterValidator(_check_run_id)]
 
@@ -288,7 +311,7 @@ class WorkerDispatchEnvelope(WireModel):
     token_expires_at: UtcTimestamp
     traceparent: str | None = None
     #: Engine-specific input for the worker.
-    payload: JsonValue = None
+    payload: _Json = None
 
     @model_validator(mode="before")
     @classmethod
@@ -424,7 +447,7 @@ class TaskCompletedRequest(WireModel):
     error: TaskError | None = None
     metrics: TaskMetrics | None = None
     cancelled_during_phase: str | None = None
-    partial_progress: JsonValue = None
+    partial_progress: _Json = None
     #: Datasets written by the attempt (lineage); an Arco extension, absent in the original protocol.
     outputs: list[DatasetRef] | None = None
     #: Datasets read by the attempt (lineage); an Arco extension, absent in the original protocol.
