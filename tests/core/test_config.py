@@ -89,3 +89,19 @@ def test_an_invalid_address_from_a_profile_names_the_profile(tmp_path: Path) -> 
         ArcoSettings.from_env(env)
     assert "Temporal client configuration (profile 'staging'): " in str(raised.value)
     assert "ARCO_TEMPORAL_ADDRESS" not in str(raised.value)
+
+
+def test_a_profile_override_wins_over_the_environment_for_the_values_it_loads(tmp_path: Path) -> None:
+    config = tmp_path / "temporal.toml"
+    config.write_text('[profile.a]\naddress = "a.example:7233"\n[profile.b]\naddress = "b.example:7233"\n')
+    env = {"TEMPORAL_CONFIG_FILE": str(config), "ARCO_TEMPORAL_PROFILE": "a"}
+    assert ArcoSettings.from_env(env).temporal_address == "a.example:7233"
+    settings = ArcoSettings.from_env(env, temporal_profile="b")
+    assert settings.temporal_profile == "b"
+    assert settings.temporal_address == "b.example:7233"
+
+
+@pytest.mark.parametrize("port", ["\u0667\u0662\u0663\u0663", "\u00b2"])
+def test_temporal_address_port_must_be_ascii_digits(port: str) -> None:
+    with pytest.raises(ConfigError, match=r"ARCO_TEMPORAL_ADDRESS.*is not host:port"):
+        ArcoSettings.from_env({"ARCO_TEMPORAL_ADDRESS": f"host:{port}"})

@@ -88,7 +88,7 @@ class ArcoSettings(BaseModel):
     @classmethod
     def _host_port(cls, value: str) -> str:
         host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
             raise ValueError(f"{value!r} is not host:port (for example 127.0.0.1:7233)")
         return value
 
@@ -114,7 +114,9 @@ class ArcoSettings(BaseModel):
         source = dict(os.environ if env is None else env)
         values: dict[str, Any] = {}
         origin: dict[str, str] = {}
-        profile = source.get("ARCO_TEMPORAL_PROFILE") or overrides.get("temporal_profile")
+        # An explicit override wins over the environment here too, so the profile named in the settings is the one
+        # their Temporal values were loaded from.
+        profile = overrides.get("temporal_profile") or source.get("ARCO_TEMPORAL_PROFILE")
         for field, value in _temporal_env(source, profile).items():
             values[field] = value
             # Blame the variable or profile the value came from, not ARCO_* variables the user never set.
