@@ -161,7 +161,24 @@ class CheckResult(ArcoModel):
     #: A failed blocking check fails the task (category ``DATA_QUALITY``).
     blocking: StrictBool = False
     message: str | None = None
+    #: JSON values; a non-finite number (NaN, ±Infinity, which JSON cannot hold) is kept as the string
+    #: ``"NaN"``, ``"Infinity"`` or ``"-Infinity"`` rather than lost.
     metadata: dict[str, JsonValue] = Field(default_factory=dict)
+
+    @field_validator("metadata")
+    @classmethod
+    def _finite_metadata(cls, metadata: dict[str, JsonValue]) -> dict[str, JsonValue]:
+        return {key: _json_safe(value) for key, value in metadata.items()}
+
+
+def _json_safe(value: JsonValue) -> JsonValue:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    return value
 
 
 class TaskResult(TaskCompletedRequest):
