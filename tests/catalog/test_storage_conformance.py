@@ -156,6 +156,7 @@ def test_read_tail_reads_the_footer(store: ObjectStore) -> None:
     store.create_if_absent("t", b"0123456789")
     assert store.read_tail("t", 3) == b"789"
     assert store.read_tail("t", 10) == b"0123456789"
+    assert store.read_tail("t", 15) == b"0123456789"  # longer than the object, shorter than twice it
     assert store.read_tail("t", 64) == b"0123456789"
     assert store.read_tail("t", 0) == b""
 
@@ -591,7 +592,18 @@ def test_bad_prefixes_are_refused_before_any_io(store: ObjectStore, prefix: str)
 
 
 @pytest.mark.parametrize(
-    "key", ["a", "tenant=acme/workspace=w1/x.parquet", "d=s:YWJj,x=i:-3/part", "é/ü/漢字", ".hidden/x"]
+    "key",
+    [
+        "a",
+        "tenant=acme/workspace=w1/x.parquet",
+        "d=s:YWJj,x=i:-3/part",
+        "é/ü/漢字",
+        ".hidden/x",
+        "p%2Fq",
+        "%2e%2e/x",
+        "x%41",
+        "a b+c~d:e@f",
+    ],
 )
 def test_good_keys_work(store: ObjectStore, key: str) -> None:
     version = store.create_if_absent(key, b"v")
