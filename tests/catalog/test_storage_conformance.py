@@ -142,6 +142,28 @@ def test_a_directory_is_not_an_object(store: ObjectStore) -> None:
         store.read("dir")
 
 
+def test_a_key_that_names_a_folder_is_never_reported_as_an_existing_object(
+    store: ObjectStore, backend: str
+) -> None:
+    # Object stores hold "dir" and "dir/child" side by side; a local directory cannot be both a file and a
+    # folder, but it must say so (permanently) instead of claiming that an object it cannot read exists:
+    # a writer told "exists" or "precondition failed" re-reads, finds nothing, and retries forever.
+    for key in ("d1/child", "d2/child", "obj"):
+        store.create_if_absent(key, b"x")
+    writes: list[Callable[[], object]] = [
+        lambda: store.create_if_absent("d1", b"y"),
+        lambda: store.compare_and_swap("d2", b"y", None),
+        lambda: store.create_if_absent("obj/child", b"y"),
+    ]
+    for write in writes:
+        if backend == "local":
+            with pytest.raises(UnsupportedOperationError, match="folder"):
+                write()
+        else:
+            assert isinstance(write(), ObjectVersion)
+    assert [store.read(key) for key in ("d1/child", "d2/child", "obj")] == [b"x"] * 3
+
+
 def test_read_range_is_half_open_and_cut_at_the_end(store: ObjectStore) -> None:
     store.create_if_absent("r", b"0123456789")
     assert store.read_range("r", 0, 10) == b"0123456789"

@@ -172,8 +172,11 @@ class LocalObjectStore(ObjectStore):
                 os.mkdir(made)
             except FileExistsError:
                 if not os.path.isdir(made):
-                    raise StorageError(
-                        f"cannot create directory {made!r} in store {self.uri!r}: a file has that name"
+                    # Permanent, unlike a StorageError: retrying cannot turn the object into a folder.
+                    raise UnsupportedOperationError(
+                        f"cannot create folder {made!r} in local store {self.uri!r}: an object has that "
+                        "name, and a local folder cannot also be an object; use keys that are never "
+                        "both an object and a prefix of other keys, or a gs:// or s3:// store"
                     ) from None
             else:
                 # A new directory entry is durable only once its parent directory is synced.
@@ -236,6 +239,8 @@ class LocalObjectStore(ObjectStore):
         try:
             os.link(temp, path)
         except FileExistsError:
+            if os.path.isdir(path):
+                raise _folder_conflict(self.uri, key) from None
             raise object_exists(self.uri, key) from None
         except OSError as exc:
             if exc.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
@@ -259,6 +264,8 @@ class LocalObjectStore(ObjectStore):
                 current_st: os.stat_result | None = os.stat(path)
             except FileNotFoundError:
                 current_st = None
+            if current_st is not None and not _is_regular(current_st):
+                raise _folder_conflict(self.uri, key)
             current = None if current_st is None else _token(current_st)
             wanted = None if expected is None else expected.token
             if current != wanted:
@@ -357,6 +364,15 @@ class LocalObjectStore(ObjectStore):
 
     def local_path(self, key: str) -> Path | None:
         return Path(self._path(key))
+
+
+def _folder_conflict(uri: str, key: str) -> UnsupportedOperationError:
+    """The error for writing an object whose key is a folder of other keys (head() says it is absent)."""
+    return UnsupportedOperationError(
+        f"cannot write object {key!r} in local store {uri!r}: other keys live below it, so its name is a "
+        "folder, and a local folder cannot also be an object; use keys that are never both an object and a "
+        "prefix of other keys, or a gs:// or s3:// store"
+    )
 
 
 def _is_regular(st: os.stat_result) -> bool:
