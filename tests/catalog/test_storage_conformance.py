@@ -11,6 +11,7 @@ import datetime
 import json
 import multiprocessing
 import os
+import sys
 import threading
 import urllib.request
 import uuid
@@ -172,6 +173,9 @@ def test_read_range_is_half_open_and_cut_at_the_end(store: ObjectStore) -> None:
     assert store.read_range("r", 4, 4) == b""
     assert store.read_range("r", 10, 12) == b""
     assert store.read_range("r", 50, 60) == b""
+    # "To the end" with a huge end: no buffer of the asked size is allocated, no overflow.
+    assert store.read_range("r", 8, sys.maxsize) == b"89"
+    assert store.read_range("r", 0, 1 << 40) == b"0123456789"
 
 
 def test_read_tail_reads_the_footer(store: ObjectStore) -> None:

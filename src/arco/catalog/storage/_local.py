@@ -127,7 +127,10 @@ class LocalObjectStore(ObjectStore):
         self.stats.record("read_range")
         fd = self._open_read(key, path)
         try:
-            return os.pread(fd, end - start, start) if end > start else b""
+            # Cut at the size first: pread allocates a buffer of the length asked for, so a huge "to the
+            # end" range would exhaust memory or overflow.
+            stop = min(end, os.fstat(fd).st_size)
+            return os.pread(fd, stop - start, start) if stop > start else b""
         finally:
             os.close(fd)
 
