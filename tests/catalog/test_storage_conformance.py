@@ -637,6 +637,27 @@ def test_good_keys_work(store: ObjectStore, key: str) -> None:
     assert _keys(store) == [key]
 
 
+def test_a_segment_longer_than_a_file_name_is_refused_on_local_disk_and_works_elsewhere(
+    store: ObjectStore, backend: str
+) -> None:
+    key = "d/" + "x" * 300  # a valid key (under 1024 bytes) whose last segment no local file name can hold
+    calls: list[Callable[[], object]] = [
+        lambda: store.create_if_absent(key, b"v"),
+        lambda: store.compare_and_swap(key, b"w", store.head(key).version if store.head(key) else None),
+        lambda: store.read(key),
+        lambda: store.delete(key),
+    ]
+    if backend != "local":
+        for call in calls:
+            call()
+        assert store.head(key) is None
+        return
+    store.create_if_absent("d/other", b"x")  # the folder exists, so the file name itself is what fails
+    for call in [*calls, lambda: store.head(key)]:
+        with pytest.raises(InvalidObjectKeyError, match="255"):
+            call()
+
+
 # -- engine access and signing -----------------------------------------------------------------------------
 
 

@@ -52,9 +52,10 @@ from arco.catalog.storage._base import (
     validate_prefix,
     validate_range,
 )
-from arco.core.errors import StorageError, UnsupportedOperationError
+from arco.core.errors import InvalidObjectKeyError, StorageError, UnsupportedOperationError
 
-# File names are limited to 255 bytes; long object names get a hashed lock-file name.
+# File names are limited to 255 bytes (ext4, xfs, btrfs, tmpfs); long object names get a hashed lock-file name.
+_MAX_NAME_BYTES = 255
 _MAX_PLAIN_LOCK_NAME = 200
 
 
@@ -91,7 +92,15 @@ class LocalObjectStore(ObjectStore):
 
     def _path(self, key: str) -> str:
         # A validated key has no empty, '.' or '..' segment, so joining with '/' stays below the root.
-        return f"{self._root_text}/{validate_key(key)}"
+        key = validate_key(key)
+        for segment in key.split("/"):
+            if len(segment.encode("utf-8")) > _MAX_NAME_BYTES:
+                # Refused before any I/O: the OS would fail each call differently (OSError, "not found").
+                raise InvalidObjectKeyError(
+                    f"object key {key[:60]!r}... has a segment of {len(segment.encode('utf-8'))} UTF-8 "
+                    f"bytes; local file names hold at most {_MAX_NAME_BYTES}; shorten it (or hash it)"
+                )
+        return f"{self._root_text}/{key}"
 
     # -- reads -------------------------------------------------------------------------------------------
 
