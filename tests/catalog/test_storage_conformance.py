@@ -11,6 +11,7 @@ import datetime
 import json
 import multiprocessing
 import os
+import sys
 import threading
 import urllib.request
 import uuid
@@ -142,6 +143,28 @@ def test_a_directory_is_not_an_object(store: ObjectStore) -> None:
         store.read("dir")
 
 
+def test_a_key_that_names_a_folder_is_never_reported_as_an_existing_object(
+    store: ObjectStore, backend: str
+) -> None:
+    # Object stores hold "dir" and "dir/child" side by side; a local directory cannot be both a file and a
+    # folder, but it must say so (permanently) instead of claiming that an object it cannot read exists:
+    # a writer told "exists" or "precondition failed" re-reads, finds nothing, and retries forever.
+    for key in ("d1/child", "d2/child", "obj"):
+        store.create_if_absent(key, b"x")
+    writes: list[Callable[[], object]] = [
+        lambda: store.create_if_absent("d1", b"y"),
+        lambda: store.compare_and_swap("d2", b"y", None),
+        lambda: store.create_if_absent("obj/child", b"y"),
+    ]
+    for write in writes:
+        if backend == "local":
+            with pytest.raises(UnsupportedOperationError, match="folder"):
+                write()
+        else:
+            assert isinstance(write(), ObjectVersion)
+    assert [store.read(key) for key in ("d1/child", "d2/child", "obj")] == [b"x"] * 3
+
+
 def test_read_range_is_half_open_and_cut_at_the_end(store: ObjectStore) -> None:
     store.create_if_absent("r", b"0123456789")
     assert store.read_range("r", 0, 10) == b"0123456789"
@@ -150,12 +173,16 @@ def test_read_range_is_half_open_and_cut_at_the_end(store: ObjectStore) -> None:
     assert store.read_range("r", 4, 4) == b""
     assert store.read_range("r", 10, 12) == b""
     assert store.read_range("r", 50, 60) == b""
+    # "To the end" with a huge end: no buffer of the asked size is allocated, no overflow.
+    assert store.read_range("r", 8, sys.maxsize) == b"89"
+    assert store.read_range("r", 0, 1 << 40) == b"0123456789"
 
 
 def test_read_tail_reads_the_footer(store: ObjectStore) -> None:
     store.create_if_absent("t", b"0123456789")
     assert store.read_tail("t", 3) == b"789"
     assert store.read_tail("t", 10) == b"0123456789"
+    assert store.read_tail("t", 15) == b"0123456789"  # longer than the object, shorter than twice it
     assert store.read_tail("t", 64) == b"0123456789"
     assert store.read_tail("t", 0) == b""
 
@@ -591,12 +618,44 @@ def test_bad_prefixes_are_refused_before_any_io(store: ObjectStore, prefix: str)
 
 
 @pytest.mark.parametrize(
-    "key", ["a", "tenant=acme/workspace=w1/x.parquet", "d=s:YWJj,x=i:-3/part", "é/ü/漢字", ".hidden/x"]
+    "key",
+    [
+        "a",
+        "tenant=acme/workspace=w1/x.parquet",
+        "d=s:YWJj,x=i:-3/part",
+        "é/ü/漢字",
+        ".hidden/x",
+        "p%2Fq",
+        "%2e%2e/x",
+        "x%41",
+        "a b+c~d:e@f",
+    ],
 )
 def test_good_keys_work(store: ObjectStore, key: str) -> None:
     version = store.create_if_absent(key, b"v")
     assert store.read_versioned(key) == (b"v", version)
     assert _keys(store) == [key]
+
+
+def test_a_segment_longer_than_a_file_name_is_refused_on_local_disk_and_works_elsewhere(
+    store: ObjectStore, backend: str
+) -> None:
+    key = "d/" + "x" * 300  # a valid key (under 1024 bytes) whose last segment no local file name can hold
+    calls: list[Callable[[], object]] = [
+        lambda: store.create_if_absent(key, b"v"),
+        lambda: store.compare_and_swap(key, b"w", store.head(key).version if store.head(key) else None),
+        lambda: store.read(key),
+        lambda: store.delete(key),
+    ]
+    if backend != "local":
+        for call in calls:
+            call()
+        assert store.head(key) is None
+        return
+    store.create_if_absent("d/other", b"x")  # the folder exists, so the file name itself is what fails
+    for call in [*calls, lambda: store.head(key)]:
+        with pytest.raises(InvalidObjectKeyError, match="255"):
+            call()
 
 
 # -- engine access and signing -----------------------------------------------------------------------------

@@ -52,9 +52,10 @@ from arco.catalog.storage._base import (
     validate_prefix,
     validate_range,
 )
-from arco.core.errors import StorageError, UnsupportedOperationError
+from arco.core.errors import InvalidObjectKeyError, StorageError, UnsupportedOperationError
 
-# File names are limited to 255 bytes; long object names get a hashed lock-file name.
+# File names are limited to 255 bytes (ext4, xfs, btrfs, tmpfs); long object names get a hashed lock-file name.
+_MAX_NAME_BYTES = 255
 _MAX_PLAIN_LOCK_NAME = 200
 
 
@@ -91,7 +92,15 @@ class LocalObjectStore(ObjectStore):
 
     def _path(self, key: str) -> str:
         # A validated key has no empty, '.' or '..' segment, so joining with '/' stays below the root.
-        return f"{self._root_text}/{validate_key(key)}"
+        key = validate_key(key)
+        for segment in key.split("/"):
+            if len(segment.encode("utf-8")) > _MAX_NAME_BYTES:
+                # Refused before any I/O: the OS would fail each call differently (OSError, "not found").
+                raise InvalidObjectKeyError(
+                    f"object key {key[:60]!r}... has a segment of {len(segment.encode('utf-8'))} UTF-8 "
+                    f"bytes; local file names hold at most {_MAX_NAME_BYTES}; shorten it (or hash it)"
+                )
+        return f"{self._root_text}/{key}"
 
     # -- reads -------------------------------------------------------------------------------------------
 
@@ -127,7 +136,10 @@ class LocalObjectStore(ObjectStore):
         self.stats.record("read_range")
         fd = self._open_read(key, path)
         try:
-            return os.pread(fd, end - start, start) if end > start else b""
+            # Cut at the size first: pread allocates a buffer of the length asked for, so a huge "to the
+            # end" range would exhaust memory or overflow.
+            stop = min(end, os.fstat(fd).st_size)
+            return os.pread(fd, stop - start, start) if stop > start else b""
         finally:
             os.close(fd)
 
@@ -172,8 +184,11 @@ class LocalObjectStore(ObjectStore):
                 os.mkdir(made)
             except FileExistsError:
                 if not os.path.isdir(made):
-                    raise StorageError(
-                        f"cannot create directory {made!r} in store {self.uri!r}: a file has that name"
+                    # Permanent, unlike a StorageError: retrying cannot turn the object into a folder.
+                    raise UnsupportedOperationError(
+                        f"cannot create folder {made!r} in local store {self.uri!r}: an object has that "
+                        "name, and a local folder cannot also be an object; use keys that are never "
+                        "both an object and a prefix of other keys, or a gs:// or s3:// store"
                     ) from None
             else:
                 # A new directory entry is durable only once its parent directory is synced.
@@ -236,6 +251,8 @@ class LocalObjectStore(ObjectStore):
         try:
             os.link(temp, path)
         except FileExistsError:
+            if os.path.isdir(path):
+                raise _folder_conflict(self.uri, key) from None
             raise object_exists(self.uri, key) from None
         except OSError as exc:
             if exc.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
@@ -259,6 +276,8 @@ class LocalObjectStore(ObjectStore):
                 current_st: os.stat_result | None = os.stat(path)
             except FileNotFoundError:
                 current_st = None
+            if current_st is not None and not _is_regular(current_st):
+                raise _folder_conflict(self.uri, key)
             current = None if current_st is None else _token(current_st)
             wanted = None if expected is None else expected.token
             if current != wanted:
@@ -357,6 +376,15 @@ class LocalObjectStore(ObjectStore):
 
     def local_path(self, key: str) -> Path | None:
         return Path(self._path(key))
+
+
+def _folder_conflict(uri: str, key: str) -> UnsupportedOperationError:
+    """The error for writing an object whose key is a folder of other keys (head() says it is absent)."""
+    return UnsupportedOperationError(
+        f"cannot write object {key!r} in local store {uri!r}: other keys live below it, so its name is a "
+        "folder, and a local folder cannot also be an object; use keys that are never both an object and a "
+        "prefix of other keys, or a gs:// or s3:// store"
+    )
 
 
 def _is_regular(st: os.stat_result) -> bool:

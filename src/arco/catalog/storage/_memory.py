@@ -189,7 +189,8 @@ class MemoryObjectStore(ObjectStore):
             found = self._state.objects.get(full)
         if found is None:
             raise not_found(self.uri, key)
-        return found[0][len(found[0]) - length :] if length else b""
+        # Clamp at 0: a negative start would count from the end and cut an object shorter than ``length``.
+        return found[0][max(0, len(found[0]) - length) :] if length else b""
 
     def head(self, key: str) -> ObjectInfo | None:
         full = self._full(key)
