@@ -464,3 +464,53 @@ def test_plan_and_request_round_trip_through_json(shop: CodeLocationManifest) ->
     assert again == plan
     assert again.compute_fingerprint() == plan.fingerprint
     assert '"upstreamTaskKeys"' in plan.model_dump_json(by_alias=True)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="workflows/_tasks.py EventRecorder.undispatched takes the partition from the task key, which is bare "
+    "in a one-partition plan, so SKIPPED/CANCELLED tasks are recorded without their partition",
+)
+def test_rerun_from_failure_of_a_one_partition_run_reruns_its_skipped_tasks(
+    shop: CodeLocationManifest,
+) -> None:
+    from arco.core.runs import TaskState
+    from arco.core.scope import Scope
+    from arco.workflows._tasks import EventRecorder
+
+    first = plan_run(
+        shop,
+        request(
+            selection={"assets": ["sales.daily", "sales.rolling"]},
+            partitions={"keys": ["date=d:2024-01-31"]},
+        ),
+    )
+    assert keys(first) == ["sales.daily", "sales.rolling"]  # one partition key: bare task keys
+    # What the run workflow records: sales.daily ran and failed (task_state carries the spec's partition);
+    # sales.rolling never ran and is recorded SKIPPED through EventRecorder.undispatched.
+    recorded: list[dict[str, object]] = []
+    recorder = EventRecorder(Scope("acme", "prod"), "run-1", "wf")
+    recorder.add = lambda event_type, data, idempotency_key=None: recorded.append(data)  # type: ignore[method-assign]
+    recorder.undispatched("sales.rolling", TaskState.SKIPPED, "UPSTREAM_FAILED", "sales.daily failed")
+    daily = first.task("sales.daily")
+    tasks = [
+        {
+            "taskKey": "sales.daily",
+            "assetKey": "sales.daily",
+            "partitionKey": daily.partition_key,
+            "status": "failed",
+        },
+        *(
+            {
+                "taskKey": data["taskKey"],
+                "assetKey": data["asset"],
+                "partitionKey": data["partition"],
+                "status": str(data["state"]).lower(),
+            }
+            for data in recorded
+        ),
+    ]
+    previous = PreviousRun.model_validate({"runId": "run-1", "tasks": tasks})
+    plan = plan_run(shop, request(rerun={"runId": "run-1", "fromFailure": True}), previous_run=previous)
+    assert keys(plan) == ["sales.daily", "sales.rolling"]
+    assert plan.task("sales.rolling").partition_key == "date=d:2024-01-31"
