@@ -136,3 +136,12 @@ def test_import_problems_are_clear(tmp_path: Path, unique: str) -> None:
     folder.mkdir()
     with pytest.raises(ConfigError, match=r"no __init__\.py"):
         load_code_location(folder)
+
+
+def test_a_subpackage_that_fails_to_import_says_why(tmp_path: Path, unique: str) -> None:
+    root = tmp_path / unique
+    write(root / "__init__.py", "")
+    write(root / "assets.py", "@asset\ndef orders() -> int:\n    return 1\n")
+    write(root / "extra" / "__init__.py", f"import {unique}_missing_dependency\n")
+    with pytest.raises(ConfigError, match=rf"{unique}\.extra.*No module named '{unique}_missing_dependency'"):
+        load_code_location(root)

@@ -105,7 +105,12 @@ def _modules(target: str | os.PathLike[str] | ModuleType) -> list[ModuleType]:
     if search is not None:
 
         def failed(name: str) -> None:
-            raise ConfigError(f"cannot import module {name!r} of code location {root.__name__!r}")
+            # walk_packages calls this while handling the ImportError of subpackage ``name``.
+            cause = sys.exc_info()[1]
+            raise ConfigError(
+                f"cannot import module {name!r} of code location {root.__name__!r}: {cause}; install the "
+                "missing module or fix the import"
+            ) from cause
 
         found = pkgutil.walk_packages(search, prefix=root.__name__ + ".", onerror=failed)
         names = sorted(info.name for info in found)
