@@ -134,14 +134,16 @@ class RunActivities:
                 non_retryable=True,
             )
         tasks = self._plan_tasks(request.plan_key)
-        try:
-            return LoadTasksOutput(tasks=[tasks[i] for i in request.indices])
-        except IndexError:
+        # A negative index would silently pick a task from the end of the plan: refuse it like a too-large one.
+        bad = [i for i in request.indices if not 0 <= i < len(tasks)]
+        if bad:
             raise ApplicationError(
-                f"plan {request.plan_key!r} has {len(tasks)} tasks; an index is out of range",
+                f"plan {request.plan_key!r} has {len(tasks)} tasks (indices 0 to {len(tasks) - 1}); index "
+                f"{bad[0]} is out of range",
                 type="invalid_input",
                 non_retryable=True,
-            ) from None
+            )
+        return LoadTasksOutput(tasks=[tasks[i] for i in request.indices])
 
     def _remember(self, key: str, tasks: list[TaskSpec]) -> None:
         with self._lock:
