@@ -6,6 +6,7 @@ deployment, and loading a 10,000-asset manifest is the expensive part of plannin
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -45,7 +46,11 @@ class PlanningInputs:
             if request.skip_fresh:
                 materializations = _materializations(reader)
             if request.rerun is not None:
-                previous = _previous_run(reader, request.rerun.run_id)
+                previous = _previous_run(
+                    reader,
+                    request.rerun.run_id,
+                    _planned_partitions(self.store, self.request, request.rerun.run_id),
+                )
         # Only the key sets the manifest's dynamic dimensions name are read (none: no catalog read at all).
         key_sets = {
             dim.key_set
@@ -113,7 +118,25 @@ def _materializations(reader: ProjectionReader) -> list[Materialization]:
     ]
 
 
-def _previous_run(reader: ProjectionReader, run_id: str) -> PreviousRun:
+def _planned_partitions(store: ObjectStore, request: RunRequest, run_id: str) -> dict[str, str]:
+    """Task key → partition key, from the plan stored for run ``run_id`` (empty when there is none).
+
+    A run of one partition names its tasks by asset alone, so the events of tasks that never ran (skipped,
+    cancelled before dispatch) cannot carry their partition; the run's stored plan has it.
+    """
+    found: dict[str, str] = {}
+    for info in store.list(f"{request.scope.prefix}/runs/{run_id}/"):
+        name = info.key.rsplit("/", 1)[-1]
+        if not (name.startswith("plan-") and name.endswith(".json")):
+            continue
+        for task in json.loads(store.read(info.key)).get("tasks", []):
+            found.setdefault(str(task["taskKey"]), str(task.get("partitionKey") or ""))
+    return found
+
+
+def _previous_run(
+    reader: ProjectionReader, run_id: str, planned: dict[str, str] | None = None
+) -> PreviousRun:
     tasks = reader.tasks().filter(pl.col("runId") == run_id)
     if tasks.is_empty():
         raise NotFoundError(
@@ -128,7 +151,7 @@ def _previous_run(reader: ProjectionReader, run_id: str) -> PreviousRun:
             PreviousTask(
                 task_key=row["taskKey"],
                 asset_key=row["asset"] or "",
-                partition_key=row["partition"] or "",
+                partition_key=row["partition"] or (planned or {}).get(row["taskKey"], ""),
                 status=str(row["state"]).lower(),
             )
             for row in last.iter_rows(named=True)
