@@ -228,3 +228,24 @@ def test_main_module_functions_need_an_explicit_namespace() -> None:
     with pytest.raises(DefinitionError, match="pass namespace="):
         asset(f)
     assert asset(namespace="demo")(f).spec.key == "demo.f"
+
+
+def test_positional_only_inputs_or_context_are_refused() -> None:
+    # The executor passes the context and the inputs by name, so a positional-only one would fail every run.
+    with pytest.raises(DefinitionError, match="positional-only"):
+
+        @asset(key="x.posonly")
+        def posonly(x: Annotated[int, Upstream("raw.x")], /) -> None:
+            return None
+
+    with pytest.raises(DefinitionError, match="positional-only"):
+
+        @asset(key="x.posonly_context")
+        def posonly_context(context: Any, /) -> None:
+            return None
+
+    @asset(key="x.posonly_default")
+    def posonly_default(limit: int = 3, /) -> None:
+        return None
+
+    assert posonly_default.spec.inputs == {}

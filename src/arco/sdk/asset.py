@@ -299,6 +299,13 @@ def _parameters(fn: Callable[..., Any], where: str) -> tuple[str | None, list[tu
             )
         hint = hints.get(name)
         marker = _upstream_marker(hint)
+        passed = marker is not None or _is_context(name, hint)
+        if passed and parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
+            # Workers pass the context and the inputs by name.
+            raise DefinitionError(
+                f"{where}: parameter {name!r} is positional-only, but the context and upstream inputs are "
+                "passed by name; move it after the '/' or remove the '/'"
+            )
         if marker is not None:
             inputs.append((name, Upstream(marker.key if marker.key is not None else name, marker.mapping)))
         elif _is_context(name, hint):
