@@ -230,6 +230,21 @@ def test_main_module_functions_need_an_explicit_namespace() -> None:
     assert asset(namespace="demo")(f).spec.key == "demo.f"
 
 
+def test_a_single_owner_or_dependency_given_as_a_string_is_one_item_not_its_characters() -> None:
+    @asset(key="x.single", owners="team@example.com", deps="orders")
+    def single() -> None:
+        return None
+
+    assert single.spec.owners == ("team@example.com",)
+    assert [dep.key for dep in single.spec.deps] == ["x.orders"]
+
+    @asset(key="x.dotted", deps="raw.orders")
+    def dotted() -> None:
+        return None
+
+    assert [dep.key for dep in dotted.spec.deps] == ["raw.orders"]
+
+
 def test_positional_only_inputs_or_context_are_refused() -> None:
     # The executor passes the context and the inputs by name, so a positional-only one would fail every run.
     with pytest.raises(DefinitionError, match="positional-only"):
