@@ -264,3 +264,12 @@ def test_positional_only_inputs_or_context_are_refused() -> None:
         return None
 
     assert posonly_default.spec.inputs == {}
+
+
+def test_check_columns_given_as_an_iterator_are_read_once() -> None:
+    # The default name and the columns both come from the iterator: naming must not use it up.
+    check = UniqueCheck(columns=(name for name in ["region", "day"]))
+    assert check.columns == ("region", "day") and check.name == "unique:region,day"
+    # A named check over an iterator used to keep no column at all, and so passed on any data.
+    named = NotNullCheck(name="keys", columns=iter(["region", "day"]))
+    assert named.columns == ("region", "day")
