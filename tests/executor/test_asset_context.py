@@ -398,3 +398,41 @@ def test_read_table_records_the_partition_of_an_undeclared_asset_of_the_code_loc
     unknown = _context(root, "shop.report")
     unknown.read_table(written.uri)
     assert unknown.inputs[0].partition_key is None
+
+
+# --- checks on what was written -----------------------------------------------------------------------------
+
+
+def test_checks_of_an_arrow_table_with_columns_polars_cannot_read_look_only_at_their_columns() -> None:
+    import decimal
+
+    from arco.sdk.checks import CustomCheck, NotNullCheck, RowCountCheck, UniqueCheck
+    from arco.worker.executor import evaluate_checks
+
+    checks = [
+        RowCountCheck(min_rows=1),
+        NotNullCheck(columns="id"),
+        UniqueCheck(columns="id"),
+        UniqueCheck(columns=["id", "id"]),
+    ]
+    # Polars cannot import a decimal256 column (a BigQuery BIGNUMERIC) nor a table with a repeated column name;
+    # Parquet stores both, and the checks of other columns must not depend on them.
+    amounts = pa.array([decimal.Decimal("1.5"), decimal.Decimal("2.5")], pa.decimal256(40, 2))
+    wide = _context(_memory_root())
+    wide.write_output(pa.table({"id": pa.array([1, None], pa.int64()), "amount": amounts}))
+    repeated = _context(_memory_root())
+    ids, tag = pa.array([1, None], pa.int64()), pa.array(["a", "b"])
+    repeated.write_output(pa.Table.from_arrays([ids, tag, tag], names=["id", "tag", "tag"]))
+    for context in (wide, repeated):
+        outcome = {
+            result.name: (result.passed, result.message) for result in evaluate_checks(checks, context)
+        }
+        assert outcome == {
+            "row_count": (True, None),
+            "not_null:id": (False, "null values in id (1 rows)"),
+            "unique:id": (True, None),
+            "unique:id,id": (True, None),
+        }
+    # A custom check gets the whole table as a DataFrame: when it cannot be converted, that check fails.
+    [custom] = evaluate_checks([CustomCheck(name="custom", function="json:dumps")], repeated)
+    assert not custom.passed and "cannot be converted to a polars DataFrame" in (custom.message or "")

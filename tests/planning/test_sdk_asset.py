@@ -228,3 +228,48 @@ def test_main_module_functions_need_an_explicit_namespace() -> None:
     with pytest.raises(DefinitionError, match="pass namespace="):
         asset(f)
     assert asset(namespace="demo")(f).spec.key == "demo.f"
+
+
+def test_a_single_owner_or_dependency_given_as_a_string_is_one_item_not_its_characters() -> None:
+    @asset(key="x.single", owners="team@example.com", deps="orders")
+    def single() -> None:
+        return None
+
+    assert single.spec.owners == ("team@example.com",)
+    assert [dep.key for dep in single.spec.deps] == ["x.orders"]
+
+    @asset(key="x.dotted", deps="raw.orders")
+    def dotted() -> None:
+        return None
+
+    assert [dep.key for dep in dotted.spec.deps] == ["raw.orders"]
+
+
+def test_positional_only_inputs_or_context_are_refused() -> None:
+    # The executor passes the context and the inputs by name, so a positional-only one would fail every run.
+    with pytest.raises(DefinitionError, match="positional-only"):
+
+        @asset(key="x.posonly")
+        def posonly(x: Annotated[int, Upstream("raw.x")], /) -> None:
+            return None
+
+    with pytest.raises(DefinitionError, match="positional-only"):
+
+        @asset(key="x.posonly_context")
+        def posonly_context(context: Any, /) -> None:
+            return None
+
+    @asset(key="x.posonly_default")
+    def posonly_default(limit: int = 3, /) -> None:
+        return None
+
+    assert posonly_default.spec.inputs == {}
+
+
+def test_check_columns_given_as_an_iterator_are_read_once() -> None:
+    # The default name and the columns both come from the iterator: naming must not use it up.
+    check = UniqueCheck(columns=(name for name in ["region", "day"]))
+    assert check.columns == ("region", "day") and check.name == "unique:region,day"
+    # A named check over an iterator used to keep no column at all, and so passed on any data.
+    named = NotNullCheck(name="keys", columns=iter(["region", "day"]))
+    assert named.columns == ("region", "day")

@@ -299,6 +299,13 @@ def _parameters(fn: Callable[..., Any], where: str) -> tuple[str | None, list[tu
             )
         hint = hints.get(name)
         marker = _upstream_marker(hint)
+        passed = marker is not None or _is_context(name, hint)
+        if passed and parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
+            # Workers pass the context and the inputs by name.
+            raise DefinitionError(
+                f"{where}: parameter {name!r} is positional-only, but the context and upstream inputs are "
+                "passed by name; move it after the '/' or remove the '/'"
+            )
         if marker is not None:
             inputs.append((name, Upstream(marker.key if marker.key is not None else name, marker.mapping)))
         elif _is_context(name, hint):
@@ -332,6 +339,11 @@ def _build_spec(
 ) -> AssetSpec:
     qualname = getattr(fn, "__qualname__", repr(fn))
     where = f"@asset {getattr(fn, '__module__', '?')}:{qualname}"
+    # A string is an iterable of its characters: a single owner or dependency given as one is one item.
+    if isinstance(owners, str):
+        owners = [owners]
+    if isinstance(deps, str):
+        deps = [deps]
     if key is not None:
         if namespace is not None:
             raise DefinitionError(f"{where}: give key= or namespace=, not both")
@@ -450,9 +462,10 @@ def asset(
         key: ``"namespace.name"``; defaults to ``namespace`` + the function name.
         namespace: Namespace of the default key; defaults to the last segment of the function's module.
         deps: Upstream assets besides those of annotated parameters: keys (a bare name means the same
-            namespace), asset functions, or :class:`Upstream` with a partition mapping.
+            namespace), asset functions, or :class:`Upstream` with a partition mapping (a single string is one
+            dependency).
         description: Defaults to the function's docstring.
-        owners: Owner names or e-mail addresses.
+        owners: Owner names or e-mail addresses (a single string is one owner).
         tags: Free-form labels; selections can match them.
         code_version: Changes whenever the asset's logic changes; a materialization of another code version is
             not fresh. Defaults to a hash of the function's source (``src:...``).

@@ -12,6 +12,7 @@ Built-in checks: :class:`RowCountCheck`, :class:`NotNullCheck`, :class:`UniqueCh
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import Field, field_validator, model_validator
@@ -48,6 +49,8 @@ class _Check(ArcoModel):
             columns = data.get("columns")
             if isinstance(columns, str):
                 columns = [columns]
+            elif isinstance(columns, Iterator):
+                columns = data["columns"] = list(columns)  # an iterator is read once, here
             data["name"] = f"{kind}:{','.join(columns)}" if columns else kind
         return data
 
@@ -67,6 +70,8 @@ class _ColumnsCheck(_Check):
     def _columns(cls, columns: Any) -> Any:
         if isinstance(columns, str):
             return (columns,)
+        if isinstance(columns, Iterator):
+            columns = tuple(columns)  # checking an iterator for emptiness would use it up
         if columns is not None and not list(columns):
             raise DefinitionError(f"{cls.model_fields['kind'].default} check: give at least one column")
         return columns

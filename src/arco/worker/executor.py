@@ -420,25 +420,31 @@ def _result(check: AssetCheck, passed: bool, message: str | None, **metadata: An
     )
 
 
-def _frame(context: AssetContext) -> pl.DataFrame | None:
-    data = context.output_frame
-    if data is None:
-        return None
-    if isinstance(data, pa.Table):
-        frame = pl.from_arrow(data)
-        assert isinstance(frame, pl.DataFrame)  # a Table always converts to a DataFrame
-        return frame
-    return data
+def _frame(data: pl.DataFrame | pa.Table, columns: Iterable[str] | None = None) -> pl.DataFrame:
+    """``data`` as a DataFrame, only ``columns`` of it when given.
+
+    A pyarrow table may hold what polars cannot import (a decimal256 column, a repeated column name): a check
+    converts only the columns it looks at.
+    """
+    names = None if columns is None else list(dict.fromkeys(columns))  # a column listed twice is read once
+    if isinstance(data, pl.DataFrame):
+        return data if names is None else data.select(names)
+    frame = pl.from_arrow(data if names is None else data.select(names))
+    assert isinstance(frame, pl.DataFrame)  # a Table always converts to a DataFrame
+    return frame
 
 
-def _missing_columns(check: AssetCheck, frame: pl.DataFrame, columns: Iterable[str]) -> CheckResult | None:
-    missing = [column for column in columns if column not in frame.columns]
+def _missing_columns(
+    check: AssetCheck, data: pl.DataFrame | pa.Table, columns: Iterable[str]
+) -> CheckResult | None:
+    names = list(data.columns) if isinstance(data, pl.DataFrame) else data.column_names
+    missing = [column for column in columns if column not in names]
     if not missing:
         return None
     return _result(
         check,
         False,
-        f"column(s) {missing} not in the output; its columns are {frame.columns}",
+        f"column(s) {missing} not in the output; its columns are {names}",
         missing=missing,
     )
 
@@ -452,10 +458,10 @@ def _no_data(check: AssetCheck) -> CheckResult:
     )
 
 
-def _evaluate(check: AssetCheck, context: AssetContext, frame: pl.DataFrame | None) -> CheckResult:
+def _evaluate(check: AssetCheck, context: AssetContext, data: pl.DataFrame | pa.Table | None) -> CheckResult:
     if isinstance(check, RowCountCheck):
-        if frame is not None:
-            rows: int | None = frame.height
+        if data is not None:
+            rows: int | None = data.height if isinstance(data, pl.DataFrame) else data.num_rows
         else:
             counts = [ref.row_count for ref in context.outputs]
             rows = (
@@ -470,11 +476,12 @@ def _evaluate(check: AssetCheck, context: AssetContext, frame: pl.DataFrame | No
         message = None if low_ok and high_ok else f"{rows} rows, expected between {bounds}"
         return _result(check, low_ok and high_ok, message, rows=rows)
     if isinstance(check, NotNullCheck):
-        if frame is None:
+        if data is None:
             return _no_data(check)
-        missing = _missing_columns(check, frame, check.columns)
+        missing = _missing_columns(check, data, check.columns)
         if missing is not None:
             return missing
+        frame = _frame(data, check.columns)
         nulls = {column: int(frame.get_column(column).null_count()) for column in check.columns}
         bad = {column: count for column, count in nulls.items() if count}
         message = (
@@ -482,12 +489,12 @@ def _evaluate(check: AssetCheck, context: AssetContext, frame: pl.DataFrame | No
         )
         return _result(check, not bad, message, nullCounts=nulls)
     if isinstance(check, UniqueCheck):
-        if frame is None:
+        if data is None:
             return _no_data(check)
-        missing = _missing_columns(check, frame, check.columns)
+        missing = _missing_columns(check, data, check.columns)
         if missing is not None:
             return missing
-        duplicated = int(frame.select(list(check.columns)).is_duplicated().sum())
+        duplicated = int(_frame(data, check.columns).is_duplicated().sum())
         message = None if not duplicated else f"{duplicated} rows share their {list(check.columns)} values"
         return _result(check, not duplicated, message, duplicateRows=duplicated)
     if isinstance(check, FreshnessCheck):
@@ -496,11 +503,11 @@ def _evaluate(check: AssetCheck, context: AssetContext, frame: pl.DataFrame | No
             return _result(check, True, None, lagSec=0)
         return _result(check, False, "this attempt materialized nothing, so the asset is not fresh")
     if isinstance(check, CustomCheck):
-        return _custom(check, context, frame)
+        return _custom(check, context, data)
     raise AssertionError(f"unknown check kind {check!r}")  # pragma: no cover  # the union is closed
 
 
-def _custom(check: CustomCheck, context: AssetContext, frame: pl.DataFrame | None) -> CheckResult:
+def _custom(check: CustomCheck, context: AssetContext, data: pl.DataFrame | pa.Table | None) -> CheckResult:
     module_name, _, qualname = check.function.partition(":")
     try:
         target: Any = importlib.import_module(module_name)
@@ -508,6 +515,15 @@ def _custom(check: CustomCheck, context: AssetContext, frame: pl.DataFrame | Non
             target = getattr(target, part)
     except (ImportError, AttributeError) as exc:
         return _result(check, False, f"cannot import check function {check.function}: {exc}")
+    try:
+        frame = None if data is None else _frame(data)
+    except Exception as exc:
+        return _result(
+            check,
+            False,
+            f"the output cannot be converted to a polars DataFrame for check function {check.function}: "
+            f"{_message(exc)}",
+        )
     try:
         outcome = target(context, frame)
     except TaskCancelledError:
@@ -535,11 +551,8 @@ def evaluate_checks(checks: Iterable[AssetCheck], context: AssetContext) -> list
     also use the row counts of reported outputs); a freshness check passes when the attempt produced an
     output; a custom check calls its function with ``(context, data)``.
     """
-    checks = list(checks)
-    if not checks:
-        return []
-    frame = _frame(context)
-    return [_evaluate(check, context, frame) for check in checks]
+    data = context.output_frame
+    return [_evaluate(check, context, data) for check in checks]
 
 
 # --- the activity ------------------------------------------------------------------------------------------
