@@ -108,7 +108,11 @@ class UniqueCheck(_ColumnsCheck):
 
 
 class FreshnessCheck(_Check):
-    """The asset was materialized at most ``max_lag_sec`` seconds ago (a ``timedelta`` is accepted)."""
+    """The asset was materialized at most ``max_lag_sec`` seconds ago (a ``timedelta`` is accepted).
+
+    Evaluated right after materialization, it passes when the attempt produced the asset's output; nothing yet
+    evaluates it against the clock between runs (see docs/assets.md).
+    """
 
     kind: Literal["freshness"] = "freshness"
     max_lag_sec: int = Field(gt=0)
