@@ -138,7 +138,11 @@ async def start_run(
     key = request.run_key or request.run_id
     assert key is not None
     workflow_id = run_workflow_id(request.scope, key)
-    preview = await _checked_preview(client, request, task_queue, preview_timeout) if validate else None
+    preview = (
+        await preview_plan(client, request, task_queue=task_queue, timeout=preview_timeout)
+        if validate
+        else None
+    )
     try:
         handle: WorkflowHandle[object, RunStatus] = await client.start_workflow(
             RUN_WORKFLOW,
@@ -166,7 +170,7 @@ async def start_run(
                 "plan (it failed or was cancelled while planning); use a new run key"
             )
     if preview is None:
-        preview = await _checked_preview(client, request, task_queue, preview_timeout)
+        preview = await preview_plan(client, request, task_queue=task_queue, timeout=preview_timeout)
     if existing_fp is not None and existing_fp != preview.fingerprint:
         raise RunError(
             f"run key {request.run_key!r} of {request.scope} is already used by run {workflow_id} with plan "
@@ -174,16 +178,6 @@ async def start_run(
             "for a different selection, partitions or code version"
         )
     return RunHandle(handle=existing, created=False)
-
-
-async def _checked_preview(
-    client: Client, request: RunRequest, task_queue: str, timeout: timedelta
-) -> PlanPreview:
-    """The plan preview, with a refused request raised as a RunError carrying the planner's message."""
-    try:
-        return await preview_plan(client, request, task_queue=task_queue, timeout=timeout)
-    except WorkflowFailureError as exc:
-        raise RunError(f"the run request cannot be planned: {_root_message(exc)}") from exc
 
 
 def _root_message(exc: BaseException) -> str:
@@ -220,15 +214,22 @@ async def preview_plan(
     task_queue: str = DEFAULT_TASK_QUEUE,
     timeout: timedelta = timedelta(minutes=2),
 ) -> PlanPreview:
-    """Plan ``request`` without running or storing it: fingerprint, task count, task keys (a dry run)."""
-    preview: PlanPreview = await client.execute_workflow(
-        PLAN_PREVIEW_WORKFLOW,
-        request,
-        id=f"arco-plan-preview:{request.scope.tenant}:{request.scope.workspace}:{new_ulid()}",
-        task_queue=task_queue,
-        result_type=PlanPreview,
-        execution_timeout=timeout,
-    )
+    """Plan ``request`` without running or storing it: fingerprint, task count, task keys (a dry run).
+
+    Raises:
+        RunError: if the planner refuses the request (the error carries the planner's message).
+    """
+    try:
+        preview: PlanPreview = await client.execute_workflow(
+            PLAN_PREVIEW_WORKFLOW,
+            request,
+            id=f"arco-plan-preview:{request.scope.tenant}:{request.scope.workspace}:{new_ulid()}",
+            task_queue=task_queue,
+            result_type=PlanPreview,
+            execution_timeout=timeout,
+        )
+    except WorkflowFailureError as exc:
+        raise RunError(f"the run request cannot be planned: {_root_message(exc)}") from exc
     return preview
 
 

@@ -525,7 +525,7 @@ def test_a_rerun_loads_the_partitions_of_unrun_tasks_from_the_earlier_runs_store
     from arco.activities._catalog_inputs import _planned_partitions, _previous_run
     from arco.activities.runs import plan_object_key
     from arco.catalog.storage import open_store
-    from arco.core.runs import RunRequest
+    from arco.core.runs import RunRequest, TaskSpec
 
     first = plan_run(
         shop,
@@ -536,8 +536,17 @@ def test_a_rerun_loads_the_partitions_of_unrun_tasks_from_the_earlier_runs_store
     store = open_store("memory://rerun-partitions")
     scope_request = RunRequest(tenant_id="acme", workspace_id="prod")
     key = plan_object_key(scope_request.scope, "run-1", first.fingerprint)
-    tasks = [{"taskKey": task.task_key, "partitionKey": task.partition_key} for task in first.tasks]
-    store.create_if_absent(key, canonical_dumps({"tasks": tasks}).encode())
+    specs = [
+        TaskSpec(
+            index=i,
+            task_key=task.task_key,
+            asset_key=task.asset_key,
+            worker_queue="q",
+            partition_key=task.partition_key,
+        ).to_wire()
+        for i, task in enumerate(first.tasks)
+    ]
+    store.create_if_absent(key, canonical_dumps({"tasks": specs}).encode())
 
     class Reader:  # the earlier run's rows in the ops.tasks projection: the skipped task has no partition
         def tasks(self) -> pl.DataFrame:

@@ -6,13 +6,13 @@ deployment, and loading a 10,000-asset manifest is the expensive part of plannin
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import polars as pl
 
+from arco.activities.runs import read_plan_tasks, run_prefix
 from arco.catalog.dynamic_partitions import DynamicPartitionStore
 from arco.catalog.projections import ProjectionReader
 from arco.catalog.storage import ObjectStore
@@ -125,12 +125,11 @@ def _planned_partitions(store: ObjectStore, request: RunRequest, run_id: str) ->
     cancelled before dispatch) cannot carry their partition; the run's stored plan has it.
     """
     found: dict[str, str] = {}
-    for info in store.list(f"{request.scope.prefix}/runs/{run_id}/"):
+    for info in store.list(run_prefix(request.scope, run_id)):
         name = info.key.rsplit("/", 1)[-1]
-        if not (name.startswith("plan-") and name.endswith(".json")):
-            continue
-        for task in json.loads(store.read(info.key)).get("tasks", []):
-            found.setdefault(str(task["taskKey"]), str(task.get("partitionKey") or ""))
+        if name.startswith("plan-") and name.endswith(".json"):
+            for task in read_plan_tasks(store, info.key):
+                found.setdefault(task.task_key, task.partition_key)
     return found
 
 

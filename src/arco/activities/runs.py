@@ -45,10 +45,21 @@ EVENT_SOURCE = "arco.control-plane"
 _PLAN_CACHE_SIZE = 8
 
 
+def run_prefix(scope: Scope, run_id: str) -> str:
+    """The folder of a run's stored objects (its plans)."""
+    return f"{scope.prefix}/runs/{run_id}/"
+
+
 def plan_object_key(scope: Scope, run_id: str, fingerprint: str) -> str:
     """Where a run's plan is stored: one immutable object per run and plan fingerprint."""
     digest = fingerprint.removeprefix("sha256:")[:32]
-    return f"{scope.prefix}/runs/{run_id}/plan-{digest}.json"
+    return f"{run_prefix(scope, run_id)}plan-{digest}.json"
+
+
+def read_plan_tasks(store: ObjectStore, key: str) -> list[TaskSpec]:
+    """The task specs of the plan stored at ``key``."""
+    document = json.loads(store.read(key))
+    return [TaskSpec.model_validate(task) for task in document["tasks"]]
 
 
 def ledger_writer_id(writer: str) -> str:
@@ -158,10 +169,9 @@ class RunActivities:
         if cached is not None:
             return cached
         try:
-            document = json.loads(self.store.read(key))
+            tasks = read_plan_tasks(self.store, key)
         except ArcoError as exc:
             raise to_application_error(exc) from exc
-        tasks = [TaskSpec.model_validate(task) for task in document["tasks"]]
         self._remember(key, tasks)
         return tasks
 

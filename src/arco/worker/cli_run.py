@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 from pydantic import ValidationError
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from arco.client import RunHandle, control_plane_polled, preview_plan, start_run
@@ -198,19 +198,9 @@ def preview(**kwargs: Any) -> None:
     async def _go() -> dict[str, Any]:
         client = await connect(settings)
         await _warn_without_control_plane(client, settings)
-        try:
-            return (await preview_plan(client, request, task_queue=settings.task_queue)).to_wire()
-        except WorkflowFailureError as exc:
-            raise RunError(f"the run request cannot be planned: {_root_message(exc)}") from None
+        return (await preview_plan(client, request, task_queue=settings.task_queue)).to_wire()
 
     click.echo(json.dumps(asyncio.run(_go()), indent=2, sort_keys=True))
-
-
-def _root_message(exc: BaseException) -> str:
-    cause: BaseException | None = exc
-    while getattr(cause, "cause", None) is not None:
-        cause = cause.cause  # type: ignore[union-attr]
-    return getattr(cause, "message", None) or str(cause or exc)
 
 
 async def _handle_for(settings: ArcoSettings, run_key: str) -> RunHandle:

@@ -79,6 +79,8 @@ class EventRecorder:
         self._writer_id = writer_id
         self._buffer: list[EventDraft] = []
         self._flushing: asyncio.Task[None] | None = None
+        self._timely: asyncio.Task[None] | None = None
+        self._closing = False
         self.recorded = 0
 
     def add(self, event_type: str, data: dict[str, object], idempotency_key: str | None = None) -> None:
@@ -112,29 +114,38 @@ class EventRecorder:
             )
             self.recorded += len(batch)
 
-    async def flush_periodically(
-        self, stop: Callable[[], bool], interval: timedelta = RECORD_INTERVAL
-    ) -> None:
-        """Until ``stop()``, write buffered events at most ``interval`` after they were added.
+    def record_timely(self, interval: timedelta = RECORD_INTERVAL) -> None:
+        """From now until :meth:`flush`, write buffered events at most ``interval`` after they were added.
 
         Without it, the events of tasks that finished (their state changes, materializations and lineage) would
         wait in the buffer for 500 more events or for the end of the workflow, so a long task would hold them
         back from the ledger, and a workflow terminated meanwhile would lose them. Costs one timer and at most
-        one ``record_events`` activity per interval while events come in, nothing while none do.
+        one ``record_events`` activity per interval while events come in, nothing while none do. Histories of
+        workflows started before this behaviour replay without it (:data:`TIMELY_RECORDING_PATCH`).
         """
+        if workflow.patched(TIMELY_RECORDING_PATCH):
+            self._timely = asyncio.create_task(self._flush_periodically(interval))
+
+    async def _flush_periodically(self, interval: timedelta) -> None:
+        def closing() -> bool:
+            return self._closing
+
         while True:
-            await workflow.wait_condition(lambda: bool(self._buffer) or stop())
-            if stop():
+            await workflow.wait_condition(lambda: bool(self._buffer) or closing())
+            if closing():
                 return
             with contextlib.suppress(asyncio.TimeoutError):
-                await workflow.wait_condition(stop, timeout=interval)
-            if stop():
+                await workflow.wait_condition(closing, timeout=interval)
+            if closing():
                 return
             if self._flushing is None or self._flushing.done():
                 self._flushing = asyncio.create_task(self._flush_buffer())
 
     async def flush(self) -> None:
-        """Write everything buffered; returns when the ledger has it."""
+        """Write everything buffered (and stop periodic recording); returns when the ledger has it."""
+        self._closing = True
+        if self._timely is not None:
+            await self._timely
         if self._flushing is not None:
             await asyncio.shield(self._flushing)
         await self._flush_buffer()

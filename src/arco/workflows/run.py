@@ -68,7 +68,7 @@ with workflow.unsafe.imports_passed_through():
         TaskState,
     )
     from arco.core.scope import Scope
-    from arco.workflows._tasks import TIMELY_RECORDING_PATCH, EventRecorder, TaskRunner
+    from arco.workflows._tasks import EventRecorder, TaskRunner
     from arco.workflows._ulid import workflow_ulid
 
 #: Signal by which a run stops one of its batches.
@@ -722,12 +722,7 @@ class TaskGraphWorkflow:
             if parent is not None
             else None
         )
-        executed = False
-        recording = (
-            asyncio.create_task(recorder.flush_periodically(lambda: executed))
-            if workflow.patched(TIMELY_RECORDING_PATCH)
-            else None
-        )
+        recorder.record_timely()
         cancelled = False
         try:
             await graph.execute(
@@ -740,9 +735,6 @@ class TaskGraphWorkflow:
         except asyncio.CancelledError:
             self._cancel_reason = self._cancel_reason or "cancelled through Temporal"
             cancelled = True
-        executed = True
-        if recording is not None:
-            await recording
         await recorder.flush()
         self._finished = True
         if reporter is not None:
@@ -794,12 +786,7 @@ class TaskBatchWorkflow:
                 limit.release()
 
         tasks = [asyncio.create_task(_bounded(spec)) for spec in specs]
-        executed = False
-        recording = (
-            asyncio.create_task(recorder.flush_periodically(lambda: executed))
-            if workflow.patched(TIMELY_RECORDING_PATCH)
-            else None
-        )
+        recorder.record_timely()
         cancelled = False
         try:
             await workflow.wait_condition(
@@ -814,9 +801,6 @@ class TaskBatchWorkflow:
                     task.cancel()
         # TaskRunner.run turns cancellation into a CANCELLED outcome, so every task reports.
         outcomes = [await task for task in tasks]
-        executed = True
-        if recording is not None:
-            await recording
         await recorder.flush()
         if cancelled:
             raise asyncio.CancelledError(self._cancel_reason)

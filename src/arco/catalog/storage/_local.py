@@ -94,7 +94,8 @@ class LocalObjectStore(ObjectStore):
         # A validated key has no empty, '.' or '..' segment, so joining with '/' stays below the root.
         key = validate_key(key)
         for segment in key.split("/"):
-            if len(segment.encode("utf-8")) > _MAX_NAME_BYTES:
+            # A character is at most 4 UTF-8 bytes: only a long segment needs encoding (this is every call's path).
+            if len(segment) > _MAX_NAME_BYTES // 4 and len(segment.encode("utf-8")) > _MAX_NAME_BYTES:
                 # Refused before any I/O: the OS would fail each call differently (OSError, "not found").
                 raise InvalidObjectKeyError(
                     f"object key {key[:60]!r}... has a segment of {len(segment.encode('utf-8'))} UTF-8 "
