@@ -52,9 +52,9 @@ os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 import pyarrow as pa
 from _common import Report
 
-from arco.catalog.entities import AssetSpec
 from arco.catalog.storage import open_store
-from arco.catalog.tier1 import Catalog, CreateNamespace, CreateTable
+from arco.catalog.tier1.catalog import Catalog, CreateNamespace, CreateTable
+from arco.catalog.tier1.entities import AssetSpec
 from arco.core.scope import Scope
 
 REPO = Path(__file__).resolve().parents[1]

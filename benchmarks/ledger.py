@@ -38,11 +38,11 @@ from types import ModuleType
 
 from _common import load_workload
 
-from arco.catalog.compaction import compact
-from arco.catalog.events import ArcoEvent, Materialized
-from arco.catalog.ledger import Ledger
-from arco.catalog.projections import ProjectionReader
 from arco.catalog.storage import open_store
+from arco.catalog.tier2.compaction import compact
+from arco.catalog.tier2.events import ArcoEvent, Materialized
+from arco.catalog.tier2.ledger import Ledger
+from arco.catalog.tier2.projections import ProjectionReader
 from arco.core.scope import Scope
 
 SCOPE = Scope("bench", "ledger")

@@ -6,7 +6,7 @@ Data (local disk, one scope):
   ``layered_dag(2_000)``) recorded by successive runs, one observation per dependency edge per run and daily
   partition, until there are 1,000,000 recorded edges (``--quick``: 100,000). The rows are written directly as
   the ``lineage_edges`` projection (its schema, sort order and Parquet encoding from
-  :mod:`arco.catalog.projections`) and published with one commit of the projections' commit log, exactly where
+  :mod:`arco.catalog.tier2.projections`) and published with one commit of the projections' commit log, exactly where
   the compactor puts them: generating the events and compacting them gives the same files, only slower;
 * **tasks**: 1,000,000 ``ops.tasks`` rows (100 runs x 10,000 assets; ``--quick``: 100,000) written the same way;
 * **search**: 100,000 tables (``--quick``: 10,000) with 5 columns, descriptions and properties, bulk-loaded into
@@ -52,9 +52,10 @@ import polars as pl
 import pyarrow as pa
 from _common import Report, load_workload
 
-from arco.catalog.commit import CommitLog, CommitRequest
-from arco.catalog.lineage import lineage
-from arco.catalog.projections import (
+from arco.catalog.log.commit import CommitLog, CommitRequest
+from arco.catalog.storage import ObjectStore, open_store
+from arco.catalog.tier1.catalog import Catalog, CreateNamespace, CreateTable
+from arco.catalog.tier2.projections import (
     LINEAGE_EDGES,
     RUNS,
     TASKS,
@@ -64,12 +65,11 @@ from arco.catalog.projections import (
     projection_domain,
     sort_rows,
 )
-from arco.catalog.query import run_query
-from arco.catalog.search import search
-from arco.catalog.storage import ObjectStore, open_store
-from arco.catalog.tier1 import Catalog, CreateNamespace, CreateTable
 from arco.core.ids import new_ulid
 from arco.core.scope import Scope
+from arco.read.lineage import lineage
+from arco.read.query import run_query
+from arco.read.search import search
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = ("lineage", "sql", "search")
@@ -332,8 +332,8 @@ def measure_search(report: Report, store: ObjectStore, tables: int) -> None:
 PROBE = """
 import json, sys, time
 started = time.perf_counter()
-from arco.catalog.lineage import lineage
-from arco.catalog.query import run_query
+from arco.read.lineage import lineage
+from arco.read.query import run_query
 from arco.catalog.storage import open_store
 from arco.core.scope import Scope
 imported = time.perf_counter()

@@ -45,7 +45,7 @@ from typing import Any
 
 from _common import load_workload
 
-from arco.catalog.tier1 import Catalog
+from arco.catalog.tier1.catalog import Catalog
 from arco.core.scope import Scope
 from arco.planning.deploy import deploy, load_manifest
 from arco.planning.graph import AssetGraph

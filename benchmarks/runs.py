@@ -46,7 +46,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from arco.catalog.storage import open_store
-from arco.catalog.tier1 import Catalog
+from arco.catalog.tier1.catalog import Catalog
 from arco.client import start_run
 from arco.core.config import ArcoSettings
 from arco.core.ids import new_ulid
@@ -143,7 +143,7 @@ async def start_executor(
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "arco.worker.cli",
+        "arco.cli.main",
         "worker",
         "executor",
         "--queue",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from arco.worker.cli import cli
+from arco.cli.main import cli
 
 
 def test_help_lists_the_command_groups() -> None:
@@ -19,7 +19,7 @@ def test_help_lists_the_command_groups() -> None:
 
 def test_console_script_runs() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "arco.worker.cli", "--version"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "arco.cli.main", "--version"], capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0
     assert "version" in out.stdout

@@ -13,12 +13,12 @@ from click.testing import CliRunner, Result
 from temporalio.client import Client
 
 from arco.catalog.storage import open_store
-from arco.catalog.tier1 import Catalog
+from arco.catalog.tier1.catalog import Catalog
+from arco.cli.main import cli
 from arco.client import control_plane_polled
 from arco.core.config import ArcoSettings
 from arco.planning.deploy import deploy
 from arco.planning.location import load_code_location
-from arco.worker.cli import cli
 from arco.worker.control_plane import build_control_plane_worker
 from arco.worker.executor import build_executor_worker
 from arco.worker.temporal_server import TemporalDevServer

@@ -19,7 +19,7 @@ def test_demo_runs_the_pipeline_and_prints_outcome_and_lineage(tmp_path: Path) -
     env = {**os.environ, "ARCO_STATE_DIR": str(tmp_path / "state")}
     env.pop("ARCO_CATALOG_ROOT", None)
     done = subprocess.run(
-        [sys.executable, "-m", "arco.worker.cli", "demo"],
+        [sys.executable, "-m", "arco.cli.main", "demo"],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from arco.cli.main import cli
 from arco.core.config import _ENV_FIELDS
-from arco.worker.cli import cli
 from arco.worker.temporal_server import TemporalServerConfig
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,10 +9,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from arco.catalog.entities import AssetSpec
-from arco.catalog.keyed import MergePolicy
+from arco.catalog.log.keyed import MergePolicy
 from arco.catalog.storage import open_store
-from arco.catalog.tier1 import Catalog
+from arco.catalog.tier1.catalog import Catalog
+from arco.catalog.tier1.entities import AssetSpec
 from arco.core.scope import Scope
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "catalog.md"

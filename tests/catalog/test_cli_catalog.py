@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from arco.catalog.storage import open_store
-from arco.catalog.tier1 import Catalog
+from arco.catalog.tier1.catalog import Catalog
+from arco.cli.main import cli
 from arco.core.scope import Scope
-from arco.worker.cli import cli
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tier1_stores import BACKENDS, make_store
 
-from arco.catalog.commit import (
+from arco.catalog.log.commit import (
     CommitLog,
     CommitRequest,
     Manifest,

@@ -11,8 +11,9 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from arco.catalog.commit import CommitLog, CommitRequest
-from arco.catalog.compaction import (
+from arco.catalog.log.commit import CommitLog, CommitRequest
+from arco.catalog.storage import ObjectInfo, ObjectStore, open_store
+from arco.catalog.tier2.compaction import (
     CompactionPolicy,
     CompactionProgress,
     Compactor,
@@ -20,10 +21,9 @@ from arco.catalog.compaction import (
     apply_retention,
     compact,
 )
-from arco.catalog.events import ArcoEvent, Materialized, RunStarted, TaskStateChanged
-from arco.catalog.ledger import Ledger, encode_batch
-from arco.catalog.projections import PROJECTIONS, ProjectionReader, projection_domain
-from arco.catalog.storage import ObjectInfo, ObjectStore, open_store
+from arco.catalog.tier2.events import ArcoEvent, Materialized, RunStarted, TaskStateChanged
+from arco.catalog.tier2.ledger import Ledger, encode_batch
+from arco.catalog.tier2.projections import PROJECTIONS, ProjectionReader, projection_domain
 from arco.core.errors import CatalogError, NotFoundError
 from arco.core.runs import TaskState
 from catalog.tier2_support import (

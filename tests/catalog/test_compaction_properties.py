@@ -16,12 +16,12 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from arco.catalog.commit import CommitLog
-from arco.catalog.compaction import compact
-from arco.catalog.events import ArcoEvent, EventData, Materialized, TaskStateChanged
-from arco.catalog.ledger import Ledger
-from arco.catalog.projections import PROJECTIONS, ProjectionReader, partition_of, projection_domain
+from arco.catalog.log.commit import CommitLog
 from arco.catalog.storage import ObjectStore, open_store
+from arco.catalog.tier2.compaction import compact
+from arco.catalog.tier2.events import ArcoEvent, EventData, Materialized, TaskStateChanged
+from arco.catalog.tier2.ledger import Ledger
+from arco.catalog.tier2.projections import PROJECTIONS, ProjectionReader, partition_of, projection_domain
 from arco.core.runs import TaskState
 from catalog.tier2_support import SCOPE, T0, run_story, ulid_at
 

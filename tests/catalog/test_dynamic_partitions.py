@@ -16,7 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tier1_stores import BACKENDS, make_store
 
-from arco.catalog.dynamic_partitions import (
+from arco.catalog.storage import ObjectStore, open_store
+from arco.catalog.tier1.dynamic_partitions import (
     DATASET,
     DOMAIN,
     MAX_KEY_BYTES,
@@ -25,12 +26,11 @@ from arco.catalog.dynamic_partitions import (
     validate_key,
     validate_set_name,
 )
-from arco.catalog.storage import ObjectStore, open_store
+from arco.cli.main import cli
 from arco.core.errors import DefinitionError, InvalidInputError, NotFoundError
 from arco.core.partitions import PartitionKey
 from arco.core.scope import Scope
 from arco.sdk.partitions import DynamicPartitions
-from arco.worker.cli import cli
 
 SCOPE = Scope("acme", "prod")
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from arco.catalog.events import (
+from arco.catalog.tier2.events import (
     EVENT_TYPES,
     ArcoEvent,
     CheckEvaluated,
@@ -293,7 +293,7 @@ def test_fast_payload_json_equals_canonical_json(payload: EventData) -> None:
 
 
 def test_payload_fields_are_declared_in_canonical_order() -> None:
-    # Keeps appends on pydantic's fast JSON writer (see the note in arco.catalog.events).
+    # Keeps appends on pydantic's fast JSON writer (see the note in arco.catalog.tier2.events).
     for model in (*EVENT_TYPES.values(), DatasetRef):
         assert serializes_canonically(model), f"{model.__name__}: declare fields sorted by camelCase name"
 

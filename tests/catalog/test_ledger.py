@@ -10,8 +10,9 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pytest
 
-from arco.catalog.events import ArcoEvent, Materialized, RunStarted
-from arco.catalog.ledger import (
+from arco.catalog.storage import ObjectStore
+from arco.catalog.tier2.events import ArcoEvent, Materialized, RunStarted
+from arco.catalog.tier2.ledger import (
     LEDGER_SCHEMA,
     Ledger,
     decode_ledger_object,
@@ -19,7 +20,6 @@ from arco.catalog.ledger import (
     ledger_prefix,
     validate_writer_id,
 )
-from arco.catalog.storage import ObjectStore
 from arco.core.errors import AlreadyExistsError, CorruptObjectError, InvalidInputError, ObjectNotFoundError
 from arco.core.scope import Scope
 from catalog.tier2_support import BACKENDS, SCOPE, T0, event, make_store, run_story, ulid_at

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arco.catalog.projections import (
+from arco.catalog.tier2.projections import (
     EDGE_INDEX_KEY,
     LINEAGE_EDGES,
     EdgeIndex,

@@ -14,10 +14,10 @@ import pyarrow as pa
 import pytest
 from tier1_stores import BACKENDS, make_store
 
-from arco.catalog.entities import AssetSpec, TableFormat
-from arco.catalog.keyed import MergePolicy
+from arco.catalog.log.keyed import MergePolicy
 from arco.catalog.storage import MemoryObjectStore, ObjectStore, ObjectVersion, open_store
-from arco.catalog.tier1 import Catalog, CreateNamespace, CreateTable, RegisterAsset
+from arco.catalog.tier1.catalog import Catalog, CreateNamespace, CreateTable, RegisterAsset
+from arco.catalog.tier1.entities import AssetSpec, TableFormat
 from arco.core.errors import (
     AlreadyExistsError,
     CanonicalJsonError,
@@ -558,7 +558,7 @@ def test_apply_validates_operations(mem: ObjectStore) -> None:
 
 
 def test_base_is_chunked_and_reads_stay_correct(mem: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    import arco.catalog.keyed as keyed
+    import arco.catalog.log.keyed as keyed
 
     monkeypatch.setattr(keyed, "BASE_CHUNK_ROWS", 10)
     cat = _catalog(mem)

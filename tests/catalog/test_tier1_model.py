@@ -11,9 +11,9 @@ import uuid
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arco.catalog.keyed import MergePolicy
+from arco.catalog.log.keyed import MergePolicy
 from arco.catalog.storage import open_store
-from arco.catalog.tier1 import Catalog
+from arco.catalog.tier1.catalog import Catalog
 from arco.core.errors import AlreadyExistsError, NotFoundError
 from arco.core.scope import Scope
 

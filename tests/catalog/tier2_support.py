@@ -14,7 +14,8 @@ import pyarrow.ipc as ipc
 import pytest
 from fsspec import AbstractFileSystem
 
-from arco.catalog.events import (
+from arco.catalog.storage import ObjectInfo, ObjectStore, ObjectVersion, open_store
+from arco.catalog.tier2.events import (
     ArcoEvent,
     CheckEvaluated,
     DatasetRef,
@@ -24,7 +25,6 @@ from arco.catalog.events import (
     RunStarted,
     TaskStateChanged,
 )
-from arco.catalog.storage import ObjectInfo, ObjectStore, ObjectVersion, open_store
 from arco.core.runs import RunState, TaskState
 from arco.core.scope import Scope
 

@@ -406,8 +406,8 @@ def test_read_table_records_the_partition_of_an_undeclared_asset_of_the_code_loc
 def test_checks_of_an_arrow_table_with_columns_polars_cannot_read_look_only_at_their_columns() -> None:
     import decimal
 
+    from arco.executor.checks import evaluate_checks
     from arco.sdk.checks import CustomCheck, NotNullCheck, RowCountCheck, UniqueCheck
-    from arco.worker.executor import evaluate_checks
 
     checks = [
         RowCountCheck(min_rows=1),

@@ -15,8 +15,9 @@ from arco.core.config import DEFAULT_EXECUTOR_QUEUE
 from arco.core.dispatch import TaskResult
 from arco.core.ids import new_ulid
 from arco.core.wire import TaskOutcome
+from arco.executor.location import load_code_location
+from arco.executor.task import ExecutorSettings, TaskExecutor
 from arco.sdk.partitions import TimeWindowPartitions
-from arco.worker.executor import ExecutorSettings, TaskExecutor, load_code_location
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCATION = "examples.pipeline"

@@ -21,7 +21,8 @@ from arco.core.dispatch import DeclaredInput, TaskResult, build_envelope
 from arco.core.ids import new_ulid
 from arco.core.scope import Scope
 from arco.core.wire import ErrorCategory, TaskOutcome, WorkerDispatchEnvelope
-from arco.worker.executor import ExecutorSettings, TaskExecutor, load_code_location
+from arco.executor.location import load_code_location
+from arco.executor.task import ExecutorSettings, TaskExecutor
 
 SCOPE = Scope("acme", "prod")
 LOCATION = "executor_assets"
@@ -228,7 +229,7 @@ async def test_user_code_failure_has_category_stack_and_policy_retryability(
     assert error.retryable is True  # the default policy allows 3 attempts
     assert error.stack_trace is not None
     assert "in broken" in error.stack_trace and "in _fail_here" in error.stack_trace
-    assert "arco/worker/executor.py" not in error.stack_trace  # the executor's frames are cut
+    assert "arco/executor/" not in error.stack_trace  # the executor's frames are cut
     assert error.stack_trace.rstrip().endswith("ValueError: bad value 42: the asset's own bug")
 
     once = await execute(env, executor, envelope_for("exec.broken_once"))
@@ -252,7 +253,7 @@ async def test_an_exception_whose_text_cannot_be_rendered_still_ends_the_attempt
 async def test_a_failure_of_the_executor_itself_still_ends_the_attempt(
     env: ActivityEnvironment, executor: TaskExecutor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from arco.worker import executor as executor_module
+    from arco.executor import task as executor_module
 
     def broken_run(self: object) -> None:
         raise RuntimeError("a bug in the executor")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from arco.worker.cli import cli
+from arco.cli.main import cli
 
 
 def test_help_names_the_options() -> None:

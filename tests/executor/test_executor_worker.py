@@ -249,7 +249,7 @@ async def _start_executor_process(address: str, queue: str, data_root: Path) -> 
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "arco.worker.cli",
+        "arco.cli.main",
         "worker",
         "executor",
         "--queue",

@@ -11,9 +11,9 @@ import pytest
 
 from arco.activities._catalog_inputs import planning_inputs
 from arco.activities.planning import plan_from_catalog, plan_request
-from arco.catalog.dynamic_partitions import DOMAIN, DynamicPartitionStore
 from arco.catalog.storage import MemoryObjectStore, ObjectStore, ObjectVersion, open_store
-from arco.catalog.tier1 import Catalog
+from arco.catalog.tier1.catalog import Catalog
+from arco.catalog.tier1.dynamic_partitions import DOMAIN, DynamicPartitionStore
 from arco.core.errors import PlanningError
 from arco.core.partitions import PartitionKey
 from arco.core.runs import PartitionRange, RunRequest, Selection

@@ -523,7 +523,7 @@ def test_a_rerun_loads_the_partitions_of_unrun_tasks_from_the_earlier_runs_store
     import polars as pl
 
     from arco.activities._catalog_inputs import _planned_partitions, _previous_run
-    from arco.activities.runs import plan_object_key
+    from arco.activities.plans import plan_object_key
     from arco.catalog.storage import open_store
     from arco.core.runs import RunRequest, TaskSpec
 

@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from arco.catalog.compaction import CompactionPolicy, compact
-from arco.catalog.events import (
+from arco.catalog.storage import ObjectStore
+from arco.catalog.tier1.catalog import Catalog
+from arco.catalog.tier2.compaction import CompactionPolicy, compact
+from arco.catalog.tier2.events import (
     ArcoEvent,
     CheckEvaluated,
     DatasetRef,
@@ -36,9 +38,7 @@ from arco.catalog.events import (
     RunStarted,
     TaskStateChanged,
 )
-from arco.catalog.ledger import Ledger
-from arco.catalog.storage import ObjectStore
-from arco.catalog.tier1 import Catalog
+from arco.catalog.tier2.ledger import Ledger
 from arco.core.ids import new_ulid
 from arco.core.partitions import PartitionKey
 from arco.core.runs import RunState, TaskState

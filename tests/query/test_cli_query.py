@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 from query_scenario import ACME, DAYS, Built, day_key
 
+from arco.cli.main import cli
 from arco.core.scope import Scope
-from arco.worker.cli import cli
 
 
 @pytest.fixture

@@ -12,8 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 from query_scenario import ACME, DAYS, FX_URI, RIVAL, Built, build_ops, build_tier1, day_key, uri_of
 
-from arco.catalog.commit import CommitLog, CommitRequest
-from arco.catalog.lineage import (
+from arco.catalog.log.commit import CommitLog, CommitRequest
+from arco.catalog.storage import ObjectStore, open_store
+from arco.catalog.tier2.projections import LINEAGE_EDGES, conform, encode_parquet, merge, projection_domain
+from arco.core.errors import InvalidInputError, NotFoundError, UnsupportedOperationError
+from arco.core.scope import Scope
+from arco.read.lineage import (
     MAX_HOPS,
     LineageResult,
     impact,
@@ -23,11 +27,7 @@ from arco.catalog.lineage import (
     to_dot,
     to_mermaid,
 )
-from arco.catalog.projections import LINEAGE_EDGES, conform, encode_parquet, merge, projection_domain
-from arco.catalog.query import ScopeSnapshot
-from arco.catalog.storage import ObjectStore, open_store
-from arco.core.errors import InvalidInputError, NotFoundError, UnsupportedOperationError
-from arco.core.scope import Scope
+from arco.read.query import ScopeSnapshot
 
 
 def _edges(result: LineageResult) -> dict[tuple[str, str], str]:

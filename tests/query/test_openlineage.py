@@ -30,7 +30,10 @@ from openlineage.client.generated import error_message_run, output_statistics_ou
 from openlineage.client.serde import Serde
 from query_scenario import ACME, DAYS, FX_URI, RIVAL, Built, day_key
 
-from arco.catalog.openlineage import (
+from arco.catalog.storage import ObjectStore
+from arco.core.errors import InfrastructureError, InvalidInputError, NotFoundError
+from arco.core.scope import Scope
+from arco.read.openlineage import (
     ExportOptions,
     attempt_run_uuid,
     dataset_name,
@@ -39,9 +42,6 @@ from arco.catalog.openlineage import (
     run_uuid,
     write_ndjson,
 )
-from arco.catalog.storage import ObjectStore
-from arco.core.errors import InfrastructureError, InvalidInputError, NotFoundError
-from arco.core.scope import Scope
 
 # -- the package's models as a JSON Schema -----------------------------------------------------------------
 
@@ -333,10 +333,10 @@ def test_http_endpoint(store: ObjectStore, marquez: str) -> None:
 def test_an_attempt_that_failed_and_was_retried_ends_with_fail() -> None:
     # The run workflow records a failed attempt that it will retry as RETRY_WAIT (its last state), then the
     # next attempt; the failed attempt still ended, so it must not look like it is running forever.
-    from arco.catalog.compaction import compact
-    from arco.catalog.events import ArcoEvent, RunStarted, TaskStateChanged
-    from arco.catalog.ledger import Ledger
     from arco.catalog.storage import open_store
+    from arco.catalog.tier2.compaction import compact
+    from arco.catalog.tier2.events import ArcoEvent, RunStarted, TaskStateChanged
+    from arco.catalog.tier2.ledger import Ledger
     from arco.core.ids import new_ulid
     from arco.core.runs import TaskState
     from arco.core.wire import attempt_id, dispatch_id

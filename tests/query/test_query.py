@@ -12,7 +12,10 @@ import pyarrow.ipc as ipc
 import pytest
 from query_scenario import ACME, RIVAL, Built
 
-from arco.catalog.query import (
+from arco.catalog.storage import ObjectStore
+from arco.core.errors import InvalidInputError, QueryError
+from arco.core.scope import Scope
+from arco.read.query import (
     TABLES_BY_NAME,
     QueryLimits,
     ScopeSnapshot,
@@ -20,9 +23,6 @@ from arco.catalog.query import (
     format_result,
     run_query,
 )
-from arco.catalog.storage import ObjectStore
-from arco.core.errors import InvalidInputError, QueryError
-from arco.core.scope import Scope
 
 
 def test_every_stable_table_is_queryable(store: ObjectStore) -> None:

@@ -16,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from query_scenario import ACME, build_ops
 
-from arco.catalog import query
-from arco.catalog.commit import CommitLog, CommitRequest, DataFile
-from arco.catalog.projections import (
+from arco.catalog.log.commit import CommitLog, CommitRequest, DataFile
+from arco.catalog.storage import ObjectStore, open_store
+from arco.catalog.tier2.projections import (
     CHECK_RESULTS,
     PARTITION_STATUS,
     PROJECTIONS,
@@ -29,10 +29,10 @@ from arco.catalog.projections import (
     merge,
     projection_domain,
 )
-from arco.catalog.query import ScopeSnapshot, run_query
-from arco.catalog.storage import ObjectStore, open_store
 from arco.core.errors import CorruptObjectError
 from arco.core.scope import Scope
+from arco.read import query
+from arco.read.query import ScopeSnapshot, run_query
 
 Reads = list[tuple[str, list[str]]]
 

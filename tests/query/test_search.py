@@ -8,8 +8,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from query_scenario import ACME, RIVAL, build_tier1
 
-import arco.catalog.search as search_module
-from arco.catalog.search import (
+import arco.read.search as search_module
+from arco.catalog.storage import ObjectStore, open_store
+from arco.catalog.tier1.catalog import Catalog
+from arco.core.errors import InvalidInputError
+from arco.planning.deploy import deploy
+from arco.planning.manifest import CodeLocationManifest
+from arco.read.search import (
     _FIELD_BITS,
     _MAX_PREFIX_EXPANSION,
     FIELD_WEIGHTS,
@@ -18,11 +23,6 @@ from arco.catalog.search import (
     search,
     tokenize,
 )
-from arco.catalog.storage import ObjectStore, open_store
-from arco.catalog.tier1 import Catalog
-from arco.core.errors import InvalidInputError
-from arco.planning.deploy import deploy
-from arco.planning.manifest import CodeLocationManifest
 from arco.sdk.asset import AssetSpec
 
 

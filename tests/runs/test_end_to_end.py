@@ -12,10 +12,10 @@ import polars as pl
 import pytest
 from temporalio.client import Client
 
-from arco.catalog.compaction import compact
-from arco.catalog.projections import ProjectionReader
 from arco.catalog.storage import open_store
-from arco.catalog.tier1 import Catalog
+from arco.catalog.tier1.catalog import Catalog
+from arco.catalog.tier2.compaction import compact
+from arco.catalog.tier2.projections import ProjectionReader
 from arco.client import RunHandle, start_run
 from arco.core.config import DEFAULT_EXECUTOR_QUEUE, ArcoSettings
 from arco.core.errors import RunError

@@ -10,7 +10,7 @@ from temporalio.exceptions import ApplicationError
 from arco.activities.planning import plan_from_catalog
 from arco.activities.runs import RunActivities
 from arco.catalog.storage import open_store
-from arco.catalog.tier1 import Catalog
+from arco.catalog.tier1.catalog import Catalog
 from arco.core.runs import LoadTasksInput, PlanRunInput, RunRequest
 from arco.core.scope import Scope
 from arco.planning.deploy import deploy

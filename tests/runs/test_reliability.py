@@ -12,10 +12,10 @@ import polars as pl
 import pytest
 from temporalio.client import Client
 
-from arco.catalog.compaction import compact
-from arco.catalog.projections import ProjectionReader
 from arco.catalog.storage import open_store
-from arco.catalog.tier1 import Catalog
+from arco.catalog.tier1.catalog import Catalog
+from arco.catalog.tier2.compaction import compact
+from arco.catalog.tier2.projections import ProjectionReader
 from arco.client import start_run
 from arco.core.config import ArcoSettings
 from arco.core.runs import RunRequest, RunState, Selection
@@ -71,7 +71,7 @@ async def _process(
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "arco.worker.cli",
+        "arco.cli.main",
         *args,
         cwd=REPO,
         env=env,

@@ -27,9 +27,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, Worker
 
 from arco.activities.runs import RunActivities
-from arco.catalog.events import ArcoEvent
-from arco.catalog.ledger import Ledger
 from arco.catalog.storage import ObjectStore, open_store
+from arco.catalog.tier2.events import ArcoEvent
+from arco.catalog.tier2.ledger import Ledger
 from arco.client import RunHandle, start_run
 from arco.core.dispatch import EXECUTE_TASK_ACTIVITY, CheckResult, LineageRef, TaskResult
 from arco.core.errors import PlanningError, RunError

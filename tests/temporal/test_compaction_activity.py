@@ -19,10 +19,11 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import ActivityEnvironment
 
 from arco.activities.compaction import CompactionActivities, compaction_application_error
-from arco.catalog.events import ArcoEvent, RunStarted
-from arco.catalog.ledger import Ledger
-from arco.catalog.projections import ProjectionReader
 from arco.catalog.storage import LocalObjectStore, ObjectInfo
+from arco.catalog.tier2.events import ArcoEvent, RunStarted
+from arco.catalog.tier2.ledger import Ledger
+from arco.catalog.tier2.projections import ProjectionReader
+from arco.cli.schedule import build_compaction_schedule, format_duration, parse_duration
 from arco.core.compaction_models import CompactionInput, CompactionProgress, CompactionResult
 from arco.core.errors import (
     CommitConflictError,
@@ -32,7 +33,6 @@ from arco.core.errors import (
 )
 from arco.core.ids import new_ulid
 from arco.core.scope import Scope
-from arco.worker.cli_schedule import build_compaction_schedule, format_duration, parse_duration
 from arco.workflows.compaction import (
     SCHEDULED_COMPACTION_WORKFLOW,
     compaction_schedule_id,

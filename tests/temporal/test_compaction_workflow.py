@@ -40,16 +40,16 @@ from temporalio.exceptions import ApplicationError, CancelledError, WorkflowAlre
 from temporalio.worker import Replayer, Worker
 
 from arco.activities.compaction import CompactionActivities
-from arco.catalog.events import ArcoEvent, RunStarted
-from arco.catalog.ledger import Ledger
-from arco.catalog.projections import ProjectionReader
 from arco.catalog.storage import LocalObjectStore, ObjectVersion
+from arco.catalog.tier2.events import ArcoEvent, RunStarted
+from arco.catalog.tier2.ledger import Ledger
+from arco.catalog.tier2.projections import ProjectionReader
+from arco.cli.main import cli
+from arco.cli.schedule import run_compaction
 from arco.core.compaction_models import CompactionInput, CompactionResult, ScheduledCompactionResult
 from arco.core.config import ArcoSettings
 from arco.core.ids import new_ulid
 from arco.core.scope import Scope
-from arco.worker.cli import cli
-from arco.worker.cli_schedule import run_compaction
 from arco.worker.control_plane import WORKFLOWS, build_control_plane_worker
 from arco.worker.temporal_server import TemporalDevServer, find_temporal_binary
 from arco.workflows.compaction import (

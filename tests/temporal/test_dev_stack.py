@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "arco.worker.cli", *args],
+        [sys.executable, "-m", "arco.cli.main", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -34,7 +34,7 @@ def _cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subproce
 
 def _start_dev(arguments: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "arco.worker.cli", "dev", *arguments],
+        [sys.executable, "-m", "arco.cli.main", "dev", *arguments],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from arco.activities.runs import read_plan_tasks, run_prefix
-from arco.catalog.dynamic_partitions import DynamicPartitionStore
-from arco.catalog.projections import ProjectionReader
+from arco.activities.plans import read_plan_tasks, run_prefix
 from arco.catalog.storage import ObjectStore
-from arco.catalog.tier1 import Catalog
+from arco.catalog.tier1.catalog import Catalog
+from arco.catalog.tier1.dynamic_partitions import DynamicPartitionStore
+from arco.catalog.tier2.projections import ProjectionReader
 from arco.core.errors import NotFoundError, PlanningError
 from arco.core.runs import RunRequest
 from arco.planning.deploy import code_locations, load_manifest

@@ -1,4 +1,4 @@
-"""``arco.compact``: the activity that runs :func:`arco.catalog.compaction.compact` for one scope.
+"""``arco.compact``: the activity that runs :func:`arco.catalog.tier2.compaction.compact` for one scope.
 
 Heartbeats and cancellation. The compactor calls ``on_progress`` at each phase, after each wave of ledger reads
 and after each file it writes; every call heartbeats the counts so far (the heartbeat details shown in the
@@ -22,11 +22,15 @@ from collections.abc import Callable
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from arco.catalog.compaction import CompactionReport, compact
 from arco.catalog.storage import ObjectStore, open_store
-from arco.core.compaction_models import CompactionInput, CompactionProgress, CompactionResult
+from arco.catalog.tier2.compaction import CompactionReport, compact
+from arco.core.compaction_models import (
+    COMPACT_ACTIVITY,
+    CompactionInput,
+    CompactionProgress,
+    CompactionResult,
+)
 from arco.core.errors import ArcoError, CommitConflictError, PreconditionFailedError
-from arco.workflows.compaction import COMPACT_ACTIVITY
 
 #: Errors that are permanent in general but only mean "another writer moved first" for a compaction: the next
 #: attempt re-plans on top of the winner's snapshot.

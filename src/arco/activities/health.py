@@ -10,9 +10,8 @@ from importlib.metadata import version
 from temporalio import activity
 
 from arco.catalog.storage import open_store
-from arco.core.health import CatalogProbe, HealthCheckInput
+from arco.core.health import IDENTITY_ACTIVITY, PROBE_CATALOG_ACTIVITY, CatalogProbe, HealthCheckInput
 from arco.core.scope import Scope
-from arco.workflows.health import IDENTITY_ACTIVITY, PROBE_CATALOG_ACTIVITY
 
 
 class HealthActivities:

@@ -11,6 +11,7 @@ import datetime
 from collections.abc import Mapping
 from typing import Any
 
+from arco.activities._catalog_inputs import planning_inputs
 from arco.catalog.storage import ObjectStore
 from arco.core.dispatch import DeclaredInput
 from arco.core.errors import PlanningError
@@ -154,8 +155,6 @@ def plan_from_catalog(
     Raises:
         PlanningError: for requests the planner refuses, or when no code location is deployed.
     """
-    from arco.activities._catalog_inputs import planning_inputs
-
     inputs = planning_inputs(store, request)
     plan = inputs.plan(plan_request(request))
     summary, specs = summarize(plan, run_id, request.max_parallelism_per_queue)

@@ -10,7 +10,6 @@ import contextlib
 import datetime
 import functools
 import hashlib
-import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -20,9 +19,11 @@ from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from arco.catalog.events import ArcoEvent
-from arco.catalog.ledger import Ledger
+from arco.activities.planning import plan_from_catalog
+from arco.activities.plans import plan_object_key, read_plan_tasks
 from arco.catalog.storage import ObjectStore, open_store
+from arco.catalog.tier2.events import EVENT_TYPES, ArcoEvent
+from arco.catalog.tier2.ledger import Ledger
 from arco.core.canonical_json import canonical_bytes
 from arco.core.errors import ArcoError, ObjectExistsError
 from arco.core.runs import (
@@ -45,23 +46,6 @@ EVENT_SOURCE = "arco.control-plane"
 _PLAN_CACHE_SIZE = 8
 
 
-def run_prefix(scope: Scope, run_id: str) -> str:
-    """The folder of a run's stored objects (its plans)."""
-    return f"{scope.prefix}/runs/{run_id}/"
-
-
-def plan_object_key(scope: Scope, run_id: str, fingerprint: str) -> str:
-    """Where a run's plan is stored: one immutable object per run and plan fingerprint."""
-    digest = fingerprint.removeprefix("sha256:")[:32]
-    return f"{run_prefix(scope, run_id)}plan-{digest}.json"
-
-
-def read_plan_tasks(store: ObjectStore, key: str) -> list[TaskSpec]:
-    """The task specs of the plan stored at ``key``."""
-    document = json.loads(store.read(key))
-    return [TaskSpec.model_validate(task) for task in document["tasks"]]
-
-
 def ledger_writer_id(writer: str) -> str:
     """A ledger writer id (``[A-Za-z0-9_.-]``, 64 chars at most) derived from a workflow id."""
     return "wf-" + hashlib.sha256(writer.encode()).hexdigest()[:32]
@@ -74,14 +58,6 @@ def to_application_error(exc: ArcoError) -> ApplicationError:
 
 #: Turns a run request into (summary without plan key, task specs, JSON plan document) from the catalog store.
 Planner = Callable[[ObjectStore, RunRequest, str], tuple[PlanSummary, list[TaskSpec], dict[str, Any]]]
-
-
-def _catalog_planner(
-    store: ObjectStore, request: RunRequest, run_id: str
-) -> tuple[PlanSummary, list[TaskSpec], dict[str, Any]]:
-    from arco.activities.planning import plan_from_catalog
-
-    return plan_from_catalog(store, request, run_id)
 
 
 class RunActivities:
@@ -102,7 +78,7 @@ class RunActivities:
     ) -> None:
         self._catalog_root = catalog_root
         self._storage_options = dict(storage_options) if storage_options else None
-        self._planner = planner or _catalog_planner
+        self._planner = planner or plan_from_catalog
         self._plans: OrderedDict[str, list[TaskSpec]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -215,8 +191,6 @@ class RunActivities:
 
 
 def _default_key(event_type: str, data: Mapping[str, object]) -> str:
-    from arco.catalog.events import EVENT_TYPES
-
     model = EVENT_TYPES.get(event_type)
     if model is None:
         return f"{event_type}:{hashlib.sha256(canonical_bytes(dict(data))).hexdigest()}"  # type: ignore[arg-type]

@@ -1,7 +1,7 @@
 """Inputs and outputs of the compaction workflows and activity (``arco.Compaction``, ``arco.compact``).
 
 Light on purpose: workflow code imports this module, so it must not pull in the catalog (pyarrow, fsspec). The
-counts mirror :class:`arco.catalog.compaction.CompactionReport`; the activity converts one into the other.
+counts mirror :class:`arco.catalog.tier2.compaction.CompactionReport`; the activity converts one into the other.
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ from pydantic import Field
 
 from arco.core.model import ArcoModel
 from arco.core.scope import Scope, TenantId, WorkspaceId
+
+#: Name of the compaction activity (stable: histories store it).
+COMPACT_ACTIVITY = "arco.compact"
 
 
 class CompactionInput(ArcoModel):
@@ -50,7 +53,7 @@ class CompactionProgress(ArcoModel):
 
 
 class CompactionResult(ArcoModel):
-    """What one compaction of one scope did (the counts of :class:`arco.catalog.compaction.CompactionReport`).
+    """What one compaction of one scope did (the counts of :class:`arco.catalog.tier2.compaction.CompactionReport`).
 
     Attributes:
         tenant_id: Tenant of the scope.

@@ -5,6 +5,10 @@ from __future__ import annotations
 from arco.core.model import ArcoModel
 from arco.core.scope import TenantId, WorkspaceId
 
+#: Names of the health check's activities (stable: histories store them).
+PROBE_CATALOG_ACTIVITY = "arco.probe_catalog"
+IDENTITY_ACTIVITY = "arco.worker_identity"
+
 
 class HealthCheckInput(ArcoModel):
     """What to check: the catalog of one scope, as seen from the control-plane worker."""

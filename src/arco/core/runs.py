@@ -267,7 +267,7 @@ class LoadTasksOutput(ArcoModel):
 class EventDraft(ArcoModel):
     """An event as the workflow writes it; the record activity adds scope and source and appends it.
 
-    ``idempotency_key`` defaults to the payload's own key (see :mod:`arco.catalog.events`).
+    ``idempotency_key`` defaults to the payload's own key (see :mod:`arco.catalog.tier2.events`).
     """
 
     event_id: str

@@ -25,8 +25,8 @@ from typing import Literal
 
 from pydantic import TypeAdapter, ValidationError
 
-from arco.catalog.entities import AssetSpec as CatalogAssetSpec
-from arco.catalog.tier1 import Catalog, CatalogSnapshot, DropAsset, Operation, RegisterAsset
+from arco.catalog.tier1.catalog import Catalog, CatalogSnapshot, DropAsset, Operation, RegisterAsset
+from arco.catalog.tier1.entities import AssetSpec as CatalogAssetSpec
 from arco.core.canonical_json import JsonValue
 from arco.core.errors import DefinitionError, NotFoundError
 from arco.core.model import ArcoModel

@@ -24,12 +24,16 @@ from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributePa
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
-    from arco.core.compaction_models import CompactionInput, CompactionResult, ScheduledCompactionResult
+    from arco.core.compaction_models import (
+        COMPACT_ACTIVITY,
+        CompactionInput,
+        CompactionResult,
+        ScheduledCompactionResult,
+    )
     from arco.core.scope import Scope
 
 COMPACTION_WORKFLOW = "arco.Compaction"
 SCHEDULED_COMPACTION_WORKFLOW = "arco.ScheduledCompaction"
-COMPACT_ACTIVITY = "arco.compact"
 
 #: The activity must heartbeat at least this often; a worker that dies mid-compaction is noticed this fast.
 #: Cancellation reaches the activity with a heartbeat response, so it also bounds how long a cancel takes.

@@ -8,11 +8,15 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from arco.core.health import CatalogProbe, HealthCheckInput, HealthCheckResult
+    from arco.core.health import (
+        IDENTITY_ACTIVITY,
+        PROBE_CATALOG_ACTIVITY,
+        CatalogProbe,
+        HealthCheckInput,
+        HealthCheckResult,
+    )
 
 HEALTH_CHECK_WORKFLOW = "arco.HealthCheck"
-PROBE_CATALOG_ACTIVITY = "arco.probe_catalog"
-IDENTITY_ACTIVITY = "arco.worker_identity"
 
 
 @workflow.defn(name=HEALTH_CHECK_WORKFLOW)

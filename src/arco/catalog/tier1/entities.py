@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 
 import pyarrow as pa
 
+from arco.catalog.tier1.schema import Column, schema_from_columns
 from arco.core.canonical_json import JsonValue
 from arco.core.errors import InvalidInputError
 from arco.core.keys import AssetKey
@@ -175,29 +176,6 @@ class Namespace:
 
 
 @dataclass(frozen=True, slots=True)
-class Column:
-    """One column of a table's schema (``column_id``: unique within the table, kept across evolutions)."""
-
-    column_id: int
-    name: str
-    type: str
-    nullable: bool
-    ordinal: int
-    description: str
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (camelCase keys)."""
-        return {
-            "columnId": self.column_id,
-            "name": self.name,
-            "type": self.type,
-            "nullable": self.nullable,
-            "ordinal": self.ordinal,
-            "description": self.description,
-        }
-
-
-@dataclass(frozen=True, slots=True)
 class Table:
     """A table: its place in a namespace, where and how its data is stored, and its schema."""
 
@@ -225,9 +203,6 @@ class Table:
         """The table's schema as Arrow (with column descriptions in field metadata)."""
         if self.schema_ipc:
             return pa.ipc.read_schema(pa.py_buffer(self.schema_ipc))
-        # Imported here: the schema module builds on these entities.
-        from arco.catalog.schema import schema_from_columns
-
         return schema_from_columns(self.columns)
 
     def column(self, name: str) -> Column | None:

@@ -1,7 +1,7 @@
 """Tier-2 projections: the Parquet tables the compactor folds the ledger into, and their readers.
 
 Projections of a ledger domain ``d`` live in the commit-log domain ``projections/{d}`` of the scope
-(:mod:`arco.catalog.commit`), one dataset each:
+(:mod:`arco.catalog.log.commit`), one dataset each:
 
 =================  ==========================  ===================================================================
 dataset            key                         one row per
@@ -64,9 +64,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from arco.catalog.commit import CommitLog, DataFile, Manifest
-from arco.catalog.ledger import DEFAULT_DOMAIN, validate_ledger_domain
+from arco.catalog.log.commit import CommitLog, DataFile, Manifest
 from arco.catalog.storage import ObjectStore
+from arco.catalog.tier2.ledger import DEFAULT_DOMAIN, validate_ledger_domain
 from arco.core.errors import CatalogError, InvalidInputError, NotFoundError
 from arco.core.scope import Scope
 

@@ -1,7 +1,7 @@
 """The Tier-1 catalog: strongly consistent DDL for namespaces, tables (with columns) and assets.
 
-State lives in the ``tier1`` commit-log domain of each scope (:mod:`arco.catalog.commit`) as three keyed
-datasets (:mod:`arco.catalog.keyed`): ``namespaces`` (key ``name``), ``tables`` (key ``namespace.table``,
+State lives in the ``tier1`` commit-log domain of each scope (:mod:`arco.catalog.log.commit`) as three keyed
+datasets (:mod:`arco.catalog.log.keyed`): ``namespaces`` (key ``name``), ``tables`` (key ``namespace.table``,
 columns nested) and ``assets`` (key ``namespace.name``). Each DDL call is one commit: a small delta file per
 changed dataset, a manifest, and a CAS on the pointer. A lost race re-reads the new state and re-applies the
 operation (rebase); if it no longer applies (the table was created or dropped meanwhile) the call raises
@@ -42,22 +42,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from arco.catalog.commit import CommitLog, CommitRequest, ExpireResult, Manifest, PendingFile
-from arco.catalog.entities import (
-    Asset,
-    AssetSpec,
-    Column,
-    Namespace,
-    Page,
-    Table,
-    TableFormat,
-    parse_table_name,
-    validate_location,
-    validate_name,
-    validate_properties,
-    validate_text,
-)
-from arco.catalog.keyed import (
+from arco.catalog.log.commit import CommitLog, CommitRequest, ExpireResult, Manifest, PendingFile
+from arco.catalog.log.keyed import (
     DELETED,
     KEY,
     SEQ,
@@ -69,7 +55,22 @@ from arco.catalog.keyed import (
     keyed_schema,
     plan_merges,
 )
-from arco.catalog.schema import (
+from arco.catalog.storage import ObjectStore, open_store
+from arco.catalog.tier1.entities import (
+    Asset,
+    AssetSpec,
+    Namespace,
+    Page,
+    Table,
+    TableFormat,
+    parse_table_name,
+    validate_location,
+    validate_name,
+    validate_properties,
+    validate_text,
+)
+from arco.catalog.tier1.schema import (
+    Column,
     columns_of,
     evolve_schema,
     normalize_schema,
@@ -77,7 +78,6 @@ from arco.catalog.schema import (
     schema_ipc,
     stored_schema,
 )
-from arco.catalog.storage import ObjectStore, open_store
 from arco.core.canonical_json import JsonValue, canonical_dumps
 from arco.core.errors import (
     AlreadyExistsError,
@@ -901,7 +901,7 @@ class DropTable:
 
 @dataclass(frozen=True, slots=True)
 class EvolveSchema:
-    """Replace a table's schema by a compatible one (see :mod:`arco.catalog.schema` for the rules)."""
+    """Replace a table's schema by a compatible one (see :mod:`arco.catalog.tier1.schema` for the rules)."""
 
     name: str
     schema: pa.Schema | Sequence[pa.Field[Any]]
@@ -1114,7 +1114,7 @@ class Catalog(_Reads):
             store: The catalog store (its root holds every tenant).
             scope: Whose catalog.
             max_staleness: Seconds a read may reuse the last pointer check (0: check on every read).
-            policy: When commits merge files (default :class:`~arco.catalog.keyed.MergePolicy`).
+            policy: When commits merge files (default :class:`~arco.catalog.log.keyed.MergePolicy`).
             clock: Source of commit and entity times (aware datetimes).
             max_attempts: Commit attempts before giving up under contention.
             cached_files: Decoded data files kept in memory.
@@ -1311,7 +1311,7 @@ class Catalog(_Reads):
     def checkpoint(self) -> Manifest | None:
         """Merge every dataset into one base file (one commit; nothing if already merged).
 
-        Commits merge on their own as :class:`~arco.catalog.keyed.MergePolicy` says; an explicit checkpoint
+        Commits merge on their own as :class:`~arco.catalog.log.keyed.MergePolicy` says; an explicit checkpoint
         gives the smallest number of files (fastest cold reads), e.g. before a benchmark or an export.
 
         Returns:

@@ -20,7 +20,7 @@ def deploy_code_location(settings: ArcoSettings, target: str, name: str | None =
         What changed, as JSON-ready fields (code location, fingerprint, created/updated/unchanged/dropped, commit).
     """
     from arco.catalog.storage import open_store
-    from arco.catalog.tier1 import Catalog
+    from arco.catalog.tier1.catalog import Catalog
     from arco.planning.deploy import deploy
     from arco.planning.location import load_code_location
 

@@ -19,7 +19,7 @@ from arco.core.config import ArcoSettings
 from arco.core.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from arco.catalog.dynamic_partitions import AddResult, DynamicPartitionStore, RemoveResult
+    from arco.catalog.tier1.dynamic_partitions import AddResult, DynamicPartitionStore, RemoveResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,8 +44,8 @@ def _common(fn: F) -> F:
 
 def _store(catalog_root: str | None, tenant: str | None, workspace: str | None) -> DynamicPartitionStore:
     # Imported here: pyarrow is slow to import, and `arco --help` should stay fast.
-    from arco.catalog.dynamic_partitions import DynamicPartitionStore
     from arco.catalog.storage import open_store
+    from arco.catalog.tier1.dynamic_partitions import DynamicPartitionStore
 
     settings = ArcoSettings.from_env(catalog_root=catalog_root, tenant=tenant, workspace=workspace)
     return DynamicPartitionStore(open_store(settings.catalog_root), settings.scope)

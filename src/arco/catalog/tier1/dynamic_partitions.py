@@ -2,10 +2,10 @@
 
 An asset partitioned by :class:`~arco.sdk.partitions.DynamicPartitions` takes its partitions from the key set
 its ``key_set`` names. The sets live here, in their own commit-log domain (``dynamic_partitions``, see
-:mod:`arco.catalog.commit`), so a planner reads them from the catalog alone and a run plans exactly the keys
+:mod:`arco.catalog.log.commit`), so a planner reads them from the catalog alone and a run plans exactly the keys
 that existed when it was planned.
 
-Storage: one keyed dataset (``keys``, see :mod:`arco.catalog.keyed`) with one row per (set, key), keyed
+Storage: one keyed dataset (``keys``, see :mod:`arco.catalog.log.keyed`) with one row per (set, key), keyed
 ``{set}/{key}``. Set names never contain ``/`` and ``/`` sorts before every character a set name may
 continue with, so the rows of one set are exactly the key range ``[{set}/, {set}0)``. A commit writes one
 small delta file with the keys it adds (or tombstones for the keys it removes) and merges files LSM-style,
@@ -32,8 +32,8 @@ from typing import cast
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from arco.catalog.commit import CommitLog, CommitRequest, Manifest
-from arco.catalog.keyed import (
+from arco.catalog.log.commit import CommitLog, CommitRequest, Manifest
+from arco.catalog.log.keyed import (
     DELETED,
     KEY,
     FileCache,
@@ -356,7 +356,7 @@ class DynamicPartitionStore:
         Args:
             store: The catalog store (its root holds every tenant).
             scope: Whose key sets.
-            policy: When commits merge files (default :class:`~arco.catalog.keyed.MergePolicy`).
+            policy: When commits merge files (default :class:`~arco.catalog.log.keyed.MergePolicy`).
             max_attempts: Commit attempts before giving up under contention.
             cached_files: Decoded data files kept in memory.
         """

@@ -5,15 +5,15 @@ leaves readers on the previous complete snapshot, and the next call finishes the
 
 One compaction of ledger domain ``d`` of a scope:
 
-1. reads the current snapshot of commit-log domain ``projections/{d}`` (:mod:`arco.catalog.commit`), including
+1. reads the current snapshot of commit-log domain ``projections/{d}`` (:mod:`arco.catalog.log.commit`), including
    its ``ledger_objects`` index: the names of every ledger object already folded;
-2. lists the ledger (:mod:`arco.catalog.ledger`) and takes every object *not in the index*, oldest name first
+2. lists the ledger (:mod:`arco.catalog.tier2.ledger`) and takes every object *not in the index*, oldest name first
    (up to ``max_events``). Diffing names instead of comparing ids with a watermark is what keeps late objects
    (old event ids appended late, into an old day folder) from ever being skipped;
 3. reads and checks them; a malformed or truncated object is moved to quarantine with its reason and the rest
    is folded;
 4. folds the events with vectorised Polars expressions into rows of each projection and reduces them with the
-   projection's merge rule (:func:`arco.catalog.projections.merge`; copies of a fact count once);
+   projection's merge rule (:func:`arco.catalog.tier2.projections.merge`; copies of a fact count once);
 5. writes, per touched partition of each projection, a small ``delta`` file, or merges the partition's files
    into a new ``base`` once its deltas pass a threshold (count, or a share of the base's rows), so the cost of a
    run follows the new events and the partitions they touch, not the history;
@@ -42,8 +42,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from arco.catalog.commit import CommitLog, CommitRequest, DataFile, Manifest
-from arco.catalog.ledger import (
+from arco.catalog.log.commit import CommitLog, CommitRequest, DataFile, Manifest
+from arco.catalog.storage import ObjectStore
+from arco.catalog.tier2.ledger import (
     DEFAULT_DOMAIN,
     ENVELOPE_SCHEMA,
     PAYLOAD_PREFIX,
@@ -54,7 +55,7 @@ from arco.catalog.ledger import (
     decode_ledger_object,
     validate_ledger_domain,
 )
-from arco.catalog.projections import (
+from arco.catalog.tier2.projections import (
     CHECK_RESULTS,
     DEFAULT_STATUS_BUCKETS,
     LAYOUT_VERSION,
@@ -75,11 +76,10 @@ from arco.catalog.projections import (
     read_files,
     with_partition_labels,
 )
-from arco.catalog.storage import ObjectStore
 from arco.core.canonical_json import JsonValue
 from arco.core.compaction_models import (
-    CompactionProgress as CompactionProgress,
-)  # re-exported: on_progress gets it
+    CompactionProgress as CompactionProgress,  # re-exported: on_progress gets it
+)
 from arco.core.errors import CorruptObjectError, InvalidInputError, ObjectNotFoundError
 from arco.core.ids import ulid_timestamp_ms
 from arco.core.model import ArcoModel

@@ -41,11 +41,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from arco.catalog.query import tier1_catalog
 from arco.catalog.storage import ObjectStore
-from arco.catalog.tier1 import CatalogSnapshot
+from arco.catalog.tier1.catalog import CatalogSnapshot
 from arco.core.errors import InvalidInputError
 from arco.core.scope import Scope
+from arco.read.query import tier1_catalog
 
 __all__ = [
     "FIELD_WEIGHTS",

@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 import click
 import pyarrow as pa
 
-from arco.catalog.entities import Asset, AssetSpec, Namespace, Page, Table
-from arco.catalog.schema import parse_type
-from arco.catalog.tier1 import Catalog, CatalogSnapshot, Entity
+from arco.catalog.tier1.catalog import Catalog, CatalogSnapshot, Entity
+from arco.catalog.tier1.entities import Asset, AssetSpec, Namespace, Page, Table
+from arco.catalog.tier1.schema import parse_type
 from arco.core.config import ArcoSettings
 from arco.core.errors import InvalidInputError
 

@@ -17,21 +17,21 @@ from arco.core.errors import ArcoError
 
 #: Sub-command name -> "module:attribute" of a click command or group.
 _SUBCOMMANDS: dict[str, str] = {
-    "dev": "arco.worker.cli_dev:dev",
-    "demo": "arco.worker.cli_dev:demo",
-    "doctor": "arco.worker.cli_dev:doctor",
-    "worker": "arco.worker.cli_worker:worker",
-    "catalog": "arco.worker.cli_catalog:catalog",
-    "run": "arco.worker.cli_run:run",
-    "deploy": "arco.worker.cli_deploy:deploy",
-    "partitions": "arco.worker.cli_partitions:partitions",
-    "schedule": "arco.worker.cli_schedule:schedule",
-    "compact": "arco.worker.cli_schedule:compact",
-    "query": "arco.worker.cli_query:query",
-    "lineage": "arco.worker.cli_query:lineage",
-    "search": "arco.worker.cli_query:search",
-    "sign": "arco.worker.cli_query:sign",
-    "openlineage": "arco.worker.cli_query:openlineage",
+    "dev": "arco.cli.dev:dev",
+    "demo": "arco.cli.dev:demo",
+    "doctor": "arco.cli.dev:doctor",
+    "worker": "arco.cli.worker:worker",
+    "catalog": "arco.cli.catalog:catalog",
+    "run": "arco.cli.run:run",
+    "deploy": "arco.cli.deploy:deploy",
+    "partitions": "arco.cli.partitions:partitions",
+    "schedule": "arco.cli.schedule:schedule",
+    "compact": "arco.cli.schedule:compact",
+    "query": "arco.cli.query:query",
+    "lineage": "arco.cli.query:lineage",
+    "search": "arco.cli.query:search",
+    "sign": "arco.cli.query:sign",
+    "openlineage": "arco.cli.query:openlineage",
 }
 
 

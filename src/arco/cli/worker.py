@@ -83,7 +83,8 @@ async def _serve_executor(
     settings: ArcoSettings, code_location: str, max_concurrent_tasks: int, max_task_polls: int
 ) -> None:
     # Imported here: the executor loads Polars, PyArrow and user code, which other sub-commands never need.
-    from arco.worker.executor import build_executor_worker, load_code_location
+    from arco.executor.location import load_code_location
+    from arco.worker.executor import build_executor_worker
 
     location = load_code_location(code_location)
     stop = shutdown_event()

@@ -3,69 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import shutil
 import sys
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
 from temporalio.client import Client
 
+from arco.cli.deploy import deploy_code_location
 from arco.core.config import ArcoSettings
 from arco.core.errors import InfrastructureError
 from arco.core.health import HealthCheckInput, HealthCheckResult
-from arco.worker.cli_deploy import deploy_code_location
 from arco.worker.connect import connect
-from arco.worker.control_plane import build_control_plane_worker
+from arco.worker.dev_stack import embedded_stack
 from arco.worker.runtime import shutdown_event
-from arco.worker.temporal_server import TemporalDevServer, TemporalServerConfig, free_port
+from arco.worker.temporal_server import TemporalServerConfig, free_port
 from arco.workflows.health import HEALTH_CHECK_WORKFLOW
-
-
-@dataclass(frozen=True, slots=True)
-class EmbeddedStack:
-    """A running embedded stack: dev server, connected client, settings the worker uses."""
-
-    server: TemporalDevServer
-    client: Client
-    settings: ArcoSettings
-
-
-@asynccontextmanager
-async def embedded_stack(
-    settings: ArcoSettings, config: TemporalServerConfig, *, code_location: str | None = None
-) -> AsyncIterator[EmbeddedStack]:
-    """Start the dev server, a control-plane worker and (for ``code_location``) an executor worker.
-
-    Everything stops on exit, workers first.
-    """
-    server = TemporalDevServer(config)
-    await asyncio.to_thread(server.start)
-    try:
-        bound = settings.model_copy(update={"temporal_address": server.address})
-        client = await connect(bound)
-        async with contextlib.AsyncExitStack() as workers:
-            await workers.enter_async_context(build_control_plane_worker(client, bound))
-            if code_location is not None:
-                from arco.worker.executor import build_executor_worker, load_code_location
-
-                location = load_code_location(code_location)
-                executor = build_executor_worker(
-                    client,
-                    bound,
-                    queue=bound.executor_queue,
-                    code_location=code_location,
-                    location=location,
-                )
-                await workers.enter_async_context(executor)
-            yield EmbeddedStack(server=server, client=client, settings=bound)
-    finally:
-        await asyncio.to_thread(server.stop)
 
 
 @click.command()
@@ -166,9 +121,9 @@ def demo(state_dir: str | None, app_dir: str) -> None:
 
 
 async def _demo(settings: ArcoSettings, config: TemporalServerConfig) -> None:
+    from arco.cli.schedule import run_compaction
     from arco.client import start_run
     from arco.core.runs import RunRequest, Selection
-    from arco.worker.cli_schedule import run_compaction
 
     deployed = deploy_code_location(settings, DEMO_CODE_LOCATION)
     click.echo(
@@ -210,8 +165,8 @@ async def _demo(settings: ArcoSettings, config: TemporalServerConfig) -> None:
 def _print_lineage(settings: ArcoSettings, run_id: str) -> None:
     import polars as pl
 
-    from arco.catalog.projections import ProjectionReader
     from arco.catalog.storage import open_store
+    from arco.catalog.tier2.projections import ProjectionReader
 
     reader = ProjectionReader(open_store(settings.catalog_root), settings.scope)
     edges = (

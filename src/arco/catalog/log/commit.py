@@ -1,9 +1,9 @@
 """A domain-generic commit log on object storage: immutable files, one manifest per commit, one CAS'd pointer.
 
-Used by Tier-1 DDL (:mod:`arco.catalog.tier1`, domain ``tier1``) and reusable as is by anything that needs
+Used by Tier-1 DDL (:mod:`arco.catalog.tier1.catalog`, domain ``tier1``) and reusable as is by anything that needs
 atomic, versioned sets of files on object storage (Tier-2 projections).
 
-Protocol (per scope and domain, see :mod:`arco.catalog.layout` for the keys)::
+Protocol (per scope and domain, see :mod:`arco.catalog.log.layout` for the keys)::
 
     1. read   _pointer.json                   -> (head, version)          1 read
     2. read   manifests/{head.commitId}.json  (cached by commit id)       0-1 read
@@ -81,7 +81,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from arco.catalog.layout import DomainLayout
+from arco.catalog.log.layout import DomainLayout
 from arco.catalog.storage import ObjectStore, ObjectVersion
 from arco.core.canonical_json import JsonValue, canonical_bytes
 from arco.core.errors import (
@@ -596,7 +596,7 @@ class CommitLog:
         Args:
             store: The catalog's object store (its root holds every tenant).
             scope: The tenant/workspace whose domain this is.
-            domain: The domain name (see :func:`arco.catalog.layout.validate_domain`).
+            domain: The domain name (see :func:`arco.catalog.log.layout.validate_domain`).
             max_attempts: Attempts before a commit that keeps losing races gives up.
             clock: Source of commit times (aware datetimes); defaults to the system clock.
 

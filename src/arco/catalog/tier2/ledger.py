@@ -55,8 +55,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-from arco.catalog.events import EVENT_TYPES, ArcoEvent, EventData
 from arco.catalog.storage import ObjectStore
+from arco.catalog.tier2.events import EVENT_TYPES, ArcoEvent, EventData
 from arco.core.errors import (
     AlreadyExistsError,
     CorruptObjectError,

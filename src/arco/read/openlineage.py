@@ -46,13 +46,13 @@ from urllib.parse import urlsplit
 
 import polars as pl
 
-from arco.catalog.ledger import DEFAULT_DOMAIN
-from arco.catalog.query import ScopeSnapshot
 from arco.catalog.storage import ObjectStore
+from arco.catalog.tier2.ledger import DEFAULT_DOMAIN
 from arco.core.errors import InfrastructureError, InvalidInputError, NotFoundError
 from arco.core.ids import parse_ulid
 from arco.core.partitions import PartitionKey
 from arco.core.scope import Scope
+from arco.read.query import ScopeSnapshot
 
 __all__ = [
     "PRODUCER",

@@ -3,7 +3,7 @@
 **What is recorded.** Every task attempt records a ``LineageObserved`` fact: the datasets it actually read and
 wrote (URI, and the asset and partition they belong to, if any). The compactor folds those facts into the
 ``lineage_edges`` projection: one row per (input, output) pair of an attempt, with its run, task, attempt and
-time (:mod:`arco.catalog.projections`). The *declared* graph is what deployed code says: each deployed asset's
+time (:mod:`arco.catalog.tier2.projections`). The *declared* graph is what deployed code says: each deployed asset's
 dependencies, stored in its Tier-1 ``definition`` (:mod:`arco.planning.deploy`).
 
 **Nodes and levels.** A traversal starts at
@@ -31,7 +31,7 @@ complete for the hops asked).
 **Speed.** The asset-level adjacency of a projections snapshot is built once per process and cached by the
 snapshot's commit id (one pointer read per call checks for a newer snapshot); a warm 5-hop traversal over a
 million recorded edges then touches only the edges it returns. The compactor writes ``lineage_edges`` grouped by
-edge with an edge index in each file's footer (:func:`arco.catalog.projections.edge_index`), so a cold start
+edge with an edge index in each file's footer (:func:`arco.catalog.tier2.projections.edge_index`), so a cold start
 builds the adjacency without decoding a row and decodes the detail columns once, in the background; delta files
 (small) are merged on read, and older files without an index are grouped here. Partition-level traversals filter
 the recorded edges hop by hop.
@@ -61,9 +61,11 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from arco.catalog.commit import DataFile, Manifest
-from arco.catalog.ledger import DEFAULT_DOMAIN
-from arco.catalog.projections import (
+from arco.catalog.log.commit import DataFile, Manifest
+from arco.catalog.storage import ObjectStore
+from arco.catalog.tier1.catalog import CatalogSnapshot
+from arco.catalog.tier2.ledger import DEFAULT_DOMAIN
+from arco.catalog.tier2.projections import (
     LINEAGE_EDGES,
     EdgeIndex,
     edge_index,
@@ -73,13 +75,11 @@ from arco.catalog.projections import (
     read_edge_index,
     read_files,
 )
-from arco.catalog.query import ScopeSnapshot
-from arco.catalog.storage import ObjectStore
-from arco.catalog.tier1 import CatalogSnapshot
 from arco.core.errors import InfrastructureError, InvalidInputError, NotFoundError, UnsupportedOperationError
 from arco.core.keys import AssetKey
 from arco.core.partitions import PartitionKey
 from arco.core.scope import Scope
+from arco.read.query import ScopeSnapshot
 
 __all__ = [
     "MAX_HOPS",
@@ -467,7 +467,7 @@ class _AssetIndex:
         (the row's number in ``details()``); rows with a null side belong to no edge.
 
         Rows are grouped into edges by integer node codes, so no string is hashed or compared per row; rows
-        already grouped by edge (files sorted by :attr:`~arco.catalog.projections.ProjectionSpec.sort_by`)
+        already grouped by edge (files sorted by :attr:`~arco.catalog.tier2.projections.ProjectionSpec.sort_by`)
         need no sort.
         """
         graph = graph.filter(pl.col("src").is_not_null() & pl.col("dst").is_not_null())

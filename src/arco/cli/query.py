@@ -122,7 +122,7 @@ def query(
     ops.materializations, ops.partition_status, lineage.edges, ops.check_results. Pass '-' to read the SQL
     from standard input.
     """
-    from arco.catalog.query import (
+    from arco.read.query import (
         TABLES_BY_NAME,
         OutputFormat,
         QueryLimits,
@@ -212,8 +212,8 @@ def _lineage_table(result: Any) -> str:
 
 
 def _run_lineage(direction: Literal["upstream", "downstream"], target: str, **kw: Any) -> None:
-    from arco.catalog.lineage import lineage as traverse
-    from arco.catalog.lineage import render, to_dot, to_mermaid
+    from arco.read.lineage import lineage as traverse
+    from arco.read.lineage import render, to_dot, to_mermaid
 
     store, scope = _open(kw["root"], kw["tenant"], kw["workspace"])
     result = traverse(
@@ -277,7 +277,7 @@ def impact(
     fmt: str,
 ) -> None:
     """Which assets and partitions are downstream of a failed or changed ASSET (partition)."""
-    from arco.catalog.lineage import impact as analyse
+    from arco.read.lineage import impact as analyse
 
     store, scope = _open(root, tenant, workspace)
     result = analyse(store, scope, asset, partition, hops=hops)
@@ -313,8 +313,8 @@ def search(
     fmt: str,
 ) -> None:
     """Find namespaces, tables and assets by name, column, tag, owner or description words."""
-    from arco.catalog.search import Kind
-    from arco.catalog.search import search as find
+    from arco.read.search import Kind
+    from arco.read.search import search as find
 
     store, scope = _open(root, tenant, workspace)
     result = find(
@@ -362,8 +362,8 @@ def sign(
 
     The URLs are printed to standard output only; treat them as secrets until they expire.
     """
-    from arco.catalog.query import ScopeSnapshot
-    from arco.catalog.signing import sign_file, sign_table, signed_duckdb_select
+    from arco.read.query import ScopeSnapshot
+    from arco.read.signing import sign_file, sign_table, signed_duckdb_select
 
     store, scope = _open(root, tenant, workspace)
     snapshot = ScopeSnapshot(store, scope)
@@ -419,7 +419,7 @@ def openlineage(
     no_runs: bool,
 ) -> None:
     """Export OpenLineage RunEvents (START/COMPLETE/FAIL/ABORT) of task attempts to NDJSON or HTTP."""
-    from arco.catalog.openlineage import ExportOptions, export_events, post_events, write_ndjson
+    from arco.read.openlineage import ExportOptions, export_events, post_events, write_ndjson
 
     if to_file and url:
         raise click.UsageError("give --to or --url, not both")

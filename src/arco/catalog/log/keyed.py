@@ -1,4 +1,4 @@
-"""Keyed datasets on a :class:`~arco.catalog.commit.CommitLog`: upserts and tombstones in small immutable
+"""Keyed datasets on a :class:`~arco.catalog.log.commit.CommitLog`: upserts and tombstones in small immutable
 Parquet files, merged LSM-style, so that a commit's cost does not grow with the size of the dataset.
 
 Every row of a keyed dataset carries three internal columns besides its own:
@@ -42,7 +42,7 @@ from typing import Any, TypeVar, cast
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from arco.catalog.commit import CommitLog, DataFile, Manifest, PendingFile
+from arco.catalog.log.commit import CommitLog, DataFile, Manifest, PendingFile
 from arco.core.canonical_json import JsonValue
 from arco.core.errors import CorruptObjectError, InvalidInputError
 

@@ -72,10 +72,12 @@ from polars.io.plugins import register_io_source
 from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 
-from arco.catalog.commit import CommitLog, DataFile, Manifest
-from arco.catalog.keyed import DELETED, KEY, SEQ, FileCache
-from arco.catalog.ledger import DEFAULT_DOMAIN
-from arco.catalog.projections import (
+from arco.catalog.log.commit import CommitLog, DataFile, Manifest
+from arco.catalog.log.keyed import DELETED, KEY, SEQ, FileCache
+from arco.catalog.storage import ObjectStore
+from arco.catalog.tier1.catalog import ASSETS, NAMESPACES, SCHEMAS, TABLES, Catalog, CatalogSnapshot
+from arco.catalog.tier2.ledger import DEFAULT_DOMAIN
+from arco.catalog.tier2.projections import (
     PROJECTIONS,
     ProjectionSpec,
     empty_frame,
@@ -83,8 +85,6 @@ from arco.catalog.projections import (
     merge,
     projection_domain,
 )
-from arco.catalog.storage import ObjectStore
-from arco.catalog.tier1 import ASSETS, NAMESPACES, SCHEMAS, TABLES, Catalog, CatalogSnapshot
 from arco.core.errors import ArcoError, CorruptObjectError, InvalidInputError, NotFoundError, QueryError
 from arco.core.scope import Scope
 
@@ -767,7 +767,7 @@ class ScopeSnapshot:
 
         The views apply each dataset's merge rule, so ``SELECT``s over them give the same rows as
         :func:`run_query`. The file URIs are local paths or ``gs://``/``s3://`` URIs (DuckDB's ``httpfs``
-        extension with credentials reads the latter; or sign them with :mod:`arco.catalog.signing`).
+        extension with credentials reads the latter; or sign them with :mod:`arco.read.signing`).
         """
         lines = ["-- Arco catalog views of scope " + str(self.scope), *self._duckdb_header()]
         for source in _SOURCES:

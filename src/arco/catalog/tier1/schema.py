@@ -19,14 +19,38 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import pyarrow as pa
 
-from arco.catalog.entities import Column
 from arco.core.errors import InvalidInputError, SchemaEvolutionError
 
 DESCRIPTION_KEY = b"description"
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One column of a table's schema (``column_id``: unique within the table, kept across evolutions)."""
+
+    column_id: int
+    name: str
+    type: str
+    nullable: bool
+    ordinal: int
+    description: str
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (camelCase keys)."""
+        return {
+            "columnId": self.column_id,
+            "name": self.name,
+            "type": self.type,
+            "nullable": self.nullable,
+            "ordinal": self.ordinal,
+            "description": self.description,
+        }
+
 
 _SIMPLE: dict[str, pa.DataType] = {
     "null": pa.null(),

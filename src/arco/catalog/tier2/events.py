@@ -2,7 +2,8 @@
 
 An event is one immutable operational fact (a run started, a task attempt changed state, an asset partition was
 materialized, lineage was observed, a check was evaluated). Writers append batches of events to the ledger
-(:mod:`arco.catalog.ledger`); the compactor (:mod:`arco.catalog.compaction`) folds them into Parquet projections.
+(:mod:`arco.catalog.tier2.ledger`); the compactor (:mod:`arco.catalog.tier2.compaction`) folds them into Parquet
+projections.
 
 Wire form: camelCase JSON, written as canonical JSON (:mod:`arco.core.canonical_json`)::
 

@@ -1,0 +1,7 @@
+"""Tier 2: operational facts appended cheaply and folded into Parquet projections by a compactor.
+
+* :mod:`arco.catalog.tier2.events`: the event envelope and the typed facts;
+* :mod:`arco.catalog.tier2.ledger`: append-only ledger objects (append, read, quarantine);
+* :mod:`arco.catalog.tier2.projections`: the projections' schemas, merge rules and readers;
+* :mod:`arco.catalog.tier2.compaction`: folding the ledger into the projections, and retention.
+"""

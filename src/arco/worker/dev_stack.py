@@ -1,0 +1,60 @@
+"""The embedded stack on one machine: a Temporal dev server, a control-plane worker and an executor worker.
+
+Used by ``arco dev`` and ``arco demo``; everything runs in the calling process except the dev server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from temporalio.client import Client
+
+from arco.core.config import ArcoSettings
+from arco.executor.location import load_code_location
+from arco.worker.connect import connect
+from arco.worker.control_plane import build_control_plane_worker
+from arco.worker.executor import build_executor_worker
+from arco.worker.temporal_server import TemporalDevServer, TemporalServerConfig
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedStack:
+    """A running embedded stack: dev server, connected client, settings the worker uses."""
+
+    server: TemporalDevServer
+    client: Client
+    settings: ArcoSettings
+
+
+@asynccontextmanager
+async def embedded_stack(
+    settings: ArcoSettings, config: TemporalServerConfig, *, code_location: str | None = None
+) -> AsyncIterator[EmbeddedStack]:
+    """Start the dev server, a control-plane worker and (for ``code_location``) an executor worker.
+
+    Everything stops on exit, workers first.
+    """
+    server = TemporalDevServer(config)
+    await asyncio.to_thread(server.start)
+    try:
+        bound = settings.model_copy(update={"temporal_address": server.address})
+        client = await connect(bound)
+        async with contextlib.AsyncExitStack() as workers:
+            await workers.enter_async_context(build_control_plane_worker(client, bound))
+            if code_location is not None:
+                location = load_code_location(code_location)
+                executor = build_executor_worker(
+                    client,
+                    bound,
+                    queue=bound.executor_queue,
+                    code_location=code_location,
+                    location=location,
+                )
+                await workers.enter_async_context(executor)
+            yield EmbeddedStack(server=server, client=client, settings=bound)
+    finally:
+        await asyncio.to_thread(server.stop)
