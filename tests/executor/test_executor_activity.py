@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -431,6 +431,56 @@ async def test_heartbeats_carry_the_reported_progress(
     holding = [beat for beat in heartbeats if beat.get("message") == "holding"]
     assert holding, heartbeats
     assert holding[0] == {"phase": "running", "attemptId": envelope.attempt_id, "message": "holding"}
+
+
+class _Channel:
+    """A transport's side of an attempt without Temporal: records heartbeats, reports a shutdown on demand."""
+
+    def __init__(self, timeout_sec: float | None, shutting_down: bool = False) -> None:
+        self.timeout_sec = timeout_sec
+        self.shutting_down = shutting_down
+        self.beats: list[dict[str, Any]] = []
+
+    def heartbeat_timeout_sec(self) -> float | None:
+        return self.timeout_sec
+
+    def heartbeat(self, details: Mapping[str, Any]) -> None:
+        self.beats.append(dict(details))
+
+    def is_shutting_down(self) -> bool:
+        return self.shutting_down
+
+
+async def test_an_attempt_runs_through_any_transport_channel_without_temporal(
+    executor: TaskExecutor, hold_dir: Path
+) -> None:
+    # No activity context here: heartbeats go to the channel the transport gives (an HTTP worker's, say).
+    channel = _Channel(timeout_sec=0.15)
+    envelope = envelope_for("exec.held", tags={"hold_dir": str(hold_dir)})
+    running = asyncio.create_task(executor.run(envelope, channel))
+    await wait_for(hold_dir / "written-1")
+    for _ in range(500):
+        if any(beat.get("message") == "holding" for beat in channel.beats):
+            break
+        await asyncio.sleep(0.02)
+    (hold_dir / "hold").unlink()
+    result = await running
+    assert result.outcome is TaskOutcome.SUCCEEDED and result.attempt_id == envelope.attempt_id
+    assert {"phase": "running", "attemptId": envelope.attempt_id, "message": "holding"} in channel.beats
+
+
+async def test_a_transport_cancels_an_attempt_by_cancelling_its_run(
+    executor: TaskExecutor, hold_dir: Path
+) -> None:
+    channel = _Channel(timeout_sec=None)  # no timeout from the transport: the envelope's heartbeat timeout
+    running = asyncio.create_task(
+        executor.run(envelope_for("exec.held", tags={"hold_dir": str(hold_dir)}), channel)
+    )
+    await wait_for(hold_dir / "written-1")
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert (hold_dir / "cancelled-1").exists()
 
 
 async def test_cancellation_reaches_a_running_sync_asset(

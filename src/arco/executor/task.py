@@ -1,8 +1,9 @@
-"""The executor worker: runs asset functions for dispatched task attempts, on a Temporal task queue.
+"""The task executor: runs asset functions for dispatched task attempts.
 
 An executor serves one code location (a Python module defining ``@asset`` functions) for one tenant scope on
-one worker queue. For each :class:`~arco.core.wire.WorkerDispatchEnvelope` it receives as the input of the
-:data:`~arco.core.dispatch.EXECUTE_TASK_ACTIVITY` activity it:
+one worker queue. For each :class:`~arco.core.wire.WorkerDispatchEnvelope` it receives (through
+:meth:`TaskExecutor.run`, with the :class:`AttemptChannel` of its transport; on a Temporal task queue as the input
+of the :data:`~arco.core.dispatch.EXECUTE_TASK_ACTIVITY` activity, :meth:`TaskExecutor.execute_task`) it:
 
 1. refuses the envelope (``ApplicationError`` of type :data:`~arco.core.dispatch.EXECUTOR_MISMATCH`,
    non-retryable) if its scope or code location is not the executor's own, its asset is unknown or its
@@ -11,10 +12,10 @@ one worker queue. For each :class:`~arco.core.wire.WorkerDispatchEnvelope` it re
 2. runs the asset function in its own thread (an ``async def`` asset gets its own event loop there) with an
    :class:`~arco.sdk.context.AssetContext`; parameters that name upstream assets receive their data;
 3. writes a returned DataFrame/Table as the asset's output, then evaluates the asset's checks on it;
-4. heartbeats meanwhile (every third of the heartbeat timeout, at least every 10 s, with the progress the
-   function reported), and when Temporal reports the task cancelled it tells the function (context calls raise
-   :class:`~arco.core.errors.TaskCancelledError`; an async function's task is cancelled) and ends the
-   activity as cancelled;
+4. heartbeats meanwhile through the channel (every third of the heartbeat timeout, at least every 10 s, with
+   the progress the function reported), and when the transport cancels the attempt (Temporal: the activity is
+   cancelled) it tells the function (context calls raise :class:`~arco.core.errors.TaskCancelledError`; an async
+   function's task is cancelled) and ends the attempt as cancelled;
 5. returns a :class:`~arco.core.dispatch.TaskResult`: outcome, error (category, message, stack, retryable),
    metrics (thread CPU time, the process's peak RSS, bytes read and written), recorded lineage and checks.
 
@@ -38,9 +39,9 @@ import sys
 import threading
 import time
 import typing
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 import pyarrow as pa
@@ -86,7 +87,7 @@ from arco.planning.location import CodeLocation as ValidatedLocation
 from arco.sdk.context import AssetContext, TaskControl
 from arco.sdk.partitions import dimensions_of
 
-__all__ = ["ExecutorSettings", "TaskExecutor"]
+__all__ = ["AttemptChannel", "ExecutorSettings", "TaskExecutor", "TemporalActivityChannel"]
 
 _log = logging.getLogger("arco.executor")
 
@@ -119,6 +120,46 @@ class ExecutorSettings:
     data_root: str
     worker_id: str = field(default_factory=_default_worker_id)
     cancel_grace_sec: float = 60.0
+
+
+# --- the transport's side of an attempt -------------------------------------------------------------------
+
+
+class AttemptChannel(Protocol):
+    """What the transport that delivered an envelope offers the attempt while it runs.
+
+    The Temporal-native transport is :class:`TemporalActivityChannel`; a transport that cancels an attempt does so
+    by cancelling the task awaiting :meth:`TaskExecutor.run`.
+    """
+
+    def heartbeat_timeout_sec(self) -> float | None:
+        """The attempt's heartbeat timeout in seconds, when the transport sets one."""
+        ...
+
+    def heartbeat(self, details: Mapping[str, Any]) -> None:
+        """Report that the attempt is alive, with its phase and progress (camelCase keys)."""
+        ...
+
+    def is_shutting_down(self) -> bool:
+        """Whether a cancellation comes from the executor's own shutdown rather than from the run."""
+        ...
+
+
+class TemporalActivityChannel:
+    """The channel of an attempt run as a Temporal activity (only valid inside that activity)."""
+
+    def heartbeat_timeout_sec(self) -> float | None:
+        """The activity's heartbeat timeout."""
+        timeout = activity.info().heartbeat_timeout
+        return timeout.total_seconds() if timeout else None
+
+    def heartbeat(self, details: Mapping[str, Any]) -> None:
+        """A Temporal activity heartbeat with ``details``."""
+        activity.heartbeat(dict(details))
+
+    def is_shutting_down(self) -> bool:
+        """Whether the worker is shutting down."""
+        return activity.is_worker_shutdown()
 
 
 # --- running one task --------------------------------------------------------------------------------------
@@ -405,7 +446,23 @@ class TaskExecutor:
 
     @activity.defn(name=EXECUTE_TASK_ACTIVITY)
     async def execute_task(self, envelope: WorkerDispatchEnvelope) -> TaskResult:
-        """Run one attempt of one task and report how it went (see the module docstring)."""
+        """The ``arco.execute_task`` activity: :meth:`run` with the activity's own channel."""
+        return await self.run(envelope, TemporalActivityChannel())
+
+    async def run(self, envelope: WorkerDispatchEnvelope, channel: AttemptChannel) -> TaskResult:
+        """Run one attempt of one task and report how it went (see the module docstring).
+
+        Args:
+            envelope: The dispatched attempt.
+            channel: The transport's side of the attempt (heartbeats, shutdown).
+
+        Returns:
+            The attempt's result.
+
+        Raises:
+            ApplicationError: if the envelope is refused (see :meth:`admit`).
+            asyncio.CancelledError: if the attempt was cancelled before it did its work.
+        """
         loaded, payload, store = self.admit(envelope)
         partition = envelope.partition
         control = TaskControl()
@@ -425,11 +482,11 @@ class TaskExecutor:
             control=control,
         )
         run = _TaskRun(loaded, context, control)
-        finished = await self._run_with_heartbeats(envelope, run, control)
+        finished = await self._run_with_heartbeats(envelope, run, control, channel)
         return self._report(envelope, context, partition, finished)
 
     async def _run_with_heartbeats(
-        self, envelope: WorkerDispatchEnvelope, run: _TaskRun, control: TaskControl
+        self, envelope: WorkerDispatchEnvelope, run: _TaskRun, control: TaskControl, channel: AttemptChannel
     ) -> _Finished:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[_Finished] = loop.create_future()
@@ -463,12 +520,12 @@ class TaskExecutor:
 
         # A daemon thread per attempt: a function that ignores cancellation can never keep the process alive.
         threading.Thread(target=target, name=f"arco-task-{envelope.attempt_id}", daemon=True).start()
-        beating = asyncio.create_task(self._heartbeat(envelope, run, control))
+        beating = asyncio.create_task(self._heartbeat(envelope, run, control, channel))
         try:
             try:
                 await asyncio.wait({done})
             except asyncio.CancelledError:
-                shutting_down = activity.is_worker_shutdown()
+                shutting_down = channel.is_shutting_down()
                 run.cancel(
                     "the executor is shutting down" if shutting_down else "the run cancelled this task"
                 )
@@ -494,9 +551,10 @@ class TaskExecutor:
         # Here the task was not cancelled, or it finished its work before it saw the cancellation.
         return done.result()
 
-    async def _heartbeat(self, envelope: WorkerDispatchEnvelope, run: _TaskRun, control: TaskControl) -> None:
-        timeout = activity.info().heartbeat_timeout
-        seconds = timeout.total_seconds() if timeout else float(envelope.heartbeat_timeout_sec or 30)
+    async def _heartbeat(
+        self, envelope: WorkerDispatchEnvelope, run: _TaskRun, control: TaskControl, channel: AttemptChannel
+    ) -> None:
+        seconds = channel.heartbeat_timeout_sec() or float(envelope.heartbeat_timeout_sec or 30)
         interval = max(0.05, min(MAX_HEARTBEAT_INTERVAL_SEC, seconds / 3))
         while True:
             # Sleep first: a task shorter than the interval costs no heartbeat request at all.
@@ -507,7 +565,7 @@ class TaskExecutor:
                 details["progressPct"] = progress
             if message is not None:
                 details["message"] = message
-            activity.heartbeat(details)
+            channel.heartbeat(details)
 
     def _report(
         self,
