@@ -27,7 +27,7 @@ from arco.read.lineage import (
     to_dot,
     to_mermaid,
 )
-from arco.read.query import ScopeSnapshot
+from arco.read.snapshot import ScopeSnapshot
 
 
 def _edges(result: LineageResult) -> dict[tuple[str, str], str]:

@@ -15,14 +15,9 @@ from query_scenario import ACME, RIVAL, Built
 from arco.catalog.storage import ObjectStore
 from arco.core.errors import InvalidInputError, QueryError
 from arco.core.scope import Scope
-from arco.read.query import (
-    TABLES_BY_NAME,
-    QueryLimits,
-    ScopeSnapshot,
-    check_sql,
-    format_result,
-    run_query,
-)
+from arco.read.query import format_result, run_query
+from arco.read.snapshot import TABLES_BY_NAME, ScopeSnapshot
+from arco.read.sql import QueryLimits, check_sql
 
 
 def test_every_stable_table_is_queryable(store: ObjectStore) -> None:

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from query_scenario import ACME, build_ops
 
+import arco.read.snapshot as snapshot_module
 from arco.catalog.log.commit import CommitLog, CommitRequest, DataFile
 from arco.catalog.storage import ObjectStore, open_store
 from arco.catalog.tier2.projections import (
@@ -31,8 +32,8 @@ from arco.catalog.tier2.projections import (
 )
 from arco.core.errors import CorruptObjectError
 from arco.core.scope import Scope
-from arco.read import query
-from arco.read.query import ScopeSnapshot, run_query
+from arco.read.query import run_query
+from arco.read.snapshot import ScopeSnapshot
 
 Reads = list[tuple[str, list[str]]]
 
@@ -41,7 +42,7 @@ Reads = list[tuple[str, list[str]]]
 def reads(monkeypatch: pytest.MonkeyPatch) -> Reads:
     """Every projection file decoded from now on, with the columns decoded."""
     seen: Reads = []
-    original = query._decode_columns
+    original = snapshot_module._decode_columns
 
     def recording(
         log: CommitLog, spec: ProjectionSpec, file: DataFile, data: bytes, columns: Sequence[str]
@@ -49,7 +50,7 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> Reads:
         seen.append((spec.name, list(columns)))
         return original(log, spec, file, data, columns)
 
-    monkeypatch.setattr(query, "_decode_columns", recording)
+    monkeypatch.setattr(snapshot_module, "_decode_columns", recording)
     return seen
 
 
@@ -82,11 +83,13 @@ def test_query_decodes_only_the_columns_it_uses(catalog_dir: Path, store: Object
     )
 
 
-@pytest.mark.parametrize("name", [n for n, s in query.TABLES_BY_NAME.items() if s.kind == "projection"])
+@pytest.mark.parametrize(
+    "name", [n for n, s in snapshot_module.TABLES_BY_NAME.items() if s.kind == "projection"]
+)
 def test_any_columns_read_lazily_equal_those_of_the_whole_frame(catalog_dir: Path, name: str) -> None:
     whole = ScopeSnapshot(_fresh(catalog_dir), ACME).frame(name)
     assert whole.height > 0
-    spec = PROJECTIONS[query.TABLES_BY_NAME[name].dataset]
+    spec = PROJECTIONS[snapshot_module.TABLES_BY_NAME[name].dataset]
     rng = random.Random(name)
     subsets = [[c] for c in spec.columns] + [rng.sample(spec.columns, 3) for _ in range(5)]
     for columns in subsets:
@@ -117,7 +120,7 @@ def _state_rows(spec: ProjectionSpec, seed: int, rows: int) -> pl.DataFrame:
                     data[column].append(rng.randint(0, 3) if known else None)
                 else:
                     data[column].append(rng.choice(["x", "y", None]) if known else None)
-    return conform(spec, pl.DataFrame(data, schema=query._schema_of(spec)))
+    return conform(spec, pl.DataFrame(data, schema=snapshot_module._schema_of(spec)))
 
 
 @settings(max_examples=40, deadline=None)
@@ -132,15 +135,15 @@ def test_merging_the_needed_columns_equals_merging_everything(
 ) -> None:
     frame = _state_rows(spec, seed, rows)
     columns = [c for i, c in enumerate(spec.columns) if wanted >> i & 1] or [spec.columns[-1]]
-    needed = query._merge_columns(spec, columns)
+    needed = snapshot_module._merge_columns(spec, columns)
     assert set(columns) <= set(needed)
     assert merge(spec, frame.select(needed)).select(columns).equals(merge(spec, frame).select(columns))
 
 
 def test_fact_merge_columns_keep_the_order_of_copies() -> None:
-    needed = query._merge_columns(CHECK_RESULTS, ["passed"])
+    needed = snapshot_module._merge_columns(CHECK_RESULTS, ["passed"])
     assert needed == ["idempotencyKey", "eventId", "occurredAt", "passed"]
-    assert query._merge_columns(PROJECTIONS["lineage_edges"], ["inputAsset"]) == list(
+    assert snapshot_module._merge_columns(PROJECTIONS["lineage_edges"], ["inputAsset"]) == list(
         PROJECTIONS["lineage_edges"].columns
     )
 

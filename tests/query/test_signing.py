@@ -18,8 +18,8 @@ from query_scenario import ACME, RIVAL, build_all
 from arco.catalog.storage import ObjectStore, open_store
 from arco.catalog.tier2.ledger import ledger_prefix
 from arco.core.errors import InvalidInputError, UnsupportedOperationError
-from arco.read.query import ScopeSnapshot
 from arco.read.signing import DEFAULT_EXPIRY, sign_file, sign_table, signed_duckdb_select
+from arco.read.snapshot import ScopeSnapshot
 from support.s3 import MotoS3, moto_s3  # noqa: F401 - the fixture
 
 

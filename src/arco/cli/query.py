@@ -122,14 +122,9 @@ def query(
     ops.materializations, ops.partition_status, lineage.edges, ops.check_results. Pass '-' to read the SQL
     from standard input.
     """
-    from arco.read.query import (
-        TABLES_BY_NAME,
-        OutputFormat,
-        QueryLimits,
-        ScopeSnapshot,
-        format_result,
-        run_query,
-    )
+    from arco.read.query import OutputFormat, format_result, run_query
+    from arco.read.snapshot import TABLES_BY_NAME, ScopeSnapshot
+    from arco.read.sql import QueryLimits
 
     store, scope = _open(root, tenant, workspace)
     snapshot = ScopeSnapshot(store, scope, as_of=_time(as_of, "--as-of"))
@@ -362,8 +357,8 @@ def sign(
 
     The URLs are printed to standard output only; treat them as secrets until they expire.
     """
-    from arco.read.query import ScopeSnapshot
     from arco.read.signing import sign_file, sign_table, signed_duckdb_select
+    from arco.read.snapshot import ScopeSnapshot
 
     store, scope = _open(root, tenant, workspace)
     snapshot = ScopeSnapshot(store, scope)

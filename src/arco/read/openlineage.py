@@ -52,7 +52,7 @@ from arco.core.errors import InfrastructureError, InvalidInputError, NotFoundErr
 from arco.core.ids import parse_ulid
 from arco.core.partitions import PartitionKey
 from arco.core.scope import Scope
-from arco.read.query import ScopeSnapshot
+from arco.read.snapshot import ScopeSnapshot
 
 __all__ = [
     "PRODUCER",

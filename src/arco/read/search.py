@@ -45,7 +45,7 @@ from arco.catalog.storage import ObjectStore
 from arco.catalog.tier1.catalog import CatalogSnapshot
 from arco.core.errors import InvalidInputError
 from arco.core.scope import Scope
-from arco.read.query import tier1_catalog
+from arco.read.snapshot import tier1_catalog
 
 __all__ = [
     "FIELD_WEIGHTS",

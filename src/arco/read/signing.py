@@ -26,7 +26,7 @@ from arco.catalog.storage import ObjectStore
 from arco.catalog.tier2.ledger import DEFAULT_DOMAIN
 from arco.core.errors import InvalidInputError, UnsupportedOperationError
 from arco.core.scope import Scope
-from arco.read.query import TABLES_BY_NAME, ScopeSnapshot, SnapshotFile
+from arco.read.snapshot import TABLES_BY_NAME, ScopeSnapshot, SnapshotFile
 
 __all__ = ["DEFAULT_EXPIRY", "MAX_EXPIRY", "SignedFile", "sign_file", "sign_table", "signed_duckdb_select"]
 
