@@ -17,13 +17,12 @@ from arco.catalog.tier2.compaction import (
     CompactionPolicy,
     CompactionProgress,
     Compactor,
-    RetentionPolicy,
-    apply_retention,
     compact,
 )
 from arco.catalog.tier2.events import ArcoEvent, Materialized, RunStarted, TaskStateChanged
 from arco.catalog.tier2.ledger import Ledger, encode_batch
 from arco.catalog.tier2.projections import PROJECTIONS, ProjectionReader, projection_domain
+from arco.catalog.tier2.retention import RetentionPolicy, apply_retention
 from arco.core.errors import CatalogError, NotFoundError
 from arco.core.runs import TaskState
 from catalog.tier2_support import (

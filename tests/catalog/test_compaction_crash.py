@@ -11,10 +11,11 @@ import polars as pl
 import pytest
 
 from arco.catalog.storage import ObjectStore, open_store
-from arco.catalog.tier2.compaction import RetentionPolicy, apply_retention, compact
+from arco.catalog.tier2.compaction import compact
 from arco.catalog.tier2.events import ArcoEvent, EventData
 from arco.catalog.tier2.ledger import Ledger, encode_batch
 from arco.catalog.tier2.projections import PROJECTIONS, ProjectionReader
+from arco.catalog.tier2.retention import RetentionPolicy, apply_retention
 from catalog.tier2_support import SCOPE, T0, FailingStore, run_story, ulid_at
 
 FIRST = run_story(ulid_at(T0))
