@@ -179,7 +179,7 @@ ProgressCallback = Callable[[CompactionProgress], None]
 
 
 @dataclass(slots=True)
-class Plan:
+class FileChanges:
     """Files to add and remove, and what it cost.
 
     The file changes of one commit to a projection domain: a compaction's (:class:`Compactor`), or the index
@@ -216,7 +216,7 @@ class _Writer:
     def __init__(self, log: CommitLog, policy: CompactionPolicy, progress: _Progress) -> None:
         self.log = log
         self.policy = policy
-        self.plan = Plan()
+        self.plan = FileChanges()
         self.progress = progress
         self.jobs: list[_Job] = []
 
@@ -303,7 +303,7 @@ class _Attempt:
     unknown: int = 0
     quarantine_keys: list[str] = field(default_factory=list)
     pending_left: list[LedgerObject] = field(default_factory=list)
-    plan: Plan = field(default_factory=Plan)
+    plan: FileChanges = field(default_factory=FileChanges)
     requested: bool = False
 
 

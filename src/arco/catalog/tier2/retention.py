@@ -14,7 +14,7 @@ import polars as pl
 
 from arco.catalog.log.commit import CommitLog, CommitRequest, Manifest
 from arco.catalog.storage import ObjectStore
-from arco.catalog.tier2.compaction import Plan, folded_objects
+from arco.catalog.tier2.compaction import FileChanges, folded_objects
 from arco.catalog.tier2.ledger import DEFAULT_DOMAIN, Ledger
 from arco.catalog.tier2.projections import (
     LEDGER_OBJECTS,
@@ -136,7 +136,7 @@ def apply_retention(
             # Listed after the parent was read: every object the parent's index names existed before, so one
             # missing now was deleted (by this or an earlier retention run), never just not yet appended.
             remaining = {o.name for o in ledger.objects()}
-            plan = Plan()
+            plan = FileChanges()
             for label, files in group_files(parent.files_of(LEDGER_OBJECTS.name)).items():
                 frames = read_files(log, LEDGER_OBJECTS, files)
                 rows = merge(LEDGER_OBJECTS, pl.concat(frames))
