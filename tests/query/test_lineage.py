@@ -17,7 +17,7 @@ from arco.catalog.storage import ObjectStore, open_store
 from arco.catalog.tier2.projections import LINEAGE_EDGES, conform, encode_parquet, merge, projection_domain
 from arco.core.errors import InvalidInputError, NotFoundError, UnsupportedOperationError
 from arco.core.scope import Scope
-from arco.read.lineage import (
+from arco.read.lineage.traverse import (
     MAX_HOPS,
     LineageResult,
     impact,

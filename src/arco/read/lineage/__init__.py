@@ -1,0 +1,1 @@
+"""Lineage: recorded execution lineage beside the declared asset graph (:mod:`arco.read.lineage.traverse`)."""
