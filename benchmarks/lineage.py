@@ -67,7 +67,7 @@ from arco.catalog.tier2.projections import (
 )
 from arco.core.ids import new_ulid
 from arco.core.scope import Scope
-from arco.read.lineage import lineage
+from arco.read.lineage.traverse import lineage
 from arco.read.query import run_query
 from arco.read.search import search
 
@@ -332,7 +332,7 @@ def measure_search(report: Report, store: ObjectStore, tables: int) -> None:
 PROBE = """
 import json, sys, time
 started = time.perf_counter()
-from arco.read.lineage import lineage
+from arco.read.lineage.traverse import lineage
 from arco.read.query import run_query
 from arco.catalog.storage import open_store
 from arco.core.scope import Scope

@@ -17,16 +17,10 @@ from arco.catalog.storage import ObjectStore, open_store
 from arco.catalog.tier2.projections import LINEAGE_EDGES, conform, encode_parquet, merge, projection_domain
 from arco.core.errors import InvalidInputError, NotFoundError, UnsupportedOperationError
 from arco.core.scope import Scope
-from arco.read.lineage import (
-    MAX_HOPS,
-    LineageResult,
-    impact,
-    lineage,
-    parse_target,
-    render,
-    to_dot,
-    to_mermaid,
-)
+from arco.read.lineage.impact import impact
+from arco.read.lineage.model import LineageResult, parse_target
+from arco.read.lineage.render import render, to_dot, to_mermaid
+from arco.read.lineage.traverse import MAX_HOPS, lineage
 from arco.read.snapshot import ScopeSnapshot
 
 

@@ -207,8 +207,8 @@ def _lineage_table(result: Any) -> str:
 
 
 def _run_lineage(direction: Literal["upstream", "downstream"], target: str, **kw: Any) -> None:
-    from arco.read.lineage import lineage as traverse
-    from arco.read.lineage import render, to_dot, to_mermaid
+    from arco.read.lineage.render import render, to_dot, to_mermaid
+    from arco.read.lineage.traverse import lineage as traverse
 
     store, scope = _open(kw["root"], kw["tenant"], kw["workspace"])
     result = traverse(
@@ -272,7 +272,7 @@ def impact(
     fmt: str,
 ) -> None:
     """Which assets and partitions are downstream of a failed or changed ASSET (partition)."""
-    from arco.read.lineage import impact as analyse
+    from arco.read.lineage.impact import impact as analyse
 
     store, scope = _open(root, tenant, workspace)
     result = analyse(store, scope, asset, partition, hops=hops)
