@@ -63,7 +63,7 @@ import pyarrow.parquet as pq
 
 from arco.catalog.log.commit import DataFile, Manifest
 from arco.catalog.storage import ObjectStore
-from arco.catalog.tier1.catalog import CatalogSnapshot
+from arco.catalog.tier1.snapshot import CatalogSnapshot
 from arco.catalog.tier2.ledger import DEFAULT_DOMAIN
 from arco.catalog.tier2.projections import (
     LINEAGE_EDGES,
