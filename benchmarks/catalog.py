@@ -53,8 +53,9 @@ import pyarrow as pa
 from _common import Report
 
 from arco.catalog.storage import open_store
-from arco.catalog.tier1.catalog import Catalog, CreateNamespace, CreateTable
+from arco.catalog.tier1.catalog import Catalog
 from arco.catalog.tier1.entities import AssetSpec
+from arco.catalog.tier1.operations import CreateNamespace, CreateTable
 from arco.core.scope import Scope
 
 REPO = Path(__file__).resolve().parents[1]

@@ -54,7 +54,8 @@ from _common import Report, load_workload
 
 from arco.catalog.log.commit import CommitLog, CommitRequest
 from arco.catalog.storage import ObjectStore, open_store
-from arco.catalog.tier1.catalog import Catalog, CreateNamespace, CreateTable
+from arco.catalog.tier1.catalog import Catalog
+from arco.catalog.tier1.operations import CreateNamespace, CreateTable
 from arco.catalog.tier2.projections import (
     LINEAGE_EDGES,
     RUNS,

@@ -16,8 +16,9 @@ from tier1_stores import BACKENDS, make_store
 
 from arco.catalog.log.keyed import MergePolicy
 from arco.catalog.storage import MemoryObjectStore, ObjectStore, ObjectVersion, open_store
-from arco.catalog.tier1.catalog import Catalog, CreateNamespace, CreateTable, RegisterAsset
+from arco.catalog.tier1.catalog import Catalog
 from arco.catalog.tier1.entities import AssetSpec, TableFormat
+from arco.catalog.tier1.operations import CreateNamespace, CreateTable, RegisterAsset
 from arco.core.errors import (
     AlreadyExistsError,
     CanonicalJsonError,

@@ -8,7 +8,8 @@ import uuid
 
 import pytest
 
-from arco.catalog.tier1.catalog import Catalog, CatalogSnapshot
+from arco.catalog.tier1.catalog import Catalog
+from arco.catalog.tier1.snapshot import CatalogSnapshot
 from arco.core.canonical_json import JsonValue, canonical_dumps
 from arco.core.errors import CommitConflictError, DefinitionError, NotFoundError
 from arco.core.scope import Scope

@@ -17,9 +17,10 @@ from typing import Any, TypeVar
 import click
 import pyarrow as pa
 
-from arco.catalog.tier1.catalog import Catalog, CatalogSnapshot, Entity
+from arco.catalog.tier1.catalog import Catalog
 from arco.catalog.tier1.entities import Asset, AssetSpec, Namespace, Page, Table
 from arco.catalog.tier1.schema import parse_type
+from arco.catalog.tier1.snapshot import CatalogSnapshot, Entity
 from arco.core.config import ArcoSettings
 from arco.core.errors import InvalidInputError
 

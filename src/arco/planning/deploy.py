@@ -25,8 +25,10 @@ from typing import Literal
 
 from pydantic import TypeAdapter, ValidationError
 
-from arco.catalog.tier1.catalog import Catalog, CatalogSnapshot, DropAsset, Operation, RegisterAsset
+from arco.catalog.tier1.catalog import Catalog
 from arco.catalog.tier1.entities import AssetSpec as CatalogAssetSpec
+from arco.catalog.tier1.operations import DropAsset, Operation, RegisterAsset
+from arco.catalog.tier1.snapshot import CatalogSnapshot
 from arco.core.canonical_json import JsonValue
 from arco.core.errors import DefinitionError, NotFoundError
 from arco.core.model import ArcoModel

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from arco.catalog.storage import ObjectStore
-from arco.catalog.tier1.catalog import CatalogSnapshot
+from arco.catalog.tier1.snapshot import CatalogSnapshot
 from arco.core.errors import InvalidInputError
 from arco.core.scope import Scope
 from arco.read.snapshot import tier1_catalog

@@ -51,7 +51,8 @@ from polars.io.plugins import register_io_source
 from arco.catalog.log.commit import CommitLog, DataFile, Manifest
 from arco.catalog.log.keyed import DELETED, KEY, SEQ, FileCache
 from arco.catalog.storage import ObjectStore
-from arco.catalog.tier1.catalog import ASSETS, NAMESPACES, SCHEMAS, TABLES, Catalog, CatalogSnapshot
+from arco.catalog.tier1.catalog import Catalog
+from arco.catalog.tier1.snapshot import ASSETS, NAMESPACES, SCHEMAS, TABLES, CatalogSnapshot
 from arco.catalog.tier2.ledger import DEFAULT_DOMAIN
 from arco.catalog.tier2.projections import (
     PROJECTIONS,

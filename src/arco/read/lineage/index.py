@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 
 from arco.catalog.log.commit import DataFile
 from arco.catalog.storage import ObjectStore
-from arco.catalog.tier1.catalog import CatalogSnapshot
+from arco.catalog.tier1.snapshot import CatalogSnapshot
 from arco.catalog.tier2.projections import (
     LINEAGE_EDGES,
     EdgeIndex,
