@@ -16,7 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from query_scenario import ACME, build_ops
 
-from arco.catalog.log.commit import CommitLog, CommitRequest, DataFile
+from arco.catalog.log.commit import CommitLog, CommitRequest
+from arco.catalog.log.manifest import DataFile
 from arco.catalog.storage import ObjectStore, open_store
 from arco.catalog.tier2.projections import (
     CHECK_RESULTS,

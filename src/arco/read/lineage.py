@@ -61,7 +61,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from arco.catalog.log.commit import DataFile, Manifest
+from arco.catalog.log.manifest import DataFile, Manifest
 from arco.catalog.storage import ObjectStore
 from arco.catalog.tier1.catalog import CatalogSnapshot
 from arco.catalog.tier2.ledger import DEFAULT_DOMAIN

@@ -72,8 +72,9 @@ from polars.io.plugins import register_io_source
 from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 
-from arco.catalog.log.commit import CommitLog, DataFile, Manifest
+from arco.catalog.log.commit import CommitLog
 from arco.catalog.log.keyed import DELETED, KEY, SEQ, FileCache
+from arco.catalog.log.manifest import DataFile, Manifest
 from arco.catalog.storage import ObjectStore
 from arco.catalog.tier1.catalog import ASSETS, NAMESPACES, SCHEMAS, TABLES, Catalog, CatalogSnapshot
 from arco.catalog.tier2.ledger import DEFAULT_DOMAIN

@@ -42,7 +42,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from arco.catalog.log.commit import CommitLog, CommitRequest, ExpireResult, Manifest, PendingFile
+from arco.catalog.log.commit import CommitLog, CommitRequest, ExpireResult, PendingFile
 from arco.catalog.log.keyed import (
     DELETED,
     KEY,
@@ -55,6 +55,7 @@ from arco.catalog.log.keyed import (
     keyed_schema,
     plan_merges,
 )
+from arco.catalog.log.manifest import Manifest
 from arco.catalog.storage import ObjectStore, open_store
 from arco.catalog.tier1.entities import (
     Asset,
