@@ -18,9 +18,9 @@ from tier1_stores import BACKENDS, make_store
 from arco.catalog.log.commit import (
     CommitLog,
     CommitRequest,
-    Manifest,
     _ancestor_sequences,
 )
+from arco.catalog.log.manifest import Manifest
 from arco.catalog.storage import MemoryObjectStore, ObjectStore, ObjectVersion, open_store
 from arco.core.errors import (
     CommitConflictError,

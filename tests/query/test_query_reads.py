@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from query_scenario import ACME, build_ops
 
 import arco.read.snapshot as snapshot_module
-from arco.catalog.log.commit import CommitLog, CommitRequest, DataFile
+from arco.catalog.log.commit import CommitLog, CommitRequest
+from arco.catalog.log.manifest import DataFile
 from arco.catalog.storage import ObjectStore, open_store
 from arco.catalog.tier2.projections import (
     CHECK_RESULTS,

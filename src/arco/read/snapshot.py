@@ -48,8 +48,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from polars.io.plugins import register_io_source
 
-from arco.catalog.log.commit import CommitLog, DataFile, Manifest
+from arco.catalog.log.commit import CommitLog
 from arco.catalog.log.keyed import DELETED, KEY, SEQ, FileCache
+from arco.catalog.log.manifest import DataFile, Manifest
 from arco.catalog.storage import ObjectStore
 from arco.catalog.tier1.catalog import Catalog
 from arco.catalog.tier1.snapshot import ASSETS, NAMESPACES, SCHEMAS, TABLES, CatalogSnapshot

@@ -1,7 +1,8 @@
 """A domain-generic commit log on object storage: immutable files, one manifest per commit, one CAS'd pointer.
 
 Used by Tier-1 DDL (:mod:`arco.catalog.tier1.catalog`, domain ``tier1``) and reusable as is by anything that needs
-atomic, versioned sets of files on object storage (Tier-2 projections).
+atomic, versioned sets of files on object storage (Tier-2 projections). The objects it stores (pointer,
+manifests) and their formats are in :mod:`arco.catalog.log.manifest`.
 
 Protocol (per scope and domain, see :mod:`arco.catalog.log.layout` for the keys)::
 
@@ -16,21 +17,21 @@ Protocol (per scope and domain, see :mod:`arco.catalog.log.layout` for the keys)
 
 Nothing is visible before step 5 succeeds, and a failed commit leaves only unreferenced files behind (removed
 by :meth:`CommitLog.expire` after a grace period), so the previous state stays fully readable. Readers go
-pointer -> manifest -> files and never list. The pointer carries the sha256 and size of the manifest, the
-manifest those of every data file and of its ancestors, so every object read is verified; a mismatch raises
-:class:`~arco.core.errors.CorruptObjectError` naming the object and the fix.
+pointer -> manifest -> files and never list. Every object read is verified against the checksum its referrer
+records; a mismatch raises :class:`~arco.core.errors.CorruptObjectError` naming the object and the fix.
 
 A missing pointer means a fresh, empty domain (``current()`` returns ``None``), unless the domain's marker
 ``_domain.json`` exists (written after the first commit): then the pointer was lost and reads and commits
 raise :class:`~arco.core.errors.CorruptObjectError` until :meth:`CommitLog.restore_pointer` puts it back,
 instead of silently starting a second history.
 
-Time travel: each manifest lists ancestor references at power-of-two positions (for each ``k`` the newest
-commit whose sequence is a multiple of ``2**k``, with its id, time and sha256), so :meth:`CommitLog.as_of`
-reaches any earlier commit, by sequence, commit id or timestamp, in O(log n) manifest reads without listing.
-Commit times are kept strictly increasing along the chain (``max(clock, parent + 1 us)``).
+Time travel: :meth:`CommitLog.as_of` follows the ancestor references of the manifests (at power-of-two
+positions) to any earlier commit, by sequence, commit id or timestamp, in O(log n) manifest reads without
+listing. Commit times are kept strictly increasing along the chain (``max(clock, parent + 1 us)``).
 
-API (all names importable from this module):
+API (the protocol; :class:`~arco.catalog.log.manifest.Manifest`, :class:`~arco.catalog.log.manifest.DataFile`,
+:class:`~arco.catalog.log.manifest.AncestorRef` and :class:`~arco.catalog.log.manifest.Head` are imported from
+:mod:`arco.catalog.log.manifest`):
 
 - :class:`CommitLog` ``(store, scope, domain, *, max_attempts=100, clock=None)``
 
@@ -56,17 +57,14 @@ API (all names importable from this module):
   - ``key_of(file)``, ``uri_of(file)``: store key and engine-readable URI of a file.
   - ``stats``: :class:`CommitStats` (commits, attempts, lost races, resolved unknown outcomes).
 
-- :class:`Manifest`, :class:`DataFile`, :class:`PendingFile`, :class:`AncestorRef`, :class:`Head`,
-  :class:`CommitRequest`, :class:`ExpireResult`, :class:`CommitInfo`.
+- :class:`CommitRequest`, :class:`PendingFile`, :class:`ExpireResult`, :class:`CommitInfo`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
-import hashlib
 import io
-import json
 import random
 import threading
 import time
@@ -82,6 +80,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from arco.catalog.log.layout import DomainLayout
+from arco.catalog.log.manifest import (
+    EMPTY,
+    FORMAT_VERSION,
+    AncestorRef,
+    Bad,
+    DataFile,
+    Head,
+    Manifest,
+    decode_manifest,
+    decode_pointer,
+    encode_manifest,
+    encode_pointer,
+    format_time,
+    sha256_hex,
+    utc,
+)
 from arco.catalog.storage import ObjectStore, ObjectVersion
 from arco.core.canonical_json import JsonValue, canonical_bytes
 from arco.core.errors import (
@@ -98,79 +112,15 @@ from arco.core.errors import (
 from arco.core.ids import new_uuid7
 from arco.core.scope import Scope
 
-#: Version of the pointer and manifest formats written by this module.
-FORMAT_VERSION = 1
-
 _MANIFEST_CACHE_SIZE = 256
 _MAX_BACKOFF_S = 2.0
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 # -- values ------------------------------------------------------------------------------------------------
 
 
-def _utc(value: datetime.datetime) -> datetime.datetime:
-    if value.tzinfo is None:
-        raise InvalidInputError(
-            f"timestamp {value.isoformat()} has no time zone; pass an aware datetime, e.g. "
-            "datetime.now(timezone.utc)"
-        )
-    return value.astimezone(datetime.UTC)
-
-
-def format_time(value: datetime.datetime) -> str:
-    """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` of an aware datetime (the form stored in pointers and manifests)."""
-    return _utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_time(text: str) -> datetime.datetime:
-    """Parse a time written by :func:`format_time` (any ISO-8601 form with an offset is accepted)."""
-    value = datetime.datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        raise ValueError(f"time {text!r} has no offset")
-    return value.astimezone(datetime.UTC)
-
-
 def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return _EMPTY if not mapping else MappingProxyType(dict(mapping))
-
-
-@dataclass(frozen=True, slots=True)
-class DataFile:
-    """One immutable data file listed by a manifest.
-
-    Attributes:
-        path: Path relative to the domain folder, ``data/{dataset}/{file_id}.parquet``.
-        dataset: Logical dataset of the domain the file belongs to (``tables``, ``assets``, ...).
-        rows: Number of rows (records) in the file.
-        size: Size in bytes.
-        sha256: Hex sha256 of the bytes.
-        kind: Role of the file, defined by the domain (Tier-1 uses ``base`` and ``delta``).
-        stats: Free-form JSON statistics defined by the domain (key ranges, sequence ranges, filters).
-        added_sequence: Sequence of the commit that first listed the file (set by :meth:`CommitLog.commit`).
-    """
-
-    path: str
-    dataset: str
-    rows: int
-    size: int
-    sha256: str
-    kind: str = "data"
-    stats: Mapping[str, JsonValue] = field(default_factory=lambda: _EMPTY, hash=False)
-    added_sequence: int = 0
-
-    def to_json(self) -> dict[str, JsonValue]:
-        """The manifest entry (camelCase keys)."""
-        return {
-            "path": self.path,
-            "dataset": self.dataset,
-            "kind": self.kind,
-            "rows": self.rows,
-            "size": self.size,
-            "sha256": self.sha256,
-            "addedSequence": self.added_sequence,
-            "stats": dict(self.stats),
-        }
+    return EMPTY if not mapping else MappingProxyType(dict(mapping))
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,89 +133,6 @@ class PendingFile:
     file: DataFile
     data: bytes = field(repr=False)
     writing: Future[None] | None = field(default=None, repr=False, compare=False)
-
-
-@dataclass(frozen=True, slots=True)
-class AncestorRef:
-    """A reference from a manifest to one of its ancestors (with the ancestor manifest's checksum)."""
-
-    sequence: int
-    commit_id: str
-    committed_at: datetime.datetime
-    sha256: str
-    size: int
-
-    def to_json(self) -> dict[str, JsonValue]:
-        """The manifest entry (camelCase keys)."""
-        return {
-            "sequence": self.sequence,
-            "commitId": self.commit_id,
-            "committedAt": format_time(self.committed_at),
-            "sha256": self.sha256,
-            "size": self.size,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Head:
-    """The content of a domain's pointer: which manifest is current."""
-
-    commit_id: str
-    sequence: int
-    manifest_path: str
-    manifest_sha256: str
-    manifest_size: int
-    committed_at: datetime.datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Manifest:
-    """The immutable description of one commit: the complete list of files of the domain at that commit.
-
-    Attributes:
-        domain: The commit-log domain.
-        scope: The tenant scope.
-        commit_id: UUIDv7 of the commit.
-        sequence: 1 for the first commit, parent + 1 after.
-        parent_commit_id: The previous commit, ``None`` for the first.
-        committed_at: Commit time (UTC, strictly increasing along the chain).
-        operation: Short name of what the commit did (``create_table``, ``checkpoint``, ...).
-        summary: Free-form JSON describing the commit (domain-defined).
-        properties: Free-form JSON state of the domain, carried over by commits that do not replace it.
-        files: Every data file of the domain at this commit.
-        ancestors: References to ancestors at power-of-two positions (newest first).
-        path: Path of the manifest relative to the domain folder.
-        sha256: Hex sha256 of the manifest bytes.
-        size: Size of the manifest in bytes.
-    """
-
-    domain: str
-    scope: Scope
-    commit_id: str
-    sequence: int
-    parent_commit_id: str | None
-    committed_at: datetime.datetime
-    operation: str
-    summary: Mapping[str, JsonValue]
-    properties: Mapping[str, JsonValue]
-    files: tuple[DataFile, ...]
-    ancestors: tuple[AncestorRef, ...]
-    path: str
-    sha256: str
-    size: int
-
-    def files_of(self, dataset: str) -> tuple[DataFile, ...]:
-        """The files of one dataset, in manifest order."""
-        return tuple(f for f in self.files if f.dataset == dataset)
-
-    @property
-    def datasets(self) -> tuple[str, ...]:
-        """The datasets that have at least one file, sorted."""
-        return tuple(sorted({f.dataset for f in self.files}))
-
-    def ref(self) -> AncestorRef:
-        """A reference to this manifest (as stored in its children)."""
-        return AncestorRef(self.sequence, self.commit_id, self.committed_at, self.sha256, self.size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +152,7 @@ class CommitRequest:
     operation: str
     add: Sequence[DataFile | PendingFile] = ()
     remove: Sequence[str] = ()
-    summary: Mapping[str, JsonValue] = field(default_factory=lambda: _EMPTY, hash=False)
+    summary: Mapping[str, JsonValue] = field(default_factory=lambda: EMPTY, hash=False)
     properties: Mapping[str, JsonValue] | None = field(default=None, hash=False)
 
 
@@ -340,177 +207,7 @@ class CommitStats:
             }
 
 
-# -- encoding ----------------------------------------------------------------------------------------------
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-class _Bad(Exception):
-    """Internal: a decoded document does not have the expected shape."""
-
-
-def _get(doc: Mapping[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
-    value = doc.get(name)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise _Bad(f"field {name!r} is missing or not {getattr(kind, '__name__', kind)}")
-    return value
-
-
-def _opt_str(doc: Mapping[str, Any], name: str) -> str | None:
-    value = doc.get(name)
-    if value is not None and not isinstance(value, str):
-        raise _Bad(f"field {name!r} is not a string or null")
-    return value
-
-
-def _load_json(data: bytes) -> dict[str, Any]:
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _Bad(f"not valid UTF-8 JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise _Bad("not a JSON object")
-    return doc
-
-
-def _time_field(doc: Mapping[str, Any], name: str) -> datetime.datetime:
-    try:
-        return parse_time(_get(doc, name, str))
-    except ValueError as exc:
-        raise _Bad(f"field {name!r} is not an ISO-8601 time with offset ({exc})") from None
-
-
-def _decode_file(doc: Any, layout: DomainLayout) -> DataFile:
-    if not isinstance(doc, dict):
-        raise _Bad("a files entry is not an object")
-    stats = doc.get("stats", {})
-    if not isinstance(stats, dict):
-        raise _Bad("field 'stats' of a files entry is not an object")
-    path = _get(doc, "path", str)
-    try:
-        layout.resolve(path)
-    except InvalidInputError as exc:
-        raise _Bad(str(exc)) from None
-    return DataFile(
-        path=path,
-        dataset=_get(doc, "dataset", str),
-        rows=_get(doc, "rows", int),
-        size=_get(doc, "size", int),
-        sha256=_get(doc, "sha256", str),
-        kind=_get(doc, "kind", str),
-        stats=MappingProxyType(stats),
-        added_sequence=_get(doc, "addedSequence", int),
-    )
-
-
-def _decode_ref(doc: Any) -> AncestorRef:
-    if not isinstance(doc, dict):
-        raise _Bad("an ancestors entry is not an object")
-    return AncestorRef(
-        sequence=_get(doc, "sequence", int),
-        commit_id=_get(doc, "commitId", str),
-        committed_at=_time_field(doc, "committedAt"),
-        sha256=_get(doc, "sha256", str),
-        size=_get(doc, "size", int),
-    )
-
-
-def _check_scope(doc: Mapping[str, Any], layout: DomainLayout) -> None:
-    if _get(doc, "formatVersion", int) > FORMAT_VERSION:
-        raise _Bad(
-            f"format version {doc['formatVersion']} is newer than this Arco understands ({FORMAT_VERSION}); "
-            "upgrade Arco"
-        )
-    found = (doc.get("domain"), doc.get("tenantId"), doc.get("workspaceId"))
-    wanted = (layout.domain, layout.scope.tenant, layout.scope.workspace)
-    if found != wanted:
-        raise _Bad(
-            f"it belongs to domain/tenant/workspace {found}, not {wanted} (copied from another scope?)"
-        )
-
-
-def _decode_manifest(data: bytes, layout: DomainLayout, path: str) -> Manifest:
-    doc = _load_json(data)
-    _check_scope(doc, layout)
-    files = doc.get("files")
-    ancestors = doc.get("ancestors")
-    summary = doc.get("summary", {})
-    properties = doc.get("properties", {})
-    if not isinstance(files, list) or not isinstance(ancestors, list):
-        raise _Bad("fields 'files' and 'ancestors' must be lists")
-    if not isinstance(summary, dict) or not isinstance(properties, dict):
-        raise _Bad("fields 'summary' and 'properties' must be objects")
-    return Manifest(
-        domain=layout.domain,
-        scope=layout.scope,
-        commit_id=_get(doc, "commitId", str),
-        sequence=_get(doc, "sequence", int),
-        parent_commit_id=_opt_str(doc, "parentCommitId"),
-        committed_at=_time_field(doc, "committedAt"),
-        operation=_get(doc, "operation", str),
-        summary=MappingProxyType(summary),
-        properties=MappingProxyType(properties),
-        files=tuple(_decode_file(f, layout) for f in files),
-        ancestors=tuple(_decode_ref(a) for a in ancestors),
-        path=path,
-        sha256=_sha256(data),
-        size=len(data),
-    )
-
-
-def _encode_manifest(m: Manifest) -> bytes:
-    doc: dict[str, JsonValue] = {
-        "formatVersion": FORMAT_VERSION,
-        "domain": m.domain,
-        "tenantId": m.scope.tenant,
-        "workspaceId": m.scope.workspace,
-        "commitId": m.commit_id,
-        "sequence": m.sequence,
-        "parentCommitId": m.parent_commit_id,
-        "committedAt": format_time(m.committed_at),
-        "operation": m.operation,
-        "summary": dict(m.summary),
-        "properties": dict(m.properties),
-        "files": [f.to_json() for f in m.files],
-        "ancestors": [a.to_json() for a in m.ancestors],
-    }
-    return _dumps(doc)
-
-
-def _encode_pointer(m: Manifest) -> bytes:
-    doc: dict[str, JsonValue] = {
-        "formatVersion": FORMAT_VERSION,
-        "domain": m.domain,
-        "tenantId": m.scope.tenant,
-        "workspaceId": m.scope.workspace,
-        "commitId": m.commit_id,
-        "sequence": m.sequence,
-        "manifest": m.path,
-        "manifestSha256": m.sha256,
-        "manifestSize": m.size,
-        "committedAt": format_time(m.committed_at),
-    }
-    return _dumps(doc)
-
-
-def _decode_pointer(data: bytes, layout: DomainLayout) -> Head:
-    doc = _load_json(data)
-    _check_scope(doc, layout)
-    path = _get(doc, "manifest", str)
-    try:
-        layout.resolve(path)
-    except InvalidInputError as exc:
-        raise _Bad(str(exc)) from None
-    return Head(
-        commit_id=_get(doc, "commitId", str),
-        sequence=_get(doc, "sequence", int),
-        manifest_path=path,
-        manifest_sha256=_get(doc, "manifestSha256", str),
-        manifest_size=_get(doc, "manifestSize", int),
-        committed_at=_time_field(doc, "committedAt"),
-    )
+# -- helpers -----------------------------------------------------------------------------------------------
 
 
 def _uuid7_time(text: str) -> datetime.datetime | None:
@@ -562,15 +259,6 @@ def _settle(futures: Sequence[Future[None]]) -> None:
     for future in futures:
         with contextlib.suppress(Exception):
             future.result()
-
-
-def _dumps(doc: Mapping[str, Any]) -> bytes:
-    """Canonical JSON of a document built here from ints, strings, bools, None, lists and dicts (values
-    from callers were checked with ``canonical_bytes`` when they came in); the C encoder gives the same bytes
-    (see :mod:`arco.core.canonical_json`) at a fraction of the cost."""
-    return json.dumps(
-        doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
 
 
 # -- the log -----------------------------------------------------------------------------------------------
@@ -651,8 +339,8 @@ class CommitLog:
                 ) from None
             return None, None
         try:
-            return _decode_pointer(data, self.layout), version
-        except _Bad as exc:
+            return decode_pointer(data, self.layout), version
+        except Bad as exc:
             raise CorruptObjectError(
                 f"pointer {key!r} of {self._describe()} is corrupt: {exc}; restore it from a backup, or "
                 "point it at a known-good commit with CommitLog.restore_pointer(<commit id>, force=True) "
@@ -701,15 +389,15 @@ class CommitLog:
                 f"{self._describe()} does not exist: it was removed by retention (expire) or deleted by "
                 f"hand; time travel can only reach retained commits. If it is the current commit, {fix}"
             ) from None
-        if len(data) != size or _sha256(data) != sha256:
+        if len(data) != size or sha256_hex(data) != sha256:
             raise CorruptObjectError(
                 f"manifest {key!r} of commit {commit_id} of {self._describe()} is corrupt: expected {size} "
-                f"bytes with sha256 {sha256}, found {len(data)} bytes with sha256 {_sha256(data)} (truncated "
+                f"bytes with sha256 {sha256}, found {len(data)} bytes with sha256 {sha256_hex(data)} (truncated "
                 f"or modified after the commit); {fix}"
             )
         try:
-            manifest = _decode_manifest(data, self.layout, path)
-        except _Bad as exc:
+            manifest = decode_manifest(data, self.layout, path)
+        except Bad as exc:
             raise CorruptObjectError(
                 f"manifest {key!r} of commit {commit_id} of {self._describe()} cannot be decoded: "
                 f"{exc}; {fix}"
@@ -805,7 +493,7 @@ class CommitLog:
                 f"{self._describe()} has no commits yet, so there is nothing to travel back to"
             )
         if isinstance(at, datetime.datetime):
-            return self._at_time(head_manifest, _utc(at))
+            return self._at_time(head_manifest, utc(at))
         if isinstance(at, int) and not isinstance(at, bool):
             return self.ancestor(head_manifest, at)
         if not isinstance(at, str):
@@ -817,13 +505,13 @@ class CommitLog:
             return head_manifest
         path = self.layout.manifest_path(at)
         try:
-            claimed = _decode_manifest(self.store.read(self.layout.key(path)), self.layout, path)
+            claimed = decode_manifest(self.store.read(self.layout.key(path)), self.layout, path)
         except ObjectNotFoundError:
             raise NotFoundError(
                 f"commit {at} not found in {self._describe()}: no manifest has that id (never written, or "
                 "removed by retention); list commits with `arco catalog log`"
             ) from None
-        except _Bad as exc:
+        except Bad as exc:
             raise NotFoundError(
                 f"commit {at} of {self._describe()} has an unreadable manifest: {exc}"
             ) from None
@@ -887,7 +575,7 @@ class CommitLog:
             dataset=dataset,
             rows=rows,
             size=len(data),
-            sha256=_sha256(data),
+            sha256=sha256_hex(data),
             kind=kind,
             stats=MappingProxyType(stats_json),
         )
@@ -991,7 +679,7 @@ class CommitLog:
         except ObjectNotFoundError:
             self.store.create_if_absent(key, data)
             return
-        if _sha256(existing) != digest:
+        if sha256_hex(existing) != digest:
             raise ObjectExistsError(
                 f"object {key!r} of {self._describe()} already exists with different content; a "
                 "deterministic file id must always be written with the same bytes: derive it from the "
@@ -1017,11 +705,11 @@ class CommitLog:
                 f"data file {key!r} (dataset {file.dataset!r}) listed by the manifest of {self._describe()} "
                 f"is missing (deleted by hand, or by a retention run with a too-short grace period); {fix}"
             ) from None
-        if len(data) != file.size or _sha256(data) != file.sha256:
+        if len(data) != file.size or sha256_hex(data) != file.sha256:
             raise CorruptObjectError(
                 f"data file {key!r} (dataset {file.dataset!r}) of {self._describe()} is corrupt: expected "
                 f"{file.size} bytes with sha256 {file.sha256}, found {len(data)} bytes with sha256 "
-                f"{_sha256(data)} (truncated or modified after the commit); {fix}"
+                f"{sha256_hex(data)} (truncated or modified after the commit); {fix}"
             )
         return data
 
@@ -1044,7 +732,7 @@ class CommitLog:
     # -- committing ----------------------------------------------------------------------------------------
 
     def _next_time(self, parent: Manifest | None) -> datetime.datetime:
-        now = _utc(self._clock())
+        now = utc(self._clock())
         if parent is not None and now <= parent.committed_at:
             now = parent.committed_at + datetime.timedelta(microseconds=1)
         return now
@@ -1121,8 +809,8 @@ class CommitLog:
             sha256="",
             size=0,
         )
-        data = _encode_manifest(draft)
-        return replace(draft, sha256=_sha256(data), size=len(data)), data
+        data = encode_manifest(draft)
+        return replace(draft, sha256=sha256_hex(data), size=len(data)), data
 
     def _writer_pool(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -1210,7 +898,7 @@ class CommitLog:
             ]
             writes.append((self.layout.key(manifest.path), data, manifest.sha256))
             self._write_all(writes, background)
-            pointer = _encode_pointer(manifest)
+            pointer = encode_pointer(manifest)
             try:
                 self.store.compare_and_swap(self.layout.pointer_key, pointer, version)
                 won = True
@@ -1267,8 +955,8 @@ class CommitLog:
         for info in self.store.list(self.layout.manifests_prefix):
             path = info.key[len(self.layout.prefix) + 1 :]
             try:
-                manifest = _decode_manifest(self.store.read(info.key), self.layout, path)
-            except (_Bad, ObjectNotFoundError):
+                manifest = decode_manifest(self.store.read(info.key), self.layout, path)
+            except (Bad, ObjectNotFoundError):
                 continue
             on_chain = False
             if head_manifest is not None and manifest.sequence <= head_manifest.sequence:
@@ -1304,8 +992,8 @@ class CommitLog:
                 "`arco catalog list-commits`"
             ) from None
         try:
-            manifest = _decode_manifest(data, self.layout, path)
-        except _Bad as exc:
+            manifest = decode_manifest(data, self.layout, path)
+        except Bad as exc:
             raise CorruptObjectError(
                 f"manifest {key!r} cannot be decoded: {exc}; pick another commit"
             ) from None
@@ -1323,7 +1011,7 @@ class CommitLog:
                     "(`--force`) to roll back on purpose"
                 )
         try:
-            self.store.compare_and_swap(self.layout.pointer_key, _encode_pointer(manifest), version)
+            self.store.compare_and_swap(self.layout.pointer_key, encode_pointer(manifest), version)
         except PreconditionFailedError:
             raise CommitConflictError(
                 f"pointer {self.layout.pointer_key!r} of {self._describe()} changed while restoring; check "
@@ -1352,8 +1040,8 @@ class CommitLog:
         """
         if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1:
             raise InvalidInputError(f"keep_last must be an int >= 1 (the current commit), got {keep_last!r}")
-        cutoff = _utc(older_than)
-        safe_before = _utc(now or self._clock()) - grace
+        cutoff = utc(older_than)
+        safe_before = utc(now or self._clock()) - grace
         kept_ids: set[str] = set()
         kept_files: set[str] = set()
         head_sequence = 0
@@ -1371,8 +1059,8 @@ class CommitLog:
                 continue
             path = info.key[len(self.layout.prefix) + 1 :]
             try:
-                old: Manifest | None = _decode_manifest(self.store.read(info.key), self.layout, path)
-            except (_Bad, ObjectNotFoundError):
+                old: Manifest | None = decode_manifest(self.store.read(info.key), self.layout, path)
+            except (Bad, ObjectNotFoundError):
                 old = None
             # A manifest at or below the head's sequence that is not retained is expired history or the
             # manifest of a commit that lost its race (it can never become current): delete it whatever its

@@ -42,7 +42,8 @@ from typing import Any, TypeVar, cast
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from arco.catalog.log.commit import CommitLog, DataFile, Manifest, PendingFile
+from arco.catalog.log.commit import CommitLog, PendingFile
+from arco.catalog.log.manifest import DataFile, Manifest
 from arco.core.canonical_json import JsonValue
 from arco.core.errors import CorruptObjectError, InvalidInputError
 

@@ -30,8 +30,9 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
-from arco.catalog.log.commit import CommitLog, CommitRequest, ExpireResult, Manifest, PendingFile
+from arco.catalog.log.commit import CommitLog, CommitRequest, ExpireResult, PendingFile
 from arco.catalog.log.keyed import FileCache, MergePolicy, keyed_change, plan_merges
+from arco.catalog.log.manifest import Manifest
 from arco.catalog.storage import ObjectStore, open_store
 from arco.catalog.tier1.entities import Asset, AssetSpec, Namespace, Table, TableFormat
 from arco.catalog.tier1.operations import (

@@ -32,7 +32,7 @@ from typing import cast
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from arco.catalog.log.commit import CommitLog, CommitRequest, Manifest
+from arco.catalog.log.commit import CommitLog, CommitRequest
 from arco.catalog.log.keyed import (
     DELETED,
     KEY,
@@ -44,6 +44,7 @@ from arco.catalog.log.keyed import (
     keyed_schema,
     merge_tables,
 )
+from arco.catalog.log.manifest import Manifest
 from arco.catalog.storage import ObjectStore
 from arco.core.errors import InvalidInputError
 from arco.core.scope import Scope

@@ -27,8 +27,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from arco.catalog.log.commit import CommitLog, Manifest
+from arco.catalog.log.commit import CommitLog
 from arco.catalog.log.keyed import DELETED, KEY, SEQ, FileCache, KeyedView, ManifestSnapshot, keyed_schema
+from arco.catalog.log.manifest import Manifest
 from arco.catalog.tier1.entities import (
     Asset,
     Namespace,

@@ -41,7 +41,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from arco.catalog.log.commit import CommitLog, CommitRequest, DataFile, Manifest
+from arco.catalog.log.commit import CommitLog, CommitRequest
+from arco.catalog.log.manifest import DataFile, Manifest
 from arco.catalog.storage import ObjectStore
 from arco.catalog.tier2.fold import FOLDS, fold_events
 from arco.catalog.tier2.ledger import (

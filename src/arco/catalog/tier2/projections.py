@@ -64,7 +64,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from arco.catalog.log.commit import CommitLog, DataFile, Manifest
+from arco.catalog.log.commit import CommitLog
+from arco.catalog.log.manifest import DataFile, Manifest
 from arco.catalog.storage import ObjectStore
 from arco.catalog.tier2.ledger import DEFAULT_DOMAIN, validate_ledger_domain
 from arco.core.errors import CatalogError, InvalidInputError, NotFoundError

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from arco.catalog.log.commit import CommitLog, CommitRequest, Manifest
+from arco.catalog.log.commit import CommitLog, CommitRequest
+from arco.catalog.log.manifest import Manifest
 from arco.catalog.storage import ObjectStore
 from arco.catalog.tier2.compaction import FileChanges, folded_objects
 from arco.catalog.tier2.ledger import DEFAULT_DOMAIN, Ledger

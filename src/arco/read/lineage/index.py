@@ -32,7 +32,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from arco.catalog.log.commit import DataFile
+from arco.catalog.log.manifest import DataFile
 from arco.catalog.storage import ObjectStore
 from arco.catalog.tier1.snapshot import CatalogSnapshot
 from arco.catalog.tier2.projections import (

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import polars as pl
 
-from arco.catalog.log.commit import Manifest
+from arco.catalog.log.manifest import Manifest
 from arco.catalog.storage import ObjectStore
 from arco.catalog.tier2.ledger import DEFAULT_DOMAIN
 from arco.core.errors import InvalidInputError, NotFoundError
