@@ -84,9 +84,9 @@ from arco.catalog.log.manifest import (
     EMPTY,
     FORMAT_VERSION,
     AncestorRef,
-    Bad,
     DataFile,
     Head,
+    MalformedDocument,
     Manifest,
     decode_manifest,
     decode_pointer,
@@ -340,7 +340,7 @@ class CommitLog:
             return None, None
         try:
             return decode_pointer(data, self.layout), version
-        except Bad as exc:
+        except MalformedDocument as exc:
             raise CorruptObjectError(
                 f"pointer {key!r} of {self._describe()} is corrupt: {exc}; restore it from a backup, or "
                 "point it at a known-good commit with CommitLog.restore_pointer(<commit id>, force=True) "
@@ -397,7 +397,7 @@ class CommitLog:
             )
         try:
             manifest = decode_manifest(data, self.layout, path)
-        except Bad as exc:
+        except MalformedDocument as exc:
             raise CorruptObjectError(
                 f"manifest {key!r} of commit {commit_id} of {self._describe()} cannot be decoded: "
                 f"{exc}; {fix}"
@@ -511,7 +511,7 @@ class CommitLog:
                 f"commit {at} not found in {self._describe()}: no manifest has that id (never written, or "
                 "removed by retention); list commits with `arco catalog log`"
             ) from None
-        except Bad as exc:
+        except MalformedDocument as exc:
             raise NotFoundError(
                 f"commit {at} of {self._describe()} has an unreadable manifest: {exc}"
             ) from None
@@ -956,7 +956,7 @@ class CommitLog:
             path = info.key[len(self.layout.prefix) + 1 :]
             try:
                 manifest = decode_manifest(self.store.read(info.key), self.layout, path)
-            except (Bad, ObjectNotFoundError):
+            except (MalformedDocument, ObjectNotFoundError):
                 continue
             on_chain = False
             if head_manifest is not None and manifest.sequence <= head_manifest.sequence:
@@ -993,7 +993,7 @@ class CommitLog:
             ) from None
         try:
             manifest = decode_manifest(data, self.layout, path)
-        except Bad as exc:
+        except MalformedDocument as exc:
             raise CorruptObjectError(
                 f"manifest {key!r} cannot be decoded: {exc}; pick another commit"
             ) from None
@@ -1060,7 +1060,7 @@ class CommitLog:
             path = info.key[len(self.layout.prefix) + 1 :]
             try:
                 old: Manifest | None = decode_manifest(self.store.read(info.key), self.layout, path)
-            except (Bad, ObjectNotFoundError):
+            except (MalformedDocument, ObjectNotFoundError):
                 old = None
             # A manifest at or below the head's sequence that is not retained is expired history or the
             # manifest of a commit that lost its race (it can never become current): delete it whatever its

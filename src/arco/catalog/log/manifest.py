@@ -21,7 +21,7 @@ API:
 
 - :class:`Manifest`, :class:`DataFile`, :class:`AncestorRef`, :class:`Head`.
 - :func:`encode_manifest` / :func:`decode_manifest`, :func:`encode_pointer` / :func:`decode_pointer` (decoders
-  validate and raise :class:`Bad`), :data:`FORMAT_VERSION`.
+  validate and raise :class:`MalformedDocument`), :data:`FORMAT_VERSION`.
 - :func:`format_time` / :func:`parse_time` (the stored time form), :func:`utc`, :func:`sha256_hex`.
 """
 
@@ -207,7 +207,7 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-class Bad(Exception):
+class MalformedDocument(Exception):
     """A decoded document does not have the expected shape (raised by the decoders of this module; the commit
     log turns it into an error that names the object and the fix)."""
 
@@ -215,14 +215,14 @@ class Bad(Exception):
 def _get(doc: Mapping[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
     value = doc.get(name)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise Bad(f"field {name!r} is missing or not {getattr(kind, '__name__', kind)}")
+        raise MalformedDocument(f"field {name!r} is missing or not {getattr(kind, '__name__', kind)}")
     return value
 
 
 def _opt_str(doc: Mapping[str, Any], name: str) -> str | None:
     value = doc.get(name)
     if value is not None and not isinstance(value, str):
-        raise Bad(f"field {name!r} is not a string or null")
+        raise MalformedDocument(f"field {name!r} is not a string or null")
     return value
 
 
@@ -230,9 +230,9 @@ def _load_json(data: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Bad(f"not valid UTF-8 JSON ({exc})") from None
+        raise MalformedDocument(f"not valid UTF-8 JSON ({exc})") from None
     if not isinstance(doc, dict):
-        raise Bad("not a JSON object")
+        raise MalformedDocument("not a JSON object")
     return doc
 
 
@@ -240,20 +240,20 @@ def _time_field(doc: Mapping[str, Any], name: str) -> datetime.datetime:
     try:
         return parse_time(_get(doc, name, str))
     except ValueError as exc:
-        raise Bad(f"field {name!r} is not an ISO-8601 time with offset ({exc})") from None
+        raise MalformedDocument(f"field {name!r} is not an ISO-8601 time with offset ({exc})") from None
 
 
 def _decode_file(doc: Any, layout: DomainLayout) -> DataFile:
     if not isinstance(doc, dict):
-        raise Bad("a files entry is not an object")
+        raise MalformedDocument("a files entry is not an object")
     stats = doc.get("stats", {})
     if not isinstance(stats, dict):
-        raise Bad("field 'stats' of a files entry is not an object")
+        raise MalformedDocument("field 'stats' of a files entry is not an object")
     path = _get(doc, "path", str)
     try:
         layout.resolve(path)
     except InvalidInputError as exc:
-        raise Bad(str(exc)) from None
+        raise MalformedDocument(str(exc)) from None
     return DataFile(
         path=path,
         dataset=_get(doc, "dataset", str),
@@ -268,7 +268,7 @@ def _decode_file(doc: Any, layout: DomainLayout) -> DataFile:
 
 def _decode_ref(doc: Any) -> AncestorRef:
     if not isinstance(doc, dict):
-        raise Bad("an ancestors entry is not an object")
+        raise MalformedDocument("an ancestors entry is not an object")
     return AncestorRef(
         sequence=_get(doc, "sequence", int),
         commit_id=_get(doc, "commitId", str),
@@ -280,14 +280,16 @@ def _decode_ref(doc: Any) -> AncestorRef:
 
 def _check_scope(doc: Mapping[str, Any], layout: DomainLayout) -> None:
     if _get(doc, "formatVersion", int) > FORMAT_VERSION:
-        raise Bad(
+        raise MalformedDocument(
             f"format version {doc['formatVersion']} is newer than this Arco understands ({FORMAT_VERSION}); "
             "upgrade Arco"
         )
     found = (doc.get("domain"), doc.get("tenantId"), doc.get("workspaceId"))
     wanted = (layout.domain, layout.scope.tenant, layout.scope.workspace)
     if found != wanted:
-        raise Bad(f"it belongs to domain/tenant/workspace {found}, not {wanted} (copied from another scope?)")
+        raise MalformedDocument(
+            f"it belongs to domain/tenant/workspace {found}, not {wanted} (copied from another scope?)"
+        )
 
 
 def decode_manifest(data: bytes, layout: DomainLayout, path: str) -> Manifest:
@@ -299,7 +301,7 @@ def decode_manifest(data: bytes, layout: DomainLayout, path: str) -> Manifest:
         path: Path of the manifest relative to the domain folder.
 
     Raises:
-        Bad: if the bytes are not a manifest of this domain and scope in a known format version.
+        MalformedDocument: if the bytes are not a manifest of this domain and scope in a known format version.
     """
     doc = _load_json(data)
     _check_scope(doc, layout)
@@ -308,9 +310,9 @@ def decode_manifest(data: bytes, layout: DomainLayout, path: str) -> Manifest:
     summary = doc.get("summary", {})
     properties = doc.get("properties", {})
     if not isinstance(files, list) or not isinstance(ancestors, list):
-        raise Bad("fields 'files' and 'ancestors' must be lists")
+        raise MalformedDocument("fields 'files' and 'ancestors' must be lists")
     if not isinstance(summary, dict) or not isinstance(properties, dict):
-        raise Bad("fields 'summary' and 'properties' must be objects")
+        raise MalformedDocument("fields 'summary' and 'properties' must be objects")
     return Manifest(
         domain=layout.domain,
         scope=layout.scope,
@@ -370,7 +372,7 @@ def decode_pointer(data: bytes, layout: DomainLayout) -> Head:
     """Decode and validate the bytes of a pointer.
 
     Raises:
-        Bad: if the bytes are not a pointer of this domain and scope in a known format version.
+        MalformedDocument: if the bytes are not a pointer of this domain and scope in a known format version.
     """
     doc = _load_json(data)
     _check_scope(doc, layout)
@@ -378,7 +380,7 @@ def decode_pointer(data: bytes, layout: DomainLayout) -> Head:
     try:
         layout.resolve(path)
     except InvalidInputError as exc:
-        raise Bad(str(exc)) from None
+        raise MalformedDocument(str(exc)) from None
     return Head(
         commit_id=_get(doc, "commitId", str),
         sequence=_get(doc, "sequence", int),

@@ -48,7 +48,7 @@ from arco.catalog.tier1.snapshot import (
     TABLES,
     CatalogSnapshot,
     Row,
-    props,
+    properties_of,
     table_from_row,
 )
 from arco.core.canonical_json import JsonValue, canonical_dumps
@@ -182,7 +182,7 @@ class CreateNamespace:
 def _merge_properties(
     text: str | None, set_properties: Mapping[str, str], remove_properties: Sequence[str], kind: str
 ) -> str:
-    current = dict(props(text))
+    current = dict(properties_of(text))
     current.update(validate_properties(kind, set_properties))
     for key in remove_properties:
         current.pop(key, None)

@@ -122,7 +122,7 @@ def _json_value(text: str | None) -> JsonValue:
     return None if text is None else cast(JsonValue, json.loads(text))
 
 
-def props(text: str | None) -> Mapping[str, str]:
+def properties_of(text: str | None) -> Mapping[str, str]:
     """The read-only string mapping (properties, tags) stored as the JSON text ``text`` (empty for ``None``)."""
     return MappingProxyType(cast(dict[str, str], json.loads(text)) if text else {})
 
@@ -132,7 +132,7 @@ def _namespace(row: Row) -> Namespace:
         namespace_id=row["namespace_id"],
         name=row["name"],
         description=row["description"] or "",
-        properties=props(row["properties"]),
+        properties=properties_of(row["properties"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
@@ -148,7 +148,7 @@ def table_from_row(row: Row) -> Table:
         description=row["description"] or "",
         location=row["location"],
         format=TableFormat(row["format"]),
-        properties=props(row["properties"]),
+        properties=properties_of(row["properties"]),
         columns=tuple(
             Column(
                 column_id=c["column_id"],
@@ -175,7 +175,7 @@ def _asset(row: Row) -> Asset:
         partitioning=_json_value(row["partitioning"]),
         code_version=row["code_version"],
         description=row["description"] or "",
-        tags=props(row["tags"]),
+        tags=properties_of(row["tags"]),
         owners=tuple(row["owners"] or ()),
         definition=_json_value(row["definition"]),
         created_at=row["created_at"],
