@@ -11,6 +11,7 @@ from typing import Any
 import pyarrow as pa
 
 from arco.core.errors import DefinitionError
+from arco.planning.location import load_code_location as load_validated
 from arco.sdk.asset import AssetDefinition
 from arco.sdk.partitions import PartitionsDefinition
 
@@ -73,8 +74,6 @@ def load_code_location(target: str, assets: Iterable[AssetDefinition] | None = N
         DefinitionError: if it defines no assets, two different assets with one key, or an invalid graph.
     """
     if assets is None:
-        from arco.planning.location import load_code_location as load_validated
-
         validated = load_validated(target)
         name, found = validated.name, list(validated.assets)
     else:
