@@ -136,7 +136,7 @@ def _layer_names(config: dict[str, Any], contract_id: str) -> set[str]:
     options = next(c for c in config["contracts_options"] if c.get("id") == contract_id)
     names = set()
     for layer in options["layers"]:
-        for part in re.split(r"[|:]", layer):
+        for part in layer.split("|"):
             name = part.strip()
             if not name.startswith("("):
                 names.add(name)

@@ -155,7 +155,7 @@ class TemporalActivityChannel:
 
     def heartbeat(self, details: Mapping[str, Any]) -> None:
         """A Temporal activity heartbeat with ``details``."""
-        activity.heartbeat(dict(details))
+        activity.heartbeat(details)
 
     def is_shutting_down(self) -> bool:
         """Whether the worker is shutting down."""
