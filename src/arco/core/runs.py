@@ -37,18 +37,6 @@ MAX_PARALLELISM = 1000
 SUMMARY_LIST_LIMIT = 100
 
 
-def split_task_key(task_key: str) -> tuple[str, str]:
-    """Split a task key into asset key and canonical partition key (``""`` when it names none).
-
-    A task key is the asset key, or ``asset[partition]`` when a plan covers several partition keys; asset keys
-    never contain ``[`` and canonical partition keys never contain ``]``.
-    """
-    if task_key.endswith("]") and "[" in task_key:
-        asset_key, _, rest = task_key.partition("[")
-        return asset_key, rest[:-1]
-    return task_key, ""
-
-
 class TaskState(StrEnum):
     """Life cycle of one task of a run."""
 
@@ -205,9 +193,14 @@ class TaskSpec(ArcoModel):
 class PlanSummary(ArcoModel):
     """What the plan activity returns to the workflow: a reference to the stored plan and its dependency table.
 
-    ``upstream[i]`` lists the indices of the tasks that task ``i`` waits for; tasks are sorted by task key, and a
-    task key names its asset and partition (:func:`split_task_key`). ``asset_keys`` and ``partition_keys`` are
-    the first :data:`SUMMARY_LIST_LIMIT` distinct values (for search attributes and previews), with their counts.
+    ``upstream[i]`` lists the indices of the tasks that task ``i`` waits for; tasks are sorted by task key.
+    ``asset_keys`` and ``partition_keys`` are the first :data:`SUMMARY_LIST_LIMIT` distinct values (for search
+    attributes and previews), with their counts.
+
+    A task key is only a name (bare in a plan of one partition key): what task ``i`` materializes is
+    ``asset_table[task_assets[i]]`` and ``partition_table[task_partitions[i]]`` (:meth:`target`), two small
+    tables of distinct values and one index per task each, so that a run that drives its plan in batches can
+    record the events of tasks that never ran without loading their specs.
     """
 
     run_id: str
@@ -225,11 +218,42 @@ class PlanSummary(ArcoModel):
     #: can hold each cap across all its batches. Empty when nothing is capped, which keeps the summary small.
     capped_queues: list[str] = Field(default_factory=list)
     queue_of: list[int] = Field(default_factory=list)
+    #: Every distinct asset and partition key of the plan, and for each task the index of its own in them.
+    #: Empty in summaries of runs planned before they existed (their histories still replay).
+    asset_table: list[str] = Field(default_factory=list)
+    partition_table: list[str] = Field(default_factory=list)
+    task_assets: list[int] = Field(default_factory=list)
+    task_partitions: list[int] = Field(default_factory=list)
 
     @property
     def task_count(self) -> int:
         """Number of tasks in the plan."""
         return len(self.task_keys)
+
+    def target(self, index: int) -> tuple[str | None, str]:
+        """Asset and partition key task ``index`` materializes.
+
+        ``(None, "")`` for a summary from before the tables: its run records such a task's events without
+        an asset rather than one guessed from the task key.
+        """
+        if index >= len(self.task_assets) or index >= len(self.task_partitions):
+            return None, ""
+        return self.asset_table[self.task_assets[index]], self.partition_table[self.task_partitions[index]]
+
+
+def target_tables(targets: Sequence[tuple[str, str]]) -> tuple[list[str], list[str], list[int], list[int]]:
+    """``PlanSummary.asset_table``, ``partition_table``, ``task_assets`` and ``task_partitions`` of tasks that
+    materialize ``targets`` (asset key, partition key), by index."""
+    assets = sorted({asset for asset, _ in targets})
+    partitions = sorted({partition for _, partition in targets})
+    asset_at = {asset: i for i, asset in enumerate(assets)}
+    partition_at = {partition: i for i, partition in enumerate(partitions)}
+    return (
+        assets,
+        partitions,
+        [asset_at[asset] for asset, _ in targets],
+        [partition_at[partition] for _, partition in targets],
+    )
 
 
 def capped_queue_table(task_queues: Sequence[str], caps: Mapping[str, int]) -> tuple[list[str], list[int]]:

@@ -31,7 +31,6 @@ with workflow.unsafe.imports_passed_through():
         TaskOutcome,
         TaskSpec,
         TaskState,
-        split_task_key,
     )
     from arco.core.scope import Scope
     from arco.core.wire import TaskOutcome as WireOutcome
@@ -175,22 +174,26 @@ class EventRecorder:
             data["errorMessage"] = error_message[:_ERROR_TEXT_LIMIT]
         self.add("TaskStateChanged", data)
 
-    def undispatched(self, task_key: str, state: TaskState, code: str, why: str) -> None:
-        """Record the final state of a task that never ran (skipped after an upstream failure, cancelled)."""
-        asset, partition = split_task_key(task_key)
-        self.add(
-            "TaskStateChanged",
-            {
-                "taskKey": task_key,
-                "attempt": 1,
-                "attemptId": attempt_id(dispatch_id(self._run_id, task_key, 1)),
-                "state": state.value,
-                "asset": asset,
-                "partition": partition,
-                "errorCode": code,
-                "errorMessage": why[:_ERROR_TEXT_LIMIT],
-            },
-        )
+    def undispatched(
+        self, task_key: str, target: tuple[str | None, str], state: TaskState, code: str, why: str
+    ) -> None:
+        """Record the final state of a task that never ran (skipped after an upstream failure, cancelled).
+
+        ``target`` is the asset and partition key the task would have materialized, as the plan says (a task
+        key does not carry them); an asset of ``None`` (unknown to a run planned by an older version) is left
+        out of the event.
+        """
+        asset, partition = target
+        data: dict[str, object] = {
+            "taskKey": task_key,
+            "attempt": 1,
+            "attemptId": attempt_id(dispatch_id(self._run_id, task_key, 1)),
+            "state": state.value,
+        }
+        if asset is not None:
+            data["asset"] = asset
+        data.update({"partition": partition, "errorCode": code, "errorMessage": why[:_ERROR_TEXT_LIMIT]})
+        self.add("TaskStateChanged", data)
 
     def task_result(self, spec: TaskSpec, attempt: int, attempt_id_: str, result: TaskResult) -> None:
         """Record what a successful attempt materialized, read and checked."""

@@ -134,13 +134,21 @@ class TaskGraph:
     """Task states and dependencies of one plan: readiness, skip propagation, cancellation of what has not run.
 
     Deterministic bookkeeping shared by ``RunWorkflow`` (batched plans) and ``TaskGraphWorkflow``; events of tasks
-    that never ran go to ``recorder``.
+    that never ran go to ``recorder``, with the asset and partition key ``target(index)`` gives for the task
+    (from the loaded specs, or from the plan summary's tables).
     """
 
-    def __init__(self, task_keys: list[str], upstream: list[list[int]], recorder: EventRecorder) -> None:
+    def __init__(
+        self,
+        task_keys: list[str],
+        upstream: list[list[int]],
+        recorder: EventRecorder,
+        target: Callable[[int], tuple[str | None, str]],
+    ) -> None:
         n = len(task_keys)
         self.task_keys = task_keys
         self.recorder = recorder
+        self.target = target
         self.states: list[TaskState] = [TaskState.PLANNED] * n
         self.counts: dict[TaskState, int] = {TaskState.PLANNED: n}
         self.failed: list[int] = []
@@ -195,7 +203,9 @@ class TaskGraph:
             if self.states[index].is_terminal or self.states[index] in _ACTIVE:
                 continue
             self.set(index, TaskState.SKIPPED)
-            self.recorder.undispatched(self.task_keys[index], TaskState.SKIPPED, "UPSTREAM_FAILED", why)
+            self.recorder.undispatched(
+                self.task_keys[index], self.target(index), TaskState.SKIPPED, "UPSTREAM_FAILED", why
+            )
             stack.extend(self._downstream[index])
 
     def cancel_pending(self, reason: str) -> None:
@@ -203,7 +213,9 @@ class TaskGraph:
         for index, state in enumerate(self.states):
             if state in (TaskState.PLANNED, TaskState.BLOCKED, TaskState.READY):
                 self.set(index, TaskState.CANCELLED)
-                self.recorder.undispatched(self.task_keys[index], TaskState.CANCELLED, "CANCELLED", reason)
+                self.recorder.undispatched(
+                    self.task_keys[index], self.target(index), TaskState.CANCELLED, "CANCELLED", reason
+                )
         self.ready.clear()
 
     def pending(self) -> int:
@@ -426,7 +438,7 @@ class RunWorkflow:
     def _start(self, summary: PlanSummary) -> None:
         self._summary = summary
         n = summary.task_count
-        self._graph = TaskGraph(summary.task_keys, summary.upstream, self._recorder)
+        self._graph = TaskGraph(summary.task_keys, summary.upstream, self._recorder, summary.target)
         self._state = RunState.RUNNING
         partition = summary.partition_keys[0] if summary.partition_count == 1 else ""
         workflow.upsert_search_attributes(
@@ -711,7 +723,12 @@ class TaskGraphWorkflow:
         scope = Scope(graph_input.tenant_id, graph_input.workspace_id)
         recorder = EventRecorder(scope, graph_input.run_id, workflow.info().workflow_id)
         specs = await load_specs(scope, graph_input.plan_key, list(range(len(graph_input.upstream))))
-        graph = TaskGraph([spec.task_key for spec in specs], graph_input.upstream, recorder)
+        graph = TaskGraph(
+            [spec.task_key for spec in specs],
+            graph_input.upstream,
+            recorder,
+            lambda index: (specs[index].asset_key, specs[index].partition_key),
+        )
         self._graph = graph
         runner = TaskRunner(scope, graph_input.run_id, graph_input.run_tags, recorder, graph.on_task_state)
         parent = workflow.info().parent
