@@ -621,12 +621,15 @@ def test_task_specs_of_a_one_partition_plan_declare_their_upstream_partitions(
     ]
 
 
-def test_a_rerun_loads_the_partitions_of_unrun_tasks_from_the_earlier_runs_stored_plan(
-    shop: CodeLocationManifest,
+# Older versions recorded a task that never ran without its partition (a task graph of one partition key) or
+# without its asset (a run driven in batches).
+@pytest.mark.parametrize("recorded_asset", ["sales.rolling", None], ids=["no-partition", "no-asset"])
+def test_a_rerun_of_a_run_recorded_by_an_older_version_loads_unrun_tasks_from_its_stored_plan(
+    shop: CodeLocationManifest, recorded_asset: str | None
 ) -> None:
     import polars as pl
 
-    from arco.activities._catalog_inputs import _planned_partitions, _previous_run
+    from arco.activities._catalog_inputs import _planned_targets, _previous_run
     from arco.activities.plans import plan_object_key
     from arco.catalog.storage import open_store
     from arco.core.runs import RunRequest, TaskSpec
@@ -637,7 +640,7 @@ def test_a_rerun_loads_the_partitions_of_unrun_tasks_from_the_earlier_runs_store
             selection={"assets": ["sales.daily", "sales.rolling"]}, partitions={"keys": ["date=d:2024-01-31"]}
         ),
     )
-    store = open_store("memory://rerun-partitions")
+    store = open_store(f"memory://rerun-partitions-{recorded_asset}")
     scope_request = RunRequest(tenant_id="acme", workspace_id="prod")
     key = plan_object_key(scope_request.scope, "run-1", first.fingerprint)
     specs = [
@@ -652,20 +655,20 @@ def test_a_rerun_loads_the_partitions_of_unrun_tasks_from_the_earlier_runs_store
     ]
     store.create_if_absent(key, canonical_dumps({"tasks": specs}).encode())
 
-    class Reader:  # the earlier run's rows in the ops.tasks projection: the skipped task has no partition
+    class Reader:  # the earlier run's rows in the ops.tasks projection
         def tasks(self) -> pl.DataFrame:
             return pl.DataFrame(
                 {
                     "runId": ["run-1", "run-1"],
                     "taskKey": ["sales.daily", "sales.rolling"],
                     "attempt": [1, 1],
-                    "asset": ["sales.daily", "sales.rolling"],
+                    "asset": ["sales.daily", recorded_asset],
                     "partition": ["date=d:2024-01-31", ""],
                     "state": ["FAILED", "SKIPPED"],
                 }
             )
 
-    previous = _previous_run(Reader(), "run-1", _planned_partitions(store, scope_request, "run-1"))  # type: ignore[arg-type]
+    previous = _previous_run(Reader(), "run-1", _planned_targets(store, scope_request, "run-1"))  # type: ignore[arg-type]
     plan = plan_run(shop, request(rerun={"runId": "run-1", "fromFailure": True}), previous_run=previous)
     assert keys(plan) == ["sales.daily", "sales.rolling"]
     assert plan.task("sales.rolling").partition_key == "date=d:2024-01-31"

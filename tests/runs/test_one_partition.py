@@ -148,7 +148,8 @@ async def test_the_readmes_one_day_run_succeeds_from_the_cli(
     _assert_one_day_ran(stack, await _run_id(stack, run_key))
 
 
-async def test_a_one_day_run_started_as_plain_json_succeeds(stack: Stack) -> None:
+@pytest.mark.parametrize("max_inline_tasks", [2000, 0], ids=["task-graph", "batches"])
+async def test_a_one_day_run_started_as_plain_json_succeeds(stack: Stack, max_inline_tasks: int) -> None:
     run_key = f"jan-1-json-{uuid.uuid4().hex[:6]}"
     # The input as any Temporal client sends it: a JSON object, no Arco model on the caller's side.
     request = {
@@ -157,6 +158,7 @@ async def test_a_one_day_run_started_as_plain_json_succeeds(stack: Stack) -> Non
         "runKey": run_key,
         "selection": {"assetKeys": ["demo.daily_revenue"], "upstreamDepth": -1},
         "partitions": [DAY],
+        "maxInlineTasks": max_inline_tasks,
     }
     await stack.client.start_workflow(
         RUN_WORKFLOW,

@@ -41,6 +41,7 @@ from arco.core.runs import (
     Selection,
     TaskSpec,
     capped_queue_table,
+    target_tables,
 )
 from arco.core.scope import Scope
 from arco.core.wire import ErrorCategory, TaskError, TaskOutcome, WorkerDispatchEnvelope
@@ -75,6 +76,7 @@ def dag_planner(dag: dict[str, list[str]], queue: str, **spec: Any) -> Any:
         upstream = [sorted(index[u] for u in dag[k] if u in index) for k in keys]
         fingerprint = "sha256:" + hashlib.sha256(repr((keys, upstream)).encode()).hexdigest()
         capped, queue_of = capped_queue_table([queue] * len(keys), request.max_parallelism_per_queue)
+        asset_table, partition_table, task_assets, task_partitions = target_tables([(k, "") for k in keys])
         summary = PlanSummary(
             run_id=run_id,
             fingerprint=fingerprint,
@@ -87,6 +89,10 @@ def dag_planner(dag: dict[str, list[str]], queue: str, **spec: Any) -> Any:
             partition_count=1,
             capped_queues=capped,
             queue_of=queue_of,
+            asset_table=asset_table,
+            partition_table=partition_table,
+            task_assets=task_assets,
+            task_partitions=task_partitions,
         )
         return summary, tasks, {"tasks": keys}
 
@@ -277,11 +283,12 @@ async def test_failure_skips_descendants_and_independent_branches_continue(harne
     assert len({a for _, a in attempts}) == 3
     assert "t.after_fail" not in {k for k, _, _ in harness.executor.attempts}
     skipped = [
-        e.data.task_key  # type: ignore[union-attr]
+        (e.data.task_key, e.data.asset, e.data.partition)  # type: ignore[union-attr]
         for e in harness.events()
         if e.event_type == "TaskStateChanged" and e.data.state == "SKIPPED"  # type: ignore[union-attr]
     ]
-    assert sorted(skipped) == ["t.after_after", "t.after_fail"]
+    # A task that never ran is recorded under the asset and partition its spec names.
+    assert sorted(skipped) == [("t.after_after", "t.after_after", ""), ("t.after_fail", "t.after_fail", "")]
 
 
 async def test_a_failed_blocking_check_is_recorded_as_a_check_result(harness: Harness) -> None:
@@ -411,6 +418,13 @@ async def test_large_plans_run_in_bounded_child_batches(harness: Harness) -> Non
     assert all(child.startswith(run.workflow_id + ":batch-") for child in children)
     materialized = [e for e in harness.events() if e.event_type == "Materialized"]
     assert len(materialized) == 16
+    skipped = [
+        (e.data.task_key, e.data.asset, e.data.partition)  # type: ignore[union-attr]
+        for e in harness.events()
+        if e.event_type == "TaskStateChanged" and e.data.state == "SKIPPED"  # type: ignore[union-attr]
+    ]
+    # The run skipped it itself, knowing its asset and partition from the plan summary's tables.
+    assert skipped == [("t.after_fail", "t.after_fail", "")]
 
 
 async def test_same_run_key_joins_the_run_and_a_different_plan_is_refused(harness: Harness) -> None:
