@@ -128,7 +128,7 @@ class ArcoSettings(BaseModel):
     def _namespace_of_the_tenant(cls, value: str, info: ValidationInfo) -> str:
         template = info.data.get("temporal_namespace_template")
         if template is None:
-            return _checked_namespace(value)
+            return namespace_name(value)
         tenant = info.data.get("tenant")
         if tenant is None:  # the tenant is invalid: its own error says so
             return value
@@ -217,10 +217,15 @@ def namespace_of_tenant(template: str, tenant: str) -> str:
             f"{template!r} is not a namespace template: the only placeholder is {TENANT_PLACEHOLDER} "
             f"(for example arco-{TENANT_PLACEHOLDER}); give a plain namespace name or use {TENANT_PLACEHOLDER}"
         )
-    return _checked_namespace(template.replace(TENANT_PLACEHOLDER, tenant))
+    return namespace_name(template.replace(TENANT_PLACEHOLDER, tenant))
 
 
-def _checked_namespace(name: str) -> str:
+def namespace_name(name: str) -> str:
+    """``name`` if it can name a Temporal namespace (not empty; no spaces, braces or control characters).
+
+    Raises:
+        ValueError: naming the expected form.
+    """
     if not name or any(ch.isspace() or not ch.isprintable() or ch in "{}" for ch in name):
         raise ValueError(
             f"{name!r} is not a Temporal namespace name: expected a non-empty name without spaces, braces or "
