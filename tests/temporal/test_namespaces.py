@@ -327,3 +327,24 @@ def test_the_guard_reads_the_tenant_of_every_input_shape() -> None:
     refusal = guard.refusal("b")
     assert refusal is not None and refusal.non_retryable
     assert "ARCO_TENANT=b" in str(refusal)
+
+
+async def test_a_scopes_compaction_schedule_lives_in_its_tenants_namespace(
+    server: TemporalDevServer, tmp_path: Path, task_queue: str
+) -> None:
+    # The caller's own tenant is a; --tenant b picks b's scope and so b's namespace.
+    env_a = _env(server, tmp_path, "a", task_queue)
+    created = await asyncio.to_thread(
+        _cli,
+        ["schedule", "compaction", "create", "--tenant", "b", "--workspace", WORKSPACE, "--paused"],
+        env_a,
+    )
+    assert created.returncode == 0, created.stdout + created.stderr
+    schedule_id = f"arco-compaction-schedule:b:{WORKSPACE}"
+    own = _temporal(server, "schedule", "describe", "--namespace", "arco-b", "--schedule-id", schedule_id)
+    assert own.returncode == 0, own.stderr
+    elsewhere = _temporal(
+        server, "schedule", "describe", "--namespace", "arco-a", "--schedule-id", schedule_id
+    )
+    assert elsewhere.returncode != 0
+    assert "not found" in elsewhere.stderr.lower(), elsewhere.stderr
