@@ -348,3 +348,17 @@ async def test_a_scopes_compaction_schedule_lives_in_its_tenants_namespace(
     )
     assert elsewhere.returncode != 0
     assert "not found" in elsewhere.stderr.lower(), elsewhere.stderr
+
+
+def test_a_tenant_without_a_namespace_gets_one_line_that_says_which_and_why(
+    server: TemporalDevServer, tmp_path: Path, task_queue: str
+) -> None:
+    env = _env(server, tmp_path, "nosuch", task_queue)
+    for args in (["run", "start", "demo.raw_orders", "--partition", DAY], ["doctor", "--timeout", "5"]):
+        refused = _cli(args, env)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert "Traceback" not in refused.stderr
+        assert (
+            "Temporal namespace 'arco-nosuch' (the namespace of tenant 'nosuch' under 'arco-{tenant}') does not "
+            f"exist on {server.address}"
+        ) in refused.stderr, refused.stderr
