@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from arco.worker.temporal_server import free_port
+from arco.worker.temporal_server import find_temporal_binary, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -156,6 +156,43 @@ def test_dev_stack_serves_the_namespace_of_arco_temporal_namespace(tmp_path: Pat
         doctor = _cli(["doctor", "--timeout", "60"], env)
         assert doctor.returncode == 0, doctor.stdout + doctor.stderr
         assert json.loads(doctor.stdout)["catalog"]["readBackEqual"] is True
+    finally:
+        rest = _stop_dev(dev)
+    assert dev.returncode == 0, rest
+
+
+def test_dev_stack_serves_its_tenants_namespace_and_creates_more_on_request(tmp_path: Path) -> None:
+    """With `ARCO_TEMPORAL_NAMESPACE=arco-{tenant}`, `arco dev` serves the tenant's own namespace; `--namespace`
+    creates the namespace of another tenant, with Arco's search attributes, for that tenant's workers."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "ARCO_STATE_DIR": str(tmp_path / "state"),
+        "ARCO_CATALOG_ROOT": str(tmp_path / "state" / "catalog"),
+        "ARCO_TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
+        "ARCO_TEMPORAL_NAMESPACE": "arco-{tenant}",
+        "ARCO_TENANT": "acme",
+    }
+    dev = _start_dev(["--port", str(port), "--headless", "--in-memory", "--namespace", "arco-globex"], env)
+    try:
+        output = _ready_output(dev)
+        assert "(namespace arco-acme)" in output, output
+        doctor = _cli(["doctor", "--timeout", "60"], env)
+        assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+        binary = find_temporal_binary()
+        for namespace in ("arco-acme", "arco-globex"):
+            command = [str(binary), "operator", "search-attribute", "list", "--namespace", namespace]
+            listed = subprocess.run(
+                [*command, "--address", f"127.0.0.1:{port}", "-o", "json"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert listed.returncode == 0, listed.stderr
+            assert {"ArcoTenant", "ArcoRunState", "ArcoAssetKeys"} <= set(
+                json.loads(listed.stdout)["customAttributes"]
+            )
     finally:
         rest = _stop_dev(dev)
     assert dev.returncode == 0, rest
