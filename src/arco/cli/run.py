@@ -37,6 +37,10 @@ def _echo_status(status: RunStatus, output: str) -> None:
         click.echo(f"  running:     {', '.join(status.running)}")
     if status.failed:
         click.echo(f"  failed:      {', '.join(status.failed)}")
+    for record in status.failures:
+        click.echo(f"    {record.task_key}: {record.error_category or 'UNKNOWN'}, attempt {record.attempt}")
+        click.echo(f"      {record.message or 'no message'}")
+        click.echo(f"      full text: {record.where()}  (after `arco compact`)")
     if status.cancel_reason:
         click.echo(f"  cancelled:   {status.cancel_reason}")
 

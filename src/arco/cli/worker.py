@@ -9,7 +9,7 @@ import click
 from arco.core.config import ArcoSettings
 from arco.worker.connect import connect
 from arco.worker.control_plane import build_control_plane_worker
-from arco.worker.runtime import shutdown_event
+from arco.worker.runtime import log_to_console, shutdown_event
 
 
 @click.group()
@@ -24,6 +24,7 @@ def worker() -> None:
 def control_plane(task_queue: str | None, catalog_root: str | None, max_concurrent_activities: int) -> None:
     """Serve Arco's workflows and activities until SIGINT/SIGTERM."""
     settings = ArcoSettings.from_env(task_queue=task_queue, catalog_root=catalog_root)
+    log_to_console()
     asyncio.run(_serve_control_plane(settings, max_concurrent_activities))
 
 
