@@ -40,7 +40,11 @@ def _echo_status(status: RunStatus, output: str) -> None:
     for record in status.failures:
         click.echo(f"    {record.task_key}: {record.error_category or 'UNKNOWN'}, attempt {record.attempt}")
         click.echo(f"      {record.message or 'no message'}")
-        click.echo(f"      full text: {record.where()}  (after `arco compact`)")
+        event = (
+            f"ledger event {record.event_id} (TaskStateChanged)" if record.event_id else "the run's ledger"
+        )
+        click.echo(f"      full text: {event}; once compacted (`arco compact`):")
+        click.echo(f'        arco query "{record.full_text_query()}"')
     if status.cancel_reason:
         click.echo(f"  cancelled:   {status.cancel_reason}")
 

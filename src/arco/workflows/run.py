@@ -22,6 +22,11 @@ while the saved histories of real runs are replayed in the test suite.
 
 Cancellation: the ``cancel`` update (refused once the run finished) and Temporal's own cancel both stop queued
 tasks at once and reach running tasks through their heartbeats; every task ends in a final state.
+
+Close status: a run that ends SUCCEEDED completes with its :class:`RunStatus`; one that ends FAILED fails its
+workflow with a non-retryable ``ApplicationError`` of type ``ArcoRunFailed`` whose details are the final status
+(with an ``AttemptRecord`` per failed task); a cancelled run closes as Canceled, its final status in the memo
+(``finalStatus``). Histories of runs started before (:data:`CLOSE_AS_ENDED_PATCH`) replay as they completed.
 """
 
 from __future__ import annotations
@@ -414,7 +419,13 @@ class RunWorkflow:
 
     @workflow.run
     async def run(self, request: RunRequest) -> RunStatus:
-        """Plan, execute, record; returns the final status."""
+        """Plan, execute, record; returns the final status of a run that SUCCEEDED.
+
+        Raises:
+            ApplicationError: ``ArcoRunFailed`` (details: the final status) when the run ended FAILED; the
+                planner's error when the request could not be planned.
+            asyncio.CancelledError: when the run was cancelled (the workflow closes as Canceled).
+        """
         workflow.upsert_search_attributes(
             [
                 SA_TENANT.value_set(self._scope.tenant),
