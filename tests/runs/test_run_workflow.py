@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
@@ -827,6 +828,10 @@ async def test_a_failed_run_closes_its_workflow_as_failed_and_says_why_each_task
     assert RunStatus.model_validate(cause.details[0]) == final
     # The status query still answers on the closed run, with the same records.
     assert (await run.handle.query("status", result_type=RunStatus)).failures == final.failures
+    # The UI's current details (Temporal's metadata query) list the records too.
+    metadata = await run.handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    assert metadata.current_details.startswith(f"**FAILED**: run {final.run_id} ended FAILED")
+    assert "- `t.fail_x` USER_CODE (attempt 3): fail_x failed" in metadata.current_details
 
     # One log line per failed task, with run, task, category and first line.
     lines = [r.getMessage() for r in caplog.records if r.name == FAILURE_LOGGER]

@@ -729,7 +729,13 @@ class RunWorkflow:
             self._state = RunState.SUCCEEDED
         data: dict[str, object] = {"status": self._state.value}
         if self._state == RunState.FAILED and self._summary is not None:
-            if view.failed:
+            failures = self._failures()
+            if failures:
+                # ops.runs says why, as the workflow's failure does: the first failed tasks with their reasons.
+                data["errorMessage"] = "failed tasks: " + "; ".join(
+                    record.summary() for record in failures[:5]
+                )
+            elif view.failed:
                 data["errorMessage"] = "failed tasks: " + ", ".join(
                     self._summary.task_keys[i] for i in view.failed
                 )
