@@ -37,8 +37,10 @@ from arco.client import RunHandle, start_run
 from arco.core.dispatch import EXECUTE_TASK_ACTIVITY, CheckResult, LineageRef, TaskResult
 from arco.core.errors import PlanningError, RunError
 from arco.core.runs import (
+    REQUEST_CANCEL_ACTIVITY,
     RUN_FAILED_ERROR,
     PlanSummary,
+    RequestCancelInput,
     RunRequest,
     RunState,
     RunStatus,
@@ -227,8 +229,13 @@ async def serve_runs(
     planner: Any,
     executor: ScriptedExecutor | None = None,
     threads: int = 4,
+    request_cancel: Any = None,
 ) -> AsyncIterator[Harness]:
-    """A worker serving Arco's workflows, the run activities with ``planner`` and ``executor``'s tasks."""
+    """A worker serving Arco's workflows, the run activities with ``planner`` and ``executor``'s tasks.
+
+    ``request_cancel`` replaces the activity by which a run cancelled by the ``cancel`` update asks for its
+    own cancel.
+    """
     executor = executor or ScriptedExecutor()
     runs = RunActivities(str(root), planner=planner)
     async with Worker(
@@ -239,7 +246,7 @@ async def serve_runs(
             runs.plan_run,
             runs.load_plan_tasks,
             runs.record_events,
-            runs.request_run_cancel,
+            request_cancel or runs.request_run_cancel,
             executor.execute,
         ],
         activity_executor=concurrent.futures.ThreadPoolExecutor(threads),
@@ -808,6 +815,7 @@ async def test_a_failed_run_closes_its_workflow_as_failed_and_says_why_each_task
     assert record.attempt_id == attempts[-1][1]
     assert (record.error_category, record.message, record.state) == ("USER_CODE", "fail_x failed", "FAILED")
     assert record.run_id == final.run_id
+    assert record.event_id is not None
     event = {e.event_id: e for e in harness.events()}[record.event_id]
     assert event.event_type == "TaskStateChanged"
     assert (event.data.state, event.data.error_message, event.data.attempt) == ("FAILED", "fail_x failed", 3)  # type: ignore[union-attr]
@@ -837,7 +845,7 @@ async def test_a_failed_run_closes_its_workflow_as_failed_and_says_why_each_task
     lines = [r.getMessage() for r in caplog.records if r.name == FAILURE_LOGGER]
     assert len(lines) == 1, lines
     assert f"run {final.run_id}: task t.fail_x failed (USER_CODE, attempt 3 of 3): fail_x failed" in lines[0]
-    assert record.event_id is not None and record.event_id in lines[0]
+    assert record.event_id in lines[0]
 
 
 async def test_progress_reports_carry_each_failure_record_once(harness: Harness) -> None:
@@ -932,3 +940,32 @@ async def test_the_temporal_cli_shows_failed_and_cancelled_runs_as_such(
     assert result.returncode != 0, result.stdout
     assert "fail_hard failed" in result.stdout + result.stderr
     assert temporal("workflow", "result", "--workflow-id", cancelled.workflow_id).returncode != 0
+
+
+@activity.defn(name=REQUEST_CANCEL_ACTIVITY)
+async def refuse_to_cancel(request: RequestCancelInput) -> None:
+    raise ApplicationError(f"this worker may not cancel {request.workflow_id}", non_retryable=True)
+
+
+async def test_a_cancelled_run_that_cannot_close_as_canceled_fails_with_arco_run_cancelled(
+    temporal_client: Client, task_queue: str, tmp_path: Path
+) -> None:
+    # Never a green Completed: without Temporal's cancel the run's workflow fails with its own type.
+    executor = ScriptedExecutor()
+    planner = dag_planner(DAG, task_queue)
+    async with serve_runs(
+        temporal_client, task_queue, tmp_path, planner, executor, request_cancel=refuse_to_cancel
+    ) as harness:
+        run = await harness.start(selection=Selection(asset_keys=["t.slow"]), run_key="no-self-cancel")
+        await asyncio.wait_for(executor.started.wait(), 30)
+        by_update = await run.cancel("stop")
+        assert (await run.result(timeout=30)) == by_update
+    assert by_update.state == RunState.CANCELLED
+    assert (await run.handle.describe()).status == WorkflowExecutionStatus.FAILED
+    with pytest.raises(WorkflowFailureError) as info:
+        await run.handle.result()
+    cause = info.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "ArcoRunCancelled"
+    assert f"run {by_update.run_id} ended CANCELLED" in cause.message
+    assert await asyncio.wait_for(run.status(), 10) == by_update
