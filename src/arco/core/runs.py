@@ -339,7 +339,8 @@ class AttemptRecord(ArcoModel):
         """The ``arco query`` SQL that shows this attempt's full error text (once the ledger is compacted)."""
         return (
             "SELECT errorCode, errorMessage FROM ops.tasks "
-            f"WHERE runId = '{self.run_id}' AND taskKey = '{_sql_text(self.task_key)}' AND attempt = {self.attempt}"
+            f"WHERE runId = '{_sql_text(self.run_id)}' AND taskKey = '{_sql_text(self.task_key)}' "
+            f"AND attempt = {self.attempt}"
         )
 
     def where(self) -> str:
