@@ -196,3 +196,60 @@ def test_dev_stack_serves_its_tenants_namespace_and_creates_more_on_request(tmp_
     finally:
         rest = _stop_dev(dev)
     assert dev.returncode == 0, rest
+
+
+FAILING_ASSETS = """
+import polars as pl
+
+from arco.sdk.asset import RetryPolicy, asset
+
+
+@asset(namespace="devfail", retry=RetryPolicy(max_attempts=1))
+def boom(context) -> pl.DataFrame:
+    raise RuntimeError("kaboom\\nsecond line of the message")
+"""
+
+
+def test_dev_stack_logs_one_line_per_failed_task(tmp_path: Path) -> None:
+    """A failed task is not silent: `arco dev` prints one WARNING line with run, task, category and first line."""
+    (tmp_path / "dev_failing_assets.py").write_text(FAILING_ASSETS)
+    port = free_port()
+    env = {
+        **os.environ,
+        "ARCO_STATE_DIR": str(tmp_path / "state"),
+        "ARCO_CATALOG_ROOT": str(tmp_path / "state" / "catalog"),
+        "ARCO_DATA_ROOT": str(tmp_path / "state" / "data"),
+        "ARCO_TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
+    }
+    dev = _start_dev(
+        [
+            "--port",
+            str(port),
+            "--headless",
+            "--in-memory",
+            "--code-location",
+            "dev_failing_assets",
+            "--app-dir",
+            str(tmp_path),
+        ],
+        env,
+    )
+    try:
+        output = _ready_output(dev)
+        assert "Press Ctrl-C" in output, output
+        run = _cli(
+            ["run", "start", "devfail.boom", "--run-key", "dev-fail", "--wait", "--output", "json"], env
+        )
+        assert run.returncode == 1, run.stdout + run.stderr
+        status = json.loads(run.stdout)
+        assert status["state"] == "FAILED"
+        [record] = status["failures"]
+        assert record["message"] == "RuntimeError: kaboom"
+    finally:
+        rest = _stop_dev(dev)
+    assert dev.returncode == 0, rest
+    lines = [line for line in rest.splitlines() if "arco.runs" in line]
+    assert len(lines) == 1, rest
+    assert "WARNING arco.runs: run " + status["runId"] in lines[0]
+    assert "task devfail.boom failed (USER_CODE, attempt 1 of 1): RuntimeError: kaboom" in lines[0]
+    assert "second line" not in lines[0]

@@ -18,7 +18,7 @@ from arco.core.errors import InfrastructureError
 from arco.core.health import HealthCheckInput, HealthCheckResult
 from arco.worker.connect import connect
 from arco.worker.dev_stack import embedded_stack
-from arco.worker.runtime import shutdown_event
+from arco.worker.runtime import log_to_console, shutdown_event
 from arco.worker.temporal_server import TemporalServerConfig, free_port
 from arco.workflows.health import HEALTH_CHECK_WORKFLOW
 
@@ -68,6 +68,7 @@ def dev(
         log_file=state / "temporal.log",
         namespaces=_extra_namespaces(settings, namespaces),
     )
+    log_to_console()  # one line per failed task, among Arco's other warnings
     asyncio.run(_dev(settings, config, code_location))
 
 

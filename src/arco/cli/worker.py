@@ -12,7 +12,7 @@ from arco.core.errors import ConfigError
 from arco.worker.connect import connect
 from arco.worker.control_plane import build_control_plane_worker
 from arco.worker.namespace import missing_search_attributes, register_commands
-from arco.worker.runtime import shutdown_event
+from arco.worker.runtime import log_to_console, shutdown_event
 
 
 @click.group()
@@ -31,6 +31,7 @@ def control_plane(task_queue: str | None, catalog_root: str | None, max_concurre
     and then only that tenant's work). It refuses to start in a namespace without Arco's search attributes.
     """
     settings = ArcoSettings.from_env(task_queue=task_queue, catalog_root=catalog_root)
+    log_to_console()
     asyncio.run(_serve_control_plane(settings, max_concurrent_activities))
 
 

@@ -49,6 +49,7 @@ def control_plane_activities(
         runs.plan_run,
         runs.load_plan_tasks,
         runs.record_events,
+        runs.request_run_cancel,
         compaction.compact,
     ]
 
