@@ -27,9 +27,8 @@ from dataclasses import dataclass
 from typing import Final
 
 import sqlglot
-from sqlglot import exp
+from sqlglot import TokenType, exp
 from sqlglot.errors import ParseError, SqlglotError
-from sqlglot.tokens import TokenType
 
 from arco.core.errors import InvalidInputError, QueryError
 from arco.read.snapshot import TABLES_BY_NAME, known_tables
