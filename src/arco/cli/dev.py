@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import shutil
 import sys
@@ -163,6 +164,17 @@ async def _demo(settings: ArcoSettings, config: TemporalServerConfig) -> None:
         raise click.ClickException(f"the demo run ended {final.state.value}")
 
 
+def short_version(version: str | None) -> str:
+    """A short, stable name of a data version a person can read and compare: ``v`` and eight hex digits.
+
+    Versions are long opaque tokens (an object store's generation or ETag, a file's modification time and size);
+    equal versions get equal short names, so two lines that read the same data show the same name.
+    """
+    if not version:
+        return "unknown"
+    return "v" + hashlib.blake2b(version.encode(), digest_size=4).hexdigest()
+
+
 def _print_lineage(settings: ArcoSettings, run_id: str) -> None:
     import polars as pl
 
@@ -179,7 +191,7 @@ def _print_lineage(settings: ArcoSettings, run_id: str) -> None:
     for row in edges.iter_rows(named=True):
         click.echo(
             f"   {row['outputAsset']}[{row['outputPartition']}] <- {row['inputAsset']}[{row['inputPartition']}]"
-            f"  (attempt {row['attempt']}, read version {row['inputVersion']})"
+            f"  (attempt {row['attempt']}, read version {short_version(row['inputVersion'])})"
         )
     materialized = reader.materializations().filter(pl.col("runId") == run_id).sort("asset", "partition")
     click.echo("6. materializations:")
