@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from query_scenario import Built
 
 from arco.cli.main import cli
 from arco.core.errors import QueryError
+from arco.core.scope import Scope
 from arco.read.sql import MAX_NESTING, check_sql
 
 
@@ -78,3 +80,17 @@ def test_lineage_takes_the_same_options(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2, result.output
     assert "error: --out-file '/no/such/dir/x': directory '/no/such/dir' does not exist" in result.output
+
+
+def test_search_reads_the_catalog_as_of_a_time(catalog_dir: Path, built: dict[Scope, Built]) -> None:
+    del built  # the catalog must be populated first
+    env = {"ARCO_CATALOG_ROOT": str(catalog_dir), "ARCO_TENANT": "acme", "ARCO_WORKSPACE": "prod"}
+    now = CliRunner().invoke(cli, ["search", "orders", "-o", "json"], env=env)
+    assert now.exit_code == 0 and json.loads(now.output)["total"] > 0, now.output
+    before = CliRunner().invoke(
+        cli, ["search", "orders", "-o", "json", "--as-of", "2000-01-01T00:00:00Z"], env=env
+    )
+    assert before.exit_code == 0, before.output
+    assert json.loads(before.output)["total"] == 0  # nothing existed yet
+    naive = CliRunner().invoke(cli, ["search", "orders", "--as-of", "2000-01-01"], env=env)
+    assert naive.exit_code == 2 and "has no time zone" in naive.output, naive.output

@@ -330,6 +330,7 @@ def impact(
 @_scope_options
 @click.option("--kind", "kinds", multiple=True, type=click.Choice(["namespace", "table", "asset"]))
 @click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--as-of", default=None, help="Search the catalog as it was at this ISO time (time travel).")
 @_format_option(["table", "json"], "table")
 def search(
     words: tuple[str, ...],
@@ -338,15 +339,23 @@ def search(
     workspace: str | None,
     kinds: tuple[str, ...],
     limit: int,
+    as_of: str | None,
     fmt: str,
 ) -> None:
     """Find namespaces, tables and assets by name, column, tag, owner or description words."""
+    from arco.catalog.tier1.catalog import Catalog
     from arco.read.search import Kind
     from arco.read.search import search as find
 
     store, scope = _open(root, tenant, workspace)
+    at = _time(as_of, "--as-of")
     result = find(
-        store, scope, " ".join(words), kinds=cast(list[Kind], list(kinds)) if kinds else None, limit=limit
+        store,
+        scope,
+        " ".join(words),
+        kinds=cast(list[Kind], list(kinds)) if kinds else None,
+        limit=limit,
+        snapshot=Catalog(store, scope).as_of(at) if at is not None else None,
     )
     if fmt == "json":
         click.echo(json.dumps(result.to_json(), indent=2))
