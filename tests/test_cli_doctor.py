@@ -115,3 +115,12 @@ def test_doctor_without_temporal_is_one_failed_line() -> None:
     assert result.exit_code == 1, result.output
     assert result.output.startswith(f"FAIL  temporal: cannot connect to Temporal at {address}")
     assert len(result.output.splitlines()) == 1
+
+
+def test_doctor_on_a_missing_namespace_says_so(temporal_server: TemporalDevServer) -> None:
+    env = {"ARCO_TEMPORAL_ADDRESS": temporal_server.address, "ARCO_TEMPORAL_NAMESPACE": "no-such-namespace"}
+    result = _doctor(env)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("FAIL  temporal: Temporal at")
+    assert "the namespace does not exist" in result.output
+    assert len(result.output.splitlines()) == 1

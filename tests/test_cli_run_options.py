@@ -316,3 +316,18 @@ def test_an_unreachable_temporal_is_one_line() -> None:
         assert result.exit_code == 2, result.output
         assert result.output.startswith(f"error: cannot connect to Temporal at {address}"), result.output
         assert len(result.output.strip().splitlines()) == 1
+
+
+def test_an_unknown_temporal_namespace_is_one_line(temporal_server: TemporalDevServer, tmp_path: Path) -> None:
+    env = {
+        "ARCO_TEMPORAL_ADDRESS": temporal_server.address,
+        "ARCO_TEMPORAL_NAMESPACE": "no-such-namespace",
+        "ARCO_CATALOG_ROOT": str(tmp_path),
+    }
+    for args in (["run", "start", "a.b"], ["run", "status", "k"], ["run", "list"], ["run", "preview", "a.b"]):
+        result = CliRunner().invoke(cli, args, env=env)
+        assert result.exit_code == 2, (args, result.output)
+        assert "Traceback" not in result.output
+        assert isinstance(result.exception, SystemExit), (args, result.exception)
+        assert "namespace 'no-such-namespace'" in result.output, (args, result.output)
+        assert len(result.output.strip().splitlines()) == 1, result.output

@@ -235,6 +235,27 @@ async def _resolve_run_id(client: Client, settings: ArcoSettings, run: str) -> s
         ) from None
 
 
+async def _connect(settings: ArcoSettings) -> Client:
+    """Connect, and check that the namespace exists (Temporal would refuse each call with a bare RPC error)."""
+    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+
+    client = await connect(settings)
+    try:
+        await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=settings.temporal_namespace)
+        )
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise RunError(
+                f"Temporal namespace {settings.temporal_namespace!r} does not exist at {settings.temporal_address}; "
+                "set ARCO_TEMPORAL_NAMESPACE to the namespace the workers use, or create it with `temporal "
+                f"operator namespace create --namespace {settings.temporal_namespace}`"
+            ) from None
+        if exc.status != RPCStatusCode.PERMISSION_DENIED:  # a client may lack the right to describe: go on
+            raise
+    return client
+
+
 async def _require_control_plane(client: Client, settings: ArcoSettings, task_queue: str, doing: str) -> None:
     """Refuse at once, saying where nobody listens, when no control-plane worker serves ``task_queue``.
 
@@ -286,7 +307,7 @@ def start(output: str, wait: bool, **kwargs: Any) -> None:
     request = _request(settings, **kwargs)
 
     async def _go() -> RunStatus:
-        client = await connect(settings)
+        client = await _connect(settings)
         prepared = await _prepared(client, settings, request, kwargs["rerun_from_failure"])
         handle = await start_run(client, prepared, task_queue=settings.task_queue)
         click.echo(
@@ -340,7 +361,7 @@ def preview(**kwargs: Any) -> None:
     request = _request(settings, **kwargs)
 
     async def _go() -> dict[str, Any]:
-        client = await connect(settings)
+        client = await _connect(settings)
         prepared = await _prepared(client, settings, request, kwargs["rerun_from_failure"])
         return (await preview_plan(client, prepared, task_queue=settings.task_queue)).to_wire()
 
@@ -348,7 +369,7 @@ def preview(**kwargs: Any) -> None:
 
 
 async def _handle_for(settings: ArcoSettings, run_key: str) -> RunHandle:
-    client = await connect(settings)
+    client = await _connect(settings)
     workflow_id = run_key if run_key.startswith("arco-run:") else run_workflow_id(settings.scope, run_key)
     return RunHandle(handle=client.get_workflow_handle(workflow_id, result_type=RunStatus), created=False)
 
@@ -468,7 +489,7 @@ def list_command(
             raise ConfigError(f"--since {since!r} has no time zone; add one, e.g. {since}Z")
 
     async def _go() -> list[RunListing]:
-        client = await connect(settings)
+        client = await _connect(settings)
         try:
             return await list_runs(
                 client,
