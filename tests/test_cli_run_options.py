@@ -318,7 +318,9 @@ def test_an_unreachable_temporal_is_one_line() -> None:
         assert len(result.output.strip().splitlines()) == 1
 
 
-def test_an_unknown_temporal_namespace_is_one_line(temporal_server: TemporalDevServer, tmp_path: Path) -> None:
+def test_an_unknown_temporal_namespace_is_one_line(
+    temporal_server: TemporalDevServer, tmp_path: Path
+) -> None:
     env = {
         "ARCO_TEMPORAL_ADDRESS": temporal_server.address,
         "ARCO_TEMPORAL_NAMESPACE": "no-such-namespace",
