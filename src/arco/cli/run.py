@@ -199,10 +199,10 @@ def _selection_options(fn: Any) -> Any:
 
 
 async def _prepared(
-    client: Client, settings: ArcoSettings, request: RunRequest, rerun: str | None
+    client: Client, settings: ArcoSettings, request: RunRequest, rerun: str | None, doing: str
 ) -> RunRequest:
     """Check that a control-plane worker serves the request, and resolve ``--rerun-from-failure``."""
-    await _require_control_plane(client, settings, settings.task_queue, "plan and run this request")
+    await _require_control_plane(client, settings, settings.task_queue, doing)
     if rerun is None:
         return request
     run_id = await _resolve_run_id(client, settings, rerun)
@@ -308,7 +308,9 @@ def start(output: str, wait: bool, **kwargs: Any) -> None:
 
     async def _go() -> RunStatus:
         client = await _connect(settings)
-        prepared = await _prepared(client, settings, request, kwargs["rerun_from_failure"])
+        prepared = await _prepared(
+            client, settings, request, kwargs["rerun_from_failure"], "plan and run this request"
+        )
         handle = await start_run(client, prepared, task_queue=settings.task_queue)
         click.echo(
             f"{'started' if handle.created else 'joined existing'} run workflow {handle.workflow_id}",
@@ -362,7 +364,9 @@ def preview(**kwargs: Any) -> None:
 
     async def _go() -> dict[str, Any]:
         client = await _connect(settings)
-        prepared = await _prepared(client, settings, request, kwargs["rerun_from_failure"])
+        prepared = await _prepared(
+            client, settings, request, kwargs["rerun_from_failure"], "plan this request"
+        )
         return (await preview_plan(client, prepared, task_queue=settings.task_queue)).to_wire()
 
     click.echo(json.dumps(asyncio.run(_go()), indent=2, sort_keys=True))
