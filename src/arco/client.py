@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -33,7 +35,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from arco.core.config import DEFAULT_TASK_QUEUE
-from arco.core.errors import RunError
+from arco.core.errors import InvalidInputError, RunError
 from arco.core.ids import new_ulid
 from arco.core.runs import (
     CANCEL_UPDATE,
@@ -49,10 +51,15 @@ from arco.core.runs import (
     RunStatus,
     run_workflow_id,
 )
+from arco.core.scope import Scope
 
 _FINGERPRINT_KEY = SearchAttributeKey.for_keyword("ArcoPlanFingerprint")
 #: How long ``RunHandle.cancel`` waits for the cancelled run's workflow to close after the ``cancel`` update.
 _CLOSE_WAIT_SECONDS = 30.0
+_RUN_KEY_KEY = SearchAttributeKey.for_keyword("ArcoRunKey")
+_RUN_STATE_KEY = SearchAttributeKey.for_keyword("ArcoRunState")
+_ASSET_KEYS_KEY = SearchAttributeKey.for_keyword_list("ArcoAssetKeys")
+_TASK_COUNT_KEY = SearchAttributeKey.for_int("ArcoTaskCount")
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,3 +325,147 @@ async def control_plane_polled(client: Client, task_queue: str = DEFAULT_TASK_QU
         )
     )
     return bool(response.pollers)
+
+
+async def await_control_plane(
+    client: Client, task_queue: str = DEFAULT_TASK_QUEUE, *, grace: float = 5.0, interval: float = 0.25
+) -> bool:
+    """Whether a worker polls ``task_queue``, asking again for up to ``grace`` seconds.
+
+    A worker that has just started reaches the server with its first poll a moment later; the grace period keeps
+    a command started right after its worker from being refused.
+    """
+    for _ in range(max(1, int(grace / interval))):
+        if await control_plane_polled(client, task_queue):
+            return True
+        await asyncio.sleep(interval)
+    return await control_plane_polled(client, task_queue)
+
+
+#: Characters a value in a visibility query may have (scope ids, asset keys, run states).
+_QUERY_VALUE = re.compile(r"[A-Za-z0-9_.:\-/@=\[\]]{1,512}")
+
+
+@dataclass(frozen=True, slots=True)
+class RunListing:
+    """One run as Temporal's visibility store lists it (from Arco's search attributes; no worker needed).
+
+    Attributes:
+        workflow_id: The run's Temporal workflow id.
+        run_key: Its run key (``ArcoRunKey``), if it was started with one.
+        state: Arco's run state (``ArcoRunState``): PLANNING, RUNNING, SUCCEEDED, FAILED or CANCELLED.
+        status: Temporal's execution status (RUNNING, COMPLETED, FAILED, CANCELED, TERMINATED, ...).
+        asset_keys: The planned assets (``ArcoAssetKeys``, the first ones of a large plan).
+        task_count: Planned tasks (``ArcoTaskCount``).
+        started_at: When the workflow started.
+        closed_at: When it closed, if it did.
+    """
+
+    workflow_id: str
+    run_key: str | None
+    state: str | None
+    status: str
+    asset_keys: tuple[str, ...]
+    task_count: int | None
+    started_at: datetime | None
+    closed_at: datetime | None
+
+    def to_wire(self) -> dict[str, Any]:
+        """The listing as JSON-ready camelCase fields."""
+        return {
+            "workflowId": self.workflow_id,
+            "runKey": self.run_key,
+            "state": self.state,
+            "status": self.status,
+            "assetKeys": list(self.asset_keys),
+            "taskCount": self.task_count,
+            "startedAt": self.started_at.isoformat() if self.started_at else None,
+            "closedAt": self.closed_at.isoformat() if self.closed_at else None,
+        }
+
+
+def _query_value(value: str, what: str) -> str:
+    if _QUERY_VALUE.fullmatch(value) is None:
+        raise InvalidInputError(
+            f"{what} {value!r} cannot be searched for: expected 1 to 512 letters, digits or _ . : - / @ = [ ]"
+        )
+    return f"'{value}'"
+
+
+def run_list_query(
+    scope: Scope,
+    *,
+    states: tuple[RunState, ...] = (),
+    asset: str | None = None,
+    since: datetime | None = None,
+) -> str:
+    """The Temporal visibility query that lists the runs of ``scope`` (see :func:`list_runs`).
+
+    Raises:
+        InvalidInputError: if ``since`` has no time zone or a value cannot be written into a query.
+    """
+    parts = [
+        f"WorkflowType = '{RUN_WORKFLOW}'",
+        f"ArcoTenant = {_query_value(scope.tenant, 'tenant')}",
+        f"ArcoWorkspace = {_query_value(scope.workspace, 'workspace')}",
+    ]
+    if states:
+        parts.append(
+            f"ArcoRunState IN ({', '.join(_query_value(RunState(s).value, 'state') for s in states)})"
+        )
+    if asset is not None:
+        parts.append(f"ArcoAssetKeys = {_query_value(asset, 'asset key')}")
+    if since is not None:
+        if since.utcoffset() is None:
+            raise InvalidInputError(
+                f"since {since.isoformat()} has no time zone; give one, e.g. 2026-01-01T00:00:00Z"
+            )
+        parts.append(f"StartTime >= '{since.isoformat()}'")
+    return " AND ".join(parts)
+
+
+async def list_runs(
+    client: Client,
+    scope: Scope,
+    *,
+    states: tuple[RunState, ...] = (),
+    asset: str | None = None,
+    since: datetime | None = None,
+    limit: int = 50,
+) -> list[RunListing]:
+    """The runs of ``scope`` from Temporal's visibility store, open runs and the latest closed ones first.
+
+    Only runs a control-plane worker has begun are listed (the worker sets the search attributes); the store is
+    eventually consistent, so a run started a moment ago may show a moment later.
+
+    Args:
+        client: A connected client.
+        scope: Whose runs (only this scope's are listed).
+        states: Only runs in one of these states.
+        asset: Only runs whose plan includes this asset key.
+        since: Only runs started at or after this (aware) time.
+        limit: At most this many runs.
+
+    Raises:
+        InvalidInputError: if a filter cannot be written into a visibility query.
+        RPCError: if Temporal refuses the query (for example, Arco's search attributes are not registered).
+    """
+    if not 1 <= limit <= 10_000:
+        raise InvalidInputError(f"limit must be from 1 to 10000, got {limit}")
+    query = run_list_query(scope, states=states, asset=asset, since=since)
+    listed: list[RunListing] = []
+    async for execution in client.list_workflows(query, limit=limit, page_size=min(limit, 1000)):
+        attributes = execution.typed_search_attributes
+        listed.append(
+            RunListing(
+                workflow_id=execution.id,
+                run_key=attributes.get(_RUN_KEY_KEY),
+                state=attributes.get(_RUN_STATE_KEY),
+                status=execution.status.name if execution.status else "UNKNOWN",
+                asset_keys=tuple(attributes.get(_ASSET_KEYS_KEY) or ()),
+                task_count=attributes.get(_TASK_COUNT_KEY),
+                started_at=execution.start_time,
+                closed_at=execution.close_time,
+            )
+        )
+    return listed

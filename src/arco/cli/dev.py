@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import shutil
 import sys
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -181,6 +183,17 @@ async def _demo(settings: ArcoSettings, config: TemporalServerConfig) -> None:
         raise click.ClickException(f"the demo run ended {final.state.value}")
 
 
+def short_version(version: str | None) -> str:
+    """A short, stable name of a data version a person can read and compare: ``v`` and eight hex digits.
+
+    Versions are long opaque tokens (an object store's generation or ETag, a file's modification time and size);
+    equal versions get equal short names, so two lines that read the same data show the same name.
+    """
+    if not version:
+        return "unknown"
+    return "v" + hashlib.blake2b(version.encode(), digest_size=4).hexdigest()
+
+
 def _print_lineage(settings: ArcoSettings, run_id: str) -> None:
     import polars as pl
 
@@ -197,7 +210,7 @@ def _print_lineage(settings: ArcoSettings, run_id: str) -> None:
     for row in edges.iter_rows(named=True):
         click.echo(
             f"   {row['outputAsset']}[{row['outputPartition']}] <- {row['inputAsset']}[{row['inputPartition']}]"
-            f"  (attempt {row['attempt']}, read version {row['inputVersion']})"
+            f"  (attempt {row['attempt']}, read version {short_version(row['inputVersion'])})"
         )
     materialized = reader.materializations().filter(pl.col("runId") == run_id).sort("asset", "partition")
     click.echo("6. materializations:")
@@ -226,15 +239,181 @@ async def _health_check(client: Client, settings: ArcoSettings, *, timeout: floa
         ) from None
 
 
+@dataclass(frozen=True, slots=True)
+class _Check:
+    """One line of ``arco doctor``."""
+
+    name: str
+    ok: bool
+    detail: str
+
+    def to_wire(self) -> dict[str, object]:
+        return {"check": self.name, "ok": self.ok, "detail": self.detail}
+
+
+async def _search_attributes_check(client: Client, settings: ArcoSettings) -> _Check:
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+    from temporalio.service import RPCError
+
+    from arco.core.visibility import SEARCH_ATTRIBUTES
+
+    try:
+        listed = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=settings.temporal_namespace)
+        )
+    except RPCError as exc:
+        return _Check("search attributes", False, f"cannot list them: {exc.message}")
+    registered = {
+        name: IndexedValueType.Name(kind).removeprefix("INDEXED_VALUE_TYPE_").replace("_", "").lower()
+        for name, kind in listed.custom_attributes.items()
+    }
+    wrong = [
+        f"{name} ({kind})"
+        for name, kind in sorted(SEARCH_ATTRIBUTES.items())
+        if registered.get(name) != kind.lower()
+    ]
+    if wrong:
+        return _Check(
+            "search attributes",
+            False,
+            f"missing or of another type in namespace {settings.temporal_namespace!r}: {', '.join(wrong)}; register "
+            "them with `temporal operator search-attribute create --name NAME --type TYPE` (docs/runs.md)",
+        )
+    return _Check(
+        "search attributes",
+        True,
+        f"{len(SEARCH_ATTRIBUTES)} Arco search attributes registered in namespace {settings.temporal_namespace!r}",
+    )
+
+
+async def _pollers_check(client: Client, name: str, queue: str, kind: str, how: str) -> _Check:
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+    from temporalio.service import RPCError
+
+    queue_type = (
+        TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
+        if kind == "workflow"
+        else TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY
+    )
+    pollers = 0
+    try:
+        for _ in range(20):  # a worker that has just started reaches the server a moment later
+            response = await client.workflow_service.describe_task_queue(
+                DescribeTaskQueueRequest(
+                    namespace=client.namespace, task_queue=TaskQueue(name=queue), task_queue_type=queue_type
+                )
+            )
+            pollers = len(response.pollers)
+            if pollers:
+                break
+            await asyncio.sleep(0.25)
+    except RPCError as exc:
+        return _Check(name, False, f"cannot describe task queue {queue!r}: {exc.message}")
+    if not pollers:
+        return _Check(
+            name, False, f"no worker polls task queue {queue!r} for {kind} tasks; start one with {how}"
+        )
+    return _Check(name, True, f"{pollers} worker(s) poll task queue {queue!r}")
+
+
+async def _doctor_checks(
+    settings: ArcoSettings, executor_queues: tuple[str, ...], timeout: float
+) -> tuple[list[_Check], HealthCheckResult | None]:
+    where = f"Temporal at {settings.temporal_address} (namespace {settings.temporal_namespace!r})"
+    try:
+        client = await connect(settings)
+    except InfrastructureError as exc:
+        return [_Check("temporal", False, str(exc))], None
+    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+    from temporalio.service import RPCError, RPCStatusCode
+
+    try:
+        await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=settings.temporal_namespace)
+        )
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            detail = (
+                f"{where} is reachable, but the namespace does not exist; set ARCO_TEMPORAL_NAMESPACE to the "
+                "workers' namespace or create it with `temporal operator namespace create --namespace "
+                f"{settings.temporal_namespace}`"
+            )
+            return [_Check("temporal", False, detail)], None
+    checks = [_Check("temporal", True, f"{where} is reachable")]
+    checks.append(await _search_attributes_check(client, settings))
+    control = await _pollers_check(
+        client,
+        "control-plane worker",
+        settings.task_queue,
+        "workflow",
+        "`arco dev` or `arco worker control-plane` (same ARCO_TASK_QUEUE)",
+    )
+    checks.append(control)
+    for queue in executor_queues:
+        checks.append(
+            await _pollers_check(
+                client,
+                f"executor worker ({queue})",
+                queue,
+                "activity",
+                f"`arco dev --code-location MODULE` or `arco worker executor --code-location MODULE --queue {queue}`",
+            )
+        )
+    health = None
+    if not control.ok:
+        checks.append(_Check("catalog writable", False, "not checked: no control-plane worker to write it"))
+    else:
+        try:
+            health = await _health_check(client, settings, timeout=timeout)
+        except InfrastructureError as exc:
+            checks.append(_Check("catalog writable", False, str(exc)))
+        else:
+            probe = health.catalog
+            checks.append(
+                _Check(
+                    "catalog writable",
+                    probe.read_back_equal,
+                    f"the control plane ({health.worker_identity}) wrote and read back a probe under "
+                    f"{probe.catalog_root}"
+                    if probe.read_back_equal
+                    else f"the probe the control plane wrote under {probe.catalog_root} read back different",
+                )
+            )
+    return checks, health
+
+
 @click.command()
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for a worker to answer.")
-def doctor(timeout: float) -> None:
-    """Check a running deployment: Temporal reachable, a control-plane worker answering, catalog writable."""
+@click.option(
+    "--executor-queue",
+    "executor_queues",
+    multiple=True,
+    help="Executor worker queue to check (repeatable) [env ARCO_EXECUTOR_QUEUE; default].",
+)
+@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def doctor(timeout: float, executor_queues: tuple[str, ...], output: str) -> None:
+    """Check a running deployment, one OK/FAIL line per check; exit 1 when a check fails.
+
+    Checks: Temporal reachable, Arco's search attributes registered, a control-plane worker polling ARCO_TASK_QUEUE,
+    an executor worker polling each executor queue, and the catalog writable by the control plane (a health-check
+    workflow round trip).
+    """
     settings = ArcoSettings.from_env()
-
-    async def _run() -> HealthCheckResult:
-        client = await connect(settings)
-        return await _health_check(client, settings, timeout=timeout)
-
-    result = asyncio.run(_run())
-    click.echo(json.dumps(result.to_wire(), indent=2, sort_keys=True))
+    queues = executor_queues or (settings.executor_queue,)
+    checks, health = asyncio.run(_doctor_checks(settings, queues, timeout))
+    ok = all(check.ok for check in checks)
+    if output == "json":
+        document = {
+            "ok": ok,
+            "checks": [check.to_wire() for check in checks],
+            "healthCheck": health.to_wire() if health is not None else None,
+        }
+        click.echo(json.dumps(document, indent=2, sort_keys=True))
+    else:
+        for check in checks:
+            click.echo(f"{'OK  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
+    if not ok:
+        raise SystemExit(1)
