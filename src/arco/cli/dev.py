@@ -14,8 +14,9 @@ from temporalio.client import Client
 
 from arco.cli.deploy import deploy_code_location
 from arco.core.config import ArcoSettings
-from arco.core.errors import InfrastructureError
+from arco.core.errors import ArcoError, InfrastructureError
 from arco.core.health import HealthCheckInput, HealthCheckResult
+from arco.core.scope import Scope
 from arco.worker.connect import connect
 from arco.worker.dev_stack import embedded_stack
 from arco.worker.runtime import shutdown_event
@@ -83,10 +84,58 @@ async def _dev(settings: ArcoSettings, config: TemporalServerConfig, code_locati
             click.echo(f"  Executor:       {code_location} on worker queue {stack.settings.executor_queue}")
         click.echo(f"  Catalog root:   {stack.settings.catalog_root}")
         click.echo(f"  Temporal state: {config.db_file or 'in memory'}  (log: {config.log_file})")
+        for scope in _dev_scopes(stack.settings):
+            click.echo(f"  Compaction:     {await _ensure_schedule(stack.client, stack.settings, scope)}")
         click.echo("Press Ctrl-C to stop.")
         await stop.wait()
         click.echo("stopping worker and Temporal server ...")
     click.echo("stopped")
+
+
+def _dev_scopes(settings: ArcoSettings) -> list[Scope]:
+    """The scope of the settings, and every scope that already has something in the catalog."""
+    from arco.catalog.storage import open_store
+
+    found = {settings.scope}
+    store = open_store(settings.catalog_root)
+    try:
+        cursor: str | None = None
+        for _ in range(_MAX_DEV_SCOPES):
+            # One listed key per scope: '0' sorts right after '/', so the next listing starts past the scope's
+            # objects (and before any other workspace whose id merely starts with this one's).
+            first = next(iter(store.list("tenant=", start_after=cursor, limit=1)), None)
+            if first is None:
+                break
+            tenant, _, rest = first.key.removeprefix("tenant=").partition("/")
+            workspace = rest.partition("/")[0]
+            if not workspace.startswith("workspace="):
+                break  # not a catalog scope folder: stop looking rather than guess
+            try:
+                scope = Scope(tenant, workspace.removeprefix("workspace="))
+            except ArcoError:
+                break
+            found.add(scope)
+            cursor = f"{scope.prefix}0"
+    finally:
+        store.close()
+    return sorted(found, key=str)
+
+
+#: Scopes of one catalog given a compaction schedule by ``arco dev`` at most (a local catalog has a few).
+_MAX_DEV_SCOPES = 100
+
+
+async def _ensure_schedule(client: Client, settings: ArcoSettings, scope: Scope) -> str:
+    """Create the compaction schedule of ``scope`` unless it exists; say which happened."""
+    from arco.cli.schedule import default_compaction_schedule, ensure_compaction_schedule
+    from arco.workflows.compaction import compaction_schedule_id
+
+    definition = default_compaction_schedule(
+        scope, task_queue=settings.task_queue, note="created by arco dev"
+    )
+    _, created = await ensure_compaction_schedule(client, scope, definition)
+    state = "created" if created else "exists, unchanged"
+    return f"schedule {compaction_schedule_id(scope)} ({state}; every 1m, with retention)"
 
 
 DEMO_CODE_LOCATION = "examples.pipeline"
@@ -134,6 +183,7 @@ async def _demo(settings: ArcoSettings, config: TemporalServerConfig) -> None:
         click.echo(f"2. embedded Temporal dev server on {stack.server.address}; workers started")
         health = await _health_check(stack.client, stack.settings, timeout=60)
         click.echo(f"   health check: catalog read-back ok={health.catalog.read_back_equal}")
+        click.echo(f"   compaction: {await _ensure_schedule(stack.client, stack.settings, settings.scope)}")
         run = await start_run(
             stack.client,
             RunRequest(

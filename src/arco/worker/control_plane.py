@@ -47,6 +47,7 @@ def control_plane_activities(
         runs.load_plan_tasks,
         runs.record_events,
         compaction.compact,
+        compaction.apply_retention,
     ]
 
 
