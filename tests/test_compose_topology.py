@@ -37,7 +37,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
 #: Upper bound of every wait (a failure, never a pass, when exceeded).
 WAIT = 120.0
-DAYS = ("date=d:2026-01-01", "date=d:2026-01-02")
+DAYS = ("date=d:2026-01-01", "date=d:2026-01-02")  # the README deployment block's partitions
 
 
 @dataclass
@@ -109,6 +109,24 @@ def _wait_healthy(topology: Topology, service: dict[str, Any], binary: Path) -> 
             return
         time.sleep(0.5)
     pytest.fail(f"Temporal's health check never passed: {' '.join(argv)}")
+
+
+def _readme_deployment_commands() -> list[list[str]]:
+    """The host-side `arco` commands of the README's Deployment block (its `docker` lines left out)."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Deployment") :]
+    block = section[
+        section.index("```bash") + len("```bash") : section.index("```\n", section.index("```bash") + 7)
+    ]
+    commands = []
+    for line in block.strip().splitlines():
+        words = shlex.split(line, comments=True)
+        if words[0] == "docker":
+            continue
+        assert words[0] == ".venv/bin/arco", line
+        commands.append(words[1:])
+    assert len(commands) >= 4, block
+    return commands
 
 
 def _arco(topology: Topology, *args: str) -> subprocess.CompletedProcess[str]:
@@ -212,44 +230,31 @@ def test_the_compose_stack_runs_the_example_as_processes_on_loopback(tmp_path: P
         assert "0 created, 0 updated, 3 unchanged" in again.stdout
         assert "already exists; left unchanged" in again.stdout
 
-        partitions = [arg for day in DAYS for arg in ("--partition", day)]
-        run = _arco(
-            topology,
-            "run",
-            "start",
-            "demo.daily_revenue",
-            "--upstream",
-            "-1",
-            *partitions,
-            "--run-key",
-            "compose-1",
-            "--wait",
-            "--output",
-            "json",
-        )
-        assert run.returncode == 0, run.stdout + run.stderr
-        status = json.loads(run.stdout)
+        # The README's commands, exactly as written, on the host in the project folder (the docker lines are
+        # what this test does with processes).
+        for line in _readme_deployment_commands():
+            done = _arco(topology, *line)
+            assert done.returncode == 0, f"{shlex.join(line)}: {done.stdout}{done.stderr}"
+        status = json.loads(_arco(topology, "run", "status", "compose-1", "--output", "json").stdout)
         assert status["state"] == "SUCCEEDED" and status["total"] == 6, status
 
-        # The schedule the one-shot created folds the run's events (triggered now instead of within a minute).
-        triggered = _arco(topology, "schedule", "compaction", "trigger")
-        assert triggered.returncode == 0, triggered.stdout + triggered.stderr
+        # What host-side `arco query` and `arco lineage` read is what the stack wrote into ./.arco.
         sql = "SELECT count(*) AS n FROM ops.materializations WHERE runId = '" + status["runId"] + "'"
-        deadline = time.monotonic() + WAIT
-        count = None
-        while time.monotonic() < deadline:
-            query = _arco(topology, "query", sql)
-            assert query.returncode == 0, query.stdout + query.stderr
-            cell = re.search(r"│\s*(\d+)\s*│", query.stdout)  # the one cell of the one row of the table
-            count = int(cell.group(1)) if cell else None
-            if count == 6:
-                break
-            time.sleep(0.5)
-        assert count == 6, f"host-side arco query never saw the run's 6 materializations: {query.stdout}"
-
+        query = _arco(topology, "query", sql)
+        assert query.returncode == 0, query.stdout + query.stderr
+        cell = re.search(r"│\s*(\d+)\s*│", query.stdout)  # the one cell of the one row of the table
+        assert cell is not None and int(cell.group(1)) == 6, query.stdout
         lineage = _arco(topology, "lineage", "upstream", "demo.daily_revenue", "--partition", DAYS[0])
         assert lineage.returncode == 0, lineage.stdout + lineage.stderr
         assert "demo.cleaned_orders" in lineage.stdout and "demo.raw_orders" in lineage.stdout
+        assert (project / ".arco" / "catalog").is_dir() and (project / ".arco" / "data").is_dir()
+
+        # The schedule setup created, with its retention, on the control-plane worker's queue.
+        described = _arco(topology, "schedule", "compaction", "describe", "--output", "json")
+        assert described.returncode == 0, described.stdout + described.stderr
+        view = json.loads(described.stdout)
+        assert view["taskQueue"] == services["control-plane"]["environment"]["ARCO_TASK_QUEUE"]
+        assert view["every"] == "1m" and view["retention"]["ledgerDays"] == 7
 
         for name, process, log in started:
             if services[name].get("restart") != "no":

@@ -118,10 +118,10 @@ def test_catalog_and_data_are_bind_mounted_where_host_side_commands_look(compose
         if "ARCO_DATA_ROOT" in env:
             assert env["ARCO_DATA_ROOT"] == f"{workdir}/{defaults.data_root}"
     roots = {
-        compose["services"][name]["environment"].get(variable)
+        compose["services"][name]["environment"]["ARCO_CATALOG_ROOT"]
         for name in _arco_services(compose)
-        for variable in ("ARCO_CATALOG_ROOT",)
-    } - {None}
+        if "ARCO_CATALOG_ROOT" in compose["services"][name]["environment"]
+    }
     assert len(roots) == 1, f"every service must use the same catalog root, got {roots}"
 
 
