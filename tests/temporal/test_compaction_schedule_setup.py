@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import os
 import time
 import uuid
 from pathlib import Path
@@ -18,6 +19,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
 from arco.catalog.storage import LocalObjectStore
 from arco.catalog.tier2.events import ArcoEvent, RunStarted
@@ -29,13 +32,19 @@ from arco.core.compaction_models import RetentionSettings, ScheduledCompactionRe
 from arco.core.config import ArcoSettings
 from arco.core.ids import new_ulid
 from arco.core.scope import Scope
-from arco.worker.control_plane import build_control_plane_worker
+from arco.worker.control_plane import WORKFLOWS, build_control_plane_worker
 from arco.worker.temporal_server import TemporalDevServer
-from arco.workflows.compaction import compaction_schedule_id, scheduled_compaction_workflow_id
+from arco.workflows.compaction import (
+    compaction_schedule_id,
+    compaction_workflow_id,
+    scheduled_compaction_workflow_id,
+)
 
 pytestmark = pytest.mark.integration
 
 WAIT = 60.0
+HISTORIES = Path(__file__).parent / "histories"
+RECORD = os.environ.get("ARCO_RECORD_HISTORIES") == "1"
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
@@ -136,6 +145,14 @@ async def test_a_scheduled_compaction_applies_the_schedules_retention(
     assert [o.key for o in ledger.objects()] == [recent.key]
     assert old.key != recent.key
     assert ProjectionReader(store, scope).runs().height == 2  # retention never loses a folded fact
+
+    # The compactor's history with its retention activity replays (and is saved for the committed replays).
+    history = await temporal_client.get_workflow_handle(compaction_workflow_id(scope)).fetch_history()
+    await Replayer(workflows=list(WORKFLOWS), data_converter=pydantic_data_converter).replay_workflow(history)
+    if RECORD:
+        (HISTORIES / "compaction_retention.json").write_text(
+            json.dumps(json.loads(history.to_json()), indent=1) + "\n"
+        )
 
     await asyncio.to_thread(
         _arco, temporal_server, task_queue, "schedule", "compaction", "delete", *_scope_args(scope)
