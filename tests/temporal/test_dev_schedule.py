@@ -127,7 +127,7 @@ def test_dev_creates_each_scopes_compaction_schedule_once(
     try:
         assert "Press Ctrl-C" in output, output
         for schedule_id in wanted:
-            assert f"Compaction:     schedule {schedule_id} (exists, unchanged" in output
+            assert f"Compaction:     schedule {schedule_id} (exists, unchanged)" in output
         assert _schedule_ids(port) == wanted
         described = _cli(["schedule", "compaction", "describe", "-o", "json"], env)
         view = json.loads(described.stdout)

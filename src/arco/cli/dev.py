@@ -85,11 +85,17 @@ async def _dev(settings: ArcoSettings, config: TemporalServerConfig, code_locati
         click.echo(f"  Catalog root:   {stack.settings.catalog_root}")
         click.echo(f"  Temporal state: {config.db_file or 'in memory'}  (log: {config.log_file})")
         for scope in _dev_scopes(stack.settings):
-            click.echo(f"  Compaction:     {await _ensure_schedule(stack.client, stack.settings, scope)}")
+            click.echo(
+                f"  Compaction:     {await _ensure_schedule(stack.client, stack.settings, scope, by='arco dev')}"
+            )
         click.echo("Press Ctrl-C to stop.")
         await stop.wait()
         click.echo("stopping worker and Temporal server ...")
     click.echo("stopped")
+
+
+#: Scopes of one catalog given a compaction schedule by ``arco dev`` at most (a local catalog has a few).
+_MAX_DEV_SCOPES = 100
 
 
 def _dev_scopes(settings: ArcoSettings) -> list[Scope]:
@@ -121,21 +127,16 @@ def _dev_scopes(settings: ArcoSettings) -> list[Scope]:
     return sorted(found, key=str)
 
 
-#: Scopes of one catalog given a compaction schedule by ``arco dev`` at most (a local catalog has a few).
-_MAX_DEV_SCOPES = 100
-
-
-async def _ensure_schedule(client: Client, settings: ArcoSettings, scope: Scope) -> str:
-    """Create the compaction schedule of ``scope`` unless it exists; say which happened."""
+async def _ensure_schedule(client: Client, settings: ArcoSettings, scope: Scope, *, by: str) -> str:
+    """Create the compaction schedule of ``scope`` unless it exists (an existing one is kept as it is); say which
+    happened."""
     from arco.cli.schedule import default_compaction_schedule, ensure_compaction_schedule
     from arco.workflows.compaction import compaction_schedule_id
 
-    definition = default_compaction_schedule(
-        scope, task_queue=settings.task_queue, note="created by arco dev"
-    )
+    definition = default_compaction_schedule(scope, task_queue=settings.task_queue, note=f"created by {by}")
     _, created = await ensure_compaction_schedule(client, scope, definition)
-    state = "created" if created else "exists, unchanged"
-    return f"schedule {compaction_schedule_id(scope)} ({state}; every 1m, with retention)"
+    what = "created; every 1m, with retention" if created else "exists, unchanged"
+    return f"schedule {compaction_schedule_id(scope)} ({what})"
 
 
 DEMO_CODE_LOCATION = "examples.pipeline"
@@ -183,7 +184,9 @@ async def _demo(settings: ArcoSettings, config: TemporalServerConfig) -> None:
         click.echo(f"2. embedded Temporal dev server on {stack.server.address}; workers started")
         health = await _health_check(stack.client, stack.settings, timeout=60)
         click.echo(f"   health check: catalog read-back ok={health.catalog.read_back_equal}")
-        click.echo(f"   compaction: {await _ensure_schedule(stack.client, stack.settings, settings.scope)}")
+        click.echo(
+            f"   compaction: {await _ensure_schedule(stack.client, stack.settings, settings.scope, by='arco demo')}"
+        )
         run = await start_run(
             stack.client,
             RunRequest(
