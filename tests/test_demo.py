@@ -34,6 +34,11 @@ def test_demo_runs_the_pipeline_and_prints_outcome_and_lineage(tmp_path: Path) -
         r"3\. run [0-9A-Z]{26} \(arco-run:default:default:demo\): SUCCEEDED - 9 tasks \(SUCCEEDED=9\)", out
     )
     assert re.search(r"4\. compacted \d+ events", out)
+    # The demo creates the scope's compaction schedule, as `arco dev` does.
+    assert (
+        "compaction: schedule arco-compaction-schedule:default:default (created; every 1m, with retention)"
+        in out
+    )
     lineage = [line.strip() for line in out.splitlines() if "<-" in line]
     assert lineage == [
         f"demo.daily_revenue[date=d:2026-01-0{day}] <- demo.cleaned_orders[date=d:2026-01-0{day}]"

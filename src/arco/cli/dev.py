@@ -16,8 +16,9 @@ from temporalio.client import Client
 
 from arco.cli.deploy import deploy_code_location
 from arco.core.config import ArcoSettings, namespace_name
-from arco.core.errors import InfrastructureError
+from arco.core.errors import ArcoError, InfrastructureError
 from arco.core.health import HealthCheckInput, HealthCheckResult
+from arco.core.scope import Scope
 from arco.worker.connect import connect
 from arco.worker.dev_stack import embedded_stack
 from arco.worker.runtime import log_to_console, shutdown_event
@@ -104,10 +105,64 @@ async def _dev(settings: ArcoSettings, config: TemporalServerConfig, code_locati
             click.echo(f"  Executor:       {code_location} on worker queue {stack.settings.executor_queue}")
         click.echo(f"  Catalog root:   {stack.settings.catalog_root}")
         click.echo(f"  Temporal state: {config.db_file or 'in memory'}  (log: {config.log_file})")
+        for scope in _dev_scopes(stack.settings):
+            click.echo(
+                f"  Compaction:     {await _ensure_schedule(stack.client, stack.settings, scope, by='arco dev')}"
+            )
         click.echo("Press Ctrl-C to stop.")
         await stop.wait()
         click.echo("stopping worker and Temporal server ...")
     click.echo("stopped")
+
+
+#: Scopes of one catalog given a compaction schedule by ``arco dev`` at most (a local catalog has a few).
+_MAX_DEV_SCOPES = 100
+
+
+def _dev_scopes(settings: ArcoSettings) -> list[Scope]:
+    """The scope of the settings, and every scope that already has something in the catalog.
+
+    With one Temporal namespace per tenant, a schedule lives in its tenant's namespace: only the scopes of the
+    settings' tenant are served by this stack's namespace, so only they get a schedule here.
+    """
+    from arco.catalog.storage import open_store
+
+    found = {settings.scope}
+    store = open_store(settings.catalog_root)
+    try:
+        cursor: str | None = None
+        for _ in range(_MAX_DEV_SCOPES):
+            # One listed key per scope: '0' sorts right after '/', so the next listing starts past the scope's
+            # objects (and before any other workspace whose id merely starts with this one's).
+            first = next(iter(store.list("tenant=", start_after=cursor, limit=1)), None)
+            if first is None:
+                break
+            tenant, _, rest = first.key.removeprefix("tenant=").partition("/")
+            workspace = rest.partition("/")[0]
+            if not workspace.startswith("workspace="):
+                break  # not a catalog scope folder: stop looking rather than guess
+            try:
+                scope = Scope(tenant, workspace.removeprefix("workspace="))
+            except ArcoError:
+                break
+            if scope.tenant == settings.tenant or not settings.namespace_per_tenant:
+                found.add(scope)
+            cursor = f"{scope.prefix}0"
+    finally:
+        store.close()
+    return sorted(found, key=str)
+
+
+async def _ensure_schedule(client: Client, settings: ArcoSettings, scope: Scope, *, by: str) -> str:
+    """Create the compaction schedule of ``scope`` unless it exists (an existing one is kept as it is); say which
+    happened."""
+    from arco.cli.schedule import default_compaction_schedule, ensure_compaction_schedule
+    from arco.workflows.compaction import compaction_schedule_id
+
+    definition = default_compaction_schedule(scope, task_queue=settings.task_queue, note=f"created by {by}")
+    _, created = await ensure_compaction_schedule(client, scope, definition)
+    what = "created; every 1m, with retention" if created else "exists, unchanged"
+    return f"schedule {compaction_schedule_id(scope)} ({what})"
 
 
 DEMO_CODE_LOCATION = "examples.pipeline"
@@ -155,6 +210,9 @@ async def _demo(settings: ArcoSettings, config: TemporalServerConfig) -> None:
         click.echo(f"2. embedded Temporal dev server on {stack.server.address}; workers started")
         health = await _health_check(stack.client, stack.settings, timeout=60)
         click.echo(f"   health check: catalog read-back ok={health.catalog.read_back_equal}")
+        click.echo(
+            f"   compaction: {await _ensure_schedule(stack.client, stack.settings, settings.scope, by='arco demo')}"
+        )
         run = await start_run(
             stack.client,
             RunRequest(

@@ -51,6 +51,7 @@ def control_plane_activities(
         runs.record_events,
         runs.request_run_cancel,
         compaction.compact,
+        compaction.apply_retention,
     ]
 
 
