@@ -121,6 +121,7 @@ def test_doctor_on_a_missing_namespace_says_so(temporal_server: TemporalDevServe
     env = {"ARCO_TEMPORAL_ADDRESS": temporal_server.address, "ARCO_TEMPORAL_NAMESPACE": "no-such-namespace"}
     result = _doctor(env)
     assert result.exit_code == 1, result.output
-    assert result.output.startswith("FAIL  temporal: Temporal at")
-    assert "the namespace does not exist" in result.output
+    assert result.output.startswith("FAIL  temporal: ")
+    assert "'no-such-namespace'" in result.output
+    assert "does not exist" in result.output
     assert len(result.output.splitlines()) == 1
