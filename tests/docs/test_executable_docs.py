@@ -32,13 +32,12 @@ from support.executable_docs import (
 def test_page_runs_as_written(page: Path, tmp_path: Path) -> None:
     name = page_name(page)
     blocks = parse_page(name, page.read_text(encoding="utf-8"))
+    OPT_OUTS.extend((block.where, block.skip) for block in blocks if block.skip is not None)
     prepare_workdir(tmp_path)
     run = PageRun(name, tmp_path, workdir_env(tmp_path))
     try:
         for block in blocks:
-            if block.skip is not None:
-                OPT_OUTS.append((block.where, block.skip))
-            elif block.executed:
+            if block.executed:
                 run.run(block)
     finally:
         run.close()
@@ -81,7 +80,7 @@ def test_directives_attach_to_the_next_fence(tmp_path: Path) -> None:
         ("<!-- docs-test: skip —   -->\n```bash\nls\n```\n", "must give its reason"),
         ("<!-- docs-test: expects ok -->\n```bash\nls\n```\n", "unknown docs-test directive"),
         ('<!-- docs-test: expect "x" -->\n\n```bash\nls\n```\n', "right above a fence"),
-        ("text <!-- docs-test: skip — r -->\n```bash\nls\n```\n", "must be a whole line"),
+        ("<!-- docs-test: skip — r --> and more\n```bash\nls\n```\n", "must be a whole line"),
         ('<!-- docs-test: expect "x" -->\n', "not followed by a fence"),
         ("```bash\nls\n", "never closed"),
     ],

@@ -144,7 +144,7 @@ def parse_page(page: str, text: str) -> list[Block]:
             )
             pending = []
             index = end
-        elif "docs-test" in line and "<!--" in line:
+        elif line.lstrip().startswith("<!--") and "docs-test" in line:
             raise DocsTestError(
                 f"{page}:{index + 1}: a docs-test marker must be a whole line: {line.strip()!r}"
             )
@@ -375,10 +375,16 @@ class PageRun:
         code = compile(block.body, block.where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
         output = io.StringIO()
         self.namespace.setdefault("__name__", "docs_" + re.sub(r"\W", "_", self.page))
-        with _cwd_and_env(self.workdir, self.env), contextlib.redirect_stdout(output):
-            result = eval(code, self.namespace)
-            if asyncio.iscoroutine(result):
-                self.loop.run_until_complete(result)
+        try:
+            with _cwd_and_env(self.workdir, self.env), contextlib.redirect_stdout(output):
+                result = eval(code, self.namespace)
+                if asyncio.iscoroutine(result):
+                    self.loop.run_until_complete(result)
+        except Exception as error:
+            raise AssertionError(
+                f"{block.where}: the Python block raised {type(error).__name__}: {error}\n"
+                f"it printed:\n{output.getvalue()}"
+            ) from error
         self.last_python_output = output.getvalue()
         _expect(block, self.last_python_output)
 
