@@ -81,7 +81,7 @@ class Block:
     @property
     def executed(self) -> bool:
         """Whether the suite runs (or writes, or compares) this block."""
-        return self.skip is None and (self.lang in EXECUTED or self.output)
+        return self.skip is None and (self.lang in EXECUTED or self.output or self.file is not None)
 
 
 def _directives(page: str, line: int, texts: list[str]) -> dict[str, Any]:
