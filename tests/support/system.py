@@ -24,6 +24,7 @@ def in_ci() -> bool:
 
 def skip_or_fail(reason: str) -> NoReturn:
     """Skip the test on a user's clone; fail it under CI, where nothing may skip for a missing prerequisite."""
+    __tracebackhide__ = True  # report the test that asked, not this helper
     if in_ci():
         pytest.fail(f"{reason} (under CI nothing skips: .ci/run must provide it)", pytrace=False)
     pytest.skip(reason)
@@ -38,6 +39,7 @@ def require_binary(name: str) -> str:
     Returns:
         The binary's full path.
     """
+    __tracebackhide__ = True
     package = SYSTEM_PACKAGES[name]
     path = shutil.which(name)
     if path is None:
