@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -28,7 +29,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import SearchAttributeKey, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from arco.core.config import DEFAULT_TASK_QUEUE
@@ -37,16 +38,21 @@ from arco.core.ids import new_ulid
 from arco.core.runs import (
     CANCEL_UPDATE,
     PLAN_PREVIEW_WORKFLOW,
+    RUN_CANCELLED_ERROR,
+    RUN_FAILED_ERROR,
     RUN_WORKFLOW,
     STATUS_QUERY,
     CancelRequest,
     PlanPreview,
     RunRequest,
+    RunState,
     RunStatus,
     run_workflow_id,
 )
 
 _FINGERPRINT_KEY = SearchAttributeKey.for_keyword("ArcoPlanFingerprint")
+#: How long ``RunHandle.cancel`` waits for the cancelled run's workflow to close after the ``cancel`` update.
+_CLOSE_WAIT_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,24 +68,70 @@ class RunHandle:
         return self.handle.id
 
     async def status(self) -> RunStatus:
-        """Current compact status (the ``status`` query)."""
+        """Current compact status: the ``status`` query while the run is open, its final status once it closed.
+
+        The final status of a closed run is read from Temporal (the workflow's result, its failure details or
+        its memo), so it needs no control-plane worker; only a run that closed some other way (planning failed,
+        terminated) is asked with the query.
+        """
+        description = await self.handle.describe()
+        if description.status not in (None, WorkflowExecutionStatus.RUNNING):
+            final = await self._closed_status(description.status)
+            if final is not None:
+                return final
         status: RunStatus = await self.handle.query(STATUS_QUERY, result_type=RunStatus)
         return status
 
     async def result(self, timeout: float | None = None) -> RunStatus:
-        """Wait for the run to finish and return its final status.
+        """Wait for the run to finish and return its final status (SUCCEEDED, FAILED or CANCELLED).
 
-        A run cancelled through Temporal (``temporal workflow cancel``) has no result value: its last status is
-        returned from the ``status`` query instead.
+        A FAILED run's workflow fails with ``ArcoRunFailed`` and a cancelled run's closes as Canceled: both
+        still give their final status here, from the failure details or the memo (``finalStatus``).
+
+        Raises:
+            RunError: if the workflow failed without a run status (planning refused the request, terminated).
         """
         try:
             result: RunStatus = await asyncio.wait_for(self.handle.result(), timeout)
             return result
         except WorkflowFailureError as exc:
+            final = run_status_of_failure(exc)
+            if final is not None:
+                return final
             description = await self.handle.describe()
             if description.status == WorkflowExecutionStatus.CANCELED:
-                return await self.status()
+                return await self._cancelled_status()
             raise RunError(f"run workflow {self.workflow_id} failed: {_root_message(exc)}") from exc
+
+    async def _closed_status(self, closed: WorkflowExecutionStatus) -> RunStatus | None:
+        """The final status of a closed run from Temporal alone, or None when only the query can tell."""
+        if closed == WorkflowExecutionStatus.COMPLETED:
+            result: RunStatus = await self.handle.result()
+            return result
+        if closed == WorkflowExecutionStatus.FAILED:
+            try:
+                await self.handle.result()
+            except WorkflowFailureError as exc:
+                return run_status_of_failure(exc)
+            return None
+        if closed == WorkflowExecutionStatus.CANCELED:
+            return await self._memo_status()
+        return None
+
+    async def _memo_status(self) -> RunStatus | None:
+        memo = await (await self.handle.describe()).memo()
+        final = memo.get("finalStatus")
+        return RunStatus.model_validate(final) if isinstance(final, dict) else None
+
+    async def _cancelled_status(self) -> RunStatus:
+        """A Canceled run's final status: from its memo, else from the ``status`` query (histories before
+        ``finalStatus``), marked CANCELLED in any case."""
+        final = await self._memo_status()
+        if final is None:
+            final = await self.handle.query(STATUS_QUERY, result_type=RunStatus)
+        if final.state != RunState.CANCELLED:
+            final = final.model_copy(update={"state": RunState.CANCELLED})
+        return final
 
     async def cancel(self, reason: str = "cancelled by request") -> RunStatus:
         """Cancel the run and wait until every task is accounted for; returns the final status.
@@ -91,7 +143,6 @@ class RunHandle:
             final: RunStatus = await self.handle.execute_update(
                 CANCEL_UPDATE, CancelRequest(reason=reason), result_type=RunStatus
             )
-            return final
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
             message = getattr(cause, "message", None) or str(cause or exc)
@@ -99,6 +150,12 @@ class RunHandle:
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise
+        else:
+            # Every task is accounted for; the workflow closes as Canceled a moment later: wait for that, so
+            # that what Temporal shows next agrees (a run that does not close in time is returned as it is).
+            with contextlib.suppress(TimeoutError):
+                await self.result(timeout=_CLOSE_WAIT_SECONDS)
+            return final
         # The workflow already closed: say how it ended.
         final = await self.result()
         raise RunError(
@@ -178,6 +235,20 @@ async def start_run(
             "for a different selection, partitions or code version"
         )
     return RunHandle(handle=existing, created=False)
+
+
+def run_status_of_failure(exc: WorkflowFailureError) -> RunStatus | None:
+    """The final status a run's workflow failure carries (``ArcoRunFailed`` / ``ArcoRunCancelled`` details)."""
+    cause = exc.cause
+    if not isinstance(cause, ApplicationError) or cause.type not in (RUN_FAILED_ERROR, RUN_CANCELLED_ERROR):
+        return None
+    details = cause.details
+    if not details:
+        return None
+    try:
+        return RunStatus.model_validate(details[0])
+    except ValueError:
+        return None
 
 
 def _root_message(exc: BaseException) -> str:

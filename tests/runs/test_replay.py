@@ -32,6 +32,11 @@ EXPECTED = {
     # Recorded after the timely-recording patch (the others replay without it, as runs started before it do).
     "timely_recording_graph",
     "timely_recording_batch",
+    # Recorded after the close-as-ended patch: a FAILED run fails its workflow (ArcoRunFailed), a cancelled one
+    # closes as Canceled (the others replay without it: they completed with the status as result).
+    "run_failed_closes_failed",
+    "run_cancel_update_closes_canceled",
+    "run_temporal_cancel_memo",
 }
 
 

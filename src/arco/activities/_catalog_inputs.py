@@ -49,7 +49,7 @@ class PlanningInputs:
                 previous = _previous_run(
                     reader,
                     request.rerun.run_id,
-                    _planned_partitions(self.store, self.request, request.rerun.run_id),
+                    _planned_targets(self.store, self.request, request.rerun.run_id),
                 )
         # Only the key sets the manifest's dynamic dimensions name are read (none: no catalog read at all).
         key_sets = {
@@ -118,23 +118,24 @@ def _materializations(reader: ProjectionReader) -> list[Materialization]:
     ]
 
 
-def _planned_partitions(store: ObjectStore, request: RunRequest, run_id: str) -> dict[str, str]:
-    """Task key → partition key, from the plan stored for run ``run_id`` (empty when there is none).
+def _planned_targets(store: ObjectStore, request: RunRequest, run_id: str) -> dict[str, tuple[str, str]]:
+    """Task key → (asset key, partition key), from the plan stored for run ``run_id`` (empty when there is none).
 
-    A run of one partition names its tasks by asset alone, so the events of tasks that never ran (skipped,
-    cancelled before dispatch) cannot carry their partition; the run's stored plan has it.
+    Runs recorded by older versions left these out of the events of tasks that never ran (skipped, cancelled
+    before dispatch): a run of one partition has bare task keys, so they had no partition, and a large run's
+    summary did not know the asset either. The run's stored plan has both.
     """
-    found: dict[str, str] = {}
+    found: dict[str, tuple[str, str]] = {}
     for info in store.list(run_prefix(request.scope, run_id)):
         name = info.key.rsplit("/", 1)[-1]
         if name.startswith("plan-") and name.endswith(".json"):
             for task in read_plan_tasks(store, info.key):
-                found.setdefault(task.task_key, task.partition_key)
+                found.setdefault(task.task_key, (task.asset_key, task.partition_key))
     return found
 
 
 def _previous_run(
-    reader: ProjectionReader, run_id: str, planned: dict[str, str] | None = None
+    reader: ProjectionReader, run_id: str, planned: dict[str, tuple[str, str]] | None = None
 ) -> PreviousRun:
     tasks = reader.tasks().filter(pl.col("runId") == run_id)
     if tasks.is_empty():
@@ -144,13 +145,14 @@ def _previous_run(
         )
     # The last attempt of each task decides how it ended.
     last = tasks.sort("attempt").group_by("taskKey", maintain_order=True).last().sort("taskKey")
+    known = planned or {}
     return PreviousRun(
         run_id=run_id,
         tasks=tuple(
             PreviousTask(
                 task_key=row["taskKey"],
-                asset_key=row["asset"] or "",
-                partition_key=row["partition"] or (planned or {}).get(row["taskKey"], ""),
+                asset_key=row["asset"] or known.get(row["taskKey"], ("", ""))[0],
+                partition_key=row["partition"] or known.get(row["taskKey"], ("", ""))[1],
                 status=str(row["state"]).lower(),
             )
             for row in last.iter_rows(named=True)

@@ -13,12 +13,12 @@ import click
 from temporalio.client import Client
 
 from arco.cli.deploy import deploy_code_location
-from arco.core.config import ArcoSettings
+from arco.core.config import ArcoSettings, namespace_name
 from arco.core.errors import InfrastructureError
 from arco.core.health import HealthCheckInput, HealthCheckResult
 from arco.worker.connect import connect
 from arco.worker.dev_stack import embedded_stack
-from arco.worker.runtime import shutdown_event
+from arco.worker.runtime import log_to_console, shutdown_event
 from arco.worker.temporal_server import TemporalServerConfig, free_port
 from arco.workflows.health import HEALTH_CHECK_WORKFLOW
 
@@ -38,6 +38,14 @@ from arco.workflows.health import HEALTH_CHECK_WORKFLOW
     help="Also run an executor worker for this code location (module, e.g. examples.pipeline) and deploy it.",
 )
 @click.option("--app-dir", default=".", show_default=True, type=click.Path(file_okay=False))
+@click.option(
+    "--namespace",
+    "namespaces",
+    multiple=True,
+    callback=lambda _ctx, _param, names: tuple(_namespace_option(name) for name in names),
+    help="Also create this Temporal namespace, with Arco's search attributes (repeatable), for the workers of "
+    "other tenants (`arco worker ...` with their ARCO_TENANT).",
+)
 def dev(
     port: int,
     ui_port: int,
@@ -47,6 +55,7 @@ def dev(
     in_memory: bool,
     code_location: str | None,
     app_dir: str,
+    namespaces: tuple[str, ...],
 ) -> None:
     """Run the embedded stack: Temporal dev server, Arco workers, local catalog. Ctrl-C stops everything."""
     sys.path.insert(0, str(Path(app_dir).resolve()))
@@ -57,14 +66,24 @@ def dev(
         ui_port=None if headless else ui_port,
         db_file=None if in_memory else state / "temporal.db",
         log_file=state / "temporal.log",
-        namespaces=_extra_namespaces(settings),
+        namespaces=_extra_namespaces(settings, namespaces),
     )
+    log_to_console()  # one line per failed task, among Arco's other warnings
     asyncio.run(_dev(settings, config, code_location))
 
 
-def _extra_namespaces(settings: ArcoSettings) -> tuple[str, ...]:
-    """The namespace the workers and every other command use, when the dev server does not create it anyway."""
-    return () if settings.temporal_namespace == "default" else (settings.temporal_namespace,)
+def _namespace_option(name: str) -> str:
+    try:
+        return namespace_name(name)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--namespace") from None
+
+
+def _extra_namespaces(settings: ArcoSettings, more: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The namespaces to create besides ``default``: the one the workers and every other command use (their
+    tenant's, with ``ARCO_TEMPORAL_NAMESPACE=arco-{tenant}``), then those asked for with ``--namespace``."""
+    names = [settings.temporal_namespace, *more]
+    return tuple(name for i, name in enumerate(names) if name != "default" and name not in names[:i])
 
 
 async def _dev(settings: ArcoSettings, config: TemporalServerConfig, code_location: str | None) -> None:

@@ -37,6 +37,14 @@ def _echo_status(status: RunStatus, output: str) -> None:
         click.echo(f"  running:     {', '.join(status.running)}")
     if status.failed:
         click.echo(f"  failed:      {', '.join(status.failed)}")
+    for record in status.failures:
+        click.echo(f"    {record.task_key}: {record.error_category or 'UNKNOWN'}, attempt {record.attempt}")
+        click.echo(f"      {record.message or 'no message'}")
+        event = (
+            f"ledger event {record.event_id} (TaskStateChanged)" if record.event_id else "the run's ledger"
+        )
+        click.echo(f"      full text: {event}; once compacted (`arco compact`):")
+        click.echo(f'        arco query "{record.full_text_query()}"')
     if status.cancel_reason:
         click.echo(f"  cancelled:   {status.cancel_reason}")
 
