@@ -109,6 +109,8 @@ def test_commands_are_split_as_bash_reads_them(tmp_path: Path) -> None:
     ]
     assert is_dev_server(commands[0]) and not is_dev_server(commands[1])
     assert dev_ports(commands[0]) == (7233, 8233)
+    assert is_dev_server("ARCO_TENANT=acme X='a b' arco dev --port 17003")
+    assert not is_dev_server("ARCO_TENANT=acme arco worker control-plane")
     assert dev_ports("arco dev --port 17001 --headless") == (17001,)
     assert dev_ports("arco dev --port=17001 --ui-port 17002") == (17001, 17002)
 

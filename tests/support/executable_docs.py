@@ -225,10 +225,14 @@ def shell_commands(block: Block) -> list[Command]:
 
 
 def _argv(command: str) -> list[str]:
+    """The command's words, without leading ``NAME=value`` environment assignments."""
     try:
-        return shlex.split(command, comments=True)
+        words = shlex.split(command, comments=True)
     except ValueError:
         return []
+    while words and re.fullmatch(r"[A-Za-z_]\w*=.*", words[0], re.S):
+        words.pop(0)
+    return words
 
 
 def is_dev_server(command: str) -> bool:
