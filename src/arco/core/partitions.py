@@ -768,7 +768,7 @@ def _proto_dimension(position: int, entry: object) -> tuple[str, PartitionValue]
 
 def _proto_value(where: str, tag: str, raw: object) -> PartitionValue:
     if tag == "n":
-        if raw in _NULL_VALUES and not isinstance(raw, bool):
+        if isinstance(raw, str | int) and not isinstance(raw, bool) and raw in _NULL_VALUES:
             return None
         raise InvalidPartitionKeyError(
             f'{where} is {raw!r}; expected "NULL_VALUE_UNSPECIFIED", "NULL_VALUE_NULL", 0 or 1'
