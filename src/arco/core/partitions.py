@@ -509,8 +509,8 @@ class PartitionKey:
 
         The JSON is the object dimension → tagged value (``{"date":"d:2024-01-15","tenant":"s:YWNtZQ"}``),
         keys sorted, no whitespace; ``{}`` for the unpartitioned key (daxis-io/arco
-        ``python/arco/src/arco_flow/types/partition.py``, ``PartitionKey.to_proto_dict``, ``to_canonical`` and
-        ``fingerprint``).
+        ``python/arco/src/arco_flow/types/partition.py`` at commit 4bdb8f3: ``PartitionKey.to_proto_dict``, lines
+        165-171; ``to_canonical``, lines 190-200; ``fingerprint``, lines 202-205).
         """
         tagged = {dim: _encode_value(value) for dim, value in self._items}
         text = json.dumps(tagged, separators=(",", ":"), sort_keys=True)
