@@ -579,6 +579,29 @@ def test_the_ordered_form_is_read_and_written() -> None:
     assert PartitionKey.from_proto_json(reversed_order) == key
 
 
+def test_the_dimension_order_of_a_message_is_kept() -> None:
+    reversed_order = {"dimensions": list(reversed(ORDERED["dimensions"]))}
+    key = PartitionKey.from_proto_json(reversed_order)
+    order = PartitionKey.proto_json_order(reversed_order)
+    assert order == ("region", "date")
+    assert key.to_proto_json(order) == reversed_order
+    assert key.to_proto_json() == ORDERED
+    with pytest.raises(InvalidPartitionKeyError, match="exactly once"):
+        key.to_proto_json(["date"])
+    with pytest.raises(InvalidPartitionKeyError, match="exactly once"):
+        key.to_proto_json(["date", "region", "date"])
+
+
+@given(arco_keys(), st.randoms(use_true_random=False))
+def test_any_order_round_trips(key: PartitionKey, random: Any) -> None:
+    order = list(key.dimensions)
+    random.shuffle(order)
+    document = key.to_proto_json(order)
+    assert PartitionKey.proto_json_order(document) == (tuple(order) if order else ())
+    assert PartitionKey.from_proto_json(document) == key
+    assert key.to_proto_json(PartitionKey.proto_json_order(document)) == document
+
+
 def test_every_scalar_is_written_as_the_original_writes_it() -> None:
     key = PartitionKey.of(
         a=True, b=-5, c="x", d=dt.date(2026, 1, 2), e=dt.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC), f=None

@@ -40,7 +40,8 @@ Derived from a key, as the original derives them:
 - :attr:`PartitionKey.fingerprint`: SHA-256 hex of the compact, key-sorted JSON object dimension → tagged value
   (the Python SDK's ``PartitionKey.fingerprint``);
 - :meth:`PartitionKey.to_proto_json` / :meth:`PartitionKey.from_proto_json`: the protobuf-JSON form of
-  ``arco.common.v1.PartitionKey`` (an ordered list of ``{name, value}`` dimensions).
+  ``arco.common.v1.PartitionKey`` (an ordered list of ``{name, value}`` dimensions; the message's order is
+  :meth:`PartitionKey.proto_json_order`).
 """
 
 from __future__ import annotations
@@ -516,19 +517,37 @@ class PartitionKey:
         text = json.dumps(tagged, separators=(",", ":"), sort_keys=True)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
-    def to_proto_json(self) -> dict[str, object]:
+    def to_proto_json(self, order: Iterable[str] | None = None) -> dict[str, object]:
         """The protobuf-JSON form of ``arco.common.v1.PartitionKey``, as the original Arco writes it.
 
-        Dimensions in canonical (sorted) order, each ``{"name": ..., "value": {<oneof>: ...}}``: ``stringValue``
-        (the plain text), ``int64Value`` (a decimal string, as the protobuf JSON mapping writes 64-bit integers),
-        ``boolValue``, ``dateValue`` (``YYYY-MM-DD``), ``timestampValue`` (``YYYY-MM-DDTHH:MM:SS.ffffffZ``),
-        ``nullValue`` (``"NULL_VALUE_UNSPECIFIED"``); ``{}`` for the unpartitioned key (daxis-io/arco
-        ``proto/arco/common/v1/common.proto``; ``crates/arco-flow/src/orchestration/proto.rs``,
-        ``core_partition_key_to_proto`` and ``core_scalar_to_proto``).
+        Dimensions in canonical (sorted) order, or in ``order``, each ``{"name": ..., "value": {<oneof>: ...}}``:
+        ``stringValue`` (the plain text), ``int64Value`` (a decimal string, as the protobuf JSON mapping writes
+        64-bit integers), ``boolValue``, ``dateValue`` (``YYYY-MM-DD``), ``timestampValue``
+        (``YYYY-MM-DDTHH:MM:SS.ffffffZ``), ``nullValue`` (``"NULL_VALUE_UNSPECIFIED"``); ``{}`` for the
+        unpartitioned key (daxis-io/arco ``proto/arco/common/v1/common.proto``;
+        ``crates/arco-flow/src/orchestration/proto.rs``, ``core_partition_key_to_proto`` and
+        ``core_scalar_to_proto``).
+
+        Args:
+            order: The dimension names in the order to write them (all of the key's, each once), for example
+                :meth:`proto_json_order` of the message the key was read from; ``None``: canonical order.
+
+        Raises:
+            InvalidPartitionKeyError: if ``order`` is not an ordering of the key's dimensions.
         """
         if not self._items:
             return {}
-        return {"dimensions": [{"name": dim, "value": _proto_scalar(value)} for dim, value in self._items]}
+        items = self._items
+        if order is not None:
+            names = list(order)
+            if sorted(names) != list(self.dimensions):
+                raise InvalidPartitionKeyError(
+                    f"cannot write partition key {self._canonical!r} in the order {names}: give each of its "
+                    f"dimensions {list(self.dimensions)} exactly once"
+                )
+            values = dict(self._items)
+            items = tuple((name, values[name]) for name in names)
+        return {"dimensions": [{"name": dim, "value": _proto_scalar(value)} for dim, value in items]}
 
     @classmethod
     def from_proto_json(cls, document: str | bytes | Mapping[str, object]) -> PartitionKey:
@@ -552,42 +571,20 @@ class PartitionKey:
         Raises:
             InvalidPartitionKeyError: if the document is not such a partition key.
         """
-        loaded: object = _load_json_object(document) if isinstance(document, str | bytes) else document
-        if not isinstance(loaded, Mapping):
-            raise InvalidPartitionKeyError(
-                f"partition key protobuf JSON must be an object, got {type(loaded).__name__}; "
-                f"expected {_PROTO_EXAMPLE}"
-            )
-        unknown = sorted(str(name) for name in loaded if name != "dimensions")
-        if unknown:
-            raise InvalidPartitionKeyError(
-                f"partition key protobuf JSON has unknown field(s) {unknown}; the only field is 'dimensions', "
-                f"for example {_PROTO_EXAMPLE}"
-            )
-        dimensions = loaded.get("dimensions")
-        if dimensions is None:
-            return UNPARTITIONED
-        if isinstance(dimensions, Mapping):
-            raise InvalidPartitionKeyError(
-                "partition key protobuf JSON: 'dimensions' is an object (the older map form "
-                '\'{"dimensions": {"date": {"dateValue": ...}}}\'), which the original Arco no longer reads; '
-                f"write the ordered list form, for example {_PROTO_EXAMPLE}"
-            )
-        if not isinstance(dimensions, list):
-            raise InvalidPartitionKeyError(
-                f"partition key protobuf JSON: 'dimensions' must be a list, got {type(dimensions).__name__}; "
-                f"expected {_PROTO_EXAMPLE}"
-            )
-        merged: dict[str, PartitionValue] = {}
-        for position, entry in enumerate(dimensions):
-            dim, value = _proto_dimension(position, entry)
-            if dim in merged:
-                raise InvalidPartitionKeyError(
-                    f"partition key protobuf JSON: dimension {dim!r} appears more than once; "
-                    "give each dimension once"
-                )
-            merged[dim] = value
-        return cls._from_items(merged.items())
+        return cls._from_items(_read_proto_json(document))
+
+    @staticmethod
+    def proto_json_order(document: str | bytes | Mapping[str, object]) -> tuple[str, ...]:
+        """The dimension names of a protobuf-JSON partition key in the message's order.
+
+        The original keeps that order in its protobuf message (daxis-io/arco
+        ``crates/arco-proto/tests/golden_fixtures.rs``, ``partition_key_fixture_preserves_explicit_dimension_order``);
+        ``key.to_proto_json(PartitionKey.proto_json_order(document))`` writes the message back as it came.
+
+        Raises:
+            InvalidPartitionKeyError: as :meth:`from_proto_json`.
+        """
+        return tuple(dim for dim, _ in _read_proto_json(document))
 
     def __contains__(self, dim: object) -> bool:
         return any(name == dim for name, _ in self._items)
@@ -678,6 +675,46 @@ _PROTO_NAMES: dict[str, str] = {
 #: ``enum NullValue`` of ``arco.common.v1``: by name or number.
 _NULL_VALUES: frozenset[object] = frozenset({"NULL_VALUE_UNSPECIFIED", "NULL_VALUE_NULL", 0, 1})
 _RUST_I64 = re.compile(r"[+-]?[0-9]+")
+
+
+def _read_proto_json(document: str | bytes | Mapping[str, object]) -> list[tuple[str, PartitionValue]]:
+    """The dimensions of a protobuf-JSON partition key, in the message's order (see ``from_proto_json``)."""
+    loaded: object = _load_json_object(document) if isinstance(document, str | bytes) else document
+    if not isinstance(loaded, Mapping):
+        raise InvalidPartitionKeyError(
+            f"partition key protobuf JSON must be an object, got {type(loaded).__name__}; "
+            f"expected {_PROTO_EXAMPLE}"
+        )
+    unknown = sorted(str(name) for name in loaded if name != "dimensions")
+    if unknown:
+        raise InvalidPartitionKeyError(
+            f"partition key protobuf JSON has unknown field(s) {unknown}; the only field is 'dimensions', "
+            f"for example {_PROTO_EXAMPLE}"
+        )
+    dimensions = loaded.get("dimensions")
+    if dimensions is None:
+        return []
+    if isinstance(dimensions, Mapping):
+        raise InvalidPartitionKeyError(
+            "partition key protobuf JSON: 'dimensions' is an object (the older map form "
+            '\'{"dimensions": {"date": {"dateValue": ...}}}\'), which the original Arco no longer reads; '
+            f"write the ordered list form, for example {_PROTO_EXAMPLE}"
+        )
+    if not isinstance(dimensions, list):
+        raise InvalidPartitionKeyError(
+            f"partition key protobuf JSON: 'dimensions' must be a list, got {type(dimensions).__name__}; "
+            f"expected {_PROTO_EXAMPLE}"
+        )
+    merged: dict[str, PartitionValue] = {}
+    for position, entry in enumerate(dimensions):
+        dim, value = _proto_dimension(position, entry)
+        if dim in merged:
+            raise InvalidPartitionKeyError(
+                f"partition key protobuf JSON: dimension {dim!r} appears more than once; "
+                "give each dimension once"
+            )
+        merged[dim] = value
+    return list(merged.items())
 
 
 def _load_json_object(text: str | bytes) -> object:
