@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,7 +22,7 @@ import pytest
 import arco.catalog.tier2.fold as fold_module
 import arco.catalog.tier2.projections as projections_module
 from arco.catalog.storage import ObjectStore
-from arco.catalog.tier2.compaction import compact
+from arco.catalog.tier2.compaction import CompactionPolicy, compact
 from arco.catalog.tier2.events import (
     ArcoEvent,
     DatasetRef,
@@ -32,6 +33,8 @@ from arco.catalog.tier2.events import (
 from arco.catalog.tier2.ledger import Ledger, encode_batch
 from arco.catalog.tier2.projections import ProjectionReader
 from arco.core.runs import TaskState
+from arco.read.query import run_query
+from arco.read.snapshot import ScopeSnapshot
 from catalog.tier2_support import BACKENDS, SCOPE, T0, event, make_store, rewrite_object, ulid_at
 
 OLD = "date=d:2024-05-01,region=n:"
@@ -180,10 +183,29 @@ def test_projection_files_written_with_the_old_spelling_are_read_and_merged(
     assert set(view.lineage_edges().get_column("outputPartition")) == {NEW}
 
     # ... and a new materialization of that partition replaces the old row instead of adding one.
+    # A delta file next to the old base (no major merge), so every reader merges the two.
     Ledger(store, SCOPE, writer_id="new").append(_attempt(second, T0 + datetime.timedelta(hours=1), 9))
-    compact(store, SCOPE)
+    compact(store, SCOPE, policy=CompactionPolicy(major_merge_percent=100_000))
     view = ProjectionReader(store, SCOPE)
     [status] = view.partition_status().to_dicts()
     assert (status["partition"], status["materializationRunId"], status["rowCount"]) == (NEW, second, 9)
     assert sorted(view.materializations().get_column("rowCount").to_list()) == [7, 9]
     assert set(view.materializations().get_column("partition")) == {NEW}
+
+    # The query engine and the DuckDB views read the old file the same way.
+    snapshot = ScopeSnapshot(store, SCOPE)
+    kinds = sorted(file.kind for file in snapshot.files("ops.partition_status"))
+    assert kinds == ["base", "delta"], "the old file must still be there"
+    for name in ("ops.partition_status", "ops.materializations", "ops.tasks", "lineage.edges"):
+        frame = snapshot.frame(name)
+        for column in ("partition", "inputPartition", "outputPartition"):
+            if column in frame.columns:
+                assert set(frame.get_column(column)) == {NEW}, (name, column)
+    queried = run_query(store, SCOPE, "SELECT partition, rowCount FROM ops.partition_status").frame
+    assert queried.rows() == [(NEW, 9)]
+    if snapshot.files("ops.partition_status")[0].uri.startswith("/"):  # DuckDB reads the local store's files
+        connection = duckdb.connect()
+        connection.execute(snapshot.duckdb_script())
+        assert connection.sql("SELECT partition, rowCount FROM ops.partition_status").fetchall() == [(NEW, 9)]
+        edges = connection.sql('SELECT DISTINCT "inputPartition", "outputPartition" FROM lineage.edges')
+        assert edges.fetchall() == [(NEW, NEW)]
