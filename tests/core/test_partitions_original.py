@@ -684,6 +684,64 @@ def test_what_is_refused_and_why(document: Any, message: str) -> None:
         PartitionKey.from_proto_json(document)
 
 
+# A port of the original's reading of the message: ``proto_partition_key_to_string`` and
+# ``proto_scalar_to_core`` of crates/arco-flow/src/orchestration/proto.rs (commit 02234a2c).
+
+_PROTO_VARIANTS = {
+    "stringValue": "String",
+    "int64Value": "Int64",
+    "boolValue": "Boolean",
+    "dateValue": "Date",
+    "timestampValue": "Timestamp",
+    "nullValue": "Null",
+}
+
+
+def original_proto_to_canonical(document: dict[str, Any]) -> str | None:
+    dimensions = document.get("dimensions") or []
+    if not dimensions:  # no key at all
+        return None
+    parsed: dict[str, OriginalScalar] = {}
+    for dimension in dimensions:
+        value = dimension.get("value")
+        if not value:  # "missing_value" / "missing_scalar"
+            raise OriginalParseError("UnsupportedTriggerKind", str(dimension))
+        [(field, raw)] = value.items()
+        variant = _PROTO_VARIANTS[field]
+        scalar = int(raw) if variant == "Int64" else None if variant == "Null" else raw
+        # ``canonical.insert(name, ...)``: a BTreeMap, so a later dimension of the same name replaces the earlier
+        # one; names, dates and timestamps are not checked here.
+        parsed[dimension["name"]] = (variant, scalar)
+    return original_canonical(parsed)
+
+
+@given(arco_keys(min_year=1970), st.randoms(use_true_random=False), st.booleans())
+def test_arco_and_the_original_read_the_same_messages(key: PartitionKey, random: Any, repeat: bool) -> None:
+    order = list(key.dimensions)
+    random.shuffle(order)
+    document = key.to_proto_json(order)
+    dimensions = document.get("dimensions")
+    if repeat and isinstance(dimensions, list):
+        # A deliberate difference: the original keeps the last of two dimensions of one name, Arco refuses.
+        dimensions.append({"name": dimensions[0]["name"], "value": {"int64Value": "1"}})
+        with pytest.raises(InvalidPartitionKeyError, match="more than once"):
+            PartitionKey.from_proto_json(document)
+        assert original_proto_to_canonical(document) is not None
+        return
+    assert (original_proto_to_canonical(document) or "") == PartitionKey.from_proto_json(document).canonical
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"dateValue": "2025-13-01"}, {"dateValue": "2025-02-30"}, {"timestampValue": "yesterday"}],
+)
+def test_values_the_original_does_not_check_in_a_message_are_refused(value: dict[str, str]) -> None:
+    document = {"dimensions": [{"name": "d", "value": value}]}
+    assert original_proto_to_canonical(document) is not None  # passed through unchecked
+    with pytest.raises(InvalidPartitionKeyError):
+        PartitionKey.from_proto_json(document)
+
+
 def test_text_with_a_repeated_field_or_bad_json_is_refused() -> None:
     with pytest.raises(InvalidPartitionKeyError, match="'dimensions' twice"):
         PartitionKey.from_proto_json('{"dimensions": [], "dimensions": []}')
