@@ -28,10 +28,10 @@ dimensions, base64 padding, a timestamp without microseconds) is rejected with a
 canonical spelling. Strings are base64url-encoded so that any text, including ``,``, ``=`` and ``:``, fits
 in a key that is also safe in paths and URLs.
 
-One older spelling is still read: Arco before 0.1 wrote a null value as ``dim=n:`` (empty). Parsing accepts it
-and gives the key with its canonical text (``dim=n:null``), so ledgers, events and projection files written
-then stay readable (accept old, write new); nothing writes ``n:`` any more. :data:`LEGACY_NULL_PATTERN` finds
-the old spelling inside stored key text.
+One older spelling is still read: Arco wrote a null value as ``dim=n:`` (empty) until it matched the original.
+Parsing accepts it and gives the key with its canonical text (``dim=n:null``), so ledgers, events and projection
+files written then stay readable (accept old, write new); nothing writes ``n:`` any more.
+:data:`LEGACY_NULL_PATTERN` finds the old spelling inside stored key text.
 
 Derived from a key, as the original derives them:
 
