@@ -42,7 +42,7 @@ VECTORS: list[tuple[dict[str, PartitionValue], str]] = [
     ({"n": INT64_MIN}, "n=i:-9223372036854775808"),
     ({"flag": True}, "flag=b:true"),
     ({"flag": False}, "flag=b:false"),
-    ({"missing": None}, "missing=n:"),
+    ({"missing": None}, "missing=n:null"),
     ({"d": dt.date(1, 1, 1)}, "d=d:0001-01-01"),
     ({"d": dt.date(9999, 12, 31)}, "d=d:9999-12-31"),
     ({"ts": dt.datetime(2026, 1, 1, tzinfo=UTC)}, "ts=t:2026-01-01T00:00:00.000000Z"),
@@ -129,7 +129,7 @@ def test_unpartitioned() -> None:
         ("a=s:Pz8+", "a=s:Pz8-"),
         ("a=b:True", "a=b:true"),
         ("a=b:FALSE", "a=b:false"),
-        ("a=n:x", "a=n:"),
+        ("a=n:x", "a=n:null"),
         ("a=t:2026-01-01T00:00:00Z", "a=t:2026-01-01T00:00:00.000000Z"),
         ("a=t:2026-01-01T00:00:00.5Z", "a=t:2026-01-01T00:00:00.500000Z"),
         ("a=t:2026-01-01T02:00:00.000000+02:00", "a=t:2026-01-01T00:00:00.000000Z"),
@@ -241,7 +241,7 @@ def test_of_merges_mapping_and_keywords_and_rejects_repeats() -> None:
 
 
 def test_accessors() -> None:
-    key = PartitionKey.parse("a=i:1,b=n:,c=s:eA")
+    key = PartitionKey.parse("a=i:1,b=n:null,c=s:eA")
     assert key.get("a") == 1
     assert key.get("b") is None
     assert key.get("zz") is None
@@ -256,7 +256,7 @@ def test_accessors() -> None:
 
 
 def test_project() -> None:
-    key = PartitionKey.parse("a=i:1,b=n:,c=s:eA")
+    key = PartitionKey.parse("a=i:1,b=n:null,c=s:eA")
     assert key.project(["c", "a"]).canonical == "a=i:1,c=s:eA"
     assert key.project([]) == UNPARTITIONED
     assert key.project(key.dimensions) == key

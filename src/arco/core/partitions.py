@@ -15,13 +15,33 @@ tag   value                                                 Python type
 ``b`` ``true`` or ``false``                                  ``bool``
 ``d`` ``YYYY-MM-DD``                                         ``datetime.date``
 ``t`` ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (UTC, microseconds)    aware ``datetime.datetime`` (UTC)
-``n`` empty (``dim=n:``)                                     ``None``
+``n`` ``null`` (``dim=n:null``)                              ``None``
 ====  ====================================================  =====================================
+
+This is the canonical form of the original Arco project (daxis-io/arco, ``crates/arco-core/src/partition.rs``:
+grammar in its module comment, lines 8-26; ``ScalarValue::canonical_repr``, lines 76-88), so a key Arco writes
+is a key the original parses, and the other way round, except for the deliberate differences listed in
+``docs/assets.md`` (section "Partition keys and the original Arco").
 
 Parsing is strict so that equal keys have equal strings: a non-canonical spelling (``i:007``, unsorted
 dimensions, base64 padding, a timestamp without microseconds) is rejected with an error that gives the
 canonical spelling. Strings are base64url-encoded so that any text, including ``,``, ``=`` and ``:``, fits
 in a key that is also safe in paths and URLs.
+
+One older spelling is still read: Arco wrote a null value as ``dim=n:`` (empty) until it matched the original.
+Parsing accepts it and gives the key with its canonical text (``dim=n:null``), so ledgers, events and projection
+files written then stay readable (accept old, write new); nothing writes ``n:`` any more.
+:data:`LEGACY_NULL_PATTERN` finds the old spelling inside stored key text.
+
+Derived from a key, as the original derives them:
+
+- :meth:`PartitionKey.partition_id`: ``part_`` + the first 32 hex digits of SHA-256 of
+  ``"{asset_id}:{canonical}"`` (``PartitionId::derive``);
+- :attr:`PartitionKey.fingerprint`: SHA-256 hex of the compact, key-sorted JSON object dimension → tagged value
+  (the Python SDK's ``PartitionKey.fingerprint``);
+- :meth:`PartitionKey.to_proto_json` / :meth:`PartitionKey.from_proto_json`: the protobuf-JSON form of
+  ``arco.common.v1.PartitionKey`` (an ordered list of ``{name, value}`` dimensions; the message's order is
+  :meth:`PartitionKey.proto_json_order`).
 """
 
 from __future__ import annotations
@@ -30,6 +50,8 @@ import base64
 import binascii
 import datetime
 import functools
+import hashlib
+import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Annotated, Any, TypeAlias
@@ -37,7 +59,8 @@ from typing import Annotated, Any, TypeAlias
 from pydantic import AfterValidator, GetCoreSchemaHandler
 from pydantic_core import core_schema
 
-from arco.core.errors import InvalidPartitionKeyError
+from arco.core.errors import InvalidIdError, InvalidPartitionKeyError
+from arco.core.ids import parse_ulid, parse_uuid7
 from arco.core.model import string_value_schema
 
 #: A decoded partition value. The tag follows from the type: ``bool`` is checked before ``int`` and
@@ -49,6 +72,15 @@ INT64_MAX = 2**63 - 1
 
 #: The tags of the canonical form.
 TAGS = ("s", "i", "b", "d", "t", "n")
+
+#: The text of a null value: ``dim=n:null`` (daxis-io/arco ``crates/arco-core/src/partition.rs`` line 86).
+NULL_TEXT = "null"
+
+#: The null spelling Arco wrote before it matched the original (``dim=n:``), inside key text: ``=n:`` followed
+#: by ``,`` or the end. No other part of a key can match (``s:`` values are base64url, without ``=`` or
+#: ``:``). Group 1 is what follows, so ``re.sub(LEGACY_NULL_PATTERN, "=n:null\\1", text)`` upgrades a key;
+#: the pattern uses no look-around, so Polars (Rust ``regex``) runs it too.
+LEGACY_NULL_PATTERN = r"=n:(,|$)"
 
 _DIMENSION = re.compile(r"[a-z][a-z0-9_]*")
 _INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
@@ -148,7 +180,7 @@ def _normalise_value(dim: str, value: object) -> PartitionValue:
 
 def _encode_value(value: PartitionValue) -> str:
     if value is None:
-        return "n:"
+        return "n:" + NULL_TEXT
     if isinstance(value, bool):
         return "b:true" if value else "b:false"
     if isinstance(value, int):
@@ -203,8 +235,8 @@ def _decode_strict(tag: str, text: str) -> PartitionValue:
         year, month, day, hour, minute, second, micro = (int(part) for part in match.groups())
         return datetime.datetime(year, month, day, hour, minute, second, micro, tzinfo=_UTC)
     if tag == "n":
-        if text:
-            raise ValueError("a null value has no text")
+        if text != NULL_TEXT:
+            raise ValueError("a null value is written 'n:null'")
         return None
     raise AssertionError(f"unhandled tag {tag!r}")  # pragma: no cover  # tags are checked by the caller
 
@@ -229,16 +261,18 @@ def _suggest(tag: str, text: str) -> str | None:
             parsed = datetime.datetime.fromisoformat(text)
             return None if parsed.tzinfo is None else _encode_value(parsed.astimezone(_UTC))
         if tag == "n":
-            return "n:"
+            return "n:" + NULL_TEXT
     except (ValueError, OverflowError, UnicodeDecodeError, binascii.Error):
         return None
     return None
 
 
-def _parse_items(text: str) -> tuple[tuple[str, PartitionValue], ...]:
+def _parse_items(text: str) -> tuple[tuple[tuple[str, PartitionValue], ...], bool]:
+    """The items of canonical text, and whether it used the legacy null spelling ``n:``."""
     context = f"partition key {_shown(text)}"
     items: list[tuple[str, PartitionValue]] = []
     seen: set[str] = set()
+    legacy = False
     for position, item in enumerate(text.split(",")):
         if not item:
             raise InvalidPartitionKeyError(
@@ -260,6 +294,11 @@ def _parse_items(text: str) -> tuple[tuple[str, PartitionValue], ...]:
             raise InvalidPartitionKeyError(
                 f"{context}: dimension {dim!r} has unknown tag {_shown(tag)}; known tags are {_TAG_HELP}"
             )
+        if tag == "n" and not value_text:
+            # Arco's spelling before it matched the original: read, never written (accept old, write new).
+            legacy = True
+            items.append((dim, None))
+            continue
         try:
             value = _decode_strict(tag, value_text)
         except ValueError as exc:
@@ -275,7 +314,7 @@ def _parse_items(text: str) -> tuple[tuple[str, PartitionValue], ...]:
         raise InvalidPartitionKeyError(
             f"{context}: dimensions must be sorted by name; the canonical spelling is {canonical!r}"
         )
-    return tuple(items)
+    return tuple(items), legacy
 
 
 # --- the key ---
@@ -305,8 +344,10 @@ class PartitionKey:
                 f"partition key must be a string in canonical form, got {type(text).__name__}; "
                 "use PartitionKey.of(...) to build one from values"
             )
-        items = _parse_items(text) if text else ()
+        items, legacy = _parse_items(text) if text else ((), False)
         object.__setattr__(self, "_items", items)
+        if legacy:
+            text = ",".join(f"{dim}={_encode_value(value)}" for dim, value in items)
         object.__setattr__(self, "_canonical", text)
 
     @classmethod
@@ -332,6 +373,9 @@ class PartitionKey:
         Raises:
             InvalidPartitionKeyError: on malformed or non-canonical text; the message gives the canonical
                 spelling when one exists.
+
+        The legacy null spelling ``dim=n:`` is accepted: the key's :attr:`canonical` text then says
+        ``dim=n:null``.
         """
         return cls(text)
 
@@ -428,6 +472,120 @@ class PartitionKey:
             merged[dim] = value
         return PartitionKey._from_items(merged.items())
 
+    # --- forms derived as the original Arco derives them ---
+
+    def partition_id(self, asset_id: str) -> str:
+        """The partition id of this key of an asset, as the original Arco derives it.
+
+        ``part_`` + the first 32 hex digits (128 bits) of SHA-256 of ``"{asset_id}:{canonical}"``: the same asset
+        partition always has the same id (daxis-io/arco ``crates/arco-core/src/partition.rs``,
+        ``PartitionId::derive``, lines 457-463 at commit bc569cb).
+
+        Args:
+            asset_id: The asset's id: the catalog's ``asset_id`` (a UUIDv7, hashed in lower case) or a ULID (the
+                original's first asset id form, hashed in upper case, as it prints them).
+
+        Returns:
+            ``part_`` followed by 32 lower-case hex digits.
+
+        Raises:
+            InvalidIdError: if ``asset_id`` is neither a UUIDv7 nor a ULID.
+        """
+        if isinstance(asset_id, str) and len(asset_id) == 36:
+            text = parse_uuid7(asset_id)
+        elif isinstance(asset_id, str) and len(asset_id) == 26:
+            text = parse_ulid(asset_id)
+        else:
+            shown = _shown(asset_id) if isinstance(asset_id, str) else type(asset_id).__name__
+            raise InvalidIdError(
+                f"partition id: asset id {shown} is neither a UUIDv7 (36 characters, the catalog's asset_id) "
+                "nor a ULID (26 characters); pass the asset's asset_id from the catalog"
+            )
+        digest = hashlib.sha256(f"{text}:{self._canonical}".encode()).hexdigest()
+        return "part_" + digest[:32]
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 hex of the key's tagged JSON, as the original Arco's Python SDK computes it.
+
+        The JSON is the object dimension → tagged value (``{"date":"d:2024-01-15","tenant":"s:YWNtZQ"}``),
+        keys sorted, no whitespace; ``{}`` for the unpartitioned key (daxis-io/arco
+        ``python/arco/src/arco_flow/types/partition.py`` at commit 4bdb8f3: ``PartitionKey.to_proto_dict``, lines
+        165-171; ``to_canonical``, lines 190-200; ``fingerprint``, lines 202-205).
+        """
+        tagged = {dim: _encode_value(value) for dim, value in self._items}
+        text = json.dumps(tagged, separators=(",", ":"), sort_keys=True)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def to_proto_json(self, order: Iterable[str] | None = None) -> dict[str, object]:
+        """The protobuf-JSON form of ``arco.common.v1.PartitionKey``, as the original Arco writes it.
+
+        Dimensions in canonical (sorted) order, or in ``order``, each ``{"name": ..., "value": {<oneof>: ...}}``:
+        ``stringValue`` (the plain text), ``int64Value`` (a decimal string, as the protobuf JSON mapping writes
+        64-bit integers), ``boolValue``, ``dateValue`` (``YYYY-MM-DD``), ``timestampValue``
+        (``YYYY-MM-DDTHH:MM:SS.ffffffZ``), ``nullValue`` (``"NULL_VALUE_UNSPECIFIED"``); ``{}`` for the
+        unpartitioned key (daxis-io/arco ``proto/arco/common/v1/common.proto``;
+        ``crates/arco-flow/src/orchestration/proto.rs``, ``core_partition_key_to_proto`` and
+        ``core_scalar_to_proto``).
+
+        Args:
+            order: The dimension names in the order to write them (all of the key's, each once), for example
+                :meth:`proto_json_order` of the message the key was read from; ``None``: canonical order.
+
+        Raises:
+            InvalidPartitionKeyError: if ``order`` is not an ordering of the key's dimensions.
+        """
+        if not self._items:
+            return {}
+        items = self._items
+        if order is not None:
+            names = list(order)
+            if sorted(names) != list(self.dimensions):
+                raise InvalidPartitionKeyError(
+                    f"cannot write partition key {self._canonical!r} in the order {names}: give each of its "
+                    f"dimensions {list(self.dimensions)} exactly once"
+                )
+            values = dict(self._items)
+            items = tuple((name, values[name]) for name in names)
+        return {"dimensions": [{"name": dim, "value": _proto_scalar(value)} for dim, value in items]}
+
+    @classmethod
+    def from_proto_json(cls, document: str | bytes | Mapping[str, object]) -> PartitionKey:
+        """Read the protobuf-JSON form of ``arco.common.v1.PartitionKey`` (see :meth:`to_proto_json`).
+
+        Accepted as the original reads it: the dimensions as an ordered list in any order (the key is
+        canonical, sorted, as the original's ``proto_partition_key_to_string`` builds it), field names in
+        lowerCamelCase or as in the ``.proto`` (``string_value``), ``int64Value`` as a JSON integer or a decimal
+        string, ``nullValue`` as ``"NULL_VALUE_UNSPECIFIED"``, ``"NULL_VALUE_NULL"``, ``0`` or ``1``; a missing or
+        null ``dimensions`` is the unpartitioned key. Refused with a clear error: the older map form
+        (``{"dimensions": {"date": {...}}}``, the original's ``fixtures/partition_key_v1.json``), the ``key``
+        field of the intermediate ``arco.v1`` form, unknown fields, a dimension without a value, and what
+        Arco's canonical form refuses (a repeated or invalid dimension name, a non-canonical date or time).
+
+        Args:
+            document: The JSON text, or the decoded JSON object.
+
+        Returns:
+            The key.
+
+        Raises:
+            InvalidPartitionKeyError: if the document is not such a partition key.
+        """
+        return cls._from_items(_read_proto_json(document))
+
+    @staticmethod
+    def proto_json_order(document: str | bytes | Mapping[str, object]) -> tuple[str, ...]:
+        """The dimension names of a protobuf-JSON partition key in the message's order.
+
+        The original keeps that order in its protobuf message (daxis-io/arco
+        ``crates/arco-proto/tests/golden_fixtures.rs``, ``partition_key_fixture_preserves_explicit_dimension_order``);
+        ``key.to_proto_json(PartitionKey.proto_json_order(document))`` writes the message back as it came.
+
+        Raises:
+            InvalidPartitionKeyError: as :meth:`from_proto_json`.
+        """
+        return tuple(dim for dim, _ in _read_proto_json(document))
+
     def __contains__(self, dim: object) -> bool:
         return any(name == dim for name, _ in self._items)
 
@@ -494,3 +652,190 @@ def validate_partition_key(text: str) -> str:
 
 #: A canonical partition key as a plain string field.
 PartitionKeyStr = Annotated[str, AfterValidator(validate_partition_key)]
+
+
+# --- protobuf JSON (arco.common.v1.PartitionKey) ---
+
+_PROTO_EXAMPLE = '{"dimensions": [{"name": "date", "value": {"dateValue": "2025-01-15"}}]}'
+
+#: The ``ScalarValue`` oneof of ``arco.common.v1`` (daxis-io/arco ``proto/arco/common/v1/common.proto``): JSON
+#: name → (field name in the ``.proto``, tag of the canonical form).
+_PROTO_FIELDS: dict[str, tuple[str, str]] = {
+    "stringValue": ("string_value", "s"),
+    "int64Value": ("int64_value", "i"),
+    "boolValue": ("bool_value", "b"),
+    "dateValue": ("date_value", "d"),
+    "timestampValue": ("timestamp_value", "t"),
+    "nullValue": ("null_value", "n"),
+}
+_PROTO_NAMES: dict[str, str] = {
+    **{json_name: json_name for json_name in _PROTO_FIELDS},
+    **{proto_name: json_name for json_name, (proto_name, _) in _PROTO_FIELDS.items()},
+}
+#: ``enum NullValue`` of ``arco.common.v1``: by name or number.
+_NULL_VALUES: frozenset[object] = frozenset({"NULL_VALUE_UNSPECIFIED", "NULL_VALUE_NULL", 0, 1})
+_RUST_I64 = re.compile(r"[+-]?[0-9]+")
+
+
+def _read_proto_json(document: str | bytes | Mapping[str, object]) -> list[tuple[str, PartitionValue]]:
+    """The dimensions of a protobuf-JSON partition key, in the message's order (see ``from_proto_json``)."""
+    loaded: object = _load_json_object(document) if isinstance(document, str | bytes) else document
+    if not isinstance(loaded, Mapping):
+        raise InvalidPartitionKeyError(
+            f"partition key protobuf JSON must be an object, got {type(loaded).__name__}; "
+            f"expected {_PROTO_EXAMPLE}"
+        )
+    unknown = sorted(str(name) for name in loaded if name != "dimensions")
+    if unknown:
+        raise InvalidPartitionKeyError(
+            f"partition key protobuf JSON has unknown field(s) {unknown}; the only field is 'dimensions', "
+            f"for example {_PROTO_EXAMPLE}"
+        )
+    dimensions = loaded.get("dimensions")
+    if dimensions is None:
+        return []
+    if isinstance(dimensions, Mapping):
+        raise InvalidPartitionKeyError(
+            "partition key protobuf JSON: 'dimensions' is an object (the older map form "
+            '\'{"dimensions": {"date": {"dateValue": ...}}}\'), which the original Arco no longer reads; '
+            f"write the ordered list form, for example {_PROTO_EXAMPLE}"
+        )
+    if not isinstance(dimensions, list):
+        raise InvalidPartitionKeyError(
+            f"partition key protobuf JSON: 'dimensions' must be a list, got {type(dimensions).__name__}; "
+            f"expected {_PROTO_EXAMPLE}"
+        )
+    merged: dict[str, PartitionValue] = {}
+    for position, entry in enumerate(dimensions):
+        dim, value = _proto_dimension(position, entry)
+        if dim in merged:
+            raise InvalidPartitionKeyError(
+                f"partition key protobuf JSON: dimension {dim!r} appears more than once; "
+                "give each dimension once"
+            )
+        merged[dim] = value
+    return list(merged.items())
+
+
+def _load_json_object(text: str | bytes) -> object:
+    def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
+        found: dict[str, object] = {}
+        for name, value in items:
+            if name in found:
+                raise InvalidPartitionKeyError(
+                    f"partition key protobuf JSON has the field {name!r} twice; give each field once"
+                )
+            found[name] = value
+        return found
+
+    try:
+        return json.loads(text, object_pairs_hook=pairs)
+    except ValueError as exc:
+        if isinstance(exc, InvalidPartitionKeyError):
+            raise
+        raise InvalidPartitionKeyError(
+            f"partition key protobuf JSON is not valid JSON ({exc}); expected {_PROTO_EXAMPLE}"
+        ) from None
+
+
+def _proto_scalar(value: PartitionValue) -> dict[str, object]:
+    if value is None:
+        return {"nullValue": "NULL_VALUE_UNSPECIFIED"}
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, int):
+        return {"int64Value": str(value)}
+    if isinstance(value, str):
+        return {"stringValue": value}
+    if isinstance(value, datetime.datetime):
+        return {"timestampValue": _format_timestamp(value)}
+    return {"dateValue": _format_date(value)}
+
+
+def _proto_dimension(position: int, entry: object) -> tuple[str, PartitionValue]:
+    where = f"partition key protobuf JSON: dimension {position + 1}"
+    if not isinstance(entry, Mapping):
+        raise InvalidPartitionKeyError(
+            f'{where} must be an object {{"name": ..., "value": {{...}}}}, got {type(entry).__name__}'
+        )
+    if "key" in entry and "name" not in entry:
+        raise InvalidPartitionKeyError(
+            f"{where} names its dimension with 'key' (the older arco.v1 form); arco.common.v1 uses 'name', "
+            f"for example {_PROTO_EXAMPLE}"
+        )
+    unknown = sorted(str(name) for name in entry if name not in ("name", "value"))
+    if unknown:
+        raise InvalidPartitionKeyError(
+            f"{where} has unknown field(s) {unknown}; a dimension has 'name' and 'value'"
+        )
+    dim = _check_dimension(entry.get("name"), where)
+    scalar = entry.get("value")
+    if not isinstance(scalar, Mapping) or not scalar:
+        raise InvalidPartitionKeyError(
+            f"{where} ({dim!r}) has no value; give one of "
+            f'{", ".join(_PROTO_FIELDS)}, for example {{"dateValue": "2025-01-15"}}'
+        )
+    fields = []
+    for name in scalar:
+        json_name = _PROTO_NAMES.get(str(name))
+        if json_name is None:
+            older = (
+                " (typed 'date'/'timestamp' objects were the older arco.v1 form)"
+                if name
+                in (
+                    "date",
+                    "timestamp",
+                )
+                else ""
+            )
+            raise InvalidPartitionKeyError(
+                f"{where} ({dim!r}): unknown value field {str(name)!r}{older}; "
+                f"expected one of {', '.join(_PROTO_FIELDS)}"
+            )
+        fields.append((json_name, scalar[name]))
+    if len(fields) != 1:
+        raise InvalidPartitionKeyError(
+            f"{where} ({dim!r}) sets {len(fields)} value fields ({', '.join(n for n, _ in fields)}); "
+            "a value sets exactly one"
+        )
+    json_name, raw = fields[0]
+    tag = _PROTO_FIELDS[json_name][1]
+    return dim, _proto_value(f"{where} ({dim!r}) {json_name}", tag, raw)
+
+
+def _proto_value(where: str, tag: str, raw: object) -> PartitionValue:
+    if tag == "n":
+        if isinstance(raw, str | int) and not isinstance(raw, bool) and raw in _NULL_VALUES:
+            return None
+        raise InvalidPartitionKeyError(
+            f'{where} is {raw!r}; expected "NULL_VALUE_UNSPECIFIED", "NULL_VALUE_NULL", 0 or 1'
+        )
+    if tag == "b":
+        if isinstance(raw, bool):
+            return raw
+        raise InvalidPartitionKeyError(f"{where} is {raw!r}; expected true or false")
+    if tag == "i":
+        number: int | None = None
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            number = raw
+        elif isinstance(raw, str) and _RUST_I64.fullmatch(raw):
+            number = int(raw)
+        if number is None or not INT64_MIN <= number <= INT64_MAX:
+            raise InvalidPartitionKeyError(
+                f"{where} is {raw!r}; expected a signed 64-bit integer, as a JSON integer or a decimal string"
+            )
+        return number
+    if not isinstance(raw, str):
+        raise InvalidPartitionKeyError(f"{where} is {raw!r}; expected a JSON string")
+    if tag == "s":
+        try:
+            raw.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidPartitionKeyError(
+                f"{where} contains a lone surrogate and cannot be encoded as UTF-8"
+            ) from None
+        return raw
+    try:
+        return _decode_strict(tag, raw)
+    except ValueError as exc:
+        raise InvalidPartitionKeyError(f"{where} is {raw!r}: {exc}") from None

@@ -56,14 +56,17 @@ from arco.catalog.tier1.catalog import Catalog
 from arco.catalog.tier1.snapshot import ASSETS, NAMESPACES, SCHEMAS, TABLES, CatalogSnapshot
 from arco.catalog.tier2.ledger import DEFAULT_DOMAIN
 from arco.catalog.tier2.projections import (
+    PARTITION_KEY_COLUMNS,
     PROJECTIONS,
     ProjectionSpec,
     empty_frame,
     group_files,
     merge,
     projection_domain,
+    upgrade_partition_keys,
 )
 from arco.core.errors import CorruptObjectError, InvalidInputError, NotFoundError, QueryError
+from arco.core.partitions import LEGACY_NULL_PATTERN
 from arco.core.scope import Scope
 
 __all__ = [
@@ -536,7 +539,7 @@ def _decode_columns(
             f"data file {log.key_of(file)!r} of dataset {spec.name!r} matches its checksum but is not readable "
             f"Parquet ({exc}); it was written broken: restore it from a backup"
         ) from None
-    return pl.DataFrame(
+    decoded = pl.DataFrame(
         [
             frame.get_column(c).cast(target[c])
             if c in present
@@ -544,6 +547,8 @@ def _decode_columns(
             for c in columns
         ]
     )
+    # Files written before partition keys spelled a null value ``n:null`` are read in today's spelling.
+    return upgrade_partition_keys(decoded)
 
 
 def _merge_columns(spec: ProjectionSpec, columns: Sequence[str]) -> list[str]:
@@ -709,6 +714,14 @@ def _duckdb_projection(spec: ProjectionSpec, uris: Sequence[str]) -> str:
     if not uris:
         return _empty_select(spec.schema)
     source = _read_parquet(uris)
+    upgraded = [name for name in PARTITION_KEY_COLUMNS if name in spec.columns]
+    if upgraded:
+        # Files written before partition keys spelled a null value ``n:null`` hold ``n:``: read today's spelling.
+        replace = ", ".join(
+            f"regexp_replace({_ident(n)}, '{LEGACY_NULL_PATTERN}', '=n:null\\1', 'g') AS {_ident(n)}"
+            for n in upgraded
+        )
+        source = f"(SELECT * REPLACE ({replace}) FROM {source})"
     key = ", ".join(_ident(k) for k in spec.key)
     if spec.kind == "fact":
         at, event_id = (_ident(n) for n in spec.order)

@@ -158,7 +158,7 @@ def partition_from_path(partitions: PartitionsDefinition | None, path: str) -> P
         if not sep or dimension is None:
             return None
         if text == _NULL_FOLDER_VALUE:
-            candidates = ["n:"]
+            candidates = ["n:null"]
         elif isinstance(dimension, StaticPartitions):
             candidates = [
                 tagged

@@ -33,6 +33,7 @@ from arco.catalog.tier2.projections import (
     TASKS,
     ProjectionSpec,
     merge,
+    upgrade_partition_keys,
 )
 from arco.core.errors import InvalidInputError
 from arco.core.partitions import PartitionKey
@@ -512,7 +513,8 @@ def fold_events(table: pa.Table) -> Fold:
     for spec, fold in FOLDS:
         folded = fold(decoded)
         if folded is not None and folded.height:
-            rows[spec.name] = merge(spec, folded)
+            # Events written before the null spelling became ``n:null`` fold into the same keys as new ones.
+            rows[spec.name] = merge(spec, upgrade_partition_keys(folded))
     others = frame.filter(~pl.col("eventType").is_in(list(PAYLOAD_DTYPES)))
     unknown = others.height
     # Distinct facts, for the report only: counted on 64-bit hashes of the keys (a collision among a million

@@ -69,6 +69,7 @@ from arco.catalog.log.manifest import DataFile, Manifest
 from arco.catalog.storage import ObjectStore
 from arco.catalog.tier2.ledger import DEFAULT_DOMAIN, validate_ledger_domain
 from arco.core.errors import CatalogError, InvalidInputError, NotFoundError
+from arco.core.partitions import LEGACY_NULL_PATTERN
 from arco.core.scope import Scope
 
 #: Version of the projection layout (partitioning, schemas, merge rules) written by this library.
@@ -742,10 +743,33 @@ def encode_parquet(spec: ProjectionSpec, frame: pl.DataFrame) -> bytes:
     return sink.getvalue()
 
 
+#: The projection columns that hold canonical partition keys.
+PARTITION_KEY_COLUMNS: Final = ("partition", "inputPartition", "outputPartition")
+
+
+def upgrade_partition_keys(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with the legacy null spelling ``dim=n:`` of its partition-key columns written ``dim=n:null``.
+
+    Arco wrote a null partition value as ``n:`` before it matched the original Arco's ``n:null``
+    (:data:`arco.core.partitions.LEGACY_NULL_PATTERN`); ledger events and projection files from then are read
+    through this, so an old and a new row of the same partition have the same key and merge into one.
+    """
+    upgrades = []
+    for name in PARTITION_KEY_COLUMNS:
+        if (
+            name in frame.columns
+            and frame.schema[name] == pl.String
+            and frame.get_column(name).str.contains(LEGACY_NULL_PATTERN).any()
+        ):
+            upgrades.append(pl.col(name).str.replace_all(LEGACY_NULL_PATTERN, "=n:null${1}"))
+    return frame.with_columns(upgrades) if upgrades else frame
+
+
 def decode_table(spec: ProjectionSpec, table: pa.Table) -> pl.DataFrame:
-    """A projection file's table as a frame with the current schema (older files may lack new columns)."""
+    """A projection file's table as a frame with the current schema (older files may lack new columns) and
+    partition keys in today's spelling (see :func:`upgrade_partition_keys`)."""
     frame = pl.DataFrame(pl.from_arrow(table))
-    return conform(spec, frame)
+    return upgrade_partition_keys(conform(spec, frame))
 
 
 def partition_of(file: DataFile) -> str:
