@@ -137,3 +137,105 @@ async def _serve_executor(
         )
         await stop.wait()
         click.echo("shutting down (finishing in-flight tasks)")
+
+
+@worker.command("http")
+@click.option(
+    "--listen",
+    default="127.0.0.1:8790",
+    show_default=True,
+    help="HOST:PORT to serve POST /dispatch on (loopback by default; 0.0.0.0:PORT for other machines).",
+)
+@click.option(
+    "--code-location", required=True, help="Module that defines the assets, e.g. examples.pipeline."
+)
+@click.option("--data-root", default=None, help="Data root URI or path [env ARCO_DATA_ROOT].")
+@click.option(
+    "--app-dir",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder put first on the import path before the code location is imported.",
+)
+@click.option(
+    "--callback-base-url",
+    default=None,
+    help="Refuse envelopes whose callbackBaseUrl is not this URL (the control plane's callback server).",
+)
+@click.option("--max-concurrent-tasks", default=16, show_default=True, type=click.IntRange(1, 2000))
+def http(
+    listen: str,
+    code_location: str,
+    data_root: str | None,
+    app_dir: str,
+    callback_base_url: str | None,
+    max_concurrent_tasks: int,
+) -> None:
+    """Run asset functions of one code location for dispatches POSTed over HTTP (the original Arco's worker
+    protocol: POST /dispatch, callbacks started/heartbeat/completed) until SIGINT/SIGTERM.
+
+    The scope is ARCO_TENANT/ARCO_WORKSPACE; the dispatch secret (header X-Arco-Dispatch-Secret) is
+    ARCO_WORKER_DISPATCH_SECRET. See docs/http-worker.md.
+    """
+    import os
+    import sys
+    from pathlib import Path
+
+    from arco.worker.http_worker import parse_listen
+
+    settings = ArcoSettings.from_env(data_root=data_root)
+    host, port = parse_listen(listen)
+    secret = os.environ.get("ARCO_WORKER_DISPATCH_SECRET", "")
+    if not secret.strip():
+        raise ConfigError(
+            "ARCO_WORKER_DISPATCH_SECRET is not set: export the secret the control plane sends in the "
+            "X-Arco-Dispatch-Secret header (the same value as the worker queue's dispatch secret), then start "
+            "`arco worker http` again"
+        )
+    sys.path.insert(0, str(Path(app_dir).resolve()))
+    log_to_console()
+    asyncio.run(
+        _serve_http(settings, code_location, host, port, secret, callback_base_url, max_concurrent_tasks)
+    )
+
+
+async def _serve_http(
+    settings: ArcoSettings,
+    code_location: str,
+    host: str,
+    port: int,
+    secret: str,
+    callback_base_url: str | None,
+    max_concurrent_tasks: int,
+) -> None:
+    # Imported here: the executor loads Polars, PyArrow and user code, which other sub-commands never need.
+    from arco.executor.location import load_code_location
+    from arco.executor.task import ExecutorSettings, TaskExecutor
+    from arco.worker.http_worker import HttpWorker, serve_http_worker
+
+    location = load_code_location(code_location)
+    executor = TaskExecutor(
+        ExecutorSettings(scope=settings.scope, code_location=location.name, data_root=settings.data_root),
+        location,
+    )
+    worker = HttpWorker(
+        executor,
+        dispatch_secret=secret,
+        callback_base_url=callback_base_url,
+        max_concurrent_tasks=max_concurrent_tasks,
+    )
+    ready = asyncio.Event()
+
+    async def announce() -> None:
+        await ready.wait()
+        click.echo(
+            f"http worker on http://{host}:{port}/dispatch scope={settings.scope} "
+            f"code-location={location.name} assets={len(location.assets)} data-root={settings.data_root}",
+        )
+
+    announcer = asyncio.create_task(announce())
+    try:
+        await serve_http_worker(worker, host, port, ready=ready)
+    finally:
+        announcer.cancel()
+    click.echo("http worker stopped")
