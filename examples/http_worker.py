@@ -107,10 +107,11 @@ class Worker:
         report["completedAt"] = now()
         for delay in (0.2, 0.4, 0.8, 1.6, 3.2, 6.4, None):  # retry what may pass: no answer, 429, 5xx
             status, _ = post(envelope, "completed", report)
-            if 0 < status < 500 and status != 429 or delay is None:
+            reported = 0 < status < 500 and status != 429  # a 4xx is final: a late or refused result
+            if reported or delay is None:
                 break
             time.sleep(delay)
-        self.done(envelope["dispatchId"], reported=0 < status < 500 and status != 429)
+        self.done(envelope["dispatchId"], reported=reported)
 
     def done(self, key: str, *, reported: bool) -> None:
         with self.lock:
@@ -131,7 +132,8 @@ class Handler(BaseHTTPRequestHandler):
         worker = self.server.worker
         if self.path != "/dispatch":
             return self.reply(404, "not found")
-        secret = self.headers.get("X-Arco-Dispatch-Secret", "").encode()
+        bearer = self.headers.get("Authorization", "").removeprefix("Bearer ")
+        secret = (self.headers.get("X-Arco-Dispatch-Secret") or bearer).strip().encode()
         if not hmac.compare_digest(secret, worker.secret):
             return self.reply(401, "missing or invalid dispatch authorization")
         try:

@@ -235,7 +235,7 @@ async def _serve_http(
 
     announcer = asyncio.create_task(announce())
     try:
-        await serve_http_worker(worker, host, port, ready=ready)
+        await serve_http_worker(worker, host, port, stop=shutdown_event(), ready=ready)
     finally:
         announcer.cancel()
     click.echo("http worker stopped")

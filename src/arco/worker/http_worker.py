@@ -39,7 +39,7 @@ import json
 import logging
 import socket
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -342,9 +342,17 @@ def _normalized(url: str) -> str:
 
 
 async def serve_http_worker(
-    worker: HttpWorker, host: str, port: int, *, ready: asyncio.Event | None = None
+    worker: HttpWorker,
+    host: str,
+    port: int,
+    *,
+    stop: asyncio.Event,
+    ready: asyncio.Event | None = None,
 ) -> None:
-    """Serve ``worker`` on ``host:port`` until SIGINT/SIGTERM (uvicorn's own handling).
+    """Serve ``worker`` on ``host:port`` until ``stop`` is set (the CLI sets it on SIGINT/SIGTERM).
+
+    On stop the server stops taking dispatches, running attempts get :class:`HttpWorker`'s shutdown grace to
+    finish, and the rest report a retryable failure.
 
     Raises:
         ConfigError: if the address cannot be bound.
@@ -361,18 +369,30 @@ async def serve_http_worker(
         ) from None
     config = uvicorn.Config(worker.app, log_level="warning", access_log=False, lifespan="on")
     server = _Server(config, ready)
+
+    async def stop_on_signal() -> None:
+        await stop.wait()
+        server.should_exit = True
+
+    stopper = asyncio.get_running_loop().create_task(stop_on_signal())
     try:
         await server.serve(sockets=[sock])
     finally:
+        stopper.cancel()
         sock.close()
 
 
 class _Server(uvicorn.Server):
-    """A uvicorn server that sets ``ready`` once it serves."""
+    """A uvicorn server that sets ``ready`` once it serves and leaves signals to the caller (uvicorn's own
+    handling re-raises the signal after shutdown, which would end the process before it reports)."""
 
     def __init__(self, config: uvicorn.Config, ready: asyncio.Event | None) -> None:
         super().__init__(config)
         self._ready = ready
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
