@@ -187,7 +187,10 @@ def main() -> None:
     host, _, port = listen.rpartition(":")
     server = Server((host, int(port)), Worker(secret))
     print(f"example worker on http://{listen}/dispatch", flush=True)
-    server.serve_forever()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("example worker stopped", flush=True)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,13 @@ import dataclasses
 import datetime
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,15 +24,18 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from http_support import WAIT_SEC, FakeCallbackServer, example_tasks, free_port, load_example
+from http_support import REPO, WAIT_SEC, FakeCallbackServer, example_tasks, free_port, load_example
 from temporalio.testing import ActivityEnvironment
 from test_executor_activity import LOCATION, SCOPE, envelope_for
 
+from arco.core.config import DEFAULT_EXECUTOR_QUEUE, ArcoSettings
 from arco.core.dispatch import TaskResult
 from arco.core.scope import Scope
 from arco.core.wire import ErrorCategory, TaskOutcome, WorkerDispatchEnvelope
 from arco.executor.task import ExecutorSettings, TaskExecutor
 from arco.worker.http_worker import HttpWorker
+from support.executable_docs import port_in_use, prepare_workdir, workdir_env
+from support.system import skip_or_fail
 
 SECRET = "s3cret-dispatch"
 DAY = "date=d:2026-01-02"
@@ -567,3 +572,72 @@ def test_arco_worker_http_refuses_bad_configuration(
     )
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+# --- the commands docs/http-worker.md shows ----------------------------------------------------------------------
+
+
+def _documented(prefix: str) -> str:
+    lines = (REPO / "docs" / "http-worker.md").read_text(encoding="utf-8").splitlines()
+    (line,) = [line for line in lines if line.startswith(prefix)]
+    return line
+
+
+@pytest.mark.parametrize(
+    ("prefix", "stopped"),
+    [
+        ("ARCO_WORKER_DISPATCH_SECRET=change-me .venv/bin/arco worker http ", "http worker stopped"),
+        (
+            "ARCO_WORKER_DISPATCH_SECRET=change-me .venv/bin/python examples/http_worker.py ",
+            "example worker stopped",
+        ),
+    ],
+    ids=["arco", "example"],
+)
+def test_the_documented_server_commands_run_as_written(
+    fake: FakeCallbackServer, tmp_path: Path, prefix: str, stopped: str
+) -> None:
+    command = _documented(prefix)
+    match = re.search(r"127\.0\.0\.1:(\d+)", command)
+    assert match is not None, command
+    port = int(match.group(1))
+    if port_in_use(port):
+        skip_or_fail(
+            f"docs/http-worker.md runs `{command}` as written, which needs 127.0.0.1:{port}; it is in use"
+        )
+    prepare_workdir(tmp_path)
+    env = workdir_env(tmp_path)
+    process = subprocess.Popen(
+        ["bash", "-c", command],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        for _ in range(int(WAIT_SEC * 2 / 0.05)):
+            if port_in_use(port) or process.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert port_in_use(port), f"`{command}` did not listen on {port}"
+        scope = ArcoSettings.from_env(env).scope
+        envelope = http_envelope(
+            fake,
+            "demo.raw_orders",
+            "date=d:2026-01-01",
+            scope=scope,
+            code_location="examples.pipeline",
+            worker_queue=DEFAULT_EXECUTOR_QUEUE,
+        )
+        response = asyncio.run(dispatch(f"http://127.0.0.1:{port}", envelope, secret="change-me"))
+        assert (response.status_code, response.text) == (202, "accepted")
+        (completed,) = asyncio.run(fake.wait_for(envelope.task_id, "completed"))
+        assert completed.body["outcome"] == "SUCCEEDED", completed.body
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)  # Ctrl-C, as a reader stops it
+        out, _ = process.communicate(timeout=WAIT_SEC * 2)
+    assert process.returncode == 0, out
+    assert stopped in out
