@@ -639,5 +639,6 @@ def test_the_documented_server_commands_run_as_written(
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGINT)  # Ctrl-C, as a reader stops it
         out, _ = process.communicate(timeout=WAIT_SEC * 2)
+        print(f"`{command}` printed:\n{out}")  # shown by pytest when the test fails
     assert process.returncode == 0, out
     assert stopped in out

@@ -193,3 +193,27 @@ class TaskCancelledError(ArcoError):
     """The task was cancelled; raised by ``AssetContext`` calls so asset code stops at its next call."""
 
     code = "task_cancelled"
+
+
+class CallbackFailedError(ArcoError):
+    """A worker's callback to the control plane (started, heartbeat, completed) failed or was refused."""
+
+    code = "callback_failed"
+
+    def __init__(self, message: str, *, status: int | None = None, error: str | None = None) -> None:
+        super().__init__(message)
+        #: HTTP status of the answer, ``None`` when there was none.
+        self.status = status
+        #: The ``error`` code of the answer's body, when it had one.
+        self.error = error
+
+    @property
+    def transient(self) -> bool:
+        """Whether trying again may succeed (no answer, 429 or 5xx)."""
+        return self.status is None or self.status == 429 or self.status >= 500
+
+
+class AttemptAlreadyFinishedError(CallbackFailedError):
+    """The control plane answered ``started`` with 409 or 410: the attempt is finished and must not run."""
+
+    code = "attempt_already_finished"

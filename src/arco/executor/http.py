@@ -8,8 +8,8 @@ An envelope delivered by ``POST /dispatch`` (see :mod:`arco.worker.http_worker`)
 
 - ``started`` once, before the asset runs. A 409 whose ``error`` names a finished attempt
   (``task_already_terminal``, ``attempt_already_completed``, ``attempt_mismatch``, ``attempt_id_mismatch``) or
-  a 410 ``task_expired`` means the attempt must not run: :class:`AttemptAlreadyFinished`. Any other failure is
-  :class:`CallbackFailed` and the dispatch is answered 500, so the sender redelivers it.
+  a 410 ``task_expired`` means the attempt must not run: :class:`AttemptAlreadyFinishedError`. Any other failure is
+  :class:`CallbackFailedError` and the dispatch is answered 500, so the sender redelivers it.
 - ``heartbeat`` at the executor's heartbeat interval, with phase, progress and message. An answer with
   ``shouldCancel: true`` cancels the attempt (the asset sees ``TaskCancelledError`` at its next context call and
   the attempt reports ``CANCELLED``); so does a 409 or 410 (the attempt is stale: nothing it reports will be
@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 
 from arco.core.dispatch import TaskResult
-from arco.core.errors import ArcoError, ContractError
+from arco.core.errors import AttemptAlreadyFinishedError, CallbackFailedError, ContractError
 from arco.core.wire import (
     CallbackErrorBody,
     CallbackKind,
@@ -55,9 +55,7 @@ from arco.executor.task import TaskExecutor
 __all__ = [
     "COMPLETED_RETRY_BUDGET_SEC",
     "TERMINAL_ATTEMPT_ERRORS",
-    "AttemptAlreadyFinished",
     "CallbackClient",
-    "CallbackFailed",
     "HttpAttemptChannel",
     "HttpAttemptOutcome",
     "run_http_attempt",
@@ -78,30 +76,6 @@ _BACKOFF_MAX_SEC = 10.0
 _MAX_RESPONSE_BYTES = 64 * 1024
 
 
-class CallbackFailed(ArcoError):
-    """A callback to the control plane failed (connection error, timeout, or an error status)."""
-
-    code = "callback_failed"
-
-    def __init__(self, message: str, *, status: int | None = None, error: str | None = None) -> None:
-        super().__init__(message)
-        #: HTTP status of the answer, ``None`` when there was none.
-        self.status = status
-        #: The ``error`` code of the answer's body, when it had one.
-        self.error = error
-
-    @property
-    def transient(self) -> bool:
-        """Whether trying again may succeed (no answer, 429 or 5xx)."""
-        return self.status is None or self.status == 429 or self.status >= 500
-
-
-class AttemptAlreadyFinished(CallbackFailed):
-    """The control plane answered ``started`` with 409 (finished attempt) or 410: the attempt must not run."""
-
-    code = "attempt_already_finished"
-
-
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
@@ -119,7 +93,7 @@ class CallbackClient:
         """Post one callback and return its response body.
 
         Raises:
-            CallbackFailed: no answer, or an error status (``status`` and ``error`` tell which).
+            CallbackFailedError: no answer, or an error status (``status`` and ``error`` tell which).
         """
         url = envelope.callback_url(kind)
         what = f"{kind.value} callback of task {envelope.task_key!r} attempt {envelope.attempt}"
@@ -131,7 +105,7 @@ class CallbackClient:
             )
             content = response.content[:_MAX_RESPONSE_BYTES]
         except httpx.HTTPError as exc:
-            raise CallbackFailed(f"{what} to {url} got no answer: {type(exc).__name__}: {exc}") from None
+            raise CallbackFailedError(f"{what} to {url} got no answer: {type(exc).__name__}: {exc}") from None
         if response.is_success:
             return content
         error: str | None = None
@@ -139,7 +113,7 @@ class CallbackClient:
         with contextlib.suppress(ContractError):
             parsed = CallbackErrorBody.from_wire(content)
             error, message = parsed.error, parsed.message
-        raise CallbackFailed(
+        raise CallbackFailedError(
             f"{what} to {url} was refused with HTTP {response.status_code}"
             + (f" {error}" if error else "")
             + f": {message}",
@@ -152,8 +126,8 @@ async def send_started(client: CallbackClient, envelope: WorkerDispatchEnvelope,
     """Send the ``started`` callback once (the dispatch's sender redelivers when it fails).
 
     Raises:
-        AttemptAlreadyFinished: the control plane says the attempt is finished, superseded or expired.
-        CallbackFailed: any other failure.
+        AttemptAlreadyFinishedError: the control plane says the attempt is finished, superseded or expired.
+        CallbackFailedError: any other failure.
     """
     body = TaskStartedRequest(
         attempt=envelope.attempt,
@@ -164,10 +138,10 @@ async def send_started(client: CallbackClient, envelope: WorkerDispatchEnvelope,
     ).to_wire()
     try:
         await client.post(envelope, CallbackKind.STARTED, body)
-    except CallbackFailed as exc:
+    except CallbackFailedError as exc:
         finished = (exc.status == 409 and exc.error in TERMINAL_ATTEMPT_ERRORS) or exc.status == 410
         if finished:
-            raise AttemptAlreadyFinished(str(exc), status=exc.status, error=exc.error) from None
+            raise AttemptAlreadyFinishedError(str(exc), status=exc.status, error=exc.error) from None
         raise
 
 
@@ -259,7 +233,7 @@ class HttpAttemptChannel:
         while True:
             try:
                 body = await self._client.post(self._envelope, CallbackKind.HEARTBEAT, request.to_wire())
-            except CallbackFailed as exc:
+            except CallbackFailedError as exc:
                 if exc.status in (409, 410):
                     self.cancel(f"the control plane no longer runs this attempt ({exc.error or exc.status})")
                     return
@@ -382,7 +356,7 @@ async def _report(
         try:
             await client.post(envelope, CallbackKind.COMPLETED, body)
             return True
-        except CallbackFailed as exc:
+        except CallbackFailedError as exc:
             if not exc.transient:
                 # A late or refused result: the control plane has the attempt's outcome from elsewhere.
                 _log.warning("%s; the result is dropped", exc)

@@ -52,15 +52,9 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from temporalio.exceptions import ApplicationError
 
-from arco.core.errors import ConfigError, ContractError
+from arco.core.errors import AttemptAlreadyFinishedError, CallbackFailedError, ConfigError, ContractError
 from arco.core.wire import WorkerDispatchEnvelope
-from arco.executor.http import (
-    AttemptAlreadyFinished,
-    CallbackClient,
-    CallbackFailed,
-    run_http_attempt,
-    send_started,
-)
+from arco.executor.http import CallbackClient, run_http_attempt, send_started
 from arco.executor.task import TaskExecutor
 
 __all__ = [
@@ -272,14 +266,14 @@ class HttpWorker:
         self._inflight.add(dispatch)
         try:
             await send_started(self._callbacks, envelope, self._executor.settings.worker_id)
-        except AttemptAlreadyFinished as exc:
+        except AttemptAlreadyFinishedError as exc:
             _log.info(
                 "dispatch %s is finished in the control plane (%s); not running it", dispatch, exc.error
             )
             self._inflight.discard(dispatch)
             self._remember(dispatch)
             return _text(200, "ok")
-        except CallbackFailed as exc:
+        except CallbackFailedError as exc:
             self._inflight.discard(dispatch)
             _log.warning("dispatch %s: %s", dispatch, exc)
             return _text(500, f"the started callback failed: {exc}")
