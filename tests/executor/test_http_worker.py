@@ -34,6 +34,7 @@ from arco.core.scope import Scope
 from arco.core.wire import ErrorCategory, TaskOutcome, WorkerDispatchEnvelope
 from arco.executor.task import ExecutorSettings, TaskExecutor
 from arco.worker.http_worker import HttpWorker
+from support.compat import load_json
 from support.executable_docs import port_in_use, prepare_workdir, workdir_env
 from support.system import skip_or_fail
 
@@ -642,3 +643,54 @@ def test_the_documented_server_commands_run_as_written(
         print(f"`{command}` printed:\n{out}")  # shown by pytest when the test fails
     assert process.returncode == 0, out
     assert stopped in out
+
+
+# --- the original's samples (../shared/arco-compat/worker_protocol) ----------------------------------------------
+
+
+async def test_the_originals_attempt_id_mismatch_answer_to_started_skips_the_task(
+    worker: RunningWorker, fake: FakeCallbackServer, compat_dir: Path
+) -> None:
+    sample = load_json(compat_dir / "worker_protocol" / "callback_error_payload.json")
+    assert sample["error"] == "attempt_id_mismatch"
+    envelope = http_envelope(fake, "exec.held", hold_dir=worker.hold_dir)
+    fake.answer("started", envelope.task_id, (409, sample))
+    assert (await dispatch(worker.url, envelope)).text == "ok"
+    assert worker.ran == [] and not (worker.hold_dir / "written-1").exists()
+
+
+async def test_the_originals_heartbeat_answer_keeps_the_task_running(
+    worker: RunningWorker, fake: FakeCallbackServer, compat_dir: Path
+) -> None:
+    sample = load_json(compat_dir / "worker_protocol" / "heartbeat_response.json")
+    assert sample["shouldCancel"] is False
+    envelope = http_envelope(fake, "exec.held", hold_dir=worker.hold_dir)
+    fake.answer("heartbeat", envelope.task_id, (200, sample), (200, sample))
+    assert (await dispatch(worker.url, envelope)).status_code == 202
+    await fake.wait_for(envelope.task_id, "heartbeat", count=2)
+    worker.let_go()
+    (completed,) = await fake.wait_for(envelope.task_id, "completed")
+    assert completed.body["outcome"] == "SUCCEEDED"
+
+
+async def test_the_example_worker_runs_the_originals_sample_envelope(
+    fake: FakeCallbackServer, compat_dir: Path
+) -> None:
+    sample = load_json(compat_dir / "worker_protocol" / "worker_dispatch_envelope.json")
+    sample["callbackBaseUrl"] = fake.url
+    sample["tokenExpiresAt"] = "2999-01-01T00:00:00Z"
+    fake.expect(WorkerDispatchEnvelope.from_wire(sample))
+    example = load_example()
+    server = example.Server(("127.0.0.1", 0), example.Worker(SECRET))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        response = await dispatch(f"http://127.0.0.1:{server.server_port}", json.dumps(sample).encode())
+        assert (response.status_code, response.text) == (202, "accepted")
+        (completed,) = await fake.wait_for(sample["taskId"], "completed")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [call.kind for call in fake.of(sample["taskId"])] == ["started", "completed"]
+    assert completed.body["outcome"] == "SUCCEEDED"
+    assert completed.authorization == "Bearer token"
