@@ -298,7 +298,11 @@ async def run_http_attempt(
             result = await asyncio.shield(attempt)
         except asyncio.CancelledError:
             if not attempt.done():
-                # The caller (the worker shutting down) cancelled us: stop the attempt the executor's way.
+                # The caller (the worker shutting down) cancelled us: stop the attempt the executor's way, and
+                # still report it (the cancellation is taken, so the awaits below run).
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
                 channel.cancel("the worker is shutting down")
                 with contextlib.suppress(asyncio.CancelledError):
                     await attempt
