@@ -230,6 +230,20 @@ async def test_a_heartbeat_answered_410_stops_the_attempt(
     assert completed.status == 200
 
 
+async def test_failing_heartbeats_never_fail_the_task(
+    worker: RunningWorker, fake: FakeCallbackServer
+) -> None:
+    envelope = http_envelope(fake, "exec.held", hold_dir=worker.hold_dir)
+    busy = (503, {"error": "unavailable", "message": "busy"})
+    fake.answer("heartbeat", envelope.task_id, *[busy] * 3)
+    assert (await dispatch(worker.url, envelope)).status_code == 202
+    beats = await fake.wait_for(envelope.task_id, "heartbeat", count=4)
+    assert [beat.status for beat in beats[:4]] == [503, 503, 503, 200]
+    worker.let_go()
+    (completed,) = await fake.wait_for(envelope.task_id, "completed")
+    assert completed.body["outcome"] == "SUCCEEDED"
+
+
 @pytest.mark.parametrize("how", ["missing", "wrong", "wrong-bearer"])
 async def test_a_dispatch_without_the_secret_is_refused_with_401(
     worker: RunningWorker, fake: FakeCallbackServer, how: str
