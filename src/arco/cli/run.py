@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import click
 from pydantic import ValidationError
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 
 from arco.client import RunHandle, control_plane_polled, preview_plan, start_run
 from arco.core.config import ArcoSettings
 from arco.core.errors import ConfigError, RunError
-from arco.core.runs import PartitionRange, RunRequest, RunState, RunStatus, Selection, run_workflow_id
+from arco.core.runs import (
+    RUN_WORKFLOW,
+    RUN_WORKFLOW_ID_PREFIX,
+    PartitionRange,
+    RunRequest,
+    RunState,
+    RunStatus,
+    Selection,
+    run_workflow_id,
+)
 from arco.worker.connect import connect
 
 #: Exit code of ``run wait`` and ``run start --wait`` when the run ended FAILED or CANCELLED (errors exit 2).
@@ -203,10 +214,57 @@ def preview(**kwargs: Any) -> None:
     click.echo(json.dumps(asyncio.run(_go()), indent=2, sort_keys=True))
 
 
+def _workflow_id_of(settings: ArcoSettings, run_key: str) -> str:
+    """The workflow id a run key, run id or workflow id names (keys and ids in the caller's scope)."""
+    return run_key if run_key.startswith(RUN_WORKFLOW_ID_PREFIX) else run_workflow_id(settings.scope, run_key)
+
+
+_SA_TENANT = SearchAttributeKey.for_keyword("ArcoTenant")
+_SA_WORKSPACE = SearchAttributeKey.for_keyword("ArcoWorkspace")
+
+
+async def _run_scope(handle: WorkflowHandle[Any, Any]) -> tuple[str, str, str]:
+    """``(workflow type, tenant, workspace)`` of a workflow: from its search attributes, else from its input.
+
+    A run sets ``ArcoTenant``/``ArcoWorkspace`` in its first workflow task; before that (or when a run failed
+    before it could) the scope is read from the input of its start event, never from the text of its id.
+    """
+    description = await handle.describe()
+    attributes = description.typed_search_attributes
+    tenant, workspace = attributes.get(_SA_TENANT), attributes.get(_SA_WORKSPACE)
+    if tenant is None or workspace is None:
+        tenant, workspace = "", ""
+        async for event in handle.fetch_history_events():
+            payloads = event.workflow_execution_started_event_attributes.input.payloads
+            with contextlib.suppress(ValueError, IndexError):
+                document = json.loads(payloads[0].data)
+                if isinstance(document, dict):
+                    tenant = str(document.get("tenantId", document.get("tenant_id", "default")))
+                    workspace = str(document.get("workspaceId", document.get("workspace_id", "default")))
+            break
+    return description.workflow_type, tenant, workspace
+
+
+async def _check_in_scope(settings: ArcoSettings, handle: WorkflowHandle[Any, Any], given: str) -> None:
+    """Refuse a workflow that is not a run of the caller's scope (``ARCO_TENANT``/``ARCO_WORKSPACE``)."""
+    workflow_type, tenant, workspace = await _run_scope(handle)
+    if workflow_type != RUN_WORKFLOW:
+        raise RunError(
+            f"workflow {handle.id!r} is a {workflow_type} workflow, not a run; give a run key, run id or the "
+            "workflow id of a RunWorkflow"
+        )
+    if (tenant, workspace) != (settings.scope.tenant, settings.scope.workspace):
+        raise RunError(
+            f"run {given!r} (workflow {handle.id}) belongs to scope {tenant or '?'}/{workspace or '?'}, not to "
+            f"your scope {settings.scope}; set ARCO_TENANT / ARCO_WORKSPACE to the run's scope to control it"
+        )
+
+
 async def _handle_for(settings: ArcoSettings, run_key: str) -> RunHandle:
     client = await connect(settings)
-    workflow_id = run_key if run_key.startswith("arco-run:") else run_workflow_id(settings.scope, run_key)
-    return RunHandle(handle=client.get_workflow_handle(workflow_id, result_type=RunStatus), created=False)
+    handle = client.get_workflow_handle(_workflow_id_of(settings, run_key), result_type=RunStatus)
+    await _check_in_scope(settings, handle, run_key)
+    return RunHandle(handle=handle, created=False)
 
 
 def _on_run(
@@ -215,14 +273,15 @@ def _on_run(
     """Run ``call`` on the run of ``run_key``; an unknown run key becomes an error that says where it looked."""
 
     async def _go() -> RunStatus:
-        handle = await _handle_for(settings, run_key)
         try:
+            handle = await _handle_for(settings, run_key)
             return await call(handle)
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise
             raise RunError(
-                f"no run {run_key!r} in scope {settings.scope} (workflow id {handle.workflow_id}, Temporal "
+                f"no run {run_key!r} in scope {settings.scope} (workflow id {_workflow_id_of(settings, run_key)}, "
+                "Temporal "
                 f"namespace {settings.temporal_namespace!r}); give a run key, run id or workflow id of a run "
                 "started in this scope, or set ARCO_TENANT / ARCO_WORKSPACE to the run's scope"
             ) from None
