@@ -70,12 +70,12 @@ def _request(
         if not sep:
             raise ConfigError(f"--tag {tag!r} is not key=value")
         tag_map[key] = value
-    span = None
+    span: tuple[str, str] | None = None
     if partition_range is not None:
         start, sep, end = partition_range.partition("..")
         if not sep:
             raise ConfigError(f"--partition-range {partition_range!r} is not START..END")
-        span = PartitionRange(start=start, end=end)
+        span = (start, end)
     try:
         return RunRequest(
             tenant_id=settings.tenant,
@@ -84,7 +84,7 @@ def _request(
                 asset_keys=list(assets), all=select_all, upstream_depth=upstream, downstream_depth=downstream
             ),
             partitions=list(partitions),
-            partition_range=span,
+            partition_range=None if span is None else PartitionRange(start=span[0], end=span[1]),
             run_key=run_key,
             tags=tag_map,
             max_parallelism=max_parallelism,
@@ -103,6 +103,8 @@ _OPTION_OF = {
     "tags": "--tag",
     "max_parallelism": "--max-parallelism",
     "asset_keys": "ASSETS",
+    "start": "--partition-range",
+    "end": "--partition-range",
 }
 
 

@@ -23,7 +23,9 @@ from pydantic import (
 from arco.core.dispatch import DeclaredInput
 from arco.core.errors import InvalidIdError
 from arco.core.ids import parse_ulid
+from arco.core.keys import MAX_ASSET_KEY_LENGTH, validate_asset_key
 from arco.core.model import ArcoModel
+from arco.core.partitions import validate_partition_key
 from arco.core.scope import Scope, TenantId, WorkspaceId
 
 #: Stable workflow type names (histories store these; never rename).
@@ -148,8 +150,7 @@ def _check_tags(what: str, tags: Mapping[str, str]) -> Mapping[str, str]:
     if len(tags) > MAX_TAGS:
         raise ValueError(f"{what} has {len(tags)} entries: at most {MAX_TAGS} allowed")
     for key, value in tags.items():
-        bad = _control_character(key) or _control_character(value)
-        if not key or len(key) > MAX_TAG_KEY_LENGTH or bad is not None:
+        if not key or len(key) > MAX_TAG_KEY_LENGTH or _control_character(key) is not None:
             raise ValueError(
                 f"{what} key {_shown(key)} is invalid: expected 1 to {MAX_TAG_KEY_LENGTH} characters without "
                 "control characters"
@@ -164,9 +165,11 @@ def _check_tags(what: str, tags: Mapping[str, str]) -> Mapping[str, str]:
 
 RunKey = Annotated[str, AfterValidator(validate_run_key)]
 RunId = Annotated[str, AfterValidator(validate_run_id)]
-_AssetKeyText = Annotated[str, StringConstraints(min_length=1), _plain_text("asset key", 128)]
+_AssetKeyText = Annotated[
+    str, _plain_text("asset key", MAX_ASSET_KEY_LENGTH), AfterValidator(validate_asset_key)
+]
 _PartitionKeyText = Annotated[
-    str, StringConstraints(min_length=1), _plain_text("partition key", MAX_PARTITION_KEY_LENGTH)
+    str, _plain_text("partition key", MAX_PARTITION_KEY_LENGTH), AfterValidator(validate_partition_key)
 ]
 _TaskKeyText = Annotated[str, StringConstraints(min_length=1), _plain_text("task key", MAX_TASK_KEY_LENGTH)]
 _NameText = Annotated[str, StringConstraints(min_length=1), _plain_text("name", MAX_NAME_LENGTH)]
