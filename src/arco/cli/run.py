@@ -110,11 +110,14 @@ _OPTION_OF = {
 
 def _problems(exc: ValidationError) -> str:
     problems = []
-    for err in exc.errors():
+    errors = exc.errors()
+    for err in errors[:5]:
         names = [_OPTION_OF.get(str(part), str(part)) for part in err["loc"]]
         where = next((name for name in names if name.startswith("-") or name == "ASSETS"), None)
         message = str(err["msg"]).removeprefix("Value error, ")
         problems.append(f"{where}: {message}" if where else message)
+    if len(errors) > 5:
+        problems.append(f"and {len(errors) - 5} more problems")
     return "; ".join(problems)
 
 

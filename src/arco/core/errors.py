@@ -28,6 +28,12 @@ class InvalidIdError(InvalidInputError):
     code = "invalid_id"
 
 
+class InvalidRunRequestError(InvalidInputError):
+    """A run request (``RunWorkflow``'s input) has a field of the wrong type, form or size."""
+
+    code = "invalid_run_request"
+
+
 class InvalidScopeError(InvalidIdError):
     """A tenant or workspace id is malformed or would escape its scope."""
 

@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from arco.core.dispatch import DeclaredInput
-from arco.core.errors import InvalidIdError
+from arco.core.errors import InvalidIdError, InvalidRunRequestError
 from arco.core.ids import parse_ulid
 from arco.core.keys import MAX_ASSET_KEY_LENGTH, validate_asset_key
 from arco.core.model import ArcoModel
@@ -169,7 +169,10 @@ _AssetKeyText = Annotated[
     str, _plain_text("asset key", MAX_ASSET_KEY_LENGTH), AfterValidator(validate_asset_key)
 ]
 _PartitionKeyText = Annotated[
-    str, _plain_text("partition key", MAX_PARTITION_KEY_LENGTH), AfterValidator(validate_partition_key)
+    str,
+    StringConstraints(min_length=1),
+    _plain_text("partition key", MAX_PARTITION_KEY_LENGTH),
+    AfterValidator(validate_partition_key),
 ]
 _TaskKeyText = Annotated[str, StringConstraints(min_length=1), _plain_text("task key", MAX_TASK_KEY_LENGTH)]
 _NameText = Annotated[str, StringConstraints(min_length=1), _plain_text("name", MAX_NAME_LENGTH)]
@@ -327,6 +330,41 @@ class RunRequest(ArcoModel):
     def scope(self) -> Scope:
         """The run's tenant/workspace."""
         return Scope(self.tenant_id, self.workspace_id)
+
+
+#: Problems an error message lists at most (a request can have thousands of bad keys).
+_PROBLEMS_SHOWN = 5
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per problem of a pydantic error, joined by ``; ``: the field path (wire names) and the message."""
+    problems = []
+    errors = exc.errors()
+    for err in errors[:_PROBLEMS_SHOWN]:
+        parts = [str(part) if str(part).isprintable() else repr(part) for part in err["loc"]]
+        where = ".".join(parts) or "the input (a JSON object of RunRequest fields)"
+        message = str(err["msg"]).removeprefix("Value error, ")
+        problems.append(f"{where}: {message}")
+    if len(errors) > _PROBLEMS_SHOWN:
+        problems.append(f"and {len(errors) - _PROBLEMS_SHOWN} more problems")
+    return "; ".join(problems)
+
+
+def parse_run_request(data: object) -> RunRequest:
+    """Validate a run request given as JSON text or a decoded JSON value (what ``RunWorkflow`` accepts).
+
+    Raises:
+        InvalidRunRequestError: naming each wrong field (``runKey``, ``selection.assetKeys.0``, ...) and its
+            expected form.
+    """
+    try:
+        if isinstance(data, str | bytes):
+            return RunRequest.model_validate_json(data)
+        return RunRequest.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRunRequestError(
+            f"invalid run request: {describe_validation_error(exc)}; see docs/runs.md for its fields"
+        ) from None
 
 
 class TaskSpec(ArcoModel):
