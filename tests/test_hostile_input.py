@@ -27,6 +27,7 @@ from arco.catalog.storage import open_store
 from arco.catalog.tier1.catalog import Catalog
 from arco.catalog.tier1.entities import MAX_DEFINITION_BYTES, AssetSpec
 from arco.cli.main import cli
+from arco.core.canonical_json import JsonValue
 from arco.core.config import ArcoSettings
 from arco.core.errors import InvalidInputError, InvalidRunRequestError
 from arco.core.runs import (
@@ -212,7 +213,7 @@ FIELD_IDS = [(field, category) for field, cases in FIELD_CASES.items() for categ
 
 def request_with(field: str, value: Any) -> dict[str, Any]:
     """The valid request with ``field`` (dotted wire path) set to ``value``."""
-    document = json.loads(json.dumps(VALID))
+    document: dict[str, Any] = json.loads(json.dumps(VALID))
     target = document
     *parents, leaf = field.split(".")
     for part in parents:
@@ -381,7 +382,7 @@ def test_an_oversized_asset_definition_is_refused_and_nothing_is_committed(tmp_p
     catalog = Catalog(store, Scope(TENANT, WORKSPACE))
     catalog.register_asset(AssetSpec(key="a.small", definition={"deps": []}))
     before = listing(str(tmp_path))
-    huge = {"blob": "x" * MAX_DEFINITION_BYTES}
+    huge: JsonValue = {"blob": "x" * MAX_DEFINITION_BYTES}
     with pytest.raises(InvalidInputError, match=r"definition of asset 'a.big' is 1,048,5\d\d bytes as JSON"):
         catalog.register_asset(AssetSpec(key="a.big", definition=huge))
     with pytest.raises(InvalidInputError, match=r"partitioning of asset 'a\.big'"):
