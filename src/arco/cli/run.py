@@ -259,9 +259,10 @@ async def _check_in_scope(settings: ArcoSettings, handle: WorkflowHandle[Any, An
             "workflow id of a RunWorkflow"
         )
     if (tenant, workspace) != (settings.scope.tenant, settings.scope.workspace):
+        named = repr(given) if given == handle.id else f"{given!r} (workflow {handle.id})"
         raise RunError(
-            f"run {given!r} (workflow {handle.id}) belongs to scope {tenant or '?'}/{workspace or '?'}, not to "
-            f"your scope {settings.scope}; set ARCO_TENANT / ARCO_WORKSPACE to the run's scope to control it"
+            f"run {named} belongs to scope {tenant or '?'}/{workspace or '?'}, not to your scope "
+            f"{settings.scope}; set ARCO_TENANT / ARCO_WORKSPACE to the run's scope to control it"
         )
 
 
