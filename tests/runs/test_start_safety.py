@@ -12,6 +12,7 @@ import asyncio
 import concurrent.futures
 import hashlib
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -100,6 +101,17 @@ async def failure_of(handle: WorkflowHandle[Any, Any]) -> ApplicationError:
     return cause
 
 
+HISTORIES = Path(__file__).resolve().parent / "histories"
+
+
+async def keep_history(handle: WorkflowHandle[Any, Any], name: str) -> None:
+    """With ARCO_RECORD_HISTORIES=1, save the workflow's history as a replay fixture (tests/runs/histories)."""
+    if os.environ.get("ARCO_RECORD_HISTORIES") != "1":
+        return
+    history = await handle.fetch_history()
+    (HISTORIES / f"{name}.json").write_text(history.to_json())
+
+
 def unique(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
 
@@ -126,6 +138,8 @@ async def test_an_input_that_does_not_decode_fails_the_run_at_once(
     arg, named = BAD_INPUTS[case]
     handle = await start_raw(temporal_client, task_queue, unique(f"bad-{case}"), arg)
     failure = await failure_of(handle)
+    if case == "fractional-parallelism":
+        await keep_history(handle, "start_refused_undecodable")
     assert named in failure.message
     assert "RunRequest" in failure.message
     assert (await handle.describe()).status == WorkflowExecutionStatus.FAILED
@@ -144,6 +158,7 @@ async def test_a_workflow_id_of_another_scope_is_refused_before_planning(
         {"tenantId": "default", "workspaceId": "slow", "runKey": key, "selection": {"all": True}},
     )
     failure = await failure_of(handle)
+    await keep_history(handle, "start_refused_workflow_id")
     assert failure.type == INVALID_WORKFLOW_ID
     assert "names scope acme/prod, but the input is for scope default/slow" in failure.message
     assert f"arco-run:default:slow:{key}" in failure.message  # the id to use instead
