@@ -119,6 +119,8 @@ class RunActivities:
 
     def _claim(self, request: PlanRunInput, fingerprint: str) -> None:
         """Claim the run's run key for this workflow execution (refused when another one owns it)."""
+        if not activity.in_activity():
+            return  # called directly (a planning tool, a test): no run to claim a key for
         info = activity.info()
         if not info.workflow_id:
             return  # not started by a workflow: no run to claim a key for
