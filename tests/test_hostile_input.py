@@ -390,6 +390,16 @@ def test_an_oversized_asset_definition_is_refused_and_nothing_is_committed(tmp_p
     assert listing(str(tmp_path)) == before
 
 
+def test_sql_text_over_the_limit_is_one_clear_line(tmp_path: Path) -> None:
+    env = {"ARCO_CATALOG_ROOT": str(tmp_path / "catalog")}
+    result = invoke(env, "query", "SELECT 1 -- " + "x" * 25_000)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        "error: the query is 25,012 characters long, more than the limit of 20,000; shorten it (or raise "
+        "QueryLimits.max_sql_chars / --max-sql-chars)"
+    ]
+
+
 def test_register_assets_from_a_file_refuses_an_oversized_definition(tmp_path: Path) -> None:
     root = tmp_path / "catalog"
     doc = tmp_path / "assets.json"

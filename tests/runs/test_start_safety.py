@@ -25,11 +25,12 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
-from arco.activities.run_keys import RunKeyClaim, RunKeyClaimedError, claim_run_key
+from arco.activities.run_keys import RunKeyClaim, claim_run_key
 from arco.activities.runs import RunActivities
 from arco.catalog.log.layout import ScopeLayout
 from arco.catalog.storage import ObjectStore, open_store
 from arco.client import start_run
+from arco.core.errors import RunKeyClaimedError
 from arco.core.runs import (
     INVALID_WORKFLOW_ID,
     RUN_KEY_CLAIMED,

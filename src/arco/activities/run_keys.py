@@ -15,9 +15,13 @@ import json
 from arco.catalog.log.layout import ScopeLayout
 from arco.catalog.storage import ObjectStore
 from arco.core.canonical_json import canonical_bytes
-from arco.core.errors import CorruptObjectError, ObjectExistsError, PreconditionFailedError, RunError
+from arco.core.errors import (
+    CorruptObjectError,
+    ObjectExistsError,
+    PreconditionFailedError,
+    RunKeyClaimedError,
+)
 from arco.core.model import ArcoModel
-from arco.core.runs import RUN_KEY_CLAIMED
 from arco.core.scope import Scope
 
 
@@ -37,12 +41,6 @@ class RunKeyClaim(ArcoModel):
     workflow_id: str
     workflow_run_id: str
     fingerprint: str
-
-
-class RunKeyClaimedError(RunError):
-    """The run key is already claimed by another run (another workflow, or an earlier execution of this id)."""
-
-    code = RUN_KEY_CLAIMED
 
 
 def claim_run_key(store: ObjectStore, scope: Scope, claim: RunKeyClaim) -> RunKeyClaim:

@@ -164,6 +164,12 @@ class RunError(ArcoError):
     code = "run"
 
 
+class RunKeyClaimedError(RunError):
+    """A run key is already claimed by another run (another workflow, or an earlier execution of the same id)."""
+
+    code = "run_key_claimed"
+
+
 class QueryError(ArcoError):
     """A read-only query is malformed, forbidden or exceeded a limit."""
 

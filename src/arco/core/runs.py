@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from arco.core.dispatch import DeclaredInput
-from arco.core.errors import InvalidIdError, InvalidRunRequestError
+from arco.core.errors import InvalidIdError, InvalidRunRequestError, RunKeyClaimedError
 from arco.core.ids import parse_ulid
 from arco.core.keys import MAX_ASSET_KEY_LENGTH, validate_asset_key
 from arco.core.model import ArcoModel
@@ -82,7 +82,7 @@ INPUT_DECODE_ERRORS: tuple[type[Exception], ...] = (ValidationError,)
 #: Failure type of a run refused before planning (workflow id of another scope or run key).
 INVALID_WORKFLOW_ID = "invalid_workflow_id"
 #: Failure type of a run whose run key is already claimed by another workflow (docs/catalog.md, "Run keys").
-RUN_KEY_CLAIMED = "run_key_claimed"
+RUN_KEY_CLAIMED = RunKeyClaimedError.code
 #: Prefix of the workflow ids Arco derives (:func:`run_workflow_id`); ``arco-run:TENANT:WORKSPACE:KEY``.
 RUN_WORKFLOW_ID_PREFIX = "arco-run:"
 
