@@ -88,6 +88,7 @@ CLI_CASES: dict[str, dict[str, tuple[list[str], str]]] = {
         "path": (["a.b", "--run-key", "../../etc/passwd"], "without '..'"),
         "space": (["a.b", "--run-key", "a b"], "letters, digits"),
     },
+    "--output": {"wrong-choice": (["a.b", "--output", "xml"], "is not one of 'table', 'json'")},
     "--max-parallelism": {
         "wrong-type": (["a.b", "--max-parallelism", "many"], "is not a valid integer"),
         "zero": (["a.b", "--max-parallelism", "0"], "1<=x<=1000"),
@@ -146,6 +147,32 @@ async def test_run_start_refuses_each_bad_option_with_one_clear_line(
     shown = errors[0].replace("'", "").replace('"', "")
     assert option.replace("'", "") in shown or (option == "ASSETS" and "asset key" in shown), result.output
     assert expected in result.output
+    assert listing(cli_env["ARCO_CATALOG_ROOT"]) == before
+    assert await open_workflows(temporal_client, task_queue) == []
+
+
+#: The scope of `arco run` comes from the environment: a scope that could escape its folder is refused the same way.
+SCOPE_CASES = {
+    "ARCO_TENANT-path": ("ARCO_TENANT", "../../etc"),
+    "ARCO_WORKSPACE-control": ("ARCO_WORKSPACE", "prod\nx"),
+    "ARCO_WORKSPACE-oversize": ("ARCO_WORKSPACE", "w" * 64),
+}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("case", sorted(SCOPE_CASES))
+@pytest.mark.parametrize("verb", [["start", "a.b"], ["status", "k"], ["cancel", "k"]], ids=lambda v: v[0])
+async def test_run_verbs_refuse_a_bad_scope_in_the_environment(
+    cli_env: dict[str, str], temporal_client: Client, task_queue: str, case: str, verb: list[str]
+) -> None:
+    variable, value = SCOPE_CASES[case]
+    before = listing(cli_env["ARCO_CATALOG_ROOT"])
+    result = await asyncio.to_thread(invoke, cli_env | {variable: value}, "run", *verb)
+    assert result.exit_code == 2, result.output
+    assert (
+        result.output.strip().splitlines()[-1].startswith(f"error: invalid Arco configuration: {variable}: ")
+    )
+    assert "expected 1-63 characters of lowercase letters" in result.output
     assert listing(cli_env["ARCO_CATALOG_ROOT"]) == before
     assert await open_workflows(temporal_client, task_queue) == []
 
