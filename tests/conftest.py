@@ -8,4 +8,4 @@ import os
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 # Fixture plugins live in tests/support so that each can be read on its own.
-pytest_plugins = ["support.temporal", "support.gcs", "support.compat"]
+pytest_plugins = ["support.temporal", "support.gcs", "support.compat", "support.executable_docs"]

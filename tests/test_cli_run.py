@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -134,6 +135,52 @@ async def test_waiting_for_a_failed_run_exits_nonzero(stack: Env) -> None:
     assert '"state": "FAILED"' in waited.output
     status = await stack.arco_async("run", "status", "k-fail")
     assert status.exit_code == 0, status.output
+
+
+@pytest.mark.integration
+async def test_a_failed_run_shows_why_each_task_failed_and_where_the_full_text_is(
+    temporal_server: TemporalDevServer, temporal_client: Client, task_queue: str, tmp_path: Path
+) -> None:
+    module = f"cli_run_assets_{uuid.uuid4().hex[:8]}"
+    source = tmp_path / f"{module}.py"
+    source.write_text(ASSETS)
+    settings = _settings(tmp_path, task_queue)
+    location = load_code_location(str(source))
+    deploy(Catalog(open_store(settings.catalog_root), settings.scope), location)
+    env = Env(temporal_server, settings)
+    executor = build_executor_worker(
+        temporal_client, settings, queue="default", code_location=module, location=location
+    )
+    async with build_control_plane_worker(temporal_client, settings), executor:
+        started = await env.arco_async("run", "start", "cli.boom", "--run-key", "k-why", "--wait")
+        assert started.exit_code == 1, started.output
+        for text in (
+            "failed:      cli.boom",
+            "cli.boom: USER_CODE, attempt 1",
+            "RuntimeError: kaboom",
+            "ledger event",
+        ):
+            assert text in started.output, started.output
+        waited = await env.arco_async("run", "wait", "k-why", "--output", "json")
+        assert waited.exit_code == 1, waited.output
+        [record] = json.loads(waited.stdout)["failures"]
+        assert record["taskKey"] == "cli.boom"
+        assert (record["errorCategory"], record["attempt"]) == ("USER_CODE", 1)
+        assert record["message"] == "RuntimeError: kaboom"
+        assert record["eventId"] and record["attemptId"].startswith("att_")
+        # Where the full text lives: the query printed with the record answers once the ledger is compacted.
+        line = next(line for line in started.output.splitlines() if 'arco query "' in line)
+        sql = line.split('arco query "', 1)[1].split('"', 1)[0]
+        compacted = await env.arco_async("compact")
+        assert compacted.exit_code == 0, compacted.output
+        full = await env.arco_async("query", sql)
+        assert full.exit_code == 0, full.output
+        assert "RuntimeError: kaboom" in full.output
+    # No worker serves the scope any more: a closed run's status comes from Temporal alone, reasons included.
+    after = await env.arco_async("run", "status", "k-why")
+    assert after.exit_code == 0, after.output
+    assert "state=FAILED" in after.output
+    assert "RuntimeError: kaboom" in after.output
 
 
 @pytest.mark.integration

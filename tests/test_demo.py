@@ -34,6 +34,11 @@ def test_demo_runs_the_pipeline_and_prints_outcome_and_lineage(tmp_path: Path) -
         r"3\. run [0-9A-Z]{26} \(arco-run:default:default:demo\): SUCCEEDED - 9 tasks \(SUCCEEDED=9\)", out
     )
     assert re.search(r"4\. compacted \d+ events", out)
+    # The demo creates the scope's compaction schedule, as `arco dev` does.
+    assert (
+        "compaction: schedule arco-compaction-schedule:default:default (created; every 1m, with retention)"
+        in out
+    )
     lineage = [line.strip() for line in out.splitlines() if "<-" in line]
     assert lineage == [
         f"demo.daily_revenue[date=d:2026-01-0{day}] <- demo.cleaned_orders[date=d:2026-01-0{day}]"
@@ -41,5 +46,28 @@ def test_demo_runs_the_pipeline_and_prints_outcome_and_lineage(tmp_path: Path) -
         for day, line in zip((1, 2, 3), lineage, strict=True)
     ]
     assert all("attempt 1" in line for line in lineage)
+    # Each line names the version it read in a short form a person can compare, not an opaque long token.
+    assert all(re.search(r"\(attempt 1, read version v[0-9a-f]{8}\)$", line) for line in lineage), lineage
+    assert len({line.rsplit(" ", 1)[1] for line in lineage}) == 3  # three partitions, three versions
     parquet = sorted((tmp_path / "state" / "demo" / "data").rglob("*.parquet"))
     assert len(parquet) == 9
+
+
+def test_make_demo_says_the_first_run_installs_packages_and_shows_progress(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"  # not installed yet: what a fresh clone's first `make demo` does
+    done = subprocess.run(
+        ["make", "--dry-run", "demo", f"VENV={venv}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    first = next(i for i, line in enumerate(lines) if "First run: creating" in line)
+    installs = [i for i, line in enumerate(lines) if "pip install" in line]
+    assert installs and first < installs[0], done.stdout  # the message comes before the first download
+    assert "a few minutes" in done.stdout and "progress" in done.stdout
+    assert "--quiet" not in done.stdout
+    assert lines[-1].endswith(f"{venv}/bin/arco demo")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,8 @@ import yaml
 from click.testing import CliRunner
 
 from arco.cli.main import cli
-from arco.core.config import _ENV_FIELDS
-from arco.worker.temporal_server import TemporalServerConfig
+from arco.core.config import _ENV_FIELDS, ArcoSettings
+from arco.worker.temporal_server import TemporalServerConfig, find_temporal_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,8 +30,26 @@ def _command(service: dict[str, Any]) -> list[str]:
     return shlex.split(command) if isinstance(command, str) else [str(part) for part in command]
 
 
+def _commands(service: dict[str, Any]) -> list[list[str]]:
+    """The commands a service runs: its command, or each `&&`-joined command of an `sh -c` script."""
+    command = _command(service)
+    if command[:2] == ["sh", "-c"]:
+        return [shlex.split(part) for part in command[2].split("&&")]
+    return [command]
+
+
+def _workdir() -> str:
+    [line] = [line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("WORKDIR ")]
+    return line.split(maxsplit=1)[1]
+
+
+def _arco_services(compose: dict[str, Any]) -> list[str]:
+    return sorted(name for name, service in compose["services"].items() if service.get("build") == ".")
+
+
 def test_every_service_is_known(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == {"temporal", "control-plane", "executor"}
+    assert set(compose["services"]) == {"temporal", "setup", "control-plane", "executor"}
+    assert _arco_services(compose) == ["control-plane", "executor", "setup"]
 
 
 def test_temporal_service_matches_the_embedded_server(compose: dict[str, Any]) -> None:
@@ -63,13 +82,13 @@ def _pairs(args: list[str]) -> set[tuple[str, str]]:
     return pairs
 
 
-@pytest.mark.parametrize("name", ["control-plane", "executor"])
+@pytest.mark.parametrize("name", ["setup", "control-plane", "executor"])
 def test_arco_services_run_real_commands_with_known_settings(compose: dict[str, Any], name: str) -> None:
     service = compose["services"][name]
-    command = _command(service)
-    assert command[0] == "arco"
-    result = CliRunner().invoke(cli, [*command[1:], "--help"])
-    assert result.exit_code == 0, result.output
+    for command in _commands(service):
+        assert command[0] == "arco", command
+        result = CliRunner().invoke(cli, [*command[1:], "--help"])
+        assert result.exit_code == 0, result.output
     for variable in service.get("environment", {}):
         assert variable in _ENV_FIELDS, f"{name} sets {variable}, which Arco does not read"
     env = service["environment"]
@@ -77,12 +96,80 @@ def test_arco_services_run_real_commands_with_known_settings(compose: dict[str, 
     assert host in compose["services"]
     temporal_command = _command(compose["services"][host])
     assert port == temporal_command[temporal_command.index("--port") + 1]
-    mount = service["volumes"][0].split(":")[1]
+    [volume] = service["volumes"]
+    source, mount = volume.split(":")
+    # The project folder's ./.arco is the image's working directory's .arco: the same relative path inside and
+    # outside the container.
+    assert mount == f"{_workdir()}/{source.removeprefix('./')}"
     for variable in ("ARCO_CATALOG_ROOT", "ARCO_DATA_ROOT"):
         if variable in env:
             assert env[variable].startswith(mount + "/")
-    assert set(service["depends_on"]) <= set(compose["services"])
     assert service["build"] == "."
+
+
+def test_catalog_and_data_are_bind_mounted_where_host_side_commands_look(compose: dict[str, Any]) -> None:
+    """Host-side `arco query` / `arco lineage` in the project folder read ./.arco/catalog by default."""
+    defaults = ArcoSettings()
+    workdir = _workdir()
+    for name in _arco_services(compose):
+        env = compose["services"][name]["environment"]
+        if "ARCO_CATALOG_ROOT" in env:
+            assert env["ARCO_CATALOG_ROOT"] == f"{workdir}/{defaults.catalog_root}"
+        if "ARCO_DATA_ROOT" in env:
+            assert env["ARCO_DATA_ROOT"] == f"{workdir}/{defaults.data_root}"
+    roots = {
+        compose["services"][name]["environment"]["ARCO_CATALOG_ROOT"]
+        for name in _arco_services(compose)
+        if "ARCO_CATALOG_ROOT" in compose["services"][name]["environment"]
+    }
+    assert len(roots) == 1, f"every service must use the same catalog root, got {roots}"
+
+
+def test_workers_wait_for_a_healthy_temporal_and_a_completed_setup(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in _arco_services(compose):
+        depends = services[name]["depends_on"]
+        assert isinstance(depends, dict), f"{name}: depends_on needs conditions, not a bare list"
+        assert depends["temporal"] == {"condition": "service_healthy"}
+        for other, rule in depends.items():
+            assert other in services
+            if rule["condition"] == "service_completed_successfully":
+                assert services[other].get("restart") == "no", f"{other} must be a one-shot service"
+    for name in ("control-plane", "executor"):
+        assert services[name]["depends_on"]["setup"] == {"condition": "service_completed_successfully"}
+    assert services["setup"]["restart"] == "no"
+
+
+def test_temporal_health_check_is_a_real_command_of_its_binary(compose: dict[str, Any]) -> None:
+    check = compose["services"]["temporal"]["healthcheck"]
+    kind, binary, *args = check["test"]
+    # temporalio/temporal is FROM scratch with the CLI at /temporal (its ENTRYPOINT): no shell, nothing on PATH.
+    assert (kind, binary) == ("CMD", "/temporal")
+    assert args[args.index("--address") + 1].endswith(":" + _command(compose["services"]["temporal"])[5])
+    found = subprocess.run(
+        [str(find_temporal_binary()), *args[: args.index("--address")], "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert found.returncode == 0, found.stderr
+    for key in ("interval", "timeout", "retries"):
+        assert key in check
+
+
+def test_setup_deploys_the_executors_code_location_and_creates_the_schedule(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    commands = _commands(services["setup"])
+    executor = _command(services["executor"])
+    location = executor[executor.index("--code-location") + 1]
+    assert commands[0][:3] == ["arco", "deploy", location]
+    assert commands[1][:4] == ["arco", "schedule", "compaction", "create"]
+    assert "--if-not-exists" in commands[1]  # a second `docker compose up` must not fail
+    assert (
+        services["setup"]["environment"]["ARCO_TASK_QUEUE"]
+        == (services["control-plane"]["environment"]["ARCO_TASK_QUEUE"])
+    )
 
 
 def test_executor_service_serves_the_example_code_location(compose: dict[str, Any]) -> None:
@@ -104,6 +191,11 @@ def test_dockerfile_installs_the_package_and_runs_a_worker() -> None:
 
 def test_named_volumes_are_declared(compose: dict[str, Any]) -> None:
     declared = set(compose["volumes"])
+    used = set()
     for service in compose["services"].values():
         for volume in service.get("volumes", []):
-            assert volume.split(":")[0] in declared
+            source = volume.split(":")[0]
+            if not source.startswith("./"):
+                assert source in declared
+                used.add(source)
+    assert used == declared

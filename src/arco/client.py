@@ -14,8 +14,11 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -28,25 +31,35 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.common import SearchAttributeKey, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from arco.core.config import DEFAULT_TASK_QUEUE
-from arco.core.errors import RunError
+from arco.core.errors import InvalidInputError, RunError
 from arco.core.ids import new_ulid
 from arco.core.runs import (
     CANCEL_UPDATE,
     PLAN_PREVIEW_WORKFLOW,
+    RUN_CANCELLED_ERROR,
+    RUN_FAILED_ERROR,
     RUN_WORKFLOW,
     STATUS_QUERY,
     CancelRequest,
     PlanPreview,
     RunRequest,
+    RunState,
     RunStatus,
     run_workflow_id,
 )
+from arco.core.scope import Scope
 
 _FINGERPRINT_KEY = SearchAttributeKey.for_keyword("ArcoPlanFingerprint")
+#: How long ``RunHandle.cancel`` waits for the cancelled run's workflow to close after the ``cancel`` update.
+_CLOSE_WAIT_SECONDS = 30.0
+_RUN_KEY_KEY = SearchAttributeKey.for_keyword("ArcoRunKey")
+_RUN_STATE_KEY = SearchAttributeKey.for_keyword("ArcoRunState")
+_ASSET_KEYS_KEY = SearchAttributeKey.for_keyword_list("ArcoAssetKeys")
+_TASK_COUNT_KEY = SearchAttributeKey.for_int("ArcoTaskCount")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,24 +75,70 @@ class RunHandle:
         return self.handle.id
 
     async def status(self) -> RunStatus:
-        """Current compact status (the ``status`` query)."""
+        """Current compact status: the ``status`` query while the run is open, its final status once it closed.
+
+        The final status of a closed run is read from Temporal (the workflow's result, its failure details or
+        its memo), so it needs no control-plane worker; only a run that closed some other way (planning failed,
+        terminated) is asked with the query.
+        """
+        description = await self.handle.describe()
+        if description.status not in (None, WorkflowExecutionStatus.RUNNING):
+            final = await self._closed_status(description.status)
+            if final is not None:
+                return final
         status: RunStatus = await self.handle.query(STATUS_QUERY, result_type=RunStatus)
         return status
 
     async def result(self, timeout: float | None = None) -> RunStatus:
-        """Wait for the run to finish and return its final status.
+        """Wait for the run to finish and return its final status (SUCCEEDED, FAILED or CANCELLED).
 
-        A run cancelled through Temporal (``temporal workflow cancel``) has no result value: its last status is
-        returned from the ``status`` query instead.
+        A FAILED run's workflow fails with ``ArcoRunFailed`` and a cancelled run's closes as Canceled: both
+        still give their final status here, from the failure details or the memo (``finalStatus``).
+
+        Raises:
+            RunError: if the workflow failed without a run status (planning refused the request, terminated).
         """
         try:
             result: RunStatus = await asyncio.wait_for(self.handle.result(), timeout)
             return result
         except WorkflowFailureError as exc:
+            final = run_status_of_failure(exc)
+            if final is not None:
+                return final
             description = await self.handle.describe()
             if description.status == WorkflowExecutionStatus.CANCELED:
-                return await self.status()
+                return await self._cancelled_status()
             raise RunError(f"run workflow {self.workflow_id} failed: {_root_message(exc)}") from exc
+
+    async def _closed_status(self, closed: WorkflowExecutionStatus) -> RunStatus | None:
+        """The final status of a closed run from Temporal alone, or None when only the query can tell."""
+        if closed == WorkflowExecutionStatus.COMPLETED:
+            result: RunStatus = await self.handle.result()
+            return result
+        if closed == WorkflowExecutionStatus.FAILED:
+            try:
+                await self.handle.result()
+            except WorkflowFailureError as exc:
+                return run_status_of_failure(exc)
+            return None
+        if closed == WorkflowExecutionStatus.CANCELED:
+            return await self._memo_status()
+        return None
+
+    async def _memo_status(self) -> RunStatus | None:
+        memo = await (await self.handle.describe()).memo()
+        final = memo.get("finalStatus")
+        return RunStatus.model_validate(final) if isinstance(final, dict) else None
+
+    async def _cancelled_status(self) -> RunStatus:
+        """A Canceled run's final status: from its memo, else from the ``status`` query (histories before
+        ``finalStatus``), marked CANCELLED in any case."""
+        final = await self._memo_status()
+        if final is None:
+            final = await self.handle.query(STATUS_QUERY, result_type=RunStatus)
+        if final.state != RunState.CANCELLED:
+            final = final.model_copy(update={"state": RunState.CANCELLED})
+        return final
 
     async def cancel(self, reason: str = "cancelled by request") -> RunStatus:
         """Cancel the run and wait until every task is accounted for; returns the final status.
@@ -91,7 +150,6 @@ class RunHandle:
             final: RunStatus = await self.handle.execute_update(
                 CANCEL_UPDATE, CancelRequest(reason=reason), result_type=RunStatus
             )
-            return final
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
             message = getattr(cause, "message", None) or str(cause or exc)
@@ -99,6 +157,12 @@ class RunHandle:
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise
+        else:
+            # Every task is accounted for; the workflow closes as Canceled a moment later: wait for that, so
+            # that what Temporal shows next agrees (a run that does not close in time is returned as it is).
+            with contextlib.suppress(TimeoutError):
+                await self.result(timeout=_CLOSE_WAIT_SECONDS)
+            return final
         # The workflow already closed: say how it ended.
         final = await self.result()
         raise RunError(
@@ -180,6 +244,20 @@ async def start_run(
     return RunHandle(handle=existing, created=False)
 
 
+def run_status_of_failure(exc: WorkflowFailureError) -> RunStatus | None:
+    """The final status a run's workflow failure carries (``ArcoRunFailed`` / ``ArcoRunCancelled`` details)."""
+    cause = exc.cause
+    if not isinstance(cause, ApplicationError) or cause.type not in (RUN_FAILED_ERROR, RUN_CANCELLED_ERROR):
+        return None
+    details = cause.details
+    if not details:
+        return None
+    try:
+        return RunStatus.model_validate(details[0])
+    except ValueError:
+        return None
+
+
 def _root_message(exc: BaseException) -> str:
     cause: BaseException | None = exc
     while getattr(cause, "cause", None) is not None:
@@ -247,3 +325,147 @@ async def control_plane_polled(client: Client, task_queue: str = DEFAULT_TASK_QU
         )
     )
     return bool(response.pollers)
+
+
+async def await_control_plane(
+    client: Client, task_queue: str = DEFAULT_TASK_QUEUE, *, grace: float = 5.0, interval: float = 0.25
+) -> bool:
+    """Whether a worker polls ``task_queue``, asking again for up to ``grace`` seconds.
+
+    A worker that has just started reaches the server with its first poll a moment later; the grace period keeps
+    a command started right after its worker from being refused.
+    """
+    for _ in range(max(1, int(grace / interval))):
+        if await control_plane_polled(client, task_queue):
+            return True
+        await asyncio.sleep(interval)
+    return await control_plane_polled(client, task_queue)
+
+
+#: Characters a value in a visibility query may have (scope ids, asset keys, run states).
+_QUERY_VALUE = re.compile(r"[A-Za-z0-9_.:\-/@=\[\]]{1,512}")
+
+
+@dataclass(frozen=True, slots=True)
+class RunListing:
+    """One run as Temporal's visibility store lists it (from Arco's search attributes; no worker needed).
+
+    Attributes:
+        workflow_id: The run's Temporal workflow id.
+        run_key: Its run key (``ArcoRunKey``), if it was started with one.
+        state: Arco's run state (``ArcoRunState``): PLANNING, RUNNING, SUCCEEDED, FAILED or CANCELLED.
+        status: Temporal's execution status (RUNNING, COMPLETED, FAILED, CANCELED, TERMINATED, ...).
+        asset_keys: The planned assets (``ArcoAssetKeys``, the first ones of a large plan).
+        task_count: Planned tasks (``ArcoTaskCount``).
+        started_at: When the workflow started.
+        closed_at: When it closed, if it did.
+    """
+
+    workflow_id: str
+    run_key: str | None
+    state: str | None
+    status: str
+    asset_keys: tuple[str, ...]
+    task_count: int | None
+    started_at: datetime | None
+    closed_at: datetime | None
+
+    def to_wire(self) -> dict[str, Any]:
+        """The listing as JSON-ready camelCase fields."""
+        return {
+            "workflowId": self.workflow_id,
+            "runKey": self.run_key,
+            "state": self.state,
+            "status": self.status,
+            "assetKeys": list(self.asset_keys),
+            "taskCount": self.task_count,
+            "startedAt": self.started_at.isoformat() if self.started_at else None,
+            "closedAt": self.closed_at.isoformat() if self.closed_at else None,
+        }
+
+
+def _query_value(value: str, what: str) -> str:
+    if _QUERY_VALUE.fullmatch(value) is None:
+        raise InvalidInputError(
+            f"{what} {value!r} cannot be searched for: expected 1 to 512 letters, digits or _ . : - / @ = [ ]"
+        )
+    return f"'{value}'"
+
+
+def run_list_query(
+    scope: Scope,
+    *,
+    states: tuple[RunState, ...] = (),
+    asset: str | None = None,
+    since: datetime | None = None,
+) -> str:
+    """The Temporal visibility query that lists the runs of ``scope`` (see :func:`list_runs`).
+
+    Raises:
+        InvalidInputError: if ``since`` has no time zone or a value cannot be written into a query.
+    """
+    parts = [
+        f"WorkflowType = '{RUN_WORKFLOW}'",
+        f"ArcoTenant = {_query_value(scope.tenant, 'tenant')}",
+        f"ArcoWorkspace = {_query_value(scope.workspace, 'workspace')}",
+    ]
+    if states:
+        parts.append(
+            f"ArcoRunState IN ({', '.join(_query_value(RunState(s).value, 'state') for s in states)})"
+        )
+    if asset is not None:
+        parts.append(f"ArcoAssetKeys = {_query_value(asset, 'asset key')}")
+    if since is not None:
+        if since.utcoffset() is None:
+            raise InvalidInputError(
+                f"since {since.isoformat()} has no time zone; give one, e.g. 2026-01-01T00:00:00Z"
+            )
+        parts.append(f"StartTime >= '{since.isoformat()}'")
+    return " AND ".join(parts)
+
+
+async def list_runs(
+    client: Client,
+    scope: Scope,
+    *,
+    states: tuple[RunState, ...] = (),
+    asset: str | None = None,
+    since: datetime | None = None,
+    limit: int = 50,
+) -> list[RunListing]:
+    """The runs of ``scope`` from Temporal's visibility store, open runs and the latest closed ones first.
+
+    Only runs a control-plane worker has begun are listed (the worker sets the search attributes); the store is
+    eventually consistent, so a run started a moment ago may show a moment later.
+
+    Args:
+        client: A connected client.
+        scope: Whose runs (only this scope's are listed).
+        states: Only runs in one of these states.
+        asset: Only runs whose plan includes this asset key.
+        since: Only runs started at or after this (aware) time.
+        limit: At most this many runs.
+
+    Raises:
+        InvalidInputError: if a filter cannot be written into a visibility query.
+        RPCError: if Temporal refuses the query (for example, Arco's search attributes are not registered).
+    """
+    if not 1 <= limit <= 10_000:
+        raise InvalidInputError(f"limit must be from 1 to 10000, got {limit}")
+    query = run_list_query(scope, states=states, asset=asset, since=since)
+    listed: list[RunListing] = []
+    async for execution in client.list_workflows(query, limit=limit, page_size=min(limit, 1000)):
+        attributes = execution.typed_search_attributes
+        listed.append(
+            RunListing(
+                workflow_id=execution.id,
+                run_key=attributes.get(_RUN_KEY_KEY),
+                state=attributes.get(_RUN_STATE_KEY),
+                status=execution.status.name if execution.status else "UNKNOWN",
+                asset_keys=tuple(attributes.get(_ASSET_KEYS_KEY) or ()),
+                task_count=attributes.get(_TASK_COUNT_KEY),
+                started_at=execution.start_time,
+                closed_at=execution.close_time,
+            )
+        )
+    return listed

@@ -30,7 +30,7 @@ def _snippets() -> dict[str, str]:
 def _populate(root: Path) -> Catalog:
     # A small merge policy so the files mix bases, merged files and deltas with tombstones.
     catalog = Catalog(
-        open_store(str(root)), Scope("default", "default"), policy=MergePolicy(fanout=2, base_min_rows=3)
+        open_store(str(root)), Scope("acme", "prod"), policy=MergePolicy(fanout=2, base_min_rows=3)
     )
     catalog.create_namespace("sales")
     catalog.create_namespace("raw")

@@ -105,3 +105,35 @@ def test_a_profile_override_wins_over_the_environment_for_the_values_it_loads(tm
 def test_temporal_address_port_must_be_ascii_digits(port: str) -> None:
     with pytest.raises(ConfigError, match=r"ARCO_TEMPORAL_ADDRESS.*is not host:port"):
         ArcoSettings.from_env({"ARCO_TEMPORAL_ADDRESS": f"host:{port}"})
+
+
+def test_a_namespace_template_gives_each_tenant_its_own_namespace() -> None:
+    env = {"ARCO_TEMPORAL_NAMESPACE": "arco-{tenant}", "ARCO_TENANT": "acme"}
+    settings = ArcoSettings.from_env(env)
+    assert settings.temporal_namespace == "arco-acme"
+    assert settings.namespace_per_tenant
+    assert settings.namespace_for("globex") == "arco-globex"
+    # A command's --tenant picks that tenant's namespace, not the one of ARCO_TENANT.
+    assert ArcoSettings.from_env(env, tenant="globex").temporal_namespace == "arco-globex"
+    # Temporal Cloud names end in the account id; Temporal's own variable takes the template too.
+    cloud = ArcoSettings.from_env({"TEMPORAL_NAMESPACE": "arco-{tenant}.a1b2c", "ARCO_TENANT": "acme"})
+    assert cloud.temporal_namespace == "arco-acme.a1b2c"
+
+
+def test_a_plain_namespace_is_shared_by_every_tenant() -> None:
+    settings = ArcoSettings.from_env({"ARCO_TEMPORAL_NAMESPACE": "arco", "ARCO_TENANT": "acme"})
+    assert settings.temporal_namespace == "arco"
+    assert not settings.namespace_per_tenant
+    assert settings.namespace_for("globex") == "arco"
+
+
+@pytest.mark.parametrize(
+    "namespace",
+    ["arco-{tenat}", "arco-{tenant", "arco-}", "arco-{tenant!r}", "arco-{}", "arco-{0}", "a b", "a\nb"],
+)
+def test_a_bad_namespace_setting_names_the_variable_and_the_placeholder(namespace: str) -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"ARCO_TEMPORAL_NAMESPACE: .*(the only placeholder is \{tenant\}|expected a non-empty name)",
+    ):
+        ArcoSettings.from_env({"ARCO_TEMPORAL_NAMESPACE": namespace})

@@ -67,15 +67,52 @@ def test_terminal_task_states() -> None:
     assert terminal == {TaskState.SUCCEEDED, TaskState.FAILED, TaskState.SKIPPED, TaskState.CANCELLED}
 
 
-@pytest.mark.parametrize(
-    ("task_key", "expected"),
-    [
-        ("sales.daily", ("sales.daily", "")),
-        ("sales.daily[date=d:2024-01-02]", ("sales.daily", "date=d:2024-01-02")),
-        ("a.b[k=s:YWJj,n=i:-3]", ("a.b", "k=s:YWJj,n=i:-3")),
-    ],
-)
-def test_task_keys_split_into_asset_and_partition(task_key: str, expected: tuple[str, str]) -> None:
-    from arco.core.runs import split_task_key
+def test_a_summary_names_each_tasks_asset_and_partition_through_its_tables() -> None:
+    from arco.core.runs import PlanSummary, target_tables
 
-    assert split_task_key(task_key) == expected
+    targets = [
+        ("a.x", ""),
+        ("b.y", "date=d:2024-01-02"),
+        ("b.y", "date=d:2024-01-01"),
+        ("c.z", "date=d:2024-01-02"),
+    ]
+    assets, partitions, task_assets, task_partitions = target_tables(targets)
+    assert assets == ["a.x", "b.y", "c.z"]
+    assert partitions == ["", "date=d:2024-01-01", "date=d:2024-01-02"]
+    summary = PlanSummary(
+        run_id="r",
+        fingerprint="f",
+        plan_key="k",
+        task_keys=["a.x", "b.y[2]", "b.y[1]", "c.z"],  # names only: nothing reads a target out of them
+        upstream=[[], [], [], []],
+        asset_keys=assets,
+        asset_count=3,
+        partition_keys=partitions,
+        partition_count=3,
+        asset_table=assets,
+        partition_table=partitions,
+        task_assets=task_assets,
+        task_partitions=task_partitions,
+    )
+    assert [summary.target(i) for i in range(4)] == targets
+    again = PlanSummary.model_validate_json(summary.model_dump_json(by_alias=True))
+    assert again == summary
+
+
+def test_a_summary_from_before_the_tables_decodes_and_names_no_asset() -> None:
+    from arco.core.runs import PlanSummary
+
+    old = {
+        "runId": "r",
+        "fingerprint": "f",
+        "planKey": "k",
+        "taskKeys": ["a.x[date=d:2024-01-01]"],
+        "upstream": [[]],
+        "assetKeys": ["a.x"],
+        "assetCount": 1,
+        "partitionKeys": ["date=d:2024-01-01"],
+        "partitionCount": 1,
+    }
+    summary = PlanSummary.model_validate(old)
+    assert summary.asset_table == [] and summary.task_assets == []
+    assert summary.target(0) == (None, "")

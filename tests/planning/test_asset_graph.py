@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -16,6 +15,7 @@ from arco.core.errors import DefinitionError
 from arco.planning.graph import AssetGraph
 from arco.sdk.asset import AssetSpec
 from arco.sdk.partitions import DailyPartitions, IdentityMapping, StaticPartitions
+from support.system import skip_or_fail
 
 WORKLOAD = Path(__file__).resolve().parents[2].parent / "shared" / "workload.py"
 
@@ -90,9 +90,7 @@ def test_mappings_that_cannot_apply_are_all_listed() -> None:
 def _workload() -> ModuleType:
     if not WORKLOAD.is_file():
         reason = f"the shared benchmark workload is missing at {WORKLOAD}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        skip_or_fail(reason)
     loaded = importlib.util.spec_from_file_location("arco_bench_workload", WORKLOAD)
     assert loaded is not None and loaded.loader is not None
     module = importlib.util.module_from_spec(loaded)

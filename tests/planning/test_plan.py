@@ -16,8 +16,8 @@ from arco.planning.plan import (
     Plan,
     PlanRequest,
     PreviousRun,
+    TaskRef,
     plan_run,
-    split_task_key,
 )
 from arco.sdk.asset import AssetSpec, RetryPolicy, Timeouts
 from arco.sdk.checks import NotNullCheck
@@ -430,9 +430,43 @@ def test_rerun_errors(shop: CodeLocationManifest) -> None:
         )
 
 
-def test_task_keys_split_back() -> None:
-    assert split_task_key("sales.daily") == ("sales.daily", "")
-    assert split_task_key(f"raw.events[date=d:2024-01-01,{EU}]") == ("raw.events", f"date=d:2024-01-01,{EU}")
+@pytest.mark.parametrize(
+    ("selection", "partition_keys", "references"),
+    [
+        ({"assets": ["raw.customers", "sales.daily", "sales.rolling"]}, 1, 2),
+        ({"assets": ["sales.rolling"], "includeUpstream": True}, 9, 12),
+    ],
+    ids=["one-partition-key", "several-partition-keys"],
+)
+def test_each_upstream_reference_is_the_asset_partition_of_the_task_it_names(
+    shop: CodeLocationManifest, selection: dict[str, Any], partition_keys: int, references: int
+) -> None:
+    plan = plan_run(shop, request(selection=selection, partitions={"keys": ["date=d:2024-01-31"]}))
+    assert len({task.partition_key for task in plan.tasks if task.partition_key}) == partition_keys
+    assert sum(len(task.upstream) for task in plan.tasks) == references
+    for task in plan.tasks:
+        named = [plan.task(key) for key in task.upstream_task_keys]
+        assert list(task.upstream) == [
+            TaskRef(asset_key=up.asset_key, partition_key=up.partition_key) for up in named
+        ]
+
+
+def test_a_one_partition_plan_carries_its_upstream_partitions(shop: CodeLocationManifest) -> None:
+    # One partition key: every task key is bare, so the partitions are only in the task and its references.
+    plan = plan_run(
+        shop,
+        request(
+            selection={"assets": ["raw.customers", "sales.daily", "sales.rolling"]},
+            partitions={"keys": ["date=d:2024-01-31"]},
+        ),
+    )
+    assert keys(plan) == ["raw.customers", "sales.daily", "sales.rolling"]
+    assert plan.task("sales.daily").upstream_task_keys == ("raw.customers",)
+    assert plan.task("sales.daily").upstream == (TaskRef(asset_key="raw.customers", partition_key=""),)
+    assert plan.task("sales.rolling").upstream_task_keys == ("sales.daily",)
+    assert plan.task("sales.rolling").upstream == (
+        TaskRef(asset_key="sales.daily", partition_key="date=d:2024-01-31"),
+    )
 
 
 def test_fingerprint_covers_stable_fields_only(shop: CodeLocationManifest) -> None:
@@ -466,18 +500,15 @@ def test_plan_and_request_round_trip_through_json(shop: CodeLocationManifest) ->
     assert '"upstreamTaskKeys"' in plan.model_dump_json(by_alias=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: EventRecorder.undispatched takes the partition from the task key, which is bare in a "
-    "one-partition plan, so the ledger's SKIPPED/CANCELLED events of such a run have no partition; reruns are not "
-    "affected (the planner takes the partition from the run's stored plan, tested below)",
-)
+@pytest.mark.parametrize("source", ["summary", "specs"])
 def test_rerun_from_failure_of_a_one_partition_run_reruns_its_skipped_tasks(
-    shop: CodeLocationManifest,
+    shop: CodeLocationManifest, source: str
 ) -> None:
-    from arco.core.runs import TaskState
+    from arco.activities.planning import summarize
+    from arco.core.runs import TaskOutcome, TaskState
     from arco.core.scope import Scope
     from arco.workflows._tasks import EventRecorder
+    from arco.workflows.run import TaskGraph
 
     first = plan_run(
         shop,
@@ -488,11 +519,31 @@ def test_rerun_from_failure_of_a_one_partition_run_reruns_its_skipped_tasks(
     )
     assert keys(first) == ["sales.daily", "sales.rolling"]  # one partition key: bare task keys
     # What the run workflow records: sales.daily ran and failed (task_state carries the spec's partition);
-    # sales.rolling never ran and is recorded SKIPPED through EventRecorder.undispatched.
+    # sales.rolling never ran and is recorded SKIPPED by the run's task graph, which knows each task's asset and
+    # partition from the plan summary (a run driven in batches) or from the loaded specs (a task graph).
+    summary, specs = summarize(first, "run-1")
     recorded: list[dict[str, object]] = []
     recorder = EventRecorder(Scope("acme", "prod"), "run-1", "wf")
     recorder.add = lambda event_type, data, idempotency_key=None: recorded.append(data)  # type: ignore[method-assign]
-    recorder.undispatched("sales.rolling", TaskState.SKIPPED, "UPSTREAM_FAILED", "sales.daily failed")
+    target = (
+        summary.target
+        if source == "summary"
+        else (lambda index: (specs[index].asset_key, specs[index].partition_key))
+    )
+    graph = TaskGraph(summary.task_keys, summary.upstream, recorder, target)
+    graph.complete(TaskOutcome(index=0, state=TaskState.FAILED, attempts=1, error="boom"))
+    assert recorded == [
+        {
+            "taskKey": "sales.rolling",
+            "attempt": 1,
+            "attemptId": recorded[0]["attemptId"],
+            "state": "SKIPPED",
+            "asset": "sales.rolling",
+            "partition": "date=d:2024-01-31",
+            "errorCode": "UPSTREAM_FAILED",
+            "errorMessage": "upstream task sales.daily ended FAILED",
+        }
+    ]
     daily = first.task("sales.daily")
     tasks = [
         {
@@ -517,12 +568,68 @@ def test_rerun_from_failure_of_a_one_partition_run_reruns_its_skipped_tasks(
     assert plan.task("sales.rolling").partition_key == "date=d:2024-01-31"
 
 
-def test_a_rerun_loads_the_partitions_of_unrun_tasks_from_the_earlier_runs_stored_plan(
+def test_cancelled_tasks_of_a_one_partition_run_carry_their_partition(shop: CodeLocationManifest) -> None:
+    from arco.activities.planning import summarize
+    from arco.core.scope import Scope
+    from arco.workflows._tasks import EventRecorder
+    from arco.workflows.run import TaskGraph
+
+    plan = plan_run(
+        shop,
+        request(
+            selection={"assets": ["raw.customers", "sales.daily", "sales.rolling"]},
+            partitions={"keys": ["date=d:2024-01-31"]},
+        ),
+    )
+    summary, _ = summarize(plan, "run-1")
+    recorded: list[dict[str, object]] = []
+    recorder = EventRecorder(Scope("acme", "prod"), "run-1", "wf")
+    recorder.add = lambda event_type, data, idempotency_key=None: recorded.append(data)  # type: ignore[method-assign]
+    TaskGraph(summary.task_keys, summary.upstream, recorder, summary.target).cancel_pending("stop")
+    assert [(data["taskKey"], data["asset"], data["partition"], data["state"]) for data in recorded] == [
+        ("raw.customers", "raw.customers", "", "CANCELLED"),
+        ("sales.daily", "sales.daily", "date=d:2024-01-31", "CANCELLED"),
+        ("sales.rolling", "sales.rolling", "date=d:2024-01-31", "CANCELLED"),
+    ]
+
+
+def test_task_specs_of_a_one_partition_plan_declare_their_upstream_partitions(
     shop: CodeLocationManifest,
+) -> None:
+    from arco.activities.planning import summarize
+    from arco.core.dispatch import DeclaredInput
+
+    plan = plan_run(
+        shop,
+        request(
+            selection={"assets": ["raw.customers", "sales.daily", "sales.rolling"]},
+            partitions={"keys": ["date=d:2024-01-31"]},
+        ),
+    )
+    summary, specs = summarize(plan, "run-1")
+    assert summary.task_keys == ["raw.customers", "sales.daily", "sales.rolling"]
+    inputs = {spec.task_key: spec.inputs for spec in specs}
+    assert inputs == {
+        "raw.customers": [],
+        "sales.daily": [DeclaredInput(asset_key="raw.customers", partition_key="")],
+        "sales.rolling": [DeclaredInput(asset_key="sales.daily", partition_key="date=d:2024-01-31")],
+    }
+    assert [summary.target(i) for i in range(3)] == [
+        ("raw.customers", ""),
+        ("sales.daily", "date=d:2024-01-31"),
+        ("sales.rolling", "date=d:2024-01-31"),
+    ]
+
+
+# Older versions recorded a task that never ran without its partition (a task graph of one partition key) or
+# without its asset (a run driven in batches).
+@pytest.mark.parametrize("recorded_asset", ["sales.rolling", None], ids=["no-partition", "no-asset"])
+def test_a_rerun_of_a_run_recorded_by_an_older_version_loads_unrun_tasks_from_its_stored_plan(
+    shop: CodeLocationManifest, recorded_asset: str | None
 ) -> None:
     import polars as pl
 
-    from arco.activities._catalog_inputs import _planned_partitions, _previous_run
+    from arco.activities._catalog_inputs import _planned_targets, _previous_run
     from arco.activities.plans import plan_object_key
     from arco.catalog.storage import open_store
     from arco.core.runs import RunRequest, TaskSpec
@@ -533,7 +640,7 @@ def test_a_rerun_loads_the_partitions_of_unrun_tasks_from_the_earlier_runs_store
             selection={"assets": ["sales.daily", "sales.rolling"]}, partitions={"keys": ["date=d:2024-01-31"]}
         ),
     )
-    store = open_store("memory://rerun-partitions")
+    store = open_store(f"memory://rerun-partitions-{recorded_asset}")
     scope_request = RunRequest(tenant_id="acme", workspace_id="prod")
     key = plan_object_key(scope_request.scope, "run-1", first.fingerprint)
     specs = [
@@ -548,20 +655,20 @@ def test_a_rerun_loads_the_partitions_of_unrun_tasks_from_the_earlier_runs_store
     ]
     store.create_if_absent(key, canonical_dumps({"tasks": specs}).encode())
 
-    class Reader:  # the earlier run's rows in the ops.tasks projection: the skipped task has no partition
+    class Reader:  # the earlier run's rows in the ops.tasks projection
         def tasks(self) -> pl.DataFrame:
             return pl.DataFrame(
                 {
                     "runId": ["run-1", "run-1"],
                     "taskKey": ["sales.daily", "sales.rolling"],
                     "attempt": [1, 1],
-                    "asset": ["sales.daily", "sales.rolling"],
+                    "asset": ["sales.daily", recorded_asset],
                     "partition": ["date=d:2024-01-31", ""],
                     "state": ["FAILED", "SKIPPED"],
                 }
             )
 
-    previous = _previous_run(Reader(), "run-1", _planned_partitions(store, scope_request, "run-1"))  # type: ignore[arg-type]
+    previous = _previous_run(Reader(), "run-1", _planned_targets(store, scope_request, "run-1"))  # type: ignore[arg-type]
     plan = plan_run(shop, request(rerun={"runId": "run-1", "fromFailure": True}), previous_run=previous)
     assert keys(plan) == ["sales.daily", "sales.rolling"]
     assert plan.task("sales.rolling").partition_key == "date=d:2024-01-31"

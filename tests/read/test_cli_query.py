@@ -30,7 +30,7 @@ def test_query_formats_and_refusals(run: CliRunner, tmp_path: Path) -> None:
     done = run.invoke(cli, ["query", "-f", "json", "SELECT name FROM catalog.namespaces ORDER BY name"])
     assert json.loads(done.output) == [{"name": "marketing"}, {"name": "sales"}]
     target = tmp_path / "tasks.arrow"
-    done = run.invoke(cli, ["query", "-f", "arrow", "-o", str(target), "SELECT * FROM ops.tasks"])
+    done = run.invoke(cli, ["query", "-o", "arrow", "--out-file", str(target), "SELECT * FROM ops.tasks"])
     assert done.exit_code == 0 and ipc.open_file(io.BytesIO(target.read_bytes())).read_all().num_rows == 17
     done = run.invoke(cli, ["query", "-"], input="SELECT count(*) AS n FROM lineage.edges")
     assert done.exit_code == 0 and "22" in done.output

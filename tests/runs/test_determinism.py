@@ -28,6 +28,8 @@ ALLOWED_IMPORTS = {
     "datetime",
     "hashlib",
     "heapq",
+    # Only to name a logger for temporalio's replay-safe workflow.LoggerAdapter (no lines during replay).
+    "logging",
     "temporalio",
     "temporalio.common",
     "temporalio.exceptions",

@@ -35,6 +35,11 @@ EXPECTED = {
     # Starts refused before planning: an input that does not decode, a workflow id of another scope (patched).
     "start_refused_undecodable",
     "start_refused_workflow_id",
+    # Recorded after the close-as-ended patch: a FAILED run fails its workflow (ArcoRunFailed), a cancelled one
+    # closes as Canceled (the others replay without it: they completed with the status as result).
+    "run_failed_closes_failed",
+    "run_cancel_update_closes_canceled",
+    "run_temporal_cancel_memo",
 }
 
 

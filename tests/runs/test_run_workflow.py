@@ -12,6 +12,7 @@ import concurrent.futures
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import subprocess
 from collections.abc import AsyncIterator
@@ -22,8 +23,10 @@ from typing import Any
 import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer, Worker
 
 from arco.activities.runs import RunActivities
@@ -34,18 +37,24 @@ from arco.client import RunHandle, start_run
 from arco.core.dispatch import EXECUTE_TASK_ACTIVITY, CheckResult, LineageRef, TaskResult
 from arco.core.errors import PlanningError, RunError
 from arco.core.runs import (
+    REQUEST_CANCEL_ACTIVITY,
+    RUN_FAILED_ERROR,
     PlanSummary,
+    RequestCancelInput,
     RunRequest,
     RunState,
     RunStatus,
     Selection,
     TaskSpec,
     capped_queue_table,
+    target_tables,
 )
 from arco.core.scope import Scope
 from arco.core.wire import ErrorCategory, TaskError, TaskOutcome, WorkerDispatchEnvelope
 from arco.worker.control_plane import WORKFLOWS
 from arco.worker.temporal_server import find_temporal_binary
+from arco.workflows._tasks import FAILURE_LOGGER
+from arco.workflows.run import SA_RUN_STATE
 
 pytestmark = pytest.mark.integration
 
@@ -75,6 +84,7 @@ def dag_planner(dag: dict[str, list[str]], queue: str, **spec: Any) -> Any:
         upstream = [sorted(index[u] for u in dag[k] if u in index) for k in keys]
         fingerprint = "sha256:" + hashlib.sha256(repr((keys, upstream)).encode()).hexdigest()
         capped, queue_of = capped_queue_table([queue] * len(keys), request.max_parallelism_per_queue)
+        asset_table, partition_table, task_assets, task_partitions = target_tables([(k, "") for k in keys])
         summary = PlanSummary(
             run_id=run_id,
             fingerprint=fingerprint,
@@ -87,6 +97,10 @@ def dag_planner(dag: dict[str, list[str]], queue: str, **spec: Any) -> Any:
             partition_count=1,
             capped_queues=capped,
             queue_of=queue_of,
+            asset_table=asset_table,
+            partition_table=partition_table,
+            task_assets=task_assets,
+            task_partitions=task_partitions,
         )
         return summary, tasks, {"tasks": keys}
 
@@ -202,6 +216,7 @@ DAG = {
     "t.c": ["t.a"],
     "t.d": ["t.b", "t.c"],
     "t.fail_x": ["t.a"],
+    "t.fail_hard": [],
     "t.after_fail": ["t.fail_x"],
     "t.after_after": ["t.after_fail", "t.b"],
     "t.flaky": [],
@@ -220,15 +235,26 @@ async def serve_runs(
     planner: Any,
     executor: ScriptedExecutor | None = None,
     threads: int = 4,
+    request_cancel: Any = None,
 ) -> AsyncIterator[Harness]:
-    """A worker serving Arco's workflows, the run activities with ``planner`` and ``executor``'s tasks."""
+    """A worker serving Arco's workflows, the run activities with ``planner`` and ``executor``'s tasks.
+
+    ``request_cancel`` replaces the activity by which a run cancelled by the ``cancel`` update asks for its
+    own cancel.
+    """
     executor = executor or ScriptedExecutor()
     runs = RunActivities(str(root), planner=planner)
     async with Worker(
         client,
         task_queue=task_queue,
         workflows=list(WORKFLOWS),
-        activities=[runs.plan_run, runs.load_plan_tasks, runs.record_events, executor.execute],
+        activities=[
+            runs.plan_run,
+            runs.load_plan_tasks,
+            runs.record_events,
+            request_cancel or runs.request_run_cancel,
+            executor.execute,
+        ],
         activity_executor=concurrent.futures.ThreadPoolExecutor(threads),
     ):
         yield Harness(client, task_queue, root, executor)
@@ -277,11 +303,12 @@ async def test_failure_skips_descendants_and_independent_branches_continue(harne
     assert len({a for _, a in attempts}) == 3
     assert "t.after_fail" not in {k for k, _, _ in harness.executor.attempts}
     skipped = [
-        e.data.task_key  # type: ignore[union-attr]
+        (e.data.task_key, e.data.asset, e.data.partition)  # type: ignore[union-attr]
         for e in harness.events()
         if e.event_type == "TaskStateChanged" and e.data.state == "SKIPPED"  # type: ignore[union-attr]
     ]
-    assert sorted(skipped) == ["t.after_after", "t.after_fail"]
+    # A task that never ran is recorded under the asset and partition its spec names.
+    assert sorted(skipped) == [("t.after_after", "t.after_after", ""), ("t.after_fail", "t.after_fail", "")]
 
 
 async def test_a_failed_blocking_check_is_recorded_as_a_check_result(harness: Harness) -> None:
@@ -411,6 +438,13 @@ async def test_large_plans_run_in_bounded_child_batches(harness: Harness) -> Non
     assert all(child.startswith(run.workflow_id + ":batch-") for child in children)
     materialized = [e for e in harness.events() if e.event_type == "Materialized"]
     assert len(materialized) == 16
+    skipped = [
+        (e.data.task_key, e.data.asset, e.data.partition)  # type: ignore[union-attr]
+        for e in harness.events()
+        if e.event_type == "TaskStateChanged" and e.data.state == "SKIPPED"  # type: ignore[union-attr]
+    ]
+    # The run skipped it itself, knowing its asset and partition from the plan summary's tables.
+    assert skipped == [("t.after_fail", "t.after_fail", "")]
 
 
 async def test_same_run_key_joins_the_run_and_a_different_plan_is_refused(harness: Harness) -> None:
@@ -763,3 +797,189 @@ async def test_a_run_key_whose_run_failed_in_planning_is_not_joined_silently(
         # (whose plan fingerprint is unknown).
         with pytest.raises(RunError, match=r"closed as FAILED before it had a plan.*use a new run key"):
             await start_run(temporal_client, request, task_queue=task_queue)
+
+
+# ---- failures in front of the user: close status, failure details, attempt records, log lines ----------------
+
+
+def _run_state_attribute(description: Any) -> str | None:
+    value: str | None = description.typed_search_attributes.get(SA_RUN_STATE)
+    return value
+
+
+@pytest.mark.parametrize("inline", [True, False], ids=["graph", "batch"])
+async def test_a_failed_run_closes_its_workflow_as_failed_and_says_why_each_task_failed(
+    harness: Harness, inline: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger=FAILURE_LOGGER)
+    run = await harness.start(
+        selection=Selection(asset_keys=["t.a", "t.fail_x", "t.after_fail"]),
+        run_key=f"why-{inline}",
+        max_inline_tasks=2000 if inline else 0,
+    )
+    final = await run.result(timeout=60)
+    if inline:
+        await keep_history(run.handle, "run_failed_closes_failed")
+    assert final.state == RunState.FAILED
+    assert final.failed == ["t.fail_x"]
+    # One record per failed task: its final attempt, category, the first line and where the full text is.
+    [record] = final.failures
+    attempts = [(n, a) for k, n, a in harness.executor.attempts if k == "t.fail_x"]
+    assert (record.task_key, record.asset_key, record.attempt) == ("t.fail_x", "t.fail_x", 3)
+    assert record.attempt_id == attempts[-1][1]
+    assert (record.error_category, record.message, record.state) == ("USER_CODE", "fail_x failed", "FAILED")
+    assert record.run_id == final.run_id
+    assert record.event_id is not None
+    event = {e.event_id: e for e in harness.events()}[record.event_id]
+    assert event.event_type == "TaskStateChanged"
+    assert (event.data.state, event.data.error_message, event.data.attempt) == ("FAILED", "fail_x failed", 3)  # type: ignore[union-attr]
+    assert f"runId = '{final.run_id}' AND taskKey = 't.fail_x' AND attempt = 3" in record.where()
+
+    # Temporal tells the truth: the workflow failed, with a documented non-retryable type and the summary.
+    description = await run.handle.describe()
+    assert description.status == WorkflowExecutionStatus.FAILED
+    assert _run_state_attribute(description) == "FAILED"
+    with pytest.raises(WorkflowFailureError) as info:
+        await run.handle.result()
+    cause = info.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == RUN_FAILED_ERROR == "ArcoRunFailed"
+    assert cause.non_retryable
+    assert f"run {final.run_id} ended FAILED" in cause.message
+    assert "t.fail_x (USER_CODE, attempt 3): fail_x failed" in cause.message
+    assert RunStatus.model_validate(cause.details[0]) == final
+    # The status query still answers on the closed run, with the same records.
+    assert (await run.handle.query("status", result_type=RunStatus)).failures == final.failures
+    # The UI's current details (Temporal's metadata query) list the records too.
+    metadata = await run.handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    assert metadata.current_details.startswith(f"**FAILED**: run {final.run_id} ended FAILED")
+    assert "- `t.fail_x` USER_CODE (attempt 3): fail_x failed" in metadata.current_details
+
+    # One log line per failed task, with run, task, category and first line.
+    lines = [r.getMessage() for r in caplog.records if r.name == FAILURE_LOGGER]
+    assert len(lines) == 1, lines
+    assert f"run {final.run_id}: task t.fail_x failed (USER_CODE, attempt 3 of 3): fail_x failed" in lines[0]
+    assert record.event_id in lines[0]
+
+
+async def test_progress_reports_carry_each_failure_record_once(harness: Harness) -> None:
+    # A long run sends many progress reports: each carries only the records it did not send before.
+    run = await harness.start(
+        selection=Selection(asset_keys=["t.fail_hard", "t.fail_x", "t.a", "t.b", "t.c", "t.d"]),
+        run_key="records-once",
+    )
+    final = await run.result(timeout=60)
+    assert sorted(r.task_key for r in final.failures) == ["t.fail_hard", "t.fail_x"]
+    history = await run.handle.fetch_history()
+    sent = 0
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+            report = json.loads(event.workflow_execution_signaled_event_attributes.input.payloads[0].data)
+            sent += len(report.get("failures", []))
+    assert sent <= 2
+
+
+async def test_a_cancelled_run_closes_as_canceled_and_a_closed_run_needs_no_worker_for_its_status(
+    temporal_client: Client, task_queue: str, tmp_path: Path
+) -> None:
+    planner = dag_planner(DAG, task_queue, max_attempts=1)
+    executor = ScriptedExecutor()
+    async with serve_runs(temporal_client, task_queue, tmp_path, planner, executor) as harness:
+        failed = await harness.start(selection=Selection(asset_keys=["t.fail_x"]), run_key="closed-failed")
+        failed_final = await failed.result(timeout=60)
+        cancelled = await harness.start(
+            selection=Selection(asset_keys=["t.slow", "t.after_slow"]), run_key="closed-cancelled"
+        )
+        await asyncio.wait_for(executor.started.wait(), 30)
+        by_update = await cancelled.cancel("stop it")
+        assert by_update.state == RunState.CANCELLED
+        assert (await cancelled.result(timeout=30)) == by_update
+        await keep_history(cancelled.handle, "run_cancel_update_closes_canceled")
+        executor.started.clear()
+        temporal = await harness.start(selection=Selection(asset_keys=["t.slow"]), run_key="closed-temporal")
+        await asyncio.wait_for(executor.started.wait(), 30)
+        await temporal.handle.cancel()
+        temporal_final = await temporal.result(timeout=60)
+        await keep_history(temporal.handle, "run_temporal_cancel_memo")
+    description = await cancelled.handle.describe()
+    assert description.status == WorkflowExecutionStatus.CANCELED
+    assert _run_state_attribute(description) == "CANCELLED"
+    assert (await temporal.handle.describe()).status == WorkflowExecutionStatus.CANCELED
+    assert temporal_final.state == RunState.CANCELLED
+    # No worker serves the queue any more: the final status comes from Temporal itself (result, failure
+    # details, memo), never from a query that would wait for a worker.
+    assert await asyncio.wait_for(failed.status(), 10) == failed_final
+    assert await asyncio.wait_for(failed.result(), 10) == failed_final
+    assert await asyncio.wait_for(cancelled.status(), 10) == by_update
+    assert await asyncio.wait_for(temporal.status(), 10) == temporal_final
+    assert failed_final.failures[0].error_category == "USER_CODE"
+
+
+async def test_the_temporal_cli_shows_failed_and_cancelled_runs_as_such(
+    harness: Harness, temporal_server: Any
+) -> None:
+    failed = await harness.start(selection=Selection(asset_keys=["t.fail_hard"]), run_key="cli-failed")
+    await failed.result(timeout=60)
+    cancelled = await harness.start(selection=Selection(asset_keys=["t.slow"]), run_key="cli-cancelled")
+    await asyncio.wait_for(harness.executor.started.wait(), 30)
+    await cancelled.cancel("enough")
+    binary = str(find_temporal_binary())
+
+    def temporal(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [binary, *args, "--address", temporal_server.address],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    listed = temporal("workflow", "list", "--query", "WorkflowId STARTS_WITH 'arco-run:acme:prod:cli-'")
+    assert listed.returncode == 0, listed.stderr
+    rows = {
+        fields[1]: fields[0]
+        for fields in (line.split() for line in listed.stdout.splitlines()[1:])
+        if len(fields) > 2 and fields[2] == "RunWorkflow"
+    }
+    assert rows == {failed.workflow_id: "Failed", cancelled.workflow_id: "Canceled"}, listed.stdout
+    described = temporal("workflow", "describe", "--workflow-id", failed.workflow_id)
+    assert described.returncode == 0, described.stderr
+    assert "Status   FAILED" in described.stdout
+    assert "t.fail_hard (USER_CODE, attempt 1): fail_hard failed" in described.stdout
+    as_json = temporal("workflow", "describe", "--workflow-id", failed.workflow_id, "--output", "json")
+    failure = json.loads(as_json.stdout)["closeEvent"]["workflowExecutionFailedEventAttributes"]["failure"]
+    assert failure["applicationFailureInfo"]["type"] == "ArcoRunFailed"
+    assert failure["applicationFailureInfo"]["nonRetryable"] is True
+    result = temporal("workflow", "result", "--workflow-id", failed.workflow_id)
+    assert result.returncode != 0, result.stdout
+    assert "fail_hard failed" in result.stdout + result.stderr
+    assert temporal("workflow", "result", "--workflow-id", cancelled.workflow_id).returncode != 0
+
+
+@activity.defn(name=REQUEST_CANCEL_ACTIVITY)
+async def refuse_to_cancel(request: RequestCancelInput) -> None:
+    raise ApplicationError(f"this worker may not cancel {request.workflow_id}", non_retryable=True)
+
+
+async def test_a_cancelled_run_that_cannot_close_as_canceled_fails_with_arco_run_cancelled(
+    temporal_client: Client, task_queue: str, tmp_path: Path
+) -> None:
+    # Never a green Completed: without Temporal's cancel the run's workflow fails with its own type.
+    executor = ScriptedExecutor()
+    planner = dag_planner(DAG, task_queue)
+    async with serve_runs(
+        temporal_client, task_queue, tmp_path, planner, executor, request_cancel=refuse_to_cancel
+    ) as harness:
+        run = await harness.start(selection=Selection(asset_keys=["t.slow"]), run_key="no-self-cancel")
+        await asyncio.wait_for(executor.started.wait(), 30)
+        by_update = await run.cancel("stop")
+        assert (await run.result(timeout=30)) == by_update
+    assert by_update.state == RunState.CANCELLED
+    assert (await run.handle.describe()).status == WorkflowExecutionStatus.FAILED
+    with pytest.raises(WorkflowFailureError) as info:
+        await run.handle.result()
+    cause = info.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "ArcoRunCancelled"
+    assert f"run {by_update.run_id} ended CANCELLED" in cause.message
+    assert await asyncio.wait_for(run.status(), 10) == by_update

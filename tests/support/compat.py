@@ -1,7 +1,7 @@
 """Access to the original Arco project's compatibility fixtures in ``../shared/arco-compat``.
 
 Only the compatibility tests use these. On a clone without ``../shared`` they skip with a clear reason; in CI
-(``CI=true``) the folder must be there and its absence fails the run.
+(``ARCO_CI=1`` or ``CI=true``) the folder must be there and its absence fails the run.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from support.system import skip_or_fail
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPAT_DIR = Path(os.environ.get("ARCO_COMPAT_DIR", REPO_ROOT.parent / "shared" / "arco-compat"))
@@ -25,9 +27,7 @@ def compat_dir() -> Path:
             f"compatibility fixtures not found at {COMPAT_DIR}: clone next to the 'shared' folder or set "
             "ARCO_COMPAT_DIR to run the byte-compatibility tests"
         )
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        skip_or_fail(reason)
     return COMPAT_DIR
 
 

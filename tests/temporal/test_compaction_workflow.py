@@ -684,6 +684,7 @@ async def test_cancelling_a_running_compaction_stops_it_at_a_safe_point(
         "compaction_scheduled.json",
         "compaction_scheduled_skipped.json",
         "compaction_cancelled.json",
+        "compaction_retention.json",
     ],
 )
 async def test_committed_histories_replay(name: str) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from arco.worker.temporal_server import free_port
+from arco.worker.temporal_server import find_temporal_binary, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -89,9 +89,9 @@ def test_dev_stack_serves_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         with socket.create_connection(("127.0.0.1", ui_port), timeout=5):
             pass
 
-        doctor = _cli(["doctor", "--timeout", "60"], env)
+        doctor = _cli(["doctor", "--timeout", "60", "-o", "json"], env)
         assert doctor.returncode == 0, doctor.stdout + doctor.stderr
-        assert json.loads(doctor.stdout)["catalog"]["readBackEqual"] is True
+        assert json.loads(doctor.stdout)["healthCheck"]["catalog"]["readBackEqual"] is True
 
         run = _cli(
             [
@@ -154,8 +154,115 @@ def test_dev_stack_serves_the_namespace_of_arco_temporal_namespace(tmp_path: Pat
         assert "Press Ctrl-C" in output, output
         assert "(namespace arco-dev-test)" in output
         doctor = _cli(["doctor", "--timeout", "60"], env)
-        assert doctor.returncode == 0, doctor.stdout + doctor.stderr
-        assert json.loads(doctor.stdout)["catalog"]["readBackEqual"] is True
+        # Without --code-location no executor serves runs: that one check fails, the others pass.
+        assert doctor.returncode == 1, doctor.stdout + doctor.stderr
+        assert [line.split(":", 1)[0] for line in doctor.stdout.splitlines()] == [
+            "OK    temporal",
+            "OK    search attributes",
+            "OK    control-plane worker",
+            "FAIL  executor worker (default)",
+            "OK    catalog writable",
+        ]
     finally:
         rest = _stop_dev(dev)
     assert dev.returncode == 0, rest
+
+
+def test_dev_stack_serves_its_tenants_namespace_and_creates_more_on_request(tmp_path: Path) -> None:
+    """With `ARCO_TEMPORAL_NAMESPACE=arco-{tenant}`, `arco dev` serves the tenant's own namespace; `--namespace`
+    creates the namespace of another tenant, with Arco's search attributes, for that tenant's workers."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "ARCO_STATE_DIR": str(tmp_path / "state"),
+        "ARCO_CATALOG_ROOT": str(tmp_path / "state" / "catalog"),
+        "ARCO_TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
+        "ARCO_TEMPORAL_NAMESPACE": "arco-{tenant}",
+        "ARCO_TENANT": "acme",
+    }
+    dev = _start_dev(["--port", str(port), "--headless", "--in-memory", "--namespace", "arco-globex"], env)
+    try:
+        output = _ready_output(dev)
+        assert "(namespace arco-acme)" in output, output
+        doctor = _cli(["doctor", "--timeout", "60"], env)
+        # No executor was asked for (no --code-location), so only that check fails.
+        assert doctor.returncode == 1, doctor.stdout + doctor.stderr
+        assert "OK    temporal: Temporal at" in doctor.stdout and "(namespace 'arco-acme')" in doctor.stdout
+        assert "OK    search attributes:" in doctor.stdout
+        assert [line for line in doctor.stdout.splitlines() if line.startswith("FAIL")] == [
+            line for line in doctor.stdout.splitlines() if line.startswith("FAIL  executor worker")
+        ]
+        binary = find_temporal_binary()
+        for namespace in ("arco-acme", "arco-globex"):
+            command = [str(binary), "operator", "search-attribute", "list", "--namespace", namespace]
+            listed = subprocess.run(
+                [*command, "--address", f"127.0.0.1:{port}", "-o", "json"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert listed.returncode == 0, listed.stderr
+            assert {"ArcoTenant", "ArcoRunState", "ArcoAssetKeys"} <= set(
+                json.loads(listed.stdout)["customAttributes"]
+            )
+    finally:
+        rest = _stop_dev(dev)
+    assert dev.returncode == 0, rest
+
+
+FAILING_ASSETS = """
+import polars as pl
+
+from arco.sdk.asset import RetryPolicy, asset
+
+
+@asset(namespace="devfail", retry=RetryPolicy(max_attempts=1))
+def boom(context) -> pl.DataFrame:
+    raise RuntimeError("kaboom\\nsecond line of the message")
+"""
+
+
+def test_dev_stack_logs_one_line_per_failed_task(tmp_path: Path) -> None:
+    """A failed task is not silent: `arco dev` prints one WARNING line with run, task, category and first line."""
+    (tmp_path / "dev_failing_assets.py").write_text(FAILING_ASSETS)
+    port = free_port()
+    env = {
+        **os.environ,
+        "ARCO_STATE_DIR": str(tmp_path / "state"),
+        "ARCO_CATALOG_ROOT": str(tmp_path / "state" / "catalog"),
+        "ARCO_DATA_ROOT": str(tmp_path / "state" / "data"),
+        "ARCO_TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
+    }
+    dev = _start_dev(
+        [
+            "--port",
+            str(port),
+            "--headless",
+            "--in-memory",
+            "--code-location",
+            "dev_failing_assets",
+            "--app-dir",
+            str(tmp_path),
+        ],
+        env,
+    )
+    try:
+        output = _ready_output(dev)
+        assert "Press Ctrl-C" in output, output
+        run = _cli(
+            ["run", "start", "devfail.boom", "--run-key", "dev-fail", "--wait", "--output", "json"], env
+        )
+        assert run.returncode == 1, run.stdout + run.stderr
+        status = json.loads(run.stdout)
+        assert status["state"] == "FAILED"
+        [record] = status["failures"]
+        assert record["message"] == "RuntimeError: kaboom"
+    finally:
+        rest = _stop_dev(dev)
+    assert dev.returncode == 0, rest
+    lines = [line for line in rest.splitlines() if "arco.runs" in line]
+    assert len(lines) == 1, rest
+    assert "WARNING arco.runs: run " + status["runId"] in lines[0]
+    assert "task devfail.boom failed (USER_CODE, attempt 1 of 1): RuntimeError: kaboom" in lines[0]
+    assert "second line" not in lines[0]

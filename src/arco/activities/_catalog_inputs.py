@@ -1,5 +1,9 @@
 """The planner's inputs read from the catalog: deployed manifest, last materializations, an earlier run's tasks.
 
+Materializations and an earlier run's tasks are read fresh (:class:`~arco.catalog.tier2.fresh.FreshProjections`:
+the compacted projections plus the ledger's uncompacted tail), so ``skipFresh`` and a rerun from failure see a run
+that just ended, whether or not a compaction has run since.
+
 Manifests are cached per (catalog commit, code location): a worker plans many runs against the same
 deployment, and loading a 10,000-asset manifest is the expensive part of planning.
 """
@@ -16,7 +20,7 @@ from arco.activities.plans import read_plan_tasks, run_prefix
 from arco.catalog.storage import ObjectStore
 from arco.catalog.tier1.catalog import Catalog
 from arco.catalog.tier1.dynamic_partitions import DynamicPartitionStore
-from arco.catalog.tier2.projections import ProjectionReader
+from arco.catalog.tier2.fresh import FreshProjections
 from arco.core.errors import NotFoundError, PlanningError
 from arco.core.runs import RunRequest
 from arco.planning.deploy import code_locations, load_manifest
@@ -42,14 +46,14 @@ class PlanningInputs:
         materializations: list[Materialization] = []
         previous = None
         if request.skip_fresh or request.rerun is not None:
-            reader = ProjectionReader(self.store, self.request.scope)
+            reader = FreshProjections(self.store, self.request.scope)
             if request.skip_fresh:
                 materializations = _materializations(reader)
             if request.rerun is not None:
                 previous = _previous_run(
                     reader,
                     request.rerun.run_id,
-                    _planned_partitions(self.store, self.request, request.rerun.run_id),
+                    _planned_targets(self.store, self.request, request.rerun.run_id),
                 )
         # Only the key sets the manifest's dynamic dimensions name are read (none: no catalog read at all).
         key_sets = {
@@ -105,7 +109,7 @@ def planning_inputs(store: ObjectStore, request: RunRequest) -> PlanningInputs:
     return PlanningInputs(store=store, request=request, manifest=manifest)
 
 
-def _materializations(reader: ProjectionReader) -> list[Materialization]:
+def _materializations(reader: FreshProjections) -> list[Materialization]:
     status = reader.partition_status().filter(pl.col("materializedAt").is_not_null())
     return [
         Materialization(
@@ -118,39 +122,41 @@ def _materializations(reader: ProjectionReader) -> list[Materialization]:
     ]
 
 
-def _planned_partitions(store: ObjectStore, request: RunRequest, run_id: str) -> dict[str, str]:
-    """Task key → partition key, from the plan stored for run ``run_id`` (empty when there is none).
+def _planned_targets(store: ObjectStore, request: RunRequest, run_id: str) -> dict[str, tuple[str, str]]:
+    """Task key → (asset key, partition key), from the plan stored for run ``run_id`` (empty when there is none).
 
-    A run of one partition names its tasks by asset alone, so the events of tasks that never ran (skipped,
-    cancelled before dispatch) cannot carry their partition; the run's stored plan has it.
+    Runs recorded by older versions left these out of the events of tasks that never ran (skipped, cancelled
+    before dispatch): a run of one partition has bare task keys, so they had no partition, and a large run's
+    summary did not know the asset either. The run's stored plan has both.
     """
-    found: dict[str, str] = {}
+    found: dict[str, tuple[str, str]] = {}
     for info in store.list(run_prefix(request.scope, run_id)):
         name = info.key.rsplit("/", 1)[-1]
         if name.startswith("plan-") and name.endswith(".json"):
             for task in read_plan_tasks(store, info.key):
-                found.setdefault(task.task_key, task.partition_key)
+                found.setdefault(task.task_key, (task.asset_key, task.partition_key))
     return found
 
 
 def _previous_run(
-    reader: ProjectionReader, run_id: str, planned: dict[str, str] | None = None
+    reader: FreshProjections, run_id: str, planned: dict[str, tuple[str, str]] | None = None
 ) -> PreviousRun:
     tasks = reader.tasks().filter(pl.col("runId") == run_id)
     if tasks.is_empty():
         raise NotFoundError(
-            f"run {run_id} has no tasks in the catalog's ops.tasks projection; it may not be compacted yet "
-            "(run `arco compact`) or the run id is wrong"
+            f"run {run_id} has no tasks in the catalog of {reader.scope} (neither in the ops.tasks projection nor "
+            "in the ledger's uncompacted events); check the run id and the scope (ARCO_TENANT/ARCO_WORKSPACE)"
         )
     # The last attempt of each task decides how it ended.
     last = tasks.sort("attempt").group_by("taskKey", maintain_order=True).last().sort("taskKey")
+    known = planned or {}
     return PreviousRun(
         run_id=run_id,
         tasks=tuple(
             PreviousTask(
                 task_key=row["taskKey"],
-                asset_key=row["asset"] or "",
-                partition_key=row["partition"] or (planned or {}).get(row["taskKey"], ""),
+                asset_key=row["asset"] or known.get(row["taskKey"], ("", ""))[0],
+                partition_key=row["partition"] or known.get(row["taskKey"], ("", ""))[1],
                 status=str(row["state"]).lower(),
             )
             for row in last.iter_rows(named=True)

@@ -17,6 +17,7 @@ commit log's pointer CAS is its commit point), so every retry is safe.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 
 from temporalio import activity
@@ -24,11 +25,16 @@ from temporalio.exceptions import ApplicationError, CancelledError
 
 from arco.catalog.storage import ObjectStore, open_store
 from arco.catalog.tier2.compaction import CompactionReport, compact
+from arco.catalog.tier2.retention import RetentionPolicy, apply_retention
 from arco.core.compaction_models import (
     COMPACT_ACTIVITY,
+    RETENTION_ACTIVITY,
     CompactionInput,
     CompactionProgress,
     CompactionResult,
+    RetentionInput,
+    RetentionResult,
+    RetentionSettings,
 )
 from arco.core.errors import ArcoError, CommitConflictError, PreconditionFailedError
 
@@ -101,6 +107,41 @@ class CompactionActivities:
         except ArcoError as exc:
             raise compaction_application_error(exc) from exc
         return compaction_result(report, workflow_id=info.workflow_id, attempt=info.attempt)
+
+    @activity.defn(name=RETENTION_ACTIVITY)
+    def apply_retention(self, request: RetentionInput) -> RetentionResult:
+        """Apply the scope's Tier-2 retention (:func:`arco.catalog.tier2.retention.apply_retention`).
+
+        Every step is idempotent, so a retried attempt finishes what an earlier one started.
+
+        Raises:
+            ApplicationError: for an :class:`ArcoError`, typed with its code (storage errors are retried).
+        """
+        try:
+            store = self._open_catalog()
+            try:
+                report = apply_retention(store, request.scope, policy=retention_policy(request.policy))
+            finally:
+                store.close()
+        except ArcoError as exc:
+            raise compaction_application_error(exc) from exc
+        return RetentionResult(
+            ledger_objects_deleted=report.ledger_objects_deleted,
+            index_rows_pruned=report.index_rows_pruned,
+            manifests_deleted=report.manifests_deleted,
+            files_deleted=report.files_deleted,
+            kept_commits=report.kept_commits,
+        )
+
+
+def retention_policy(settings: RetentionSettings) -> RetentionPolicy:
+    """The catalog's :class:`RetentionPolicy` of a schedule's :class:`RetentionSettings`."""
+    return RetentionPolicy(
+        ledger_days=settings.ledger_days,
+        time_travel=datetime.timedelta(seconds=settings.time_travel_seconds),
+        keep_last_commits=settings.keep_last_commits,
+        grace=datetime.timedelta(seconds=settings.grace_seconds),
+    )
 
 
 def compaction_result(report: CompactionReport, *, workflow_id: str | None, attempt: int) -> CompactionResult:

@@ -21,7 +21,7 @@ from arco.core.runs import (
     RunRequest,
     TaskSpec,
     capped_queue_table,
-    split_task_key,
+    target_tables,
 )
 from arco.planning.plan import (
     AssetSelection,
@@ -90,14 +90,14 @@ def plan_request(request: RunRequest) -> PlanRequest:
 def task_spec(index: int, task: PlannedTask, code_location: str) -> TaskSpec:
     """The dispatchable form of a planned task.
 
-    Declared inputs are the upstream tasks of the plan (asset and partition); upstream assets outside the plan
-    are read from their last materialization and recorded by the executor as they are read.
+    Declared inputs are the asset partitions of the task's upstream tasks in the plan (the plan's references,
+    never a parse of their task keys); upstream assets outside the plan are read from their last
+    materialization and recorded by the executor as they are read.
     """
     policy = task.attempt_policy
-    inputs = []
-    for upstream in task.upstream_task_keys:
-        asset_key, partition_key = split_task_key(upstream)
-        inputs.append(DeclaredInput(asset_key=asset_key, partition_key=partition_key))
+    inputs = [
+        DeclaredInput(asset_key=ref.asset_key, partition_key=ref.partition_key) for ref in task.upstream
+    ]
     return TaskSpec.model_construct(
         index=index,
         task_key=task.task_key,
@@ -124,21 +124,26 @@ def summarize(
     (``queue_caps``: the request's ``maxParallelismPerQueue``), task specs."""
     index = {task.task_key: i for i, task in enumerate(plan.tasks)}
     capped, queue_of = capped_queue_table([task.worker_queue for task in plan.tasks], queue_caps or {})
-    assets = sorted({task.asset_key for task in plan.tasks})
-    partitions = sorted({task.partition_key for task in plan.tasks})
+    asset_table, partition_table, task_assets, task_partitions = target_tables(
+        [(task.asset_key, task.partition_key) for task in plan.tasks]
+    )
     summary = PlanSummary(
         run_id=run_id,
         fingerprint=plan.fingerprint,
         plan_key="",
         task_keys=[task.task_key for task in plan.tasks],
         upstream=[sorted(index[key] for key in task.upstream_task_keys) for task in plan.tasks],
-        asset_keys=assets[:SUMMARY_LIST_LIMIT],
-        asset_count=len(assets),
-        partition_keys=partitions[:SUMMARY_LIST_LIMIT],
-        partition_count=len(partitions),
+        asset_keys=asset_table[:SUMMARY_LIST_LIMIT],
+        asset_count=len(asset_table),
+        partition_keys=partition_table[:SUMMARY_LIST_LIMIT],
+        partition_count=len(partition_table),
         code_location=plan.code_location,
         capped_queues=capped,
         queue_of=queue_of,
+        asset_table=asset_table,
+        partition_table=partition_table,
+        task_assets=task_assets,
+        task_partitions=task_partitions,
     )
     specs = [task_spec(i, task, plan.code_location) for i, task in enumerate(plan.tasks)]
     return summary, specs

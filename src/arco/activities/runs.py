@@ -31,11 +31,13 @@ from arco.core.runs import (
     LOAD_TASKS_ACTIVITY,
     PLAN_RUN_ACTIVITY,
     RECORD_EVENTS_ACTIVITY,
+    REQUEST_CANCEL_ACTIVITY,
     LoadTasksInput,
     LoadTasksOutput,
     PlanRunInput,
     PlanSummary,
     RecordEventsInput,
+    RequestCancelInput,
     RunRequest,
     TaskSpec,
     effective_run_key,
@@ -214,6 +216,16 @@ class RunActivities:
         except ArcoError as exc:
             raise to_application_error(exc) from exc
         return len(events)
+
+    @activity.defn(name=REQUEST_CANCEL_ACTIVITY)
+    async def request_run_cancel(self, request: RequestCancelInput) -> None:
+        """Ask Temporal to cancel one execution of a run's workflow (the run asks for its own cancel).
+
+        A run stopped by the ``cancel`` update calls this once every task is accounted for, so that its workflow
+        closes as Canceled; a workflow cannot request its own cancel. Repeating the request is harmless.
+        """
+        handle = activity.client().get_workflow_handle(request.workflow_id, run_id=request.run_id)
+        await handle.cancel()
 
 
 def _default_key(event_type: str, data: Mapping[str, object]) -> str:

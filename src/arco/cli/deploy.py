@@ -40,7 +40,7 @@ def deploy_code_location(settings: ArcoSettings, target: str, name: str | None =
     help="Folder put first on the import path before TARGET is imported.",
 )
 @click.option("--catalog-root", default=None, help="Catalog root URI or path [env ARCO_CATALOG_ROOT].")
-@click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def deploy(target: str, name: str | None, app_dir: str, catalog_root: str | None, output: str) -> None:
     """Deploy the code location TARGET (a module such as examples.pipeline, a .py file or a package folder)."""
     settings = ArcoSettings.from_env(catalog_root=catalog_root)

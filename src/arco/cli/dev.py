@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import shutil
 import sys
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 from temporalio.client import Client
 
 from arco.cli.deploy import deploy_code_location
-from arco.core.config import ArcoSettings
-from arco.core.errors import InfrastructureError
+from arco.core.config import ArcoSettings, namespace_name
+from arco.core.errors import ArcoError, InfrastructureError
 from arco.core.health import HealthCheckInput, HealthCheckResult
+from arco.core.scope import Scope
 from arco.worker.connect import connect
 from arco.worker.dev_stack import embedded_stack
-from arco.worker.runtime import shutdown_event
+from arco.worker.runtime import log_to_console, shutdown_event
 from arco.worker.temporal_server import TemporalServerConfig, free_port
 from arco.workflows.health import HEALTH_CHECK_WORKFLOW
 
@@ -38,6 +41,14 @@ from arco.workflows.health import HEALTH_CHECK_WORKFLOW
     help="Also run an executor worker for this code location (module, e.g. examples.pipeline) and deploy it.",
 )
 @click.option("--app-dir", default=".", show_default=True, type=click.Path(file_okay=False))
+@click.option(
+    "--namespace",
+    "namespaces",
+    multiple=True,
+    callback=lambda _ctx, _param, names: tuple(_namespace_option(name) for name in names),
+    help="Also create this Temporal namespace, with Arco's search attributes (repeatable), for the workers of "
+    "other tenants (`arco worker ...` with their ARCO_TENANT).",
+)
 def dev(
     port: int,
     ui_port: int,
@@ -47,6 +58,7 @@ def dev(
     in_memory: bool,
     code_location: str | None,
     app_dir: str,
+    namespaces: tuple[str, ...],
 ) -> None:
     """Run the embedded stack: Temporal dev server, Arco workers, local catalog. Ctrl-C stops everything."""
     sys.path.insert(0, str(Path(app_dir).resolve()))
@@ -57,14 +69,24 @@ def dev(
         ui_port=None if headless else ui_port,
         db_file=None if in_memory else state / "temporal.db",
         log_file=state / "temporal.log",
-        namespaces=_extra_namespaces(settings),
+        namespaces=_extra_namespaces(settings, namespaces),
     )
+    log_to_console()  # one line per failed task, among Arco's other warnings
     asyncio.run(_dev(settings, config, code_location))
 
 
-def _extra_namespaces(settings: ArcoSettings) -> tuple[str, ...]:
-    """The namespace the workers and every other command use, when the dev server does not create it anyway."""
-    return () if settings.temporal_namespace == "default" else (settings.temporal_namespace,)
+def _namespace_option(name: str) -> str:
+    try:
+        return namespace_name(name)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--namespace") from None
+
+
+def _extra_namespaces(settings: ArcoSettings, more: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The namespaces to create besides ``default``: the one the workers and every other command use (their
+    tenant's, with ``ARCO_TEMPORAL_NAMESPACE=arco-{tenant}``), then those asked for with ``--namespace``."""
+    names = [settings.temporal_namespace, *more]
+    return tuple(name for i, name in enumerate(names) if name != "default" and name not in names[:i])
 
 
 async def _dev(settings: ArcoSettings, config: TemporalServerConfig, code_location: str | None) -> None:
@@ -83,10 +105,64 @@ async def _dev(settings: ArcoSettings, config: TemporalServerConfig, code_locati
             click.echo(f"  Executor:       {code_location} on worker queue {stack.settings.executor_queue}")
         click.echo(f"  Catalog root:   {stack.settings.catalog_root}")
         click.echo(f"  Temporal state: {config.db_file or 'in memory'}  (log: {config.log_file})")
+        for scope in _dev_scopes(stack.settings):
+            click.echo(
+                f"  Compaction:     {await _ensure_schedule(stack.client, stack.settings, scope, by='arco dev')}"
+            )
         click.echo("Press Ctrl-C to stop.")
         await stop.wait()
         click.echo("stopping worker and Temporal server ...")
     click.echo("stopped")
+
+
+#: Scopes of one catalog given a compaction schedule by ``arco dev`` at most (a local catalog has a few).
+_MAX_DEV_SCOPES = 100
+
+
+def _dev_scopes(settings: ArcoSettings) -> list[Scope]:
+    """The scope of the settings, and every scope that already has something in the catalog.
+
+    With one Temporal namespace per tenant, a schedule lives in its tenant's namespace: only the scopes of the
+    settings' tenant are served by this stack's namespace, so only they get a schedule here.
+    """
+    from arco.catalog.storage import open_store
+
+    found = {settings.scope}
+    store = open_store(settings.catalog_root)
+    try:
+        cursor: str | None = None
+        for _ in range(_MAX_DEV_SCOPES):
+            # One listed key per scope: '0' sorts right after '/', so the next listing starts past the scope's
+            # objects (and before any other workspace whose id merely starts with this one's).
+            first = next(iter(store.list("tenant=", start_after=cursor, limit=1)), None)
+            if first is None:
+                break
+            tenant, _, rest = first.key.removeprefix("tenant=").partition("/")
+            workspace = rest.partition("/")[0]
+            if not workspace.startswith("workspace="):
+                break  # not a catalog scope folder: stop looking rather than guess
+            try:
+                scope = Scope(tenant, workspace.removeprefix("workspace="))
+            except ArcoError:
+                break
+            if scope.tenant == settings.tenant or not settings.namespace_per_tenant:
+                found.add(scope)
+            cursor = f"{scope.prefix}0"
+    finally:
+        store.close()
+    return sorted(found, key=str)
+
+
+async def _ensure_schedule(client: Client, settings: ArcoSettings, scope: Scope, *, by: str) -> str:
+    """Create the compaction schedule of ``scope`` unless it exists (an existing one is kept as it is); say which
+    happened."""
+    from arco.cli.schedule import default_compaction_schedule, ensure_compaction_schedule
+    from arco.workflows.compaction import compaction_schedule_id
+
+    definition = default_compaction_schedule(scope, task_queue=settings.task_queue, note=f"created by {by}")
+    _, created = await ensure_compaction_schedule(client, scope, definition)
+    what = "created; every 1m, with retention" if created else "exists, unchanged"
+    return f"schedule {compaction_schedule_id(scope)} ({what})"
 
 
 DEMO_CODE_LOCATION = "examples.pipeline"
@@ -134,6 +210,9 @@ async def _demo(settings: ArcoSettings, config: TemporalServerConfig) -> None:
         click.echo(f"2. embedded Temporal dev server on {stack.server.address}; workers started")
         health = await _health_check(stack.client, stack.settings, timeout=60)
         click.echo(f"   health check: catalog read-back ok={health.catalog.read_back_equal}")
+        click.echo(
+            f"   compaction: {await _ensure_schedule(stack.client, stack.settings, settings.scope, by='arco demo')}"
+        )
         run = await start_run(
             stack.client,
             RunRequest(
@@ -162,6 +241,17 @@ async def _demo(settings: ArcoSettings, config: TemporalServerConfig) -> None:
         raise click.ClickException(f"the demo run ended {final.state.value}")
 
 
+def short_version(version: str | None) -> str:
+    """A short, stable name of a data version a person can read and compare: ``v`` and eight hex digits.
+
+    Versions are long opaque tokens (an object store's generation or ETag, a file's modification time and size);
+    equal versions get equal short names, so two lines that read the same data show the same name.
+    """
+    if not version:
+        return "unknown"
+    return "v" + hashlib.blake2b(version.encode(), digest_size=4).hexdigest()
+
+
 def _print_lineage(settings: ArcoSettings, run_id: str) -> None:
     import polars as pl
 
@@ -178,7 +268,7 @@ def _print_lineage(settings: ArcoSettings, run_id: str) -> None:
     for row in edges.iter_rows(named=True):
         click.echo(
             f"   {row['outputAsset']}[{row['outputPartition']}] <- {row['inputAsset']}[{row['inputPartition']}]"
-            f"  (attempt {row['attempt']}, read version {row['inputVersion']})"
+            f"  (attempt {row['attempt']}, read version {short_version(row['inputVersion'])})"
         )
     materialized = reader.materializations().filter(pl.col("runId") == run_id).sort("asset", "partition")
     click.echo("6. materializations:")
@@ -207,15 +297,181 @@ async def _health_check(client: Client, settings: ArcoSettings, *, timeout: floa
         ) from None
 
 
+@dataclass(frozen=True, slots=True)
+class _Check:
+    """One line of ``arco doctor``."""
+
+    name: str
+    ok: bool
+    detail: str
+
+    def to_wire(self) -> dict[str, object]:
+        return {"check": self.name, "ok": self.ok, "detail": self.detail}
+
+
+async def _search_attributes_check(client: Client, settings: ArcoSettings) -> _Check:
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+    from temporalio.service import RPCError
+
+    from arco.core.visibility import SEARCH_ATTRIBUTES
+
+    try:
+        listed = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=settings.temporal_namespace)
+        )
+    except RPCError as exc:
+        return _Check("search attributes", False, f"cannot list them: {exc.message}")
+    registered = {
+        name: IndexedValueType.Name(kind).removeprefix("INDEXED_VALUE_TYPE_").replace("_", "").lower()
+        for name, kind in listed.custom_attributes.items()
+    }
+    wrong = [
+        f"{name} ({kind})"
+        for name, kind in sorted(SEARCH_ATTRIBUTES.items())
+        if registered.get(name) != kind.lower()
+    ]
+    if wrong:
+        return _Check(
+            "search attributes",
+            False,
+            f"missing or of another type in namespace {settings.temporal_namespace!r}: {', '.join(wrong)}; register "
+            "them with `temporal operator search-attribute create --name NAME --type TYPE` (docs/runs.md)",
+        )
+    return _Check(
+        "search attributes",
+        True,
+        f"{len(SEARCH_ATTRIBUTES)} Arco search attributes registered in namespace {settings.temporal_namespace!r}",
+    )
+
+
+async def _pollers_check(client: Client, name: str, queue: str, kind: str, how: str) -> _Check:
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+    from temporalio.service import RPCError
+
+    queue_type = (
+        TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
+        if kind == "workflow"
+        else TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY
+    )
+    pollers = 0
+    try:
+        for _ in range(20):  # a worker that has just started reaches the server a moment later
+            response = await client.workflow_service.describe_task_queue(
+                DescribeTaskQueueRequest(
+                    namespace=client.namespace, task_queue=TaskQueue(name=queue), task_queue_type=queue_type
+                )
+            )
+            pollers = len(response.pollers)
+            if pollers:
+                break
+            await asyncio.sleep(0.25)
+    except RPCError as exc:
+        return _Check(name, False, f"cannot describe task queue {queue!r}: {exc.message}")
+    if not pollers:
+        return _Check(
+            name, False, f"no worker polls task queue {queue!r} for {kind} tasks; start one with {how}"
+        )
+    return _Check(name, True, f"{pollers} worker(s) poll task queue {queue!r}")
+
+
+async def _doctor_checks(
+    settings: ArcoSettings, executor_queues: tuple[str, ...], timeout: float
+) -> tuple[list[_Check], HealthCheckResult | None]:
+    where = f"Temporal at {settings.temporal_address} (namespace {settings.temporal_namespace!r})"
+    try:
+        client = await connect(settings)
+    except InfrastructureError as exc:
+        return [_Check("temporal", False, str(exc))], None
+    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+    from temporalio.service import RPCError, RPCStatusCode
+
+    try:
+        await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=settings.temporal_namespace)
+        )
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            detail = (
+                f"{where} is reachable, but the namespace does not exist; set ARCO_TEMPORAL_NAMESPACE to the "
+                "workers' namespace or create it with `temporal operator namespace create --namespace "
+                f"{settings.temporal_namespace}`"
+            )
+            return [_Check("temporal", False, detail)], None
+    checks = [_Check("temporal", True, f"{where} is reachable")]
+    checks.append(await _search_attributes_check(client, settings))
+    control = await _pollers_check(
+        client,
+        "control-plane worker",
+        settings.task_queue,
+        "workflow",
+        "`arco dev` or `arco worker control-plane` (same ARCO_TASK_QUEUE)",
+    )
+    checks.append(control)
+    for queue in executor_queues:
+        checks.append(
+            await _pollers_check(
+                client,
+                f"executor worker ({queue})",
+                queue,
+                "activity",
+                f"`arco dev --code-location MODULE` or `arco worker executor --code-location MODULE --queue {queue}`",
+            )
+        )
+    health = None
+    if not control.ok:
+        checks.append(_Check("catalog writable", False, "not checked: no control-plane worker to write it"))
+    else:
+        try:
+            health = await _health_check(client, settings, timeout=timeout)
+        except InfrastructureError as exc:
+            checks.append(_Check("catalog writable", False, str(exc)))
+        else:
+            probe = health.catalog
+            checks.append(
+                _Check(
+                    "catalog writable",
+                    probe.read_back_equal,
+                    f"the control plane ({health.worker_identity}) wrote and read back a probe under "
+                    f"{probe.catalog_root}"
+                    if probe.read_back_equal
+                    else f"the probe the control plane wrote under {probe.catalog_root} read back different",
+                )
+            )
+    return checks, health
+
+
 @click.command()
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait for a worker to answer.")
-def doctor(timeout: float) -> None:
-    """Check a running deployment: Temporal reachable, a control-plane worker answering, catalog writable."""
+@click.option(
+    "--executor-queue",
+    "executor_queues",
+    multiple=True,
+    help="Executor worker queue to check (repeatable) [env ARCO_EXECUTOR_QUEUE; default].",
+)
+@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def doctor(timeout: float, executor_queues: tuple[str, ...], output: str) -> None:
+    """Check a running deployment, one OK/FAIL line per check; exit 1 when a check fails.
+
+    Checks: Temporal reachable, Arco's search attributes registered, a control-plane worker polling ARCO_TASK_QUEUE,
+    an executor worker polling each executor queue, and the catalog writable by the control plane (a health-check
+    workflow round trip).
+    """
     settings = ArcoSettings.from_env()
-
-    async def _run() -> HealthCheckResult:
-        client = await connect(settings)
-        return await _health_check(client, settings, timeout=timeout)
-
-    result = asyncio.run(_run())
-    click.echo(json.dumps(result.to_wire(), indent=2, sort_keys=True))
+    queues = executor_queues or (settings.executor_queue,)
+    checks, health = asyncio.run(_doctor_checks(settings, queues, timeout))
+    ok = all(check.ok for check in checks)
+    if output == "json":
+        document = {
+            "ok": ok,
+            "checks": [check.to_wire() for check in checks],
+            "healthCheck": health.to_wire() if health is not None else None,
+        }
+        click.echo(json.dumps(document, indent=2, sort_keys=True))
+    else:
+        for check in checks:
+            click.echo(f"{'OK  ' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
+    if not ok:
+        raise SystemExit(1)

@@ -13,6 +13,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
 import click
@@ -63,13 +64,60 @@ def _duration(text: str) -> datetime.timedelta:
     return datetime.timedelta(seconds=int(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)])
 
 
-def _emit(data: bytes | str, output: str | None) -> None:
+def _out_file(path: str | None) -> str | None:
+    """Check ``--out-file`` before any work is done, so a typo costs no query and shows no traceback."""
+    if path is None or path == "-":
+        return None
+    target = Path(path).expanduser()
+    parent = target.parent
+    if target.is_dir():
+        raise InvalidInputError(
+            f"--out-file {path!r} is a directory; give a file path such as {path}/result.out"
+        )
+    if not parent.is_dir():
+        raise InvalidInputError(
+            f"--out-file {path!r}: directory {str(parent)!r} does not exist; create it (mkdir -p {parent}) or "
+            "write to an existing directory"
+        )
+    if not os.access(parent, os.W_OK):
+        raise InvalidInputError(f"--out-file {path!r}: directory {str(parent)!r} is not writable")
+    return str(target)
+
+
+def _emit(data: bytes | str, out_file: str | None) -> None:
     payload = data.encode() if isinstance(data, str) else data
-    if output is None or output == "-":
+    if out_file is None:
         click.echo(payload, nl=False)
         return
-    with click.open_file(output, "wb") as sink:
-        sink.write(payload)
+    try:
+        with Path(out_file).open("wb") as sink:
+            sink.write(payload)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write --out-file {out_file!r}: {exc.strerror or exc}") from None
+
+
+#: ``--out-file``: where a command writes its result instead of standard output (``-o`` is the format).
+_OUT_FILE = click.option(
+    "--out-file",
+    default=None,
+    metavar="PATH",
+    help="Write the result to this file instead of standard output.",
+)
+
+
+def _format_option(choices: list[str], default: str, help_text: str | None = None) -> Callable[[F], F]:
+    """``-o/--output FORMAT``: the output format, as in every ``arco`` command (``-f/--format`` is an alias)."""
+    return click.option(
+        "--output",
+        "-o",
+        "--format",
+        "-f",
+        "fmt",
+        type=click.Choice(choices),
+        default=default,
+        show_default=True,
+        help=help_text or "Output format.",
+    )
 
 
 # -- query --------------------------------------------------------------------------------------------------
@@ -78,16 +126,10 @@ def _emit(data: bytes | str, output: str | None) -> None:
 @click.command()
 @click.argument("sql", required=False)
 @_scope_options
-@click.option(
-    "--format",
-    "-f",
-    "fmt",
-    type=click.Choice(["table", "json", "ndjson", "csv", "arrow"]),
-    default="table",
-    show_default=True,
-    help="Output format (arrow: an Arrow IPC file).",
+@_format_option(
+    ["table", "json", "ndjson", "csv", "arrow"], "table", "Output format (arrow: an Arrow IPC file)."
 )
-@click.option("--output", "-o", default=None, help="Write to this file instead of standard output.")
+@_OUT_FILE
 @click.option("--max-rows", type=int, default=None, help="Fail if the result has more rows [100000].")
 @click.option("--max-bytes", type=int, default=None, help="Fail if the result is larger [256 MiB].")
 @click.option(
@@ -106,7 +148,7 @@ def query(
     tenant: str | None,
     workspace: str | None,
     fmt: str,
-    output: str | None,
+    out_file: str | None,
     max_rows: int | None,
     max_bytes: int | None,
     max_scan_bytes: int | None,
@@ -126,6 +168,7 @@ def query(
     from arco.read.snapshot import TABLES_BY_NAME, ScopeSnapshot
     from arco.read.sql import QueryLimits
 
+    output = _out_file(out_file)
     store, scope = _open(root, tenant, workspace)
     snapshot = ScopeSnapshot(store, scope, as_of=_time(as_of, "--as-of"))
     if list_tables:
@@ -171,15 +214,8 @@ def _lineage_options(fn: F) -> F:
         click.option("--max-nodes", type=int, default=10_000, show_default=True),
         click.option("--max-edges", type=int, default=50_000, show_default=True),
         click.option("--max-observations", type=int, default=10, show_default=True, help="Per edge."),
-        click.option(
-            "--format",
-            "-f",
-            "fmt",
-            type=click.Choice(["table", "json", "mermaid", "dot", "svg", "png"]),
-            default="table",
-            show_default=True,
-        ),
-        click.option("--output", "-o", default=None, help="Write to this file instead of standard output."),
+        _format_option(["table", "json", "mermaid", "dot", "svg", "png"], "table"),
+        _OUT_FILE,
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -210,6 +246,7 @@ def _run_lineage(direction: Literal["upstream", "downstream"], target: str, **kw
     from arco.read.lineage.render import render, to_dot, to_mermaid
     from arco.read.lineage.traverse import lineage as traverse
 
+    output = _out_file(kw["out_file"])
     store, scope = _open(kw["root"], kw["tenant"], kw["workspace"])
     result = traverse(
         store,
@@ -235,7 +272,7 @@ def _run_lineage(direction: Literal["upstream", "downstream"], target: str, **kw
         text = render(result, fmt)
     else:
         text = _lineage_table(result)
-    _emit(text, kw["output"])
+    _emit(text, output)
 
 
 @lineage.command()
@@ -259,9 +296,7 @@ def downstream(target: str, **kw: Any) -> None:
 @_scope_options
 @click.option("--partition", default=None, help="The changed or failed partition (canonical key).")
 @click.option("--hops", type=int, default=20, show_default=True)
-@click.option(
-    "--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
+@_format_option(["table", "json"], "table")
 def impact(
     asset: str,
     root: str | None,
@@ -295,9 +330,8 @@ def impact(
 @_scope_options
 @click.option("--kind", "kinds", multiple=True, type=click.Choice(["namespace", "table", "asset"]))
 @click.option("--limit", type=int, default=20, show_default=True)
-@click.option(
-    "--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
+@click.option("--as-of", default=None, help="Search the catalog as it was at this ISO time (time travel).")
+@_format_option(["table", "json"], "table")
 def search(
     words: tuple[str, ...],
     root: str | None,
@@ -305,15 +339,23 @@ def search(
     workspace: str | None,
     kinds: tuple[str, ...],
     limit: int,
+    as_of: str | None,
     fmt: str,
 ) -> None:
     """Find namespaces, tables and assets by name, column, tag, owner or description words."""
+    from arco.catalog.tier1.catalog import Catalog
     from arco.read.search import Kind
     from arco.read.search import search as find
 
     store, scope = _open(root, tenant, workspace)
+    at = _time(as_of, "--as-of")
     result = find(
-        store, scope, " ".join(words), kinds=cast(list[Kind], list(kinds)) if kinds else None, limit=limit
+        store,
+        scope,
+        " ".join(words),
+        kinds=cast(list[Kind], list(kinds)) if kinds else None,
+        limit=limit,
+        snapshot=Catalog(store, scope).as_of(at) if at is not None else None,
     )
     if fmt == "json":
         click.echo(json.dumps(result.to_json(), indent=2))
@@ -334,14 +376,10 @@ def search(
 @click.option("--table", "table_name", default=None, help="Sign every file of this table (e.g. ops.runs).")
 @click.option("--expires", default="15m", show_default=True, help="Expiry: e.g. 90s, 15m, 1h (max 1h).")
 @click.option("--list", "list_only", is_flag=True, help="List the table's files (no URLs), then exit.")
-@click.option(
-    "--format",
-    "-f",
-    "fmt",
-    type=click.Choice(["json", "urls", "duckdb"]),
-    default="json",
-    show_default=True,
-    help="json: one object per file; urls: one URL per line; duckdb: a SELECT over the URLs (--table).",
+@_format_option(
+    ["json", "urls", "duckdb"],
+    "json",
+    "json: one object per file; urls: one URL per line; duckdb: a SELECT over the URLs (--table).",
 )
 def sign(
     files: tuple[str, ...],
@@ -377,7 +415,7 @@ def sign(
         signed = [sign_file(store, scope, f, expires_in=expiry, snapshot=snapshot) for f in files]
     if fmt == "duckdb":
         if table_name is None:
-            raise click.UsageError("--format duckdb needs --table")
+            raise click.UsageError("--output duckdb needs --table")
         click.echo(signed_duckdb_select(snapshot, table_name, signed) + ";")
     elif fmt == "urls":
         for item in signed:

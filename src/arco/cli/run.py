@@ -4,23 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import click
 from pydantic import ValidationError
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 
-from arco.client import RunHandle, control_plane_polled, preview_plan, start_run
+from arco.client import (
+    RunHandle,
+    RunListing,
+    await_control_plane,
+    control_plane_polled,
+    list_runs,
+    preview_plan,
+    start_run,
+)
 from arco.core.config import ArcoSettings
-from arco.core.errors import ConfigError, RunError
+from arco.core.errors import ConfigError, InvalidIdError, RunError
+from arco.core.ids import parse_ulid
 from arco.core.runs import (
     RUN_WORKFLOW,
     RUN_WORKFLOW_ID_PREFIX,
     PartitionRange,
+    RerunOptions,
     RunRequest,
     RunState,
     RunStatus,
@@ -48,6 +59,14 @@ def _echo_status(status: RunStatus, output: str) -> None:
         click.echo(f"  running:     {', '.join(status.running)}")
     if status.failed:
         click.echo(f"  failed:      {', '.join(status.failed)}")
+    for record in status.failures:
+        click.echo(f"    {record.task_key}: {record.error_category or 'UNKNOWN'}, attempt {record.attempt}")
+        click.echo(f"      {record.message or 'no message'}")
+        event = (
+            f"ledger event {record.event_id} (TaskStateChanged)" if record.event_id else "the run's ledger"
+        )
+        click.echo(f"      full text: {event}; once compacted (`arco compact`):")
+        click.echo(f'        arco query "{record.full_text_query()}"')
     if status.cancel_reason:
         click.echo(f"  cancelled:   {status.cancel_reason}")
 
@@ -63,6 +82,10 @@ def _request(
     partition_range: str | None,
     run_key: str | None,
     max_parallelism: int,
+    code_location: str | None = None,
+    skip_fresh: bool = False,
+    as_of: str | None = None,
+    rerun_from_failure: str | None = None,
 ) -> RunRequest:
     tag_map: dict[str, str] = {}
     for tag in tags:
@@ -76,6 +99,11 @@ def _request(
         if not sep:
             raise ConfigError(f"--partition-range {partition_range!r} is not START..END")
         span = (start, end)
+    if rerun_from_failure is not None and (assets or select_all or partitions or partition_range):
+        raise ConfigError(
+            "--rerun-from-failure runs again the tasks of an earlier run that did not succeed, with that run's "
+            "assets and partitions; leave out ASSETS, --all, --partition and --partition-range"
+        )
     try:
         return RunRequest(
             tenant_id=settings.tenant,
@@ -88,6 +116,9 @@ def _request(
             run_key=run_key,
             tags=tag_map,
             max_parallelism=max_parallelism,
+            code_location=code_location,
+            skip_fresh=skip_fresh,
+            as_of=_as_of(as_of),
         )
     except ValidationError as exc:
         raise ConfigError(f"invalid run request: {_problems(exc)}; see `arco run start --help`") from None
@@ -103,9 +134,26 @@ _OPTION_OF = {
     "tags": "--tag",
     "max_parallelism": "--max-parallelism",
     "asset_keys": "ASSETS",
+    "code_location": "--code-location",
+    "as_of": "--as-of",
     "start": "--partition-range",
     "end": "--partition-range",
 }
+
+
+def _as_of(text: str | None) -> str | None:
+    """``--as-of`` as the ISO timestamp the planner reads; refused here when it has no time zone."""
+    if text is None:
+        return None
+    try:
+        value = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            f"--as-of {text!r} is not an ISO timestamp; write e.g. 2026-01-31T00:00:00Z"
+        ) from None
+    if value.utcoffset() is None:
+        raise ConfigError(f"--as-of {text!r} has no time zone; add one, e.g. {text}Z")
+    return value.isoformat()
 
 
 def _problems(exc: ValidationError) -> str:
@@ -138,10 +186,120 @@ def _selection_options(fn: Any) -> Any:
         click.option("--partition-range", default=None, help="START..END (canonical partition keys)."),
         click.option("--run-key", default=None, help="Idempotency key: the same key joins the same run."),
         click.option("--max-parallelism", default=64, show_default=True, type=click.IntRange(1, 1000)),
+        click.option(
+            "--code-location",
+            default=None,
+            metavar="NAME",
+            help="The deployed code location to plan from (needed when the scope has several).",
+        ),
+        click.option(
+            "--rerun-from-failure",
+            default=None,
+            metavar="RUN",
+            help="Run again the tasks of RUN (a run id, run key or workflow id of this scope) that did not succeed.",
+        ),
+        click.option(
+            "--skip-fresh",
+            is_flag=True,
+            help="Leave out partitions whose last materialization is still fresh.",
+        ),
+        click.option(
+            "--as-of",
+            default=None,
+            metavar="TIMESTAMP",
+            help="Plan as if it were this ISO time (cuts open-ended time partitions), e.g. 2026-01-31T00:00:00Z.",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+async def _prepared(
+    client: Client, settings: ArcoSettings, request: RunRequest, rerun: str | None, doing: str
+) -> RunRequest:
+    """Check that a control-plane worker serves the request, and resolve ``--rerun-from-failure``."""
+    await _require_control_plane(client, settings, settings.task_queue, doing)
+    if rerun is None:
+        return request
+    run_id = await _resolve_run_id(client, settings, rerun)
+    return request.model_copy(update={"rerun": RerunOptions(run_id=run_id, from_failure=True)})
+
+
+async def _resolve_run_id(client: Client, settings: ArcoSettings, run: str) -> str:
+    """The run id of ``run``: a run key, workflow id or run id of the caller's scope."""
+    prefix = run_workflow_id(settings.scope, "")
+    if run.startswith("arco-run:") and not run.startswith(prefix):
+        raise RunError(
+            f"--rerun-from-failure {run!r} is a run of another scope; give a run of scope {settings.scope} "
+            f"(its workflow id starts with {prefix!r})"
+        )
+    workflow_id = run if run.startswith(prefix) else run_workflow_id(settings.scope, run)
+    handle = RunHandle(handle=client.get_workflow_handle(workflow_id, result_type=RunStatus), created=False)
+    try:
+        await _check_in_scope(settings, handle.handle, run)
+        status = await handle.status()
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+    else:
+        return status.run_id
+    try:
+        return parse_ulid(run)  # a run id whose run was started under a run key
+    except InvalidIdError:
+        raise RunError(
+            f"--rerun-from-failure: no run {run!r} in scope {settings.scope} (workflow id {workflow_id}); give the "
+            "run key, run id or workflow id of an earlier run of this scope"
+        ) from None
+
+
+async def _connect(settings: ArcoSettings) -> Client:
+    """Connect, and check that the namespace exists (Temporal would refuse each call with a bare RPC error)."""
+    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+
+    client = await connect(settings)
+    try:
+        await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=settings.temporal_namespace)
+        )
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise RunError(
+                f"Temporal namespace {settings.temporal_namespace!r} does not exist at {settings.temporal_address}; "
+                "set ARCO_TEMPORAL_NAMESPACE to the namespace the workers use, or create it with `temporal "
+                f"operator namespace create --namespace {settings.temporal_namespace}`"
+            ) from None
+        if exc.status != RPCStatusCode.PERMISSION_DENIED:  # a client may lack the right to describe: go on
+            raise
+    return client
+
+
+async def _require_control_plane(client: Client, settings: ArcoSettings, task_queue: str, doing: str) -> None:
+    """Refuse at once, saying where nobody listens, when no control-plane worker serves ``task_queue``.
+
+    Without a worker Temporal keeps the request until one comes, so the command would wait for minutes and then
+    report a time-out that does not say why.
+    """
+    try:
+        polled = await await_control_plane(client, task_queue)
+    except RPCError:
+        return  # not allowed to describe task queues: nothing to say
+    if not polled:
+        raise RunError(
+            f"no control-plane worker polls task queue {task_queue!r} in Temporal namespace "
+            f"{settings.temporal_namespace!r} at {settings.temporal_address}, so nobody can {doing}; start one "
+            "with `arco dev` (the embedded stack) or `arco worker control-plane`, with the same "
+            "ARCO_TEMPORAL_ADDRESS, ARCO_TEMPORAL_NAMESPACE and ARCO_TASK_QUEUE"
+        )
+
+
+async def _served_if_open(handle: RunHandle, settings: ArcoSettings, doing: str) -> None:
+    """Refuse at once when ``handle``'s run is open and no worker serves its task queue (queries and updates of
+    an open run are answered by that worker)."""
+    description = await handle.handle.describe()
+    if description.status == WorkflowExecutionStatus.RUNNING:
+        client = await connect(settings)
+        await _require_control_plane(client, settings, description.task_queue, doing)
 
 
 @click.group()
@@ -156,16 +314,22 @@ def run() -> None:
     default=False,
     help="Wait for the run to finish; then exit 1 unless it SUCCEEDED.",
 )
-@click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def start(output: str, wait: bool, **kwargs: Any) -> None:
-    """Start a run of the selected ASSETS (asset keys like ns.name)."""
+    """Start a run of the selected ASSETS (asset keys like ns.name).
+
+    A control-plane worker must serve ARCO_TASK_QUEUE (`arco dev` or `arco worker control-plane`); without one the
+    command stops at once and says so.
+    """
     settings = ArcoSettings.from_env()
     request = _request(settings, **kwargs)
 
     async def _go() -> RunStatus:
-        client = await connect(settings)
-        await _warn_without_control_plane(client, settings)
-        handle = await start_run(client, request, task_queue=settings.task_queue)
+        client = await _connect(settings)
+        prepared = await _prepared(
+            client, settings, request, kwargs["rerun_from_failure"], "plan and run this request"
+        )
+        handle = await start_run(client, prepared, task_queue=settings.task_queue)
         click.echo(
             f"{'started' if handle.created else 'joined existing'} run workflow {handle.workflow_id}",
             err=True,
@@ -178,17 +342,22 @@ def start(output: str, wait: bool, **kwargs: Any) -> None:
         _exit_unless_succeeded(final)
 
 
-async def _warn_without_control_plane(client: Client, settings: ArcoSettings) -> None:
-    """Say why the command will wait when no control-plane worker serves the task queue."""
+async def _warn_if_unserved(handle: RunHandle, settings: ArcoSettings) -> None:
+    """Say why the command will wait when the run is open and no control-plane worker serves its task queue."""
+    description = await handle.handle.describe()
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        return
+    client = await connect(settings)
     try:
-        polled = await control_plane_polled(client, settings.task_queue)
+        polled = await control_plane_polled(client, description.task_queue)
     except RPCError:
         return  # not allowed to describe task queues: nothing to say
     if not polled:
         click.echo(
-            f"warning: no control-plane worker has polled task queue {settings.task_queue!r} in namespace "
-            f"{settings.temporal_namespace!r} lately, so this waits until one does: start `arco worker "
-            "control-plane` (or `arco dev`) with the same ARCO_TASK_QUEUE and ARCO_TEMPORAL_NAMESPACE",
+            f"warning: no control-plane worker polls task queue {description.task_queue!r} in Temporal namespace "
+            f"{settings.temporal_namespace!r} at {settings.temporal_address}, so the run does not progress until "
+            "one does: start `arco dev` or `arco worker control-plane` with the same ARCO_TEMPORAL_ADDRESS, "
+            "ARCO_TEMPORAL_NAMESPACE and ARCO_TASK_QUEUE",
             err=True,
         )
 
@@ -212,9 +381,11 @@ def preview(**kwargs: Any) -> None:
     request = _request(settings, **kwargs)
 
     async def _go() -> dict[str, Any]:
-        client = await connect(settings)
-        await _warn_without_control_plane(client, settings)
-        return (await preview_plan(client, request, task_queue=settings.task_queue)).to_wire()
+        client = await _connect(settings)
+        prepared = await _prepared(
+            client, settings, request, kwargs["rerun_from_failure"], "plan this request"
+        )
+        return (await preview_plan(client, prepared, task_queue=settings.task_queue)).to_wire()
 
     click.echo(json.dumps(asyncio.run(_go()), indent=2, sort_keys=True))
 
@@ -267,7 +438,7 @@ async def _check_in_scope(settings: ArcoSettings, handle: WorkflowHandle[Any, An
 
 
 async def _handle_for(settings: ArcoSettings, run_key: str) -> RunHandle:
-    client = await connect(settings)
+    client = await _connect(settings)
     handle = client.get_workflow_handle(_workflow_id_of(settings, run_key), result_type=RunStatus)
     await _check_in_scope(settings, handle, run_key)
     return RunHandle(handle=handle, created=False)
@@ -297,17 +468,22 @@ def _on_run(
 
 @run.command("status")
 @click.argument("run_key")
-@click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def status(run_key: str, output: str) -> None:
     """Show the status of the run with RUN_KEY (a run key, run id or workflow id)."""
     settings = ArcoSettings.from_env()
-    _echo_status(_on_run(settings, run_key, RunHandle.status), output)
+
+    async def _status(handle: RunHandle) -> RunStatus:
+        await _served_if_open(handle, settings, "answer the status query of this open run")
+        return await handle.status()
+
+    _echo_status(_on_run(settings, run_key, _status), output)
 
 
 @run.command("wait")
 @click.argument("run_key")
 @click.option("--timeout", default=None, type=float, help="Seconds to wait at most.")
-@click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def wait(run_key: str, timeout: float | None, output: str) -> None:
     """Wait for the run with RUN_KEY to finish and show its final status.
 
@@ -316,6 +492,7 @@ def wait(run_key: str, timeout: float | None, output: str) -> None:
     settings = ArcoSettings.from_env()
 
     async def _result(handle: RunHandle) -> RunStatus:
+        await _warn_if_unserved(handle, settings)
         try:
             return await handle.result(timeout)
         except TimeoutError:
@@ -332,12 +509,81 @@ def wait(run_key: str, timeout: float | None, output: str) -> None:
 @run.command("cancel")
 @click.argument("run_key")
 @click.option("--reason", default="cancelled from the command line", show_default=True)
-@click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def cancel(run_key: str, reason: str, output: str) -> None:
     """Cancel the run with RUN_KEY and wait until every task is accounted for."""
     settings = ArcoSettings.from_env()
 
     async def _cancel(handle: RunHandle) -> RunStatus:
+        await _served_if_open(handle, settings, "cancel this open run")
         return await handle.cancel(reason)
 
     _echo_status(_on_run(settings, run_key, _cancel), output)
+
+
+@run.command("list")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice([state.value for state in RunState], case_sensitive=False),
+    help="Only runs in this state (repeatable).",
+)
+@click.option(
+    "--asset", default=None, metavar="KEY", help="Only runs whose plan includes this asset (ns.name)."
+)
+@click.option(
+    "--since", default=None, metavar="TIMESTAMP", help="Only runs started at or after this ISO time."
+)
+@click.option(
+    "--limit", default=50, show_default=True, type=click.IntRange(1, 10_000), help="At most this many."
+)
+@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def list_command(
+    states: tuple[str, ...], asset: str | None, since: str | None, limit: int, output: str
+) -> None:
+    """List the runs of this scope (ARCO_TENANT/ARCO_WORKSPACE), open ones and the latest closed ones first.
+
+    Read from Temporal's visibility store through Arco's search attributes: no worker is needed, and a run shows
+    once a control-plane worker has begun it.
+    """
+    settings = ArcoSettings.from_env()
+    started = None
+    if since is not None:
+        try:
+            started = datetime.datetime.fromisoformat(since)
+        except ValueError:
+            raise ConfigError(
+                f"--since {since!r} is not an ISO timestamp; write e.g. 2026-01-01T00:00:00Z"
+            ) from None
+        if started.utcoffset() is None:
+            raise ConfigError(f"--since {since!r} has no time zone; add one, e.g. {since}Z")
+
+    async def _go() -> list[RunListing]:
+        client = await _connect(settings)
+        try:
+            return await list_runs(
+                client,
+                settings.scope,
+                states=tuple(RunState(state.upper()) for state in states),
+                asset=asset,
+                since=started,
+                limit=limit,
+            )
+        except RPCError as exc:
+            raise RunError(
+                f"Temporal at {settings.temporal_address} (namespace {settings.temporal_namespace!r}) refused to "
+                f"list runs: {exc.message}; are Arco's search attributes registered? `arco doctor` checks it"
+            ) from None
+
+    listed = asyncio.run(_go())
+    if output == "json":
+        click.echo(json.dumps([item.to_wire() for item in listed], indent=2, sort_keys=True))
+        return
+    click.echo(f"{'STARTED':25} {'STATE':10} {'RUN KEY':24} {'TASKS':>5}  ASSETS")
+    for item in listed:
+        when = item.started_at.isoformat(timespec="seconds") if item.started_at else "-"
+        assets = ", ".join(item.asset_keys[:3]) + (" ..." if len(item.asset_keys) > 3 else "")
+        tasks = "-" if item.task_count is None else str(item.task_count)
+        click.echo(f"{when:25} {item.state or '-':10} {item.run_key or '-':24} {tasks:>5}  {assets or '-'}")
+    click.echo(f"({len(listed)} run{'' if len(listed) == 1 else 's'} in scope {settings.scope})")

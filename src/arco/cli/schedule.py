@@ -6,8 +6,14 @@ runs the scope's compactor ``arco.Compaction`` under the workflow id ``arco-comp
 (see :mod:`arco.workflows.compaction`). Overlap policy SKIP: an action due while the previous one still runs
 is skipped, never queued. The catch-up window is bounded (5 minutes by default): after an outage the schedule
 runs at most the actions of the last few minutes instead of a burst of a day's worth; one compaction folds
-everything pending anyway. Schedules show in the Temporal UI (Schedules tab) and in
+everything pending anyway. Each action also applies the scope's Tier-2 retention (the schedule's policy:
+folded ledger objects older than 7 days, snapshots older than 7 days beyond the last 10, by default; see
+:class:`~arco.core.compaction_models.RetentionSettings`). Schedules show in the Temporal UI (Schedules tab) and in
 ``temporal schedule list``.
+
+``arco dev``, ``arco demo`` and the compose stack create the schedule idempotently
+(:func:`ensure_compaction_schedule`, ``arco schedule compaction create --if-not-exists``): an existing schedule is
+left as it is, so a policy changed with ``--update`` survives a restart.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from arco.core.compaction_models import CompactionInput, CompactionResult
+from arco.core.compaction_models import CompactionInput, CompactionResult, RetentionSettings
 from arco.core.config import ArcoSettings
 from arco.core.errors import InfrastructureError, InvalidInputError, ScheduleError, WorkflowFailedError
 from arco.core.model import ArcoModel
@@ -62,6 +68,8 @@ from arco.workflows.compaction import (
 DEFAULT_EVERY = "1m"
 #: Default catch-up window: how far back missed actions are still run after the server was unavailable.
 DEFAULT_CATCHUP_WINDOW = "5m"
+#: The retention a schedule applies unless told otherwise.
+DEFAULT_RETENTION = RetentionSettings()
 #: Temporal's schedules work in whole seconds; shorter intervals would be rounded by the server.
 _MIN_INTERVAL = datetime.timedelta(seconds=1)
 #: The catch-up window is capped so that an outage never turns into a long burst of back-to-back actions.
@@ -152,6 +160,7 @@ class CompactionScheduleView(ArcoModel):
     catchup_window: str
     overlap_policy: str
     max_events: int | None
+    retention: RetentionSettings | None = None
     paused: bool
     note: str | None
     actions_taken: int
@@ -176,6 +185,7 @@ def schedule_view(scope: Scope, description: ScheduleDescription) -> CompactionS
     action = schedule.action
     workflow_type = task_queue = "?"
     max_events: int | None = None
+    retention: RetentionSettings | None = None
     if isinstance(action, ScheduleActionStartWorkflow):
         workflow_type, task_queue = action.workflow, action.task_queue
         if action.args:
@@ -190,6 +200,7 @@ def schedule_view(scope: Scope, description: ScheduleDescription) -> CompactionS
             else:
                 if isinstance(decoded, CompactionInput):
                     max_events = decoded.max_events
+                    retention = decoded.retention
     every = "?"
     intervals = schedule.spec.intervals
     if len(intervals) == 1:
@@ -226,6 +237,7 @@ def schedule_view(scope: Scope, description: ScheduleDescription) -> CompactionS
         catchup_window=format_duration(catchup) if catchup is not None else "server default",
         overlap_policy=schedule.policy.overlap.name.lower(),
         max_events=max_events,
+        retention=retention,
         paused=schedule.state.paused,
         note=schedule.state.note,
         actions_taken=description.info.num_actions,
@@ -250,6 +262,7 @@ def _print_schedule_table(view: CompactionScheduleView) -> None:
         ("overlap policy", view.overlap_policy),
         ("catch-up window", view.catchup_window),
         ("max events per run", str(view.max_events) if view.max_events is not None else "all pending"),
+        ("retention", describe_retention(view.retention)),
         (
             "actions",
             f"{view.actions_taken} taken, {view.actions_skipped_overlap} skipped (overlap), "
@@ -266,6 +279,18 @@ def _print_schedule_table(view: CompactionScheduleView) -> None:
         click.echo(
             f"  {_iso(action.scheduled_at)}  {action.status or '?':<11} {action.workflow_id}  {action.run_id}"
         )
+
+
+def describe_retention(retention: RetentionSettings | None) -> str:
+    """One line for a schedule's retention policy (``none`` when the schedule applies none)."""
+    if retention is None:
+        return "none"
+    return (
+        f"ledger {retention.ledger_days}d, time travel "
+        f"{format_duration(datetime.timedelta(seconds=retention.time_travel_seconds))}, keep last "
+        f"{retention.keep_last_commits} commits, grace "
+        f"{format_duration(datetime.timedelta(seconds=retention.grace_seconds))}"
+    )
 
 
 def _next_runs(view: CompactionScheduleView) -> str:
@@ -313,6 +338,7 @@ def build_compaction_schedule(
     every: datetime.timedelta,
     catchup_window: datetime.timedelta,
     max_events: int | None = None,
+    retention: RetentionSettings | None = None,
     paused: bool = False,
     note: str | None = None,
 ) -> Schedule:
@@ -324,6 +350,7 @@ def build_compaction_schedule(
         every: Interval between actions (at least one second).
         catchup_window: How far back missed actions are still taken after the server was unavailable.
         max_events: Bound on the events folded by one action (``None``: all pending).
+        retention: The Tier-2 retention each action applies after compacting (``None``: none).
         paused: Create the schedule paused.
         note: Note shown with the schedule's state.
 
@@ -331,7 +358,9 @@ def build_compaction_schedule(
         InvalidInputError: if the interval or catch-up window is out of range.
     """
     check_schedule_timing(every, catchup_window)
-    request = CompactionInput(tenant_id=scope.tenant, workspace_id=scope.workspace, max_events=max_events)
+    request = CompactionInput(
+        tenant_id=scope.tenant, workspace_id=scope.workspace, max_events=max_events, retention=retention
+    )
     return Schedule(
         action=ScheduleActionStartWorkflow(
             SCHEDULED_COMPACTION_WORKFLOW,
@@ -419,6 +448,77 @@ async def create_compaction_schedule(
     return handle
 
 
+async def ensure_compaction_schedule(
+    client: Client,
+    scope: Scope,
+    schedule: Schedule,
+) -> tuple[ScheduleHandle, bool]:
+    """Create the compaction schedule of ``scope`` unless one exists; an existing one is left unchanged.
+
+    Used by ``arco dev``, ``arco demo`` and ``arco schedule compaction create --if-not-exists`` (the compose
+    stack), so running them again neither fails nor duplicates the schedule, and keeps a definition changed
+    with ``--update``.
+
+    Returns:
+        The schedule's handle, and whether this call created it.
+
+    Raises:
+        ScheduleError: if Temporal refused the request (the message says why and what to do).
+    """
+    schedule_id = compaction_schedule_id(scope)
+    try:
+        handle = await _schedule_call(
+            scope,
+            schedule_id,
+            client.create_schedule(schedule_id, schedule, search_attributes=scope_search_attributes(scope)),
+        )
+    except ScheduleAlreadyRunningError:
+        return client.get_schedule_handle(schedule_id), False
+    return handle, True
+
+
+def default_compaction_schedule(scope: Scope, *, task_queue: str, note: str | None = None) -> Schedule:
+    """The schedule ``arco dev``, ``arco demo`` and the compose stack create: every 1m, catch-up window 5m,
+    the default retention (:data:`DEFAULT_RETENTION`)."""
+    return build_compaction_schedule(
+        scope,
+        task_queue=task_queue,
+        every=parse_duration(DEFAULT_EVERY, option="--every"),
+        catchup_window=parse_duration(DEFAULT_CATCHUP_WINDOW, option="--catchup-window"),
+        retention=DEFAULT_RETENTION,
+        note=note,
+    )
+
+
+def retention_settings(
+    enabled: bool, ledger_days: int, time_travel: str, keep_commits: int, grace: str
+) -> RetentionSettings | None:
+    """The retention of ``arco schedule compaction create`` from its options (``None`` with --no-retention).
+
+    Raises:
+        InvalidInputError: if a duration does not parse or is not whole seconds.
+    """
+    if not enabled:
+        return None
+    seconds = {}
+    for option, text in (("--time-travel", time_travel), ("--retention-grace", grace)):
+        value = parse_duration(text, option=option)
+        if value.microseconds:
+            raise InvalidInputError(f"{option} {text!r} must be whole seconds, for example 7d, 12h or 30m")
+        seconds[option] = int(value.total_seconds())
+    try:
+        return RetentionSettings(
+            ledger_days=ledger_days,
+            time_travel_seconds=seconds["--time-travel"],
+            keep_last_commits=keep_commits,
+            grace_seconds=seconds["--retention-grace"],
+        )
+    except ValueError as exc:
+        raise InvalidInputError(
+            f"invalid retention: {exc}; see `arco schedule compaction create --help`"
+        ) from None
+
+
 # --- commands -----------------------------------------------------------------------------------------------
 
 _OUTPUT = click.option(
@@ -469,10 +569,47 @@ def compaction() -> None:
 @click.option(
     "--max-events", type=click.IntRange(min=1), default=None, help="Fold at most this many events per run."
 )
+@click.option(
+    "--retention/--no-retention",
+    default=True,
+    show_default=True,
+    help="After each compaction, apply Tier-2 retention (delete folded ledger objects and old snapshots).",
+)
+@click.option(
+    "--retain-ledger-days",
+    type=click.IntRange(0, 36_500),
+    default=DEFAULT_RETENTION.ledger_days,
+    show_default=True,
+    help="Delete folded ledger objects of days older than this.",
+)
+@click.option(
+    "--time-travel",
+    default=format_duration(datetime.timedelta(seconds=DEFAULT_RETENTION.time_travel_seconds)),
+    show_default=True,
+    help="Keep snapshots younger than this readable with as_of.",
+)
+@click.option(
+    "--keep-commits",
+    type=click.IntRange(1, 1_000_000),
+    default=DEFAULT_RETENTION.keep_last_commits,
+    show_default=True,
+    help="Keep at least this many newest snapshots, whatever their age.",
+)
+@click.option(
+    "--retention-grace",
+    default=format_duration(datetime.timedelta(seconds=DEFAULT_RETENTION.grace_seconds)),
+    show_default=True,
+    help="Never delete objects younger than this.",
+)
 @click.option("--paused/--active", default=None, help="Create paused (or, with --update, pause/unpause too).")
 @click.option("--note", default=None, help="A note shown with the schedule's state.")
 @click.option(
     "--update", is_flag=True, help="Replace the definition of an existing schedule instead of failing."
+)
+@click.option(
+    "--if-not-exists",
+    is_flag=True,
+    help="Leave an existing schedule unchanged instead of failing (for setup scripts run more than once).",
 )
 @_OUTPUT
 def create(
@@ -481,17 +618,32 @@ def create(
     every: str,
     catchup_window: str,
     max_events: int | None,
+    retention: bool,
+    retain_ledger_days: int,
+    time_travel: str,
+    keep_commits: int,
+    retention_grace: str,
     paused: bool | None,
     note: str | None,
     update: bool,
+    if_not_exists: bool,
     output: str,
 ) -> None:
-    """Create the compaction schedule of a scope (every 1m, overlap skip, catch-up window 5m by default)."""
+    """Create the compaction schedule of a scope (every 1m, overlap skip, catch-up window 5m by default).
+
+    Each action compacts the scope, then applies its Tier-2 retention (unless --no-retention).
+    """
     settings = _settings(tenant, workspace)
     scope = settings.scope
+    if update and if_not_exists:
+        raise InvalidInputError(
+            "--update and --if-not-exists contradict each other: --update replaces an existing schedule, "
+            "--if-not-exists leaves it unchanged; give one of them"
+        )
     every_delta = parse_duration(every, option="--every")
     catchup_delta = parse_duration(catchup_window, option="--catchup-window")
     check_schedule_timing(every_delta, catchup_delta)
+    policy = retention_settings(retention, retain_ledger_days, time_travel, keep_commits, retention_grace)
 
     async def _run() -> CompactionScheduleView:
         client = await connect(settings)
@@ -502,12 +654,18 @@ def create(
             every=every_delta,
             catchup_window=catchup_delta,
             max_events=max_events,
+            retention=policy,
             paused=bool(paused),
             note=note,
         )
-        handle = await create_compaction_schedule(
-            client, scope, definition, update=update, paused=paused, note=note
-        )
+        if if_not_exists:
+            handle, created = await ensure_compaction_schedule(client, scope, definition)
+            if not created and output == "table":
+                click.echo(f"compaction schedule {schedule_id} of {scope} already exists; left unchanged")
+        else:
+            handle = await create_compaction_schedule(
+                client, scope, definition, update=update, paused=paused, note=note
+            )
         return schedule_view(scope, await _schedule_call(scope, schedule_id, handle.describe()))
 
     view = asyncio.run(_run())

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import click
+from temporalio.client import Client
 
 from arco.core.config import ArcoSettings
+from arco.core.errors import ConfigError
 from arco.worker.connect import connect
 from arco.worker.control_plane import build_control_plane_worker
-from arco.worker.runtime import shutdown_event
+from arco.worker.namespace import missing_search_attributes, register_commands
+from arco.worker.runtime import log_to_console, shutdown_event
 
 
 @click.group()
@@ -22,23 +25,52 @@ def worker() -> None:
 @click.option("--catalog-root", default=None, help="Catalog root URI or path [env ARCO_CATALOG_ROOT].")
 @click.option("--max-concurrent-activities", default=64, show_default=True, type=click.IntRange(1, 2000))
 def control_plane(task_queue: str | None, catalog_root: str | None, max_concurrent_activities: int) -> None:
-    """Serve Arco's workflows and activities until SIGINT/SIGTERM."""
+    """Serve Arco's workflows and activities until SIGINT/SIGTERM.
+
+    The worker serves one Temporal namespace, ARCO_TEMPORAL_NAMESPACE (with {tenant}: the namespace of ARCO_TENANT,
+    and then only that tenant's work). It refuses to start in a namespace without Arco's search attributes.
+    """
     settings = ArcoSettings.from_env(task_queue=task_queue, catalog_root=catalog_root)
+    log_to_console()
     asyncio.run(_serve_control_plane(settings, max_concurrent_activities))
 
 
 async def _serve_control_plane(settings: ArcoSettings, max_concurrent_activities: int) -> None:
     stop = shutdown_event()
     client = await connect(settings)
+    await _check_search_attributes(client, settings)
     async with build_control_plane_worker(
         client, settings, max_concurrent_activities=max_concurrent_activities
     ):
         click.echo(
             f"control-plane worker on {settings.temporal_address} namespace={settings.temporal_namespace} "
             f"task-queue={settings.task_queue} catalog={settings.catalog_root}"
+            + (
+                f" tenant={settings.tenant} (one namespace per tenant)"
+                if settings.namespace_per_tenant
+                else ""
+            )
         )
         await stop.wait()
         click.echo("shutting down (finishing in-flight activities)")
+
+
+async def _check_search_attributes(client: Client, settings: ArcoSettings) -> None:
+    """Refuse a namespace without Arco's search attributes: every run in it would fail recording its state."""
+    missing = await missing_search_attributes(client)
+    if missing is None:
+        click.echo(
+            f"warning: could not list the search attributes of namespace {settings.temporal_namespace!r} (no "
+            "operator permission?); runs fail unless Arco's search attributes are registered there "
+            "(docs/runs.md, Isolation model for run control)",
+            err=True,
+        )
+    elif missing:
+        raise ConfigError(
+            f"Temporal namespace {settings.temporal_namespace!r} lacks Arco's search attributes "
+            f"{', '.join(missing)}; register them once per namespace, then start the worker again:\n"
+            + register_commands(settings.temporal_namespace, missing)
+        )
 
 
 @worker.command("executor")

@@ -15,6 +15,58 @@ from arco.core.scope import Scope, TenantId, WorkspaceId
 
 #: Name of the compaction activity (stable: histories store it).
 COMPACT_ACTIVITY = "arco.compact"
+#: Name of the Tier-2 retention activity (stable: histories store it).
+RETENTION_ACTIVITY = "arco.applyRetention"
+
+
+class RetentionSettings(ArcoModel):
+    """The Tier-2 retention a compaction applies after it folded the ledger (the policy of a compaction schedule).
+
+    Mirrors :class:`arco.catalog.tier2.retention.RetentionPolicy` (same defaults) in whole days and seconds, so a
+    schedule's action input stays plain JSON.
+
+    Attributes:
+        ledger_days: Folded ledger objects of days older than this many days are deleted (never unfolded ones).
+        time_travel_seconds: Snapshots younger than this stay readable with ``as_of``.
+        keep_last_commits: At least this many newest snapshots are kept regardless of age.
+        grace_seconds: Objects younger than this are never deleted (a compaction in flight may write them).
+    """
+
+    ledger_days: int = Field(default=7, ge=0, le=36_500)
+    time_travel_seconds: int = Field(default=7 * 86_400, ge=0, le=36_500 * 86_400)
+    keep_last_commits: int = Field(default=10, ge=1, le=1_000_000)
+    grace_seconds: int = Field(default=3_600, ge=0, le=36_500 * 86_400)
+
+
+class RetentionInput(ArcoModel):
+    """Input of the retention activity: the scope and its policy."""
+
+    tenant_id: TenantId
+    workspace_id: WorkspaceId
+    policy: RetentionSettings
+
+    @property
+    def scope(self) -> Scope:
+        """The validated scope."""
+        return Scope(self.tenant_id, self.workspace_id)
+
+
+class RetentionResult(ArcoModel):
+    """What one retention run deleted (the counts of :class:`arco.catalog.tier2.retention.RetentionReport`).
+
+    Attributes:
+        ledger_objects_deleted: Folded ledger objects deleted.
+        index_rows_pruned: Rows of the folded-objects index dropped with them.
+        manifests_deleted: Snapshots expired.
+        files_deleted: Projection files no retained snapshot lists.
+        kept_commits: Snapshots still readable.
+    """
+
+    ledger_objects_deleted: int = 0
+    index_rows_pruned: int = 0
+    manifests_deleted: int = 0
+    files_deleted: int = 0
+    kept_commits: int = 0
 
 
 class CompactionInput(ArcoModel):
@@ -25,11 +77,14 @@ class CompactionInput(ArcoModel):
         workspace_id: Workspace of the scope.
         max_events: Upper bound on the events folded by one run; ``None`` folds everything pending. What is
             left over stays pending (it shows as lag) and is folded by the next run.
+        retention: Apply this Tier-2 retention after folding (compaction schedules set it); ``None`` applies
+            none.
     """
 
     tenant_id: TenantId
     workspace_id: WorkspaceId
     max_events: int | None = Field(default=None, ge=1)
+    retention: RetentionSettings | None = None
 
     @property
     def scope(self) -> Scope:
@@ -80,6 +135,7 @@ class CompactionResult(ArcoModel):
         watermark: The greatest event id ever folded (``None`` before the first fold); never decreases.
         commit_attempts: Plans made (more than one when a concurrent compactor won the commit race).
         duration_ms: Wall time of the compaction inside the activity.
+        retention: What the retention applied after the compaction deleted (``None``: no retention was asked).
     """
 
     tenant_id: TenantId
@@ -106,6 +162,7 @@ class CompactionResult(ArcoModel):
     watermark: str | None = None
     commit_attempts: int
     duration_ms: int
+    retention: RetentionResult | None = None
 
 
 #: ``compacted``: this run started the scope's compactor and waited for it. ``skipped_already_running``:

@@ -4,15 +4,29 @@ The Temporal connection follows Temporal's own environment configuration (``TEMP
 ``TEMPORAL_NAMESPACE``, ``TEMPORAL_API_KEY``, TLS settings and ``temporal.toml`` profiles, through
 :mod:`temporalio.envconfig`); ``ARCO_TEMPORAL_ADDRESS`` and ``ARCO_TEMPORAL_NAMESPACE`` override it when set.
 Only the worker and CLI layers call :meth:`ArcoSettings.from_env`; everything below them receives values.
+
+``ARCO_TENANT`` is the caller's own claim, not an identity: across tenants, who may start, see and cancel runs is
+decided by Temporal's namespace permissions. A namespace that contains ``{tenant}`` (``arco-{tenant}``) gives every
+tenant its own Temporal namespace: each process connects to the namespace of its tenant, and its workers serve that
+tenant only (docs/runs.md, "Isolation model for run control").
 """
 
 from __future__ import annotations
 
 import os
+import string
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from arco.core.errors import ConfigError
 from arco.core.scope import Scope, TenantId, WorkspaceId
@@ -22,6 +36,8 @@ DEFAULT_TASK_QUEUE = "arco-control-plane"
 #: Default worker queue of executor workers (where `execute_task` activities for user code run).
 DEFAULT_EXECUTOR_QUEUE = "default"
 DEFAULT_TEMPORAL_ADDRESS = "127.0.0.1:7233"
+#: The one placeholder a Temporal namespace setting may hold: ``arco-{tenant}`` is one namespace per tenant.
+TENANT_PLACEHOLDER = "{tenant}"
 
 _ENV_FIELDS: dict[str, str] = {
     "ARCO_CATALOG_ROOT": "catalog_root",
@@ -54,7 +70,10 @@ class ArcoSettings(BaseModel):
         tenant: Default tenant of CLI commands.
         workspace: Default workspace of CLI commands.
         temporal_address: ``host:port`` of the Temporal frontend.
-        temporal_namespace: Temporal namespace.
+        temporal_namespace_template: The namespace setting as given, when it names one namespace per tenant
+            (``arco-{tenant}``); ``None`` when every tenant shares :attr:`temporal_namespace`.
+        temporal_namespace: The Temporal namespace of ``tenant``, which clients and workers connect to
+            (``arco-acme`` for tenant ``acme`` and ``ARCO_TEMPORAL_NAMESPACE=arco-{tenant}``).
         temporal_api_key: API key for Temporal Cloud or a secured cluster (from ``TEMPORAL_API_KEY``).
         temporal_tls: Whether to connect with TLS (from Temporal's environment configuration).
         temporal_profile: ``temporal.toml`` profile to load, if any.
@@ -70,7 +89,9 @@ class ArcoSettings(BaseModel):
     tenant: TenantId = "default"
     workspace: WorkspaceId = "default"
     temporal_address: str = DEFAULT_TEMPORAL_ADDRESS
-    temporal_namespace: str = "default"
+    temporal_namespace_template: str | None = None
+    # Validated even when defaulted: a template given on its own still resolves to the tenant's namespace.
+    temporal_namespace: str = Field(default="default", validate_default=True)
     temporal_api_key: str | None = Field(default=None, repr=False)
     temporal_tls: bool = False
     temporal_profile: str | None = None
@@ -91,6 +112,38 @@ class ArcoSettings(BaseModel):
         if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
             raise ValueError(f"{value!r} is not host:port (for example 127.0.0.1:7233)")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_the_template(cls, data: Any) -> Any:
+        # A namespace with a placeholder is a template: keep it, and resolve the namespace for the tenant below.
+        if isinstance(data, dict):
+            namespace = data.get("temporal_namespace")
+            if isinstance(namespace, str) and ("{" in namespace or "}" in namespace):
+                return {**data, "temporal_namespace_template": namespace}
+        return data
+
+    @field_validator("temporal_namespace")
+    @classmethod
+    def _namespace_of_the_tenant(cls, value: str, info: ValidationInfo) -> str:
+        template = info.data.get("temporal_namespace_template")
+        if template is None:
+            return namespace_name(value)
+        tenant = info.data.get("tenant")
+        if tenant is None:  # the tenant is invalid: its own error says so
+            return value
+        return namespace_of_tenant(template, tenant)
+
+    @property
+    def namespace_per_tenant(self) -> bool:
+        """Whether every tenant has its own Temporal namespace (the setting holds ``{tenant}``)."""
+        return self.temporal_namespace_template is not None
+
+    def namespace_for(self, tenant: TenantId) -> str:
+        """The Temporal namespace of ``tenant``: its own with a ``{tenant}`` template, else the shared one."""
+        if self.temporal_namespace_template is None:
+            return self.temporal_namespace
+        return namespace_of_tenant(self.temporal_namespace_template, tenant)
 
     @property
     def scope(self) -> Scope:
@@ -143,6 +196,42 @@ class ArcoSettings(BaseModel):
                 where = origin.get(field) or _reverse_env(field)
                 problems.append(f"{where}: {err['msg']}")
             raise ConfigError("invalid Arco configuration: " + "; ".join(problems)) from None
+
+
+def namespace_of_tenant(template: str, tenant: str) -> str:
+    """The Temporal namespace of ``tenant`` under a namespace ``template`` such as ``arco-{tenant}``.
+
+    Raises:
+        ValueError: if the template has another placeholder or stray braces, or the result is not a namespace name.
+    """
+    try:
+        fields = [
+            (name, spec, conversion)
+            for _, name, spec, conversion in string.Formatter().parse(template)
+            if name is not None
+        ]
+    except ValueError:
+        fields = [("?", "", None)]
+    if any(field != ("tenant", "", None) for field in fields):
+        raise ValueError(
+            f"{template!r} is not a namespace template: the only placeholder is {TENANT_PLACEHOLDER} "
+            f"(for example arco-{TENANT_PLACEHOLDER}); give a plain namespace name or use {TENANT_PLACEHOLDER}"
+        )
+    return namespace_name(template.replace(TENANT_PLACEHOLDER, tenant))
+
+
+def namespace_name(name: str) -> str:
+    """``name`` if it can name a Temporal namespace (not empty; no spaces, braces or control characters).
+
+    Raises:
+        ValueError: naming the expected form.
+    """
+    if not name or any(ch.isspace() or not ch.isprintable() or ch in "{}" for ch in name):
+        raise ValueError(
+            f"{name!r} is not a Temporal namespace name: expected a non-empty name without spaces, braces or "
+            "control characters, such as arco-prod"
+        )
+    return name
 
 
 def _reverse_env(field: str) -> str:

@@ -37,6 +37,14 @@ PLAN_PREVIEW_WORKFLOW = "PlanPreviewWorkflow"
 PLAN_RUN_ACTIVITY = "arco.plan_run"
 LOAD_TASKS_ACTIVITY = "arco.load_plan_tasks"
 RECORD_EVENTS_ACTIVITY = "arco.record_events"
+#: Asks Temporal to cancel a run's own workflow (a run stopped by the ``cancel`` update then closes as Canceled).
+REQUEST_CANCEL_ACTIVITY = "arco.request_run_cancel"
+#: Type of the ``ApplicationError`` a ``RunWorkflow`` fails with when its run ended FAILED; its details are the
+#: run's final :class:`RunStatus` (with the :class:`AttemptRecord` of each failed task).
+RUN_FAILED_ERROR = "ArcoRunFailed"
+#: Type of the ``ApplicationError`` of a run stopped by the ``cancel`` update whose workflow could not be closed
+#: as Canceled (its details are the final :class:`RunStatus` too).
+RUN_CANCELLED_ERROR = "ArcoRunCancelled"
 #: Name of the status query, the cancel and attach updates of a run.
 STATUS_QUERY = "status"
 CANCEL_UPDATE = "cancel"
@@ -48,6 +56,8 @@ STATUS_LIST_LIMIT = 50
 MAX_PARALLELISM = 1000
 #: Distinct asset and partition keys a plan summary lists at most (the counts are always exact).
 SUMMARY_LIST_LIMIT = 100
+#: Longest first line of an error message an :class:`AttemptRecord` carries (the ledger has the full text).
+FIRST_LINE_LIMIT = 200
 
 # ---- input limits of a run request (documented in docs/runs.md, "Input limits") ---------------------------------
 #: Longest run key.
@@ -176,18 +186,6 @@ _PartitionKeyText = Annotated[
 ]
 _TaskKeyText = Annotated[str, StringConstraints(min_length=1), _plain_text("task key", MAX_TASK_KEY_LENGTH)]
 _NameText = Annotated[str, StringConstraints(min_length=1), _plain_text("name", MAX_NAME_LENGTH)]
-
-
-def split_task_key(task_key: str) -> tuple[str, str]:
-    """Split a task key into asset key and canonical partition key (``""`` when it names none).
-
-    A task key is the asset key, or ``asset[partition]`` when a plan covers several partition keys; asset keys
-    never contain ``[`` and canonical partition keys never contain ``]``.
-    """
-    if task_key.endswith("]") and "[" in task_key:
-        asset_key, _, rest = task_key.partition("[")
-        return asset_key, rest[:-1]
-    return task_key, ""
 
 
 class TaskState(StrEnum):
@@ -399,9 +397,14 @@ class TaskSpec(ArcoModel):
 class PlanSummary(ArcoModel):
     """What the plan activity returns to the workflow: a reference to the stored plan and its dependency table.
 
-    ``upstream[i]`` lists the indices of the tasks that task ``i`` waits for; tasks are sorted by task key, and a
-    task key names its asset and partition (:func:`split_task_key`). ``asset_keys`` and ``partition_keys`` are
-    the first :data:`SUMMARY_LIST_LIMIT` distinct values (for search attributes and previews), with their counts.
+    ``upstream[i]`` lists the indices of the tasks that task ``i`` waits for; tasks are sorted by task key.
+    ``asset_keys`` and ``partition_keys`` are the first :data:`SUMMARY_LIST_LIMIT` distinct values (for search
+    attributes and previews), with their counts.
+
+    A task key is only a name (bare in a plan of one partition key): what task ``i`` materializes is
+    ``asset_table[task_assets[i]]`` and ``partition_table[task_partitions[i]]`` (:meth:`target`), two small
+    tables of distinct values and one index per task each, so that a run that drives its plan in batches can
+    record the events of tasks that never ran without loading their specs.
     """
 
     run_id: str
@@ -419,11 +422,42 @@ class PlanSummary(ArcoModel):
     #: can hold each cap across all its batches. Empty when nothing is capped, which keeps the summary small.
     capped_queues: list[str] = Field(default_factory=list)
     queue_of: list[int] = Field(default_factory=list)
+    #: Every distinct asset and partition key of the plan, and for each task the index of its own in them.
+    #: Empty in summaries of runs planned before they existed (their histories still replay).
+    asset_table: list[str] = Field(default_factory=list)
+    partition_table: list[str] = Field(default_factory=list)
+    task_assets: list[int] = Field(default_factory=list)
+    task_partitions: list[int] = Field(default_factory=list)
 
     @property
     def task_count(self) -> int:
         """Number of tasks in the plan."""
         return len(self.task_keys)
+
+    def target(self, index: int) -> tuple[str | None, str]:
+        """Asset and partition key task ``index`` materializes.
+
+        ``(None, "")`` for a summary from before the tables: its run records such a task's events without
+        an asset rather than one guessed from the task key.
+        """
+        if index >= len(self.task_assets) or index >= len(self.task_partitions):
+            return None, ""
+        return self.asset_table[self.task_assets[index]], self.partition_table[self.task_partitions[index]]
+
+
+def target_tables(targets: Sequence[tuple[str, str]]) -> tuple[list[str], list[str], list[int], list[int]]:
+    """``PlanSummary.asset_table``, ``partition_table``, ``task_assets`` and ``task_partitions`` of tasks that
+    materialize ``targets`` (asset key, partition key), by index."""
+    assets = sorted({asset for asset, _ in targets})
+    partitions = sorted({partition for _, partition in targets})
+    asset_at = {asset: i for i, asset in enumerate(assets)}
+    partition_at = {partition: i for i, partition in enumerate(partitions)}
+    return (
+        assets,
+        partitions,
+        [asset_at[asset] for asset, _ in targets],
+        [partition_at[partition] for _, partition in targets],
+    )
 
 
 def capped_queue_table(task_queues: Sequence[str], caps: Mapping[str, int]) -> tuple[list[str], list[int]]:
@@ -481,6 +515,69 @@ class RecordEventsInput(ArcoModel):
     events: list[EventDraft]
 
 
+def first_line(text: str, limit: int = FIRST_LINE_LIMIT) -> str:
+    """The first non-empty line of ``text``, cut to ``limit`` characters (ending in ``...`` when cut)."""
+    line = next((part.strip() for part in text.splitlines() if part.strip()), "")
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+class AttemptRecord(ArcoModel):
+    """One attempt of one task: what a person needs to see about it without opening the ledger.
+
+    The one per-attempt record of a run (statuses, the run's failure details, the workflows' progress reports
+    carry it); later versions add the attempt's resource figures. For now a run reports the final attempt of each
+    failed task. The full error text is in the Tier-2 ledger: the ``TaskStateChanged`` event ``event_id``, folded
+    into the ``ops.tasks`` row of (``run_id``, ``task_key``, ``attempt``) by compaction (:meth:`full_text_query`).
+
+    Attributes:
+        run_id: The run.
+        task_key: The task (``asset`` or ``asset[partition]``).
+        asset_key: The asset the task materializes.
+        partition_key: Its canonical partition key (``""`` when unpartitioned).
+        attempt: The attempt number (1, 2, ...).
+        attempt_id: The attempt's id (``att_...``), as the executor and the ledger know it.
+        state: The attempt's final state (FAILED for a failure record).
+        error_category: The error category (``USER_CODE``, ``TIMEOUT``, ``DATA_QUALITY``, ...).
+        message: The first line of the error message, at most :data:`FIRST_LINE_LIMIT` characters.
+        event_id: The ledger event (``TaskStateChanged``) that holds the full message.
+    """
+
+    run_id: str
+    task_key: str
+    asset_key: str
+    partition_key: str = ""
+    attempt: int = Field(ge=1)
+    attempt_id: str
+    state: TaskState
+    error_category: str | None = None
+    message: str | None = Field(default=None, max_length=FIRST_LINE_LIMIT)
+    event_id: str | None = None
+
+    def full_text_query(self) -> str:
+        """The ``arco query`` SQL that shows this attempt's full error text (once the ledger is compacted)."""
+        return (
+            "SELECT errorCode, errorMessage FROM ops.tasks "
+            f"WHERE runId = '{_sql_text(self.run_id)}' AND taskKey = '{_sql_text(self.task_key)}' "
+            f"AND attempt = {self.attempt}"
+        )
+
+    def where(self) -> str:
+        """Where the full text lives, in words: the ledger event and the command that shows it."""
+        event = (
+            f"ledger event {self.event_id} (TaskStateChanged)" if self.event_id else "the run's ledger events"
+        )
+        return f'{event}; arco query "{self.full_text_query()}"'
+
+    def summary(self) -> str:
+        """One line: task, category, attempt and the first line of the message."""
+        category = self.error_category or "UNKNOWN"
+        return f"{self.task_key} ({category}, attempt {self.attempt}): {self.message or 'no message'}"
+
+
+def _sql_text(text: str) -> str:
+    return text.replace("'", "''")
+
+
 class TaskOutcome(ArcoModel):
     """Final state of one task, as a batch workflow reports it to its parent."""
 
@@ -488,6 +585,8 @@ class TaskOutcome(ArcoModel):
     state: TaskState
     attempts: int = 0
     error: str | None = None
+    #: The final attempt's record, for a task that FAILED.
+    failure: AttemptRecord | None = None
 
 
 class TaskBatchInput(ArcoModel):
@@ -536,6 +635,10 @@ class RunProgress(ArcoModel):
     running: list[int] = Field(default_factory=list)
     #: Indices of the first failed tasks, in the order they failed, at most ``STATUS_LIST_LIMIT``.
     failed: list[int] = Field(default_factory=list)
+    #: Attempt records of failed tasks, in the order they failed: in a progress signal only those not sent
+    #: before (so a long run's signals stay small), in the graph's result and ``status`` query all of the first
+    #: ``STATUS_LIST_LIMIT``.
+    failures: list[AttemptRecord] = Field(default_factory=list)
     #: Why the graph stopped early, when it was cancelled.
     cancel_reason: str | None = None
 
@@ -554,6 +657,41 @@ class RunStatus(ArcoModel):
     progress_pct: int = 0
     plan_key: str | None = None
     cancel_reason: str | None = None
+    #: Why each of the first ``STATUS_LIST_LIMIT`` failed tasks failed (its final attempt).
+    failures: list[AttemptRecord] = Field(default_factory=list)
+
+    def headline(self) -> str:
+        """One line: the run, its state and the tasks that did not succeed (and why it was cancelled)."""
+        head = f"run {self.run_id} {'ended' if self.state.is_terminal else 'is'} {self.state.value}"
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(self.counts.items()) if state != "SUCCEEDED")
+        if counts:
+            head += f" ({counts} of {self.total} tasks)"
+        if self.cancel_reason and self.state == RunState.CANCELLED:
+            head += f": {self.cancel_reason}"
+        return head
+
+    def failure_message(self, limit: int = 5) -> str:
+        """What a failed or cancelled run's workflow failure says: the run, and the first failed tasks with why."""
+        head = self.headline()
+        if not self.failures:
+            if self.failed:
+                return f"{head}; failed tasks: {', '.join(self.failed[:limit])}"
+            return head
+        shown = "; ".join(record.summary() for record in self.failures[:limit])
+        more = max(self.counts.get(TaskState.FAILED.value, 0), len(self.failed)) - min(
+            limit, len(self.failures)
+        )
+        return f"{head}; failed: {shown}" + (f"; and {more} more" if more > 0 else "")
+
+
+class RequestCancelInput(ArcoModel):
+    """Input of the activity by which a run stopped by the ``cancel`` update asks Temporal to cancel its workflow.
+
+    ``run_id`` is the Temporal run id, so that only this execution of the workflow id is cancelled.
+    """
+
+    workflow_id: str
+    run_id: str
 
 
 class CancelRequest(ArcoModel):

@@ -7,14 +7,17 @@ Task keys
     A task is one asset partition. Its ``taskKey`` is the asset key (``analytics.daily_sales``) when the plan
     covers at most one partition key, which is then carried by ``partitionKey``. When the plan covers several
     partition keys, each partitioned task's key is ``assetKey[partitionKey]`` with the canonical partition key
-    (``analytics.daily_sales[date=d:2024-01-01]``); unpartitioned tasks keep the bare asset key. Asset keys
-    never contain ``[`` and canonical partition keys never contain ``]``, so a task key always splits back
-    into its two parts.
+    (``analytics.daily_sales[date=d:2024-01-01]``); unpartitioned tasks keep the bare asset key. A task key is
+    a name, not a record: nothing reads an asset or a partition back out of it. A task carries its own
+    ``assetKey`` and ``partitionKey``, and for each of its ``upstreamTaskKeys`` the upstream task's asset and
+    partition in ``upstream`` (same order).
 
 Fingerprint
     ``sha256:`` + the SHA-256 of ``arco-plan:v1:`` + the canonical JSON of the plan's stable fields (see
     :meth:`Plan.stable_document`: format version, scope, code location, manifest fingerprint, run tags, and
-    every task but its explanation, tasks sorted by key).
+    every task but its explanation and its ``upstream`` references, tasks sorted by key). The references are
+    left out because they follow from ``upstreamTaskKeys`` and the tasks those keys name, which are hashed; so
+    fingerprints are the same as before the plan carried them.
 
 Selection and partitions
     The selected assets (keys, tags, or all) get the requested partitions (keys, a range, or all). Their
@@ -47,7 +50,6 @@ from arco.core.canonical_json import canonical_dumps
 from arco.core.errors import ArcoError, PlanningError
 from arco.core.model import ArcoModel
 from arco.core.partitions import PartitionKey, PartitionValue
-from arco.core.runs import split_task_key
 from arco.core.scope import TenantId, WorkspaceId
 from arco.planning._gc import gc_paused
 from arco.planning.graph import AssetGraph, suggest
@@ -79,8 +81,8 @@ __all__ = [
     "PreviousTask",
     "RerunOptions",
     "SkippedTask",
+    "TaskRef",
     "plan_run",
-    "split_task_key",
 ]
 
 #: Largest plan :func:`plan_run` builds unless told otherwise.
@@ -220,13 +222,28 @@ class PreviousRun(ArcoModel):
 # --- plan ---
 
 
+class TaskRef(ArcoModel):
+    """The asset partition another task of the plan materializes (what a task reads from its upstream task)."""
+
+    asset_key: str
+    #: Canonical partition key, ``""`` for an unpartitioned asset.
+    partition_key: str
+
+
 class PlannedTask(ArcoModel):
-    """One task of a plan: materialize one partition of one asset."""
+    """One task of a plan: materialize one partition of one asset.
+
+    ``upstream[i]`` is the asset partition of the task ``upstream_task_keys[i]``: a task's inputs come from
+    these references, never from the text of a task key (which is bare in a plan of one partition key).
+    """
 
     task_key: str
     asset_key: str
     partition_key: str
     upstream_task_keys: tuple[str, ...]
+    #: Asset and partition of each upstream task, in the order of ``upstream_task_keys`` (not hashed: they
+    #: follow from those keys and the tasks they name).
+    upstream: tuple[TaskRef, ...]
     attempt_policy: RetryPolicy
     timeouts: Timeouts
     worker_queue: str
@@ -291,8 +308,12 @@ class Plan(ArcoModel):
         return found
 
     def stable_document(self) -> dict[str, object]:
-        """The JSON document the fingerprint hashes: the plan without explanations and skipped entries."""
-        tasks = [task.model_dump(mode="json", by_alias=True, exclude={"reasons"}) for task in self.tasks]
+        """The JSON document the fingerprint hashes: the plan without explanations, upstream references (implied
+        by the upstream task keys) and skipped entries."""
+        tasks = [
+            task.model_dump(mode="json", by_alias=True, exclude={"reasons", "upstream"})
+            for task in self.tasks
+        ]
         return {
             "formatVersion": self.format_version,
             "tenantId": self.tenant_id,
@@ -329,12 +350,8 @@ class Plan(ArcoModel):
             if task.upstream_task_keys:
                 lines.append(f"  it waits for: {', '.join(task.upstream_task_keys)}")
             return "\n".join(lines)
-        asset_key, partition_key = split_task_key(key)
-        skipped = [
-            entry
-            for entry in self.skipped
-            if entry.asset_key == asset_key and (not partition_key or entry.partition_key == partition_key)
-        ]
+        # An asset key names all its skipped entries, ``asset[partition]`` one of them.
+        skipped = [entry for entry in self.skipped if key in (entry.asset_key, _skip_label(entry))]
         if skipped:
             return "\n".join(f"{_skip_label(entry)} was left out: {entry.detail}" for entry in skipped)
         names = list(self._by_key) + [_skip_label(entry) for entry in self.skipped]
@@ -441,6 +458,7 @@ def _prototype() -> PlannedTask:
         asset_key="arco.prototype",
         partition_key="",
         upstream_task_keys=(),
+        upstream=(),
         attempt_policy=RetryPolicy(),
         timeouts=Timeouts(),
         worker_queue="default",
@@ -919,6 +937,15 @@ class _Planner:
         def task_key(key: str, text: str) -> str:
             return f"{key}[{text}]" if several and text else key
 
+        # Each task as an upstream: its key and the reference to its asset partition (made once, shared).
+        as_upstream: dict[str, dict[PartitionIndex, tuple[str, TaskRef]]] = {
+            key: {
+                partition: (task_key(key, text), TaskRef.model_construct(asset_key=key, partition_key=text))
+                for partition, text in mapped.items()
+            }
+            for key, mapped in texts.items()
+        }
+
         rows: list[tuple[str, str, PlannedTask]] = []
         # model_copy of one validated prototype is the cheapest public way to make many trusted models.
         copy = _prototype().model_copy
@@ -926,34 +953,34 @@ class _Planner:
         for key in sorted(parts):
             template = templates[key]
             dims = self.dims(key)
-            # Unpartitioned parents are one bare task key each; the others go through their edge's mapping.
-            fixed: list[str] = []
+            # Unpartitioned parents are one task each; the others go through their edge's mapping.
+            fixed: list[tuple[str, TaskRef]] = []
             through: list[tuple[str, EdgeMapping]] = []
             for parent in graph.parents(key):
                 if parent in parts:
                     edge = graph.edge(parent, key)
                     if edge.is_trivial:
-                        fixed.append(parent)
+                        fixed.append(as_upstream[parent][()])
                     else:
                         through.append((parent, edge))
             for partition, text in texts[key].items():
                 upstream = fixed.copy()
                 for parent, edge in through:
-                    parent_texts = texts[parent]
+                    parent_tasks = as_upstream[parent]
                     inside, _ = forward(edge, dims, self.dims(parent), partition, f"asset {key}")
-                    upstream.extend(
-                        task_key(parent, parent_texts[item]) for item in inside if item in parent_texts
-                    )
-                upstream.sort()
-                own_key = f"{key}[{text}]" if several and text else key
+                    upstream.extend(parent_tasks[item] for item in inside if item in parent_tasks)
+                upstream.sort(key=_first)
+                upstream_keys = [item[0] for item in upstream]
+                own_key = task_key(key, text)
                 json_text = (
                     f"{template.head}{_encode(text)}{template.middle}{_encode(own_key)}{template.tail}"
-                    f"[{','.join(map(_encode, upstream))}]{template.end}"
+                    f"[{','.join(map(_encode, upstream_keys))}]{template.end}"
                 )
                 values = template.values.copy()
                 values["task_key"] = own_key
                 values["partition_key"] = text
-                values["upstream_task_keys"] = tuple(upstream)
+                values["upstream_task_keys"] = tuple(upstream_keys)
+                values["upstream"] = tuple(item[1] for item in upstream)
                 found = reasons.get((key, partition))
                 values["reasons"] = tuple(sorted(found)) if found else ()
                 rows.append((own_key, json_text, copy(update=values)))
@@ -993,6 +1020,10 @@ class _Planner:
             skipped_omitted=max(0, len(skipped) - MAX_SKIPPED),
             fingerprint=_digest(document),
         )
+
+
+def _first(item: tuple[str, TaskRef]) -> str:
+    return item[0]
 
 
 def _task_label(key: str, text: str) -> str:

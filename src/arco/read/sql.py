@@ -3,7 +3,9 @@
 **The guard** (:func:`check_sql`) parses the text with sqlglot *before anything is read or executed* and refuses,
 with a :class:`~arco.core.errors.QueryError` that says what to do instead:
 
-* text longer than ``QueryLimits.max_sql_chars``; malformed SQL; more than one statement;
+* text longer than ``QueryLimits.max_sql_chars``; parentheses nested deeper than :data:`MAX_NESTING` levels (the
+  parser recurses once per level, so deeper text would exhaust Python's stack); malformed SQL; more than one
+  statement;
 * anything but ``SELECT`` / ``WITH ... SELECT`` (and set operations of them): DDL, DML, ``COPY``, ``ATTACH``,
   ``PRAGMA``, ``SET``, ``EXPLAIN``, ``CALL``, ``SELECT ... INTO`` ..., also when nested in a CTE;
 * table functions and file or URL reads (``read_parquet('...')``, ``read_csv``, ``scan_*``, ``'x.parquet'``);
@@ -25,13 +27,14 @@ from dataclasses import dataclass
 from typing import Final
 
 import sqlglot
-from sqlglot import exp
+from sqlglot import TokenType, exp
 from sqlglot.errors import ParseError, SqlglotError
 
 from arco.core.errors import InvalidInputError, QueryError
 from arco.read.snapshot import TABLES_BY_NAME, known_tables
 
 __all__ = [
+    "MAX_NESTING",
     "CheckedQuery",
     "QueryLimits",
     "check_sql",
@@ -39,6 +42,12 @@ __all__ = [
 
 #: The SQL dialect the guard parses and the engine runs (Polars SQL follows PostgreSQL closely).
 DIALECT: Final = "postgres"
+
+
+#: Deepest nesting of parentheses (subqueries, grouped conditions, function calls) a query may have. The parser
+#: recurses about twenty frames per level, so a limit well below Python's recursion limit keeps every query it
+#: accepts parseable; long flat chains (``a AND b AND ...``) do not nest and are not limited by it.
+MAX_NESTING: Final = 32
 
 
 # -- limits ------------------------------------------------------------------------------------------------
@@ -212,6 +221,25 @@ def _shown(sql: str) -> str:
     return flat if len(flat) <= 120 else flat[:117] + "..."
 
 
+_TOO_DEEP: Final = (
+    "the query's expressions nest too deeply to be checked (e.g. CASE inside CASE many levels deep); flatten it "
+    "or move parts into a WITH clause"
+)
+
+
+def _nesting_depth(sql: str) -> int:
+    """The deepest nesting of parentheses and brackets in ``sql``, counted over tokens (so ``'('`` inside a string
+    or a comment does not count) without any recursion."""
+    depth = deepest = 0
+    for token in sqlglot.tokenize(sql, read=DIALECT):
+        if token.token_type in (TokenType.L_PAREN, TokenType.L_BRACKET):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token.token_type in (TokenType.R_PAREN, TokenType.R_BRACKET):
+            depth = max(depth - 1, 0)
+    return deepest
+
+
 def check_sql(sql: str, *, limits: QueryLimits | None = None) -> CheckedQuery:
     """Check that ``sql`` is one read-only query over the stable tables, without executing anything.
 
@@ -237,8 +265,16 @@ def check_sql(sql: str, *, limits: QueryLimits | None = None) -> CheckedQuery:
     if not sql.strip():
         raise QueryError(f"the query is empty; write one SELECT over {known_tables()}")
     try:
+        depth = _nesting_depth(sql)
+        if depth > MAX_NESTING:
+            raise QueryError(
+                f"the query nests deeper than {MAX_NESTING} levels of parentheses ({depth} levels); flatten it, "
+                "e.g. join conditions with AND/OR or move subqueries into a WITH clause"
+            )
         with _quiet_sqlglot():
             statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
+    except RecursionError:
+        raise QueryError(_TOO_DEEP) from None
     except ParseError as exc:
         details = "; ".join(
             f"{e.get('description')} at line {e.get('line')}, column {e.get('col')}" for e in exc.errors[:3]
@@ -307,6 +343,8 @@ def check_sql(sql: str, *, limits: QueryLimits | None = None) -> CheckedQuery:
         table.replace(canonical)
     try:
         normalized = root.sql(dialect=DIALECT)
+    except RecursionError:
+        raise QueryError(_TOO_DEEP) from None
     except SqlglotError as exc:
         raise QueryError(f"the query cannot be re-written for execution ({exc}); simplify it") from None
     return CheckedQuery(sql=sql, normalized=normalized, tables=tuple(sorted(used)))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfigProfile
+from temporalio.service import RPCError, RPCStatusCode
 
 from arco.core.config import ArcoSettings
 from arco.core.errors import InfrastructureError
@@ -19,7 +21,8 @@ async def connect(settings: ArcoSettings, *, identity: str | None = None) -> Cli
     variables, ``temporal.toml``); address and namespace from the settings.
 
     Raises:
-        InfrastructureError: if the server cannot be reached; the message says how to start one.
+        InfrastructureError: if the server cannot be reached, or the namespace does not exist there; the message
+            says how to fix it.
     """
     profile = ClientConfigProfile.load(profile=settings.temporal_profile)
     options: dict[str, Any] = dict(profile.to_client_connect_config())
@@ -31,10 +34,38 @@ async def connect(settings: ArcoSettings, *, identity: str | None = None) -> Cli
     if identity:
         options["identity"] = identity
     try:
-        return await Client.connect(data_converter=pydantic_data_converter, **options)
+        client = await Client.connect(data_converter=pydantic_data_converter, **options)
     except RuntimeError as exc:
         raise InfrastructureError(
             f"cannot connect to Temporal at {settings.temporal_address} (namespace "
             f"{settings.temporal_namespace!r}): {exc}; start the embedded stack with `arco dev`, or set "
             "ARCO_TEMPORAL_ADDRESS / TEMPORAL_ADDRESS to a running server"
+        ) from None
+    await _check_namespace(client, settings)
+    return client
+
+
+async def _check_namespace(client: Client, settings: ArcoSettings) -> None:
+    """Say which namespace is missing, and why this one, instead of a "not found" on the first call.
+
+    With one namespace per tenant a mistyped tenant names a namespace that does not exist. Anything but
+    NOT_FOUND (no permission to describe it, for one) is left to the calls that follow.
+    """
+    try:
+        await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=settings.temporal_namespace)
+        )
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            return
+        origin = (
+            f"the namespace of tenant {settings.tenant!r} under {settings.temporal_namespace_template!r}"
+            if settings.temporal_namespace_template is not None
+            else "ARCO_TEMPORAL_NAMESPACE / TEMPORAL_NAMESPACE"
+        )
+        raise InfrastructureError(
+            f"Temporal namespace {settings.temporal_namespace!r} ({origin}) does not exist on "
+            f"{settings.temporal_address}; check ARCO_TENANT and ARCO_TEMPORAL_NAMESPACE, or create the namespace "
+            "and register Arco's search attributes in it (docs/runs.md, Isolation model for run control; "
+            "`arco dev --namespace NAME` locally)"
         ) from None

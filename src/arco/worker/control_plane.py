@@ -1,7 +1,9 @@
 """The control-plane worker: Arco's workflows and their activities on one task queue.
 
 Scale out by running more of these processes (``arco worker control-plane``) against the same Temporal cluster and
-task queue; Temporal spreads the work. Nothing else coordinates them.
+task queue; Temporal spreads the work. Nothing else coordinates them. A worker serves one Temporal namespace: with
+one namespace per tenant (``ARCO_TEMPORAL_NAMESPACE=arco-{tenant}``) it serves its tenant's namespace and refuses
+work of any other tenant (:class:`arco.worker.namespace.TenantGuard`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from arco.activities.compaction import CompactionActivities
 from arco.activities.health import HealthActivities
 from arco.activities.runs import RunActivities
 from arco.core.config import ArcoSettings
+from arco.worker.namespace import TenantGuard
 from arco.workflows.compaction import CompactionWorkflow, ScheduledCompactionWorkflow
 from arco.workflows.health import HealthCheckWorkflow
 from arco.workflows.run import PlanPreviewWorkflow, RunWorkflow, TaskBatchWorkflow, TaskGraphWorkflow
@@ -46,7 +49,9 @@ def control_plane_activities(
         runs.plan_run,
         runs.load_plan_tasks,
         runs.record_events,
+        runs.request_run_cancel,
         compaction.compact,
+        compaction.apply_retention,
     ]
 
 
@@ -61,6 +66,8 @@ def build_control_plane_worker(
     """A worker serving all control-plane workflows and activities.
 
     Synchronous activities (catalog I/O, Parquet) run in a thread pool sized to ``max_concurrent_activities``.
+    When every tenant has its own namespace (``settings.namespace_per_tenant``), the worker serves
+    ``settings.tenant`` only: an activity whose input names another tenant fails at once, before any side effect.
     """
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=max_concurrent_activities)
     return Worker(
@@ -70,4 +77,9 @@ def build_control_plane_worker(
         activities=control_plane_activities(settings, storage_options),
         activity_executor=executor,
         max_concurrent_activities=max_concurrent_activities,
+        interceptors=(
+            [TenantGuard(settings.tenant, settings.temporal_namespace)]
+            if settings.namespace_per_tenant
+            else []
+        ),
     )

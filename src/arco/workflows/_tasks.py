@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -26,12 +27,13 @@ with workflow.unsafe.imports_passed_through():
     from arco.core.dispatch import EXECUTE_TASK_ACTIVITY, LineageRef, TaskResult, build_envelope
     from arco.core.runs import (
         RECORD_EVENTS_ACTIVITY,
+        AttemptRecord,
         EventDraft,
         RecordEventsInput,
         TaskOutcome,
         TaskSpec,
         TaskState,
-        split_task_key,
+        first_line,
     )
     from arco.core.scope import Scope
     from arco.core.wire import TaskOutcome as WireOutcome
@@ -53,6 +55,12 @@ _ERROR_TEXT_LIMIT = 2000
 #: A task outcome's error is a short hint (the ledger has the full text): a batch's result holds up to 1,000
 #: outcomes and must stay well under Temporal's 2 MB payload limit.
 _OUTCOME_ERROR_LIMIT = 200
+#: Name of the logger of task failures: one WARNING line per failed task (``arco dev`` shows it on its console).
+FAILURE_LOGGER = "arco.runs"
+#: Replay-safe (no lines while a worker replays a history); the line carries run and task itself, so the workflow
+#: info Temporal's adapter appends to messages is left out of the text (it is still on the record's ``extra``).
+failure_log = workflow.LoggerAdapter(logging.getLogger(FAILURE_LOGGER), None)
+failure_log.workflow_info_on_message = False
 
 
 def _iso() -> str:
@@ -83,11 +91,12 @@ class EventRecorder:
         self._closing = False
         self.recorded = 0
 
-    def add(self, event_type: str, data: dict[str, object], idempotency_key: str | None = None) -> None:
-        """Queue one event; a flush starts in the background when the buffer is full."""
+    def add(self, event_type: str, data: dict[str, object], idempotency_key: str | None = None) -> str:
+        """Queue one event (a flush starts in the background when the buffer is full); returns its event id."""
+        event_id = workflow_ulid()
         self._buffer.append(
             EventDraft(
-                event_id=workflow_ulid(),
+                event_id=event_id,
                 event_type=event_type,
                 occurred_at=_iso(),
                 idempotency_key=idempotency_key,
@@ -96,6 +105,7 @@ class EventRecorder:
         )
         if len(self._buffer) >= FLUSH_EVENTS and (self._flushing is None or self._flushing.done()):
             self._flushing = asyncio.create_task(self._flush_buffer())
+        return event_id
 
     async def _flush_buffer(self) -> None:
         while self._buffer:
@@ -159,8 +169,8 @@ class EventRecorder:
         *,
         error_code: str | None = None,
         error_message: str | None = None,
-    ) -> None:
-        """Record a ``TaskStateChanged`` event of one attempt."""
+    ) -> str:
+        """Record a ``TaskStateChanged`` event of one attempt; returns its event id."""
         data: dict[str, object] = {
             "taskKey": spec.task_key,
             "attempt": attempt,
@@ -173,24 +183,28 @@ class EventRecorder:
             data["errorCode"] = error_code
         if error_message is not None:
             data["errorMessage"] = error_message[:_ERROR_TEXT_LIMIT]
-        self.add("TaskStateChanged", data)
+        return self.add("TaskStateChanged", data)
 
-    def undispatched(self, task_key: str, state: TaskState, code: str, why: str) -> None:
-        """Record the final state of a task that never ran (skipped after an upstream failure, cancelled)."""
-        asset, partition = split_task_key(task_key)
-        self.add(
-            "TaskStateChanged",
-            {
-                "taskKey": task_key,
-                "attempt": 1,
-                "attemptId": attempt_id(dispatch_id(self._run_id, task_key, 1)),
-                "state": state.value,
-                "asset": asset,
-                "partition": partition,
-                "errorCode": code,
-                "errorMessage": why[:_ERROR_TEXT_LIMIT],
-            },
-        )
+    def undispatched(
+        self, task_key: str, target: tuple[str | None, str], state: TaskState, code: str, why: str
+    ) -> None:
+        """Record the final state of a task that never ran (skipped after an upstream failure, cancelled).
+
+        ``target`` is the asset and partition key the task would have materialized, as the plan says (a task
+        key does not carry them); an asset of ``None`` (unknown to a run planned by an older version) is left
+        out of the event.
+        """
+        asset, partition = target
+        data: dict[str, object] = {
+            "taskKey": task_key,
+            "attempt": 1,
+            "attemptId": attempt_id(dispatch_id(self._run_id, task_key, 1)),
+            "state": state.value,
+        }
+        if asset is not None:
+            data["asset"] = asset
+        data.update({"partition": partition, "errorCode": code, "errorMessage": why[:_ERROR_TEXT_LIMIT]})
+        self.add("TaskStateChanged", data)
 
     def task_result(self, spec: TaskSpec, attempt: int, attempt_id_: str, result: TaskResult) -> None:
         """Record what a successful attempt materialized, read and checked."""
@@ -359,9 +373,35 @@ class TaskRunner:
         message: str | None = None,
     ) -> TaskOutcome:
         self._on_state(spec.index, state)
-        self._recorder.task_state(spec, attempt, att_id, state, error_code=category, error_message=message)
+        event_id = self._recorder.task_state(
+            spec, attempt, att_id, state, error_code=category, error_message=message
+        )
         error = f"{category}: {message}"[:_OUTCOME_ERROR_LIMIT] if category else None
-        return TaskOutcome(index=spec.index, state=state, attempts=attempt, error=error)
+        failure = None
+        if state == TaskState.FAILED:
+            failure = AttemptRecord(
+                run_id=self._run_id,
+                task_key=spec.task_key,
+                asset_key=spec.asset_key,
+                partition_key=spec.partition_key,
+                attempt=attempt,
+                attempt_id=att_id,
+                state=state,
+                error_category=category,
+                message=first_line(message or ""),
+                event_id=event_id,
+            )
+            failure_log.warning(
+                "run %s: task %s failed (%s, attempt %d of %d): %s [full text: ledger event %s, ops.tasks]",
+                self._run_id,
+                spec.task_key,
+                category,
+                attempt,
+                spec.max_attempts,
+                failure.message or "no message",
+                event_id,
+            )
+        return TaskOutcome(index=spec.index, state=state, attempts=attempt, error=error, failure=failure)
 
 
 def _classify(err: ActivityError) -> tuple[str, bool, str]:

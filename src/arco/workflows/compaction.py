@@ -6,6 +6,9 @@ Two workflow types:
   tenant/workspace. It only ever runs under the workflow id :func:`compaction_workflow_id` of its scope, so
   Temporal itself guarantees at most one running compactor per scope (a start with that id while one runs is
   refused or joins the running one); the CAS on the projections pointer is the fence behind it.
+  When its input carries a retention policy (compaction schedules set one), it then runs the
+  ``arco.applyRetention`` activity: folded ledger objects past the policy's days and snapshots past its
+  time-travel window are deleted, under the same scope id, so retention never overlaps a compaction.
 * :class:`ScheduledCompactionWorkflow` (``arco.ScheduledCompaction``) is what a compaction Schedule starts.
   Temporal appends the action time to the workflow id of every scheduled start
   (``arco-compaction-scheduled:acme:prod-2025-01-01T00:01:00Z``), so a scheduled start cannot hold the scope's
@@ -26,8 +29,11 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 with workflow.unsafe.imports_passed_through():
     from arco.core.compaction_models import (
         COMPACT_ACTIVITY,
+        RETENTION_ACTIVITY,
         CompactionInput,
         CompactionResult,
+        RetentionInput,
+        RetentionResult,
         ScheduledCompactionResult,
     )
     from arco.core.scope import Scope
@@ -111,7 +117,22 @@ class CompactionWorkflow:
             # (and a new compactor started) while an old attempt is still writing.
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
-        return result
+        if request.retention is None:
+            return (
+                result  # the only path of histories recorded before retention existed: they replay as before
+            )
+        # Retention runs under the scope's compactor id too, so it never overlaps another compactor of the scope.
+        retained: RetentionResult = await workflow.execute_activity(
+            RETENTION_ACTIVITY,
+            RetentionInput(
+                tenant_id=request.tenant_id, workspace_id=request.workspace_id, policy=request.retention
+            ),
+            result_type=RetentionResult,
+            start_to_close_timeout=COMPACT_START_TO_CLOSE_TIMEOUT,
+            retry_policy=COMPACT_RETRY_POLICY,
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
+        return result.model_copy(update={"retention": retained})
 
 
 @workflow.defn(name=SCHEDULED_COMPACTION_WORKFLOW)

@@ -22,6 +22,11 @@ while the saved histories of real runs are replayed in the test suite.
 
 Cancellation: the ``cancel`` update (refused once the run finished) and Temporal's own cancel both stop queued
 tasks at once and reach running tasks through their heartbeats; every task ends in a final state.
+
+Close status: a run that ends SUCCEEDED completes with its :class:`RunStatus`; one that ends FAILED fails its
+workflow with a non-retryable ``ApplicationError`` of type ``ArcoRunFailed`` whose details are the final status
+(with an ``AttemptRecord`` per failed task); a cancelled run closes as Canceled, its final status in the memo
+(``finalStatus``). Histories of runs started before (:data:`CLOSE_AS_ENDED_PATCH`) replay as they completed.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from arco.core.runs import (
@@ -47,17 +52,22 @@ with workflow.unsafe.imports_passed_through():
         PLAN_PREVIEW_WORKFLOW,
         PLAN_RUN_ACTIVITY,
         PROGRESS_SIGNAL,
+        REQUEST_CANCEL_ACTIVITY,
+        RUN_CANCELLED_ERROR,
+        RUN_FAILED_ERROR,
         RUN_WORKFLOW,
         STATUS_LIST_LIMIT,
         STATUS_QUERY,
         TASK_BATCH_WORKFLOW,
         TASK_GRAPH_WORKFLOW,
+        AttemptRecord,
         CancelRequest,
         LoadTasksInput,
         LoadTasksOutput,
         PlanPreview,
         PlanRunInput,
         PlanSummary,
+        RequestCancelInput,
         RunProgress,
         RunRequest,
         RunState,
@@ -82,6 +92,13 @@ CANCEL_BATCH_SIGNAL = "cancel_batch"
 PAGE_SIZE = 1000
 #: Asset keys put in the ArcoAssetKeys search attribute at most.
 SEARCH_ASSET_LIMIT = 100
+#: Patch id of closing a run's workflow as it ended: Failed (``ArcoRunFailed``) for a FAILED run, Canceled for a
+#: CANCELLED one. Histories of runs started before it replay without it: they completed with the status as result.
+CLOSE_AS_ENDED_PATCH = "arco-close-as-ended"
+#: How long a run stopped by the ``cancel`` update waits for Temporal's cancel it requested of itself.
+_SELF_CANCEL_WAIT = timedelta(minutes=2)
+#: Failure records the run's current details (Temporal UI, ``temporal workflow describe``) list at most.
+_DETAILS_FAILURE_LIMIT = 10
 
 SA_TENANT = SearchAttributeKey.for_keyword("ArcoTenant")
 SA_WORKSPACE = SearchAttributeKey.for_keyword("ArcoWorkspace")
@@ -139,16 +156,26 @@ class TaskGraph:
     """Task states and dependencies of one plan: readiness, skip propagation, cancellation of what has not run.
 
     Deterministic bookkeeping shared by ``RunWorkflow`` (batched plans) and ``TaskGraphWorkflow``; events of tasks
-    that never ran go to ``recorder``.
+    that never ran go to ``recorder``, with the asset and partition key ``target(index)`` gives for the task
+    (from the loaded specs, or from the plan summary's tables).
     """
 
-    def __init__(self, task_keys: list[str], upstream: list[list[int]], recorder: EventRecorder) -> None:
+    def __init__(
+        self,
+        task_keys: list[str],
+        upstream: list[list[int]],
+        recorder: EventRecorder,
+        target: Callable[[int], tuple[str | None, str]],
+    ) -> None:
         n = len(task_keys)
         self.task_keys = task_keys
         self.recorder = recorder
+        self.target = target
         self.states: list[TaskState] = [TaskState.PLANNED] * n
         self.counts: dict[TaskState, int] = {TaskState.PLANNED: n}
         self.failed: list[int] = []
+        #: Attempt records of the first ``STATUS_LIST_LIMIT`` failed tasks, in the order they failed.
+        self.failures: list[AttemptRecord] = []
         #: Grows with every state change (progress reports send only news).
         self.version = 0
         self._remaining = [len(up) for up in upstream]
@@ -183,6 +210,12 @@ class TaskGraph:
     def complete(self, outcome: TaskOutcome) -> None:
         """Apply a final task outcome: release downstream tasks or skip them."""
         self.on_task_state(outcome.index, outcome.state)
+        if (
+            outcome.failure is not None
+            and self.states[outcome.index] == TaskState.FAILED
+            and len(self.failures) < STATUS_LIST_LIMIT
+        ):
+            self.failures.append(outcome.failure)
         if outcome.state == TaskState.SUCCEEDED:
             for child in self._downstream[outcome.index]:
                 self._remaining[child] -= 1
@@ -200,7 +233,9 @@ class TaskGraph:
             if self.states[index].is_terminal or self.states[index] in _ACTIVE:
                 continue
             self.set(index, TaskState.SKIPPED)
-            self.recorder.undispatched(self.task_keys[index], TaskState.SKIPPED, "UPSTREAM_FAILED", why)
+            self.recorder.undispatched(
+                self.task_keys[index], self.target(index), TaskState.SKIPPED, "UPSTREAM_FAILED", why
+            )
             stack.extend(self._downstream[index])
 
     def cancel_pending(self, reason: str) -> None:
@@ -208,15 +243,22 @@ class TaskGraph:
         for index, state in enumerate(self.states):
             if state in (TaskState.PLANNED, TaskState.BLOCKED, TaskState.READY):
                 self.set(index, TaskState.CANCELLED)
-                self.recorder.undispatched(self.task_keys[index], TaskState.CANCELLED, "CANCELLED", reason)
+                self.recorder.undispatched(
+                    self.task_keys[index], self.target(index), TaskState.CANCELLED, "CANCELLED", reason
+                )
         self.ready.clear()
 
     def pending(self) -> int:
         """Tasks not in a final state yet."""
         return sum(n for state, n in self.counts.items() if not state.is_terminal)
 
-    def progress(self, sequence: int = 0, cancel_reason: str | None = None) -> RunProgress:
-        """The compact summary of the states (counts, the first active and failed tasks)."""
+    def progress(
+        self, sequence: int = 0, cancel_reason: str | None = None, failures_from: int = 0
+    ) -> RunProgress:
+        """The compact summary of the states (counts, the first active and failed tasks).
+
+        ``failures_from`` leaves out the failure records a progress report sent before.
+        """
         running: list[int] = []
         for index, state in enumerate(self.states):
             if state in _ACTIVE:
@@ -228,6 +270,7 @@ class TaskGraph:
             counts={state.value: n for state, n in sorted(self.counts.items()) if n},
             running=running,
             failed=self.failed[:STATUS_LIST_LIMIT],
+            failures=self.failures[failures_from:],
             cancel_reason=cancel_reason,
         )
 
@@ -318,6 +361,8 @@ class RunWorkflow:
         self._graph: TaskGraph | None = None
         #: The newest report of the run's TaskGraphWorkflow (plans run as one graph); None until the first.
         self._progress: RunProgress | None = None
+        #: Failure records of a plan run as one graph, merged from its progress reports (each sends only news).
+        self._graph_failures: list[AttemptRecord] = []
         self._cancel_reason: str | None = None
         self._recorded = False
         self._recorder = EventRecorder(self._scope, self._run_id, workflow.info().workflow_id)
@@ -328,6 +373,18 @@ class RunWorkflow:
         if self._progress is not None:
             return self._progress
         return self._graph.progress() if self._graph is not None else RunProgress()
+
+    def _failures(self) -> list[AttemptRecord]:
+        if self._progress is not None:
+            return list(self._graph_failures)
+        return list(self._graph.failures) if self._graph is not None else []
+
+    def _merge_failures(self, records: list[AttemptRecord]) -> None:
+        known = {record.task_key for record in self._graph_failures}
+        for record in records:
+            if record.task_key not in known and len(self._graph_failures) < STATUS_LIST_LIMIT:
+                known.add(record.task_key)
+                self._graph_failures.append(record)
 
     @workflow.query(name=STATUS_QUERY)
     def status(self) -> RunStatus:
@@ -349,11 +406,13 @@ class RunWorkflow:
             progress_pct=(100 * done // total) if total else (100 if self._state.is_terminal else 0),
             plan_key=summary.plan_key if summary else None,
             cancel_reason=self._cancel_reason,
+            failures=self._failures(),
         )
 
     @workflow.signal(name=PROGRESS_SIGNAL)
     def progress(self, report: RunProgress) -> None:
-        """Progress of the run's TaskGraphWorkflow (the newest report wins)."""
+        """Progress of the run's TaskGraphWorkflow (the newest report wins; failure records add up)."""
+        self._merge_failures(report.failures)
         if self._progress is None or report.sequence > self._progress.sequence:
             self._progress = report
 
@@ -377,7 +436,14 @@ class RunWorkflow:
 
     @workflow.run
     async def run(self, request: RunRequest) -> RunStatus:
-        """Plan, execute, record; returns the final status."""
+        """Plan, execute, record; returns the final status of a run that SUCCEEDED.
+
+        Raises:
+            ApplicationError: ``ArcoRunFailed`` (details: the final status) when the run ended FAILED; the
+                planner's error when the request could not be planned; ``invalid_workflow_id`` when an
+                Arco-shaped workflow id names another scope or run key than the input.
+            asyncio.CancelledError: when the run was cancelled (the workflow closes as Canceled).
+        """
         self._check_start(request)
         workflow.upsert_search_attributes(
             [
@@ -425,9 +491,46 @@ class RunWorkflow:
             cancelled_by_temporal = True
             self._cancel_reason = self._cancel_reason or "cancelled through Temporal"
         await self._finish()
+        final = self.status()
         if cancelled_by_temporal:
+            if workflow.patched(CLOSE_AS_ENDED_PATCH):
+                # A Canceled workflow has no result: its final status goes into the memo.
+                workflow.upsert_memo({"finalStatus": final.to_wire()})
             raise asyncio.CancelledError(self._cancel_reason)
-        return self.status()
+        if final.state != RunState.SUCCEEDED and workflow.patched(CLOSE_AS_ENDED_PATCH):
+            if final.state == RunState.CANCELLED:
+                await self._close_cancelled(final)
+            raise ApplicationError(final.failure_message(), final, type=RUN_FAILED_ERROR, non_retryable=True)
+        return final
+
+    async def _close_cancelled(self, final: RunStatus) -> None:
+        """Close a run stopped by the ``cancel`` update as Canceled; returns only if that was not possible.
+
+        Temporal closes a workflow as Canceled only after a cancel request, and a workflow cannot request its own
+        cancel: an activity asks Temporal for it. The final status goes into the memo first (``finalStatus``),
+        since a Canceled workflow has no result. If the cancel does not come, the run fails with
+        ``ArcoRunCancelled`` instead: never a green Completed.
+        """
+        workflow.upsert_memo({"finalStatus": final.to_wire()})
+        info = workflow.info()
+        cancelled = False
+        try:
+            await workflow.execute_activity(
+                REQUEST_CANCEL_ACTIVITY,
+                RequestCancelInput(workflow_id=info.workflow_id, run_id=info.run_id),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=_ACTIVITY_RETRY,
+            )
+            await workflow.wait_condition(lambda: False, timeout=_SELF_CANCEL_WAIT)
+        except asyncio.CancelledError:
+            cancelled = True
+        except ActivityError as err:
+            cancelled = isinstance(err.cause, CancelledError)
+        except TimeoutError:
+            pass
+        if cancelled:
+            raise asyncio.CancelledError(self._cancel_reason)
+        raise ApplicationError(final.failure_message(), final, type=RUN_CANCELLED_ERROR, non_retryable=True)
 
     def _check_start(self, request: RunRequest) -> None:
         """Refuse, before anything runs, a workflow id that names another scope or run key than the input.
@@ -447,7 +550,7 @@ class RunWorkflow:
     def _start(self, summary: PlanSummary) -> None:
         self._summary = summary
         n = summary.task_count
-        self._graph = TaskGraph(summary.task_keys, summary.upstream, self._recorder)
+        self._graph = TaskGraph(summary.task_keys, summary.upstream, self._recorder, summary.target)
         self._state = RunState.RUNNING
         partition = summary.partition_keys[0] if summary.partition_count == 1 else ""
         workflow.upsert_search_attributes(
@@ -515,6 +618,7 @@ class RunWorkflow:
         except ChildWorkflowError:
             final = None
         if final is not None:
+            self._merge_failures(final.failures)
             self._progress = final
             return
         # The graph failed or was cancelled as a whole: the tasks it had not finished end FAILED (CANCELLED when
@@ -659,7 +763,13 @@ class RunWorkflow:
             self._state = RunState.SUCCEEDED
         data: dict[str, object] = {"status": self._state.value}
         if self._state == RunState.FAILED and self._summary is not None:
-            if view.failed:
+            failures = self._failures()
+            if failures:
+                # ops.runs says why, as the workflow's failure does: the first failed tasks with their reasons.
+                data["errorMessage"] = "failed tasks: " + "; ".join(
+                    record.summary() for record in failures[:5]
+                )
+            elif view.failed:
                 data["errorMessage"] = "failed tasks: " + ", ".join(
                     self._summary.task_keys[i] for i in view.failed
                 )
@@ -673,6 +783,20 @@ class RunWorkflow:
         await self._recorder.flush()
         self._recorded = True
         self._set_state_attribute()
+        workflow.set_current_details(self._details())
+
+    def _details(self) -> str:
+        """The run's end in the Temporal UI and ``temporal workflow describe`` (current details, Markdown)."""
+        status = self.status()
+        lines = [f"**{status.state.value}**: {status.headline()}"]
+        for record in status.failures[:_DETAILS_FAILURE_LIMIT]:
+            lines.append(
+                f"- `{record.task_key}` {record.error_category or 'UNKNOWN'} (attempt {record.attempt}): "
+                f"{record.message or 'no message'} (full text: ledger event {record.event_id})"
+            )
+        if len(status.failures) > _DETAILS_FAILURE_LIMIT:
+            lines.append(f"- ... {len(status.failures) - _DETAILS_FAILURE_LIMIT} more: `arco run status`")
+        return "\n".join(lines)
 
     def _set_state_attribute(self) -> None:
         workflow.upsert_search_attributes([SA_RUN_STATE.value_set(self._state.value)])
@@ -705,22 +829,26 @@ class TaskGraphWorkflow:
             return RunProgress()
         return self._graph.progress(self._sequence, self._cancel_reason)
 
-    def _report(self) -> RunProgress:
+    def _report(self, failures_from: int = 0) -> RunProgress:
         assert self._graph is not None
         self._sequence += 1
-        return self._graph.progress(self._sequence, self._cancel_reason)
+        return self._graph.progress(self._sequence, self._cancel_reason, failures_from)
 
     async def _reporter(self, run_workflow_id: str, interval: timedelta) -> None:
         graph = self._graph
         assert graph is not None
         run = workflow.get_external_workflow_handle(run_workflow_id)
         sent = graph.version
+        failures_sent = 0
         while True:
             await workflow.wait_condition(lambda: graph.version != sent or self._finished)  # noqa: B023
             if self._finished:
                 return
             sent = graph.version
-            await run.signal(PROGRESS_SIGNAL, self._report())
+            # Each report carries only the failure records not sent before; the run adds them up.
+            report = self._report(failures_sent)
+            failures_sent += len(report.failures)
+            await run.signal(PROGRESS_SIGNAL, report)
             if interval:
                 # Rest between reports; the end of the graph cuts the rest short (its result is the last report).
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -732,7 +860,12 @@ class TaskGraphWorkflow:
         scope = Scope(graph_input.tenant_id, graph_input.workspace_id)
         recorder = EventRecorder(scope, graph_input.run_id, workflow.info().workflow_id)
         specs = await load_specs(scope, graph_input.plan_key, list(range(len(graph_input.upstream))))
-        graph = TaskGraph([spec.task_key for spec in specs], graph_input.upstream, recorder)
+        graph = TaskGraph(
+            [spec.task_key for spec in specs],
+            graph_input.upstream,
+            recorder,
+            lambda index: (specs[index].asset_key, specs[index].partition_key),
+        )
         self._graph = graph
         runner = TaskRunner(scope, graph_input.run_id, graph_input.run_tags, recorder, graph.on_task_state)
         parent = workflow.info().parent

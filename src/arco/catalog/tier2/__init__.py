@@ -6,5 +6,6 @@
 * :mod:`arco.catalog.tier2.fold`: decoding ledger events and folding them into projection rows (pure);
 * :mod:`arco.catalog.tier2.compaction`: the compactor: folding the ledger into the projections and
   publishing them;
+* :mod:`arco.catalog.tier2.fresh`: fresh reads: the compacted projections merged with the uncompacted ledger tail;
 * :mod:`arco.catalog.tier2.retention`: deleting folded ledger objects and expired snapshots.
 """
