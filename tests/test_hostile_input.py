@@ -438,3 +438,28 @@ def test_register_assets_from_a_file_refuses_an_oversized_definition(tmp_path: P
         "definition of asset 'a.big'" in result.output and "more than the limit of 1,048,576" in result.output
     )
     assert not root.exists() or listing(str(root)) == []
+
+
+@pytest.mark.integration
+async def test_rerun_from_failure_refuses_a_disguised_run_of_another_scope(
+    control_plane: ArcoSettings, temporal_server: TemporalDevServer, temporal_client: Client
+) -> None:
+    # An Arco-shaped id of this scope whose input is for another one: the run refuses it, and so does the CLI.
+    disguised = f"arco-run:{TENANT}:{WORKSPACE}:disguised-{uuid.uuid4().hex[:6]}"
+    document = {"tenantId": "default", "workspaceId": "slow", "selection": {"all": True}}
+    handle = await start_json(temporal_client, control_plane.task_queue, disguised, document)
+    with pytest.raises(WorkflowFailureError):
+        await asyncio.wait_for(handle.result(), 60)
+    env = {
+        "ARCO_TEMPORAL_ADDRESS": temporal_server.address,
+        "ARCO_TASK_QUEUE": control_plane.task_queue,
+        "ARCO_CATALOG_ROOT": control_plane.catalog_root,
+        "ARCO_TENANT": TENANT,
+        "ARCO_WORKSPACE": WORKSPACE,
+    }
+    before = listing(control_plane.catalog_root)
+    result = await asyncio.to_thread(invoke, env, "run", "start", "--rerun-from-failure", disguised)
+    assert result.exit_code == 2, result.output
+    assert "belongs to scope default/slow, not to your scope acme/prod" in result.output
+    assert listing(control_plane.catalog_root) == before
+    assert await open_workflows(temporal_client, control_plane.task_queue) == []
