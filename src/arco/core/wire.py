@@ -330,6 +330,9 @@ class CallbackKind(enum.StrEnum):
     COMPLETED = "completed"
 
 
+_TASK_ID_NAMES = ("taskId", "task_id", "callbackTaskId", "callback_task_id")
+
+
 class WorkerDispatchEnvelope(WireModel):
     """What an executor worker receives to run one attempt of one task.
 
@@ -368,6 +371,11 @@ class WorkerDispatchEnvelope(WireModel):
     def _resolve_task_id(cls, data: Any) -> Any:
         if not isinstance(data, Mapping):
             return data
+        if any(data.get(name, "") is None for name in _TASK_ID_NAMES):
+            # null is absent here, as in the original (an ``Option`` in its contract).
+            data = {
+                name: value for name, value in data.items() if name not in _TASK_ID_NAMES or value is not None
+            }
         given = [name for name in ("taskId", "task_id") if name in data]
         aliases = [name for name in ("callbackTaskId", "callback_task_id") if name in data]
         if len(aliases) > 1:
