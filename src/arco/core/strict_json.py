@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from arco.core.errors import ArcoError, ContractError
 
 #: The deepest nesting read, as ``serde_json``'s default recursion limit.
 MAX_DEPTH = 128
+#: A ``\\u`` escape of a UTF-16 surrogate; only text holding one needs the slower check for unpaired ones.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _refuse_constant(name: str) -> float:
@@ -82,6 +85,10 @@ def load_strict_json(
             ) from None
     else:
         text = data
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise error(f"{what} holds an unpaired UTF-16 surrogate, which is not text") from None
     if text.startswith("\ufeff"):
         raise error(f"{what} starts with a byte order mark; send JSON without a BOM")
     try:
@@ -94,13 +101,14 @@ def load_strict_json(
         raise error(f"{what} is nested too deeply; at most {MAX_DEPTH} levels are read") from None
     except ValueError as exc:
         raise error(f"{what} is not valid JSON: {exc}") from None
-    try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise error(
-            f"{what} has a string with an unpaired UTF-16 surrogate escape (such as \\ud800), which is not "
-            "text; escape astral characters as a surrogate pair or send them as UTF-8"
-        ) from None
-    if _depth(value) > MAX_DEPTH:
+    if _SURROGATE_ESCAPE.search(text) is not None:
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise error(
+                f"{what} has a string with an unpaired UTF-16 surrogate escape (such as \\ud800), which is not "
+                "text; escape astral characters as a surrogate pair or send them as UTF-8"
+            ) from None
+    if text.count("[") + text.count("{") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
         raise error(f"{what} is nested too deeply; at most {MAX_DEPTH} levels are read")
     return value

@@ -241,6 +241,9 @@ _RunId = Annotated[str, Strict(), AfterValidator(_check_run_id)]
 
 # --- models ---
 
+#: Each wire model's fields that have more than one name: (camelCase alias, Python name, other aliases).
+_SPELLINGS: dict[type, list[tuple[str, ...]]] = {}
+
 
 class WireModel(ArcoModel):
     """Base of the worker protocol messages: frozen, camelCase (snake_case read too), extra fields ignored."""
@@ -248,15 +251,20 @@ class WireModel(ArcoModel):
     model_config = ConfigDict(extra="ignore")
 
     @classmethod
-    def _field_spellings(cls) -> dict[str, tuple[str, ...]]:
-        spellings: dict[str, tuple[str, ...]] = {}
+    def _field_spellings(cls) -> list[tuple[str, ...]]:
+        cached = _SPELLINGS.get(cls)
+        if cached is not None:
+            return cached
+        spellings: list[tuple[str, ...]] = []
         for name, info in cls.model_fields.items():
             names = [info.alias, name] if info.alias else [name]
             if isinstance(info.validation_alias, str):
                 names.append(info.validation_alias)
             elif isinstance(info.validation_alias, AliasChoices):
                 names.extend(choice for choice in info.validation_alias.choices if isinstance(choice, str))
-            spellings[name] = tuple(dict.fromkeys(names))
+            if len(set(names)) > 1:
+                spellings.append(tuple(dict.fromkeys(names)))
+        _SPELLINGS[cls] = spellings
         return spellings
 
     @model_validator(mode="before")
@@ -265,7 +273,7 @@ class WireModel(ArcoModel):
         # serde (the original's reader) refuses a field given under two of its names as a duplicate field;
         # pydantic would silently take one of them.
         if isinstance(data, Mapping):
-            for spellings in cls._field_spellings().values():
+            for spellings in cls._field_spellings():
                 present = [spelling for spelling in spellings if spelling in data]
                 if len(present) > 1:
                     shown = " and ".join(repr(spelling) for spelling in present)
