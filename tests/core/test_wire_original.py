@@ -42,9 +42,11 @@ from arco.core.strict_json import load_strict_json
 from arco.core.wire import (
     MIN_HEARTBEAT_TIMEOUT_SEC,
     CallbackErrorBody,
+    HeartbeatRequest,
     OutputVisibilityState,
     TaskCompletedRequest,
     TaskCompletedResponse,
+    TaskStartedRequest,
     WorkerDispatchEnvelope,
     format_timestamp,
     task_id,
@@ -839,3 +841,118 @@ def test_the_original_callback_fixtures_are_read_strictly(compat_dir: Path) -> N
         if doubled is not None:
             with pytest.raises(ContractError, match="'attempt' twice"):
                 load_strict_json(doubled)
+
+
+# --- random callback bodies of the original's types (lib.rs lines 222-342, 368-418, 455-471) ---
+
+_TEXT = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=8)
+_INSTANT = st.datetimes(dt.datetime(1971, 1, 1), dt.datetime(9998, 1, 1), timezones=st.just(UTC)).map(
+    format_timestamp
+)
+_U64_IN_ARCO = st.integers(0, 2**63 - 1)  # the original's u64, within Arco's signed 64-bit counts
+
+
+def _optional(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    # ``Option<T>``: absent, null or a value; serde writes none of the absent ones (skip_serializing_if).
+    return st.one_of(st.just(_ABSENT), st.none(), strategy)
+
+
+_ABSENT = object()
+
+
+@st.composite
+def _body(draw: st.DrawFn, fields: dict[str, st.SearchStrategy[Any]]) -> dict[str, Any]:
+    body = {name: draw(strategy) for name, strategy in fields.items()}
+    return {name: value for name, value in body.items() if value is not _ABSENT}
+
+
+_BASE = {
+    "attempt": st.integers(1, U32_MAX),  # lines 227-228: u32, schema minimum 1
+    "attemptId": _TEXT,
+    "workerId": _TEXT,
+    "traceparent": _optional(st.text(max_size=8)),
+}
+_STARTED = _body({**_BASE, "startedAt": _optional(_INSTANT)})
+_HEARTBEAT = _body(
+    {
+        **_BASE,
+        "heartbeatAt": _optional(_INSTANT),
+        "progressPct": _optional(st.integers(0, 100)),  # lines 268-275 and 498-510
+        "message": _optional(st.text(max_size=8)),
+    }
+)
+_OUTPUT = _body(
+    {
+        "materializationId": _optional(_TEXT),
+        "rowCount": _optional(_U64_IN_ARCO),
+        "byteSize": _optional(_U64_IN_ARCO),
+        "outputPath": _optional(_TEXT),
+        "deltaTable": _optional(_TEXT),
+        "deltaVersion": _optional(st.integers(-(2**63), 2**63 - 1)),
+        "deltaPartition": _optional(_TEXT),
+        "outputVisibilityState": _optional(st.sampled_from(["PENDING", "VISIBLE", "FAILED"])),
+        "publishedAt": _optional(_INSTANT),
+        "publishError": _optional(st.text(max_size=8)),
+    }
+)
+_ERROR = _body(
+    {
+        "category": st.sampled_from(
+            ["USER_CODE", "DATA_QUALITY", "INFRASTRUCTURE", "CONFIGURATION", "TIMEOUT", "CANCELLED"]
+        ),
+        "message": st.text(max_size=8),
+        "stackTrace": _optional(st.text(max_size=8)),
+        "retryable": _optional(st.booleans()),
+    }
+)
+_METRICS = _body(
+    {
+        name: _optional(_U64_IN_ARCO)
+        for name in ("cpuTimeMs", "peakMemoryBytes", "ioReadBytes", "ioWriteBytes")
+    }
+)
+_COMPLETED = _body(
+    {
+        **_BASE,
+        "outcome": st.sampled_from(
+            ["FAILED", "CANCELLED"]
+        ),  # SUCCEEDED with an error: a deliberate difference
+        "completedAt": _optional(_INSTANT),
+        "output": _optional(_OUTPUT),
+        "error": _optional(_ERROR),
+        "metrics": _optional(_METRICS),
+        "cancelledDuringPhase": _optional(st.text(max_size=8)),
+        "partialProgress": _optional(_JSON),
+    }
+)
+
+
+def _written(body: dict[str, Any]) -> dict[str, Any]:
+    """What serde writes back: ``None`` fields left out (``skip_serializing_if = "Option::is_none"``)."""
+    return {
+        name: _written(value) if isinstance(value, dict) and name != "partialProgress" else value
+        for name, value in body.items()
+        if value is not None
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    kind=st.sampled_from(["started", "heartbeat", "completed"]),
+    data=st.data(),
+    as_result=st.booleans(),
+)
+def test_callback_bodies_of_the_originals_types_round_trip(
+    kind: str, data: st.DataObject, as_result: bool
+) -> None:
+    model, strategy = {
+        "started": (TaskStartedRequest, _STARTED),
+        "heartbeat": (HeartbeatRequest, _HEARTBEAT),
+        "completed": (TaskCompletedRequest, _COMPLETED),
+    }[kind]
+    body = data.draw(strategy)
+    sent = dict(body)
+    if as_result and "output" in sent:  # lib.rs line 316: ``alias = "result"``
+        sent["result"] = sent.pop("output")
+    read = model.from_wire(json.dumps(sent))
+    assert read.to_wire() == _written(body)
