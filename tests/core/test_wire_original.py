@@ -47,6 +47,7 @@ from arco.core.wire import (
     TaskCompletedRequest,
     TaskCompletedResponse,
     TaskStartedRequest,
+    WireModel,
     WorkerDispatchEnvelope,
     format_timestamp,
     task_id,
@@ -872,8 +873,8 @@ _BASE = {
     "workerId": _TEXT,
     "traceparent": _optional(st.text(max_size=8)),
 }
-_STARTED = _body({**_BASE, "startedAt": _optional(_INSTANT)})
-_HEARTBEAT = _body(
+_STARTED_BODY = _body({**_BASE, "startedAt": _optional(_INSTANT)})
+_HEARTBEAT_BODY = _body(
     {
         **_BASE,
         "heartbeatAt": _optional(_INSTANT),
@@ -911,7 +912,7 @@ _METRICS = _body(
         for name in ("cpuTimeMs", "peakMemoryBytes", "ioReadBytes", "ioWriteBytes")
     }
 )
-_COMPLETED = _body(
+_COMPLETED_BODY = _body(
     {
         **_BASE,
         "outcome": st.sampled_from(
@@ -945,11 +946,12 @@ def _written(body: dict[str, Any]) -> dict[str, Any]:
 def test_callback_bodies_of_the_originals_types_round_trip(
     kind: str, data: st.DataObject, as_result: bool
 ) -> None:
-    model, strategy = {
-        "started": (TaskStartedRequest, _STARTED),
-        "heartbeat": (HeartbeatRequest, _HEARTBEAT),
-        "completed": (TaskCompletedRequest, _COMPLETED),
-    }[kind]
+    cases: dict[str, tuple[type[WireModel], st.SearchStrategy[dict[str, Any]]]] = {
+        "started": (TaskStartedRequest, _STARTED_BODY),
+        "heartbeat": (HeartbeatRequest, _HEARTBEAT_BODY),
+        "completed": (TaskCompletedRequest, _COMPLETED_BODY),
+    }
+    model, strategy = cases[kind]
     body = data.draw(strategy)
     sent = dict(body)
     if as_result and "output" in sent:  # lib.rs line 316: ``alias = "result"``
