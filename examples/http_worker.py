@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 REQUIRED = ("taskId", "attempt", "attemptId", "dispatchId", "callbackBaseUrl", "taskToken")
+MAX_HEARTBEAT_INTERVAL_SEC = 10.0  # heartbeat every third of heartbeatTimeoutSec, at least this often
 
 
 def run_task(envelope: dict[str, Any], cancelled: threading.Event) -> dict[str, Any] | None:
@@ -85,7 +86,7 @@ class Worker:
         cancelled, over = threading.Event(), threading.Event()
 
         def heartbeats() -> None:
-            interval = max(0.05, min(10.0, (envelope.get("heartbeatTimeoutSec") or 30) / 3))
+            interval = min(MAX_HEARTBEAT_INTERVAL_SEC, (envelope.get("heartbeatTimeoutSec") or 300) / 3)
             while not over.wait(interval):
                 status, answer = post(envelope, "heartbeat", {**ids, "heartbeatAt": now()})
                 if status in (409, 410) or answer.get("shouldCancel"):

@@ -39,6 +39,7 @@ from support.executable_docs import port_in_use, prepare_workdir, workdir_env
 from support.system import skip_or_fail
 
 SECRET = "s3cret-dispatch"
+HEARTBEAT_SEC = 0.2
 DAY = "date=d:2026-01-02"
 
 
@@ -69,7 +70,13 @@ class RunningWorker:
 
 def _executor(data_root: str, **overrides: Any) -> TaskExecutor:
     settings = ExecutorSettings(
-        scope=SCOPE, code_location=LOCATION, data_root=data_root, worker_id="w-http", cancel_grace_sec=5.0
+        scope=SCOPE,
+        code_location=LOCATION,
+        data_root=data_root,
+        worker_id="w-http",
+        cancel_grace_sec=5.0,
+        # Envelopes carry at least the original's 30 s heartbeat timeout: beat faster so tests see several.
+        max_heartbeat_interval_sec=HEARTBEAT_SEC,
     )
     return TaskExecutor(dataclasses.replace(settings, **overrides))
 
@@ -118,6 +125,7 @@ async def worker(
                 running.let_go()
         return
     example = load_example()
+    example.MAX_HEARTBEAT_INTERVAL_SEC = HEARTBEAT_SEC
     server = example.Server(("127.0.0.1", 0), example.Worker(SECRET, run=example_tasks(release, ran)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -137,12 +145,11 @@ def http_envelope(
     partition: str = "",
     *,
     hold_dir: Path | None = None,
-    heartbeat_ms: int = 1000,
     **kwargs: Any,
 ) -> WorkerDispatchEnvelope:
     """An envelope as the HTTP dispatcher sends it: callbacks to the fake, a task token of its own."""
     tags = {"hold_dir": str(hold_dir)} if hold_dir is not None else None
-    envelope = envelope_for(asset, partition, tags=tags, heartbeat_ms=heartbeat_ms, **kwargs)
+    envelope = envelope_for(asset, partition, tags=tags, **kwargs)
     envelope = envelope.model_copy(
         update={
             "callback_base_url": fake.url,

@@ -50,7 +50,7 @@ from arco.core.wire import (
     TaskStartedRequest,
     WorkerDispatchEnvelope,
 )
-from arco.executor.task import TaskExecutor
+from arco.executor.task import TaskExecutor, heartbeat_interval_sec
 
 __all__ = [
     "COMPLETED_RETRY_BUDGET_SEC",
@@ -159,8 +159,10 @@ class HttpAttemptChannel:
         worker_id: str,
         *,
         shutting_down: asyncio.Event,
+        max_interval_sec: float,
     ) -> None:
         """Bind the channel to one attempt; call :meth:`attach` with the task running it."""
+        self._max_interval = max_interval_sec
         self._client = client
         self._envelope = envelope
         self._worker_id = worker_id
@@ -226,7 +228,7 @@ class HttpAttemptChannel:
             self._attempt_task.cancel()
 
     async def _send(self, request: HeartbeatRequest) -> None:
-        interval = max(0.05, min(10.0, (self.heartbeat_timeout_sec() or 30.0) / 3))
+        interval = heartbeat_interval_sec(self.heartbeat_timeout_sec() or 300.0, self._max_interval)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + interval
         delay = _BACKOFF_FIRST_SEC
@@ -290,7 +292,13 @@ async def run_http_attempt(
         The reported result and whether the control plane has it.
     """
     worker_id = executor.settings.worker_id
-    channel = HttpAttemptChannel(client, envelope, worker_id, shutting_down=shutting_down)
+    channel = HttpAttemptChannel(
+        client,
+        envelope,
+        worker_id,
+        shutting_down=shutting_down,
+        max_interval_sec=executor.settings.max_heartbeat_interval_sec,
+    )
     attempt = asyncio.get_running_loop().create_task(executor.run(envelope, channel))
     channel.attach(attempt)
     try:

@@ -87,7 +87,13 @@ from arco.planning.location import CodeLocation as ValidatedLocation
 from arco.sdk.context import AssetContext, TaskControl
 from arco.sdk.partitions import dimensions_of
 
-__all__ = ["AttemptChannel", "ExecutorSettings", "TaskExecutor", "TemporalActivityChannel"]
+__all__ = [
+    "AttemptChannel",
+    "ExecutorSettings",
+    "TaskExecutor",
+    "TemporalActivityChannel",
+    "heartbeat_interval_sec",
+]
 
 _log = logging.getLogger("arco.executor")
 
@@ -113,6 +119,8 @@ class ExecutorSettings:
         worker_id: Reported as ``workerId``; ``host:pid`` by default.
         cancel_grace_sec: After a cancellation, how long to wait for a synchronous asset function to stop
             before ending the activity anyway (the function's thread can then no longer write).
+        max_heartbeat_interval_sec: The longest time between two heartbeats (a third of the heartbeat timeout
+            when that is shorter).
     """
 
     scope: Scope
@@ -120,6 +128,12 @@ class ExecutorSettings:
     data_root: str
     worker_id: str = field(default_factory=_default_worker_id)
     cancel_grace_sec: float = 60.0
+    max_heartbeat_interval_sec: float = MAX_HEARTBEAT_INTERVAL_SEC
+
+
+def heartbeat_interval_sec(timeout_sec: float, max_interval_sec: float = MAX_HEARTBEAT_INTERVAL_SEC) -> float:
+    """Seconds between heartbeats for a heartbeat timeout: a third of it, at most ``max_interval_sec``."""
+    return max(0.05, min(max_interval_sec, timeout_sec / 3))
 
 
 # --- the transport's side of an attempt -------------------------------------------------------------------
@@ -555,7 +569,7 @@ class TaskExecutor:
         self, envelope: WorkerDispatchEnvelope, run: _TaskRun, control: TaskControl, channel: AttemptChannel
     ) -> None:
         seconds = channel.heartbeat_timeout_sec() or float(envelope.heartbeat_timeout_sec or 30)
-        interval = max(0.05, min(MAX_HEARTBEAT_INTERVAL_SEC, seconds / 3))
+        interval = heartbeat_interval_sec(seconds, self._settings.max_heartbeat_interval_sec)
         while True:
             # Sleep first: a task shorter than the interval costs no heartbeat request at all.
             await asyncio.sleep(interval)

@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 import socket
 from collections import OrderedDict
@@ -90,19 +89,6 @@ def parse_listen(value: str) -> tuple[str, int]:
             "(0.0.0.0:8790 to accept dispatches from other machines)"
         )
     return host, int(port)
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
 
 
 def _text(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -239,15 +225,8 @@ class HttpWorker:
         if body is None:
             return _text(413, f"dispatch body over {self._max_body} bytes")
         try:
-            decoded = json.loads(body, object_pairs_hook=_strict_object, parse_constant=_refuse_constant)
-        except (ValueError, UnicodeDecodeError) as exc:
-            return _text(400, f"the body is not strict JSON: {exc}; send one WorkerDispatchEnvelope object")
-        if not isinstance(decoded, dict):
-            return _text(
-                400, f"the body is a JSON {type(decoded).__name__}; send one WorkerDispatchEnvelope object"
-            )
-        try:
-            envelope = WorkerDispatchEnvelope.from_wire(decoded)
+            # Arco's one strict reader: duplicate keys, NaN, non-UTF-8 text and a non-object are refused.
+            envelope = WorkerDispatchEnvelope.from_wire(body)
         except ContractError as exc:
             return _text(400, str(exc))
         refusal = self._refusal(envelope)
