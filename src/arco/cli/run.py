@@ -141,19 +141,22 @@ _OPTION_OF = {
 }
 
 
+def _aware_time(option: str, text: str, example: str) -> datetime.datetime:
+    """The ISO timestamp ``text`` of ``option``; refused when it does not parse or has no time zone."""
+    try:
+        value = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{option} {text!r} is not an ISO timestamp; write e.g. {example}") from None
+    if value.utcoffset() is None:
+        raise ConfigError(f"{option} {text!r} has no time zone; add one, e.g. {text}Z")
+    return value
+
+
 def _as_of(text: str | None) -> str | None:
     """``--as-of`` as the ISO timestamp the planner reads; refused here when it has no time zone."""
     if text is None:
         return None
-    try:
-        value = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(
-            f"--as-of {text!r} is not an ISO timestamp; write e.g. 2026-01-31T00:00:00Z"
-        ) from None
-    if value.utcoffset() is None:
-        raise ConfigError(f"--as-of {text!r} has no time zone; add one, e.g. {text}Z")
-    return value.isoformat()
+    return _aware_time("--as-of", text, "2026-01-31T00:00:00Z").isoformat()
 
 
 def _problems(exc: ValidationError) -> str:
@@ -548,16 +551,7 @@ def list_command(
     once a control-plane worker has begun it.
     """
     settings = ArcoSettings.from_env()
-    started = None
-    if since is not None:
-        try:
-            started = datetime.datetime.fromisoformat(since)
-        except ValueError:
-            raise ConfigError(
-                f"--since {since!r} is not an ISO timestamp; write e.g. 2026-01-01T00:00:00Z"
-            ) from None
-        if started.utcoffset() is None:
-            raise ConfigError(f"--since {since!r} has no time zone; add one, e.g. {since}Z")
+    started = None if since is None else _aware_time("--since", since, "2026-01-01T00:00:00Z")
 
     async def _go() -> list[RunListing]:
         client = await _connect(settings)
