@@ -256,27 +256,6 @@ async def _resolve_run_id(client: Client, settings: ArcoSettings, run: str) -> s
         ) from None
 
 
-async def _connect(settings: ArcoSettings) -> Client:
-    """Connect, and check that the namespace exists (Temporal would refuse each call with a bare RPC error)."""
-    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
-
-    client = await connect(settings)
-    try:
-        await client.workflow_service.describe_namespace(
-            DescribeNamespaceRequest(namespace=settings.temporal_namespace)
-        )
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise RunError(
-                f"Temporal namespace {settings.temporal_namespace!r} does not exist at {settings.temporal_address}; "
-                "set ARCO_TEMPORAL_NAMESPACE to the namespace the workers use, or create it with `temporal "
-                f"operator namespace create --namespace {settings.temporal_namespace}`"
-            ) from None
-        if exc.status != RPCStatusCode.PERMISSION_DENIED:  # a client may lack the right to describe: go on
-            raise
-    return client
-
-
 async def _require_control_plane(client: Client, settings: ArcoSettings, task_queue: str, doing: str) -> None:
     """Refuse at once, saying where nobody listens, when no control-plane worker serves ``task_queue``.
 
@@ -328,7 +307,7 @@ def start(output: str, wait: bool, **kwargs: Any) -> None:
     request = _request(settings, **kwargs)
 
     async def _go() -> RunStatus:
-        client = await _connect(settings)
+        client = await connect(settings)
         prepared = await _prepared(
             client, settings, request, kwargs["rerun_from_failure"], "plan and run this request"
         )
@@ -384,7 +363,7 @@ def preview(**kwargs: Any) -> None:
     request = _request(settings, **kwargs)
 
     async def _go() -> dict[str, Any]:
-        client = await _connect(settings)
+        client = await connect(settings)
         prepared = await _prepared(
             client, settings, request, kwargs["rerun_from_failure"], "plan this request"
         )
@@ -441,7 +420,7 @@ async def _check_in_scope(settings: ArcoSettings, handle: WorkflowHandle[Any, An
 
 
 async def _handle_for(settings: ArcoSettings, run_key: str) -> RunHandle:
-    client = await _connect(settings)
+    client = await connect(settings)
     handle = client.get_workflow_handle(_workflow_id_of(settings, run_key), result_type=RunStatus)
     await _check_in_scope(settings, handle, run_key)
     return RunHandle(handle=handle, created=False)
@@ -554,7 +533,7 @@ def list_command(
     started = None if since is None else _aware_time("--since", since, "2026-01-01T00:00:00Z")
 
     async def _go() -> list[RunListing]:
-        client = await _connect(settings)
+        client = await connect(settings)
         try:
             return await list_runs(
                 client,
