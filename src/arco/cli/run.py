@@ -284,6 +284,12 @@ async def _served_if_open(handle: RunHandle, settings: ArcoSettings, doing: str)
         await _require_control_plane(client, settings, description.task_queue, doing)
 
 
+#: ``-o/--output``: a table for people or JSON for scripts, in every ``arco run`` command.
+_OUTPUT = click.option(
+    "--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+
+
 @click.group()
 def run() -> None:
     """Start, watch and cancel runs."""
@@ -296,7 +302,7 @@ def run() -> None:
     default=False,
     help="Wait for the run to finish; then exit 1 unless it SUCCEEDED.",
 )
-@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_OUTPUT
 def start(output: str, wait: bool, **kwargs: Any) -> None:
     """Start a run of the selected ASSETS (asset keys like ns.name).
 
@@ -450,7 +456,7 @@ def _on_run(
 
 @run.command("status")
 @click.argument("run_key")
-@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_OUTPUT
 def status(run_key: str, output: str) -> None:
     """Show the status of the run with RUN_KEY (a run key, run id or workflow id)."""
     settings = ArcoSettings.from_env()
@@ -465,7 +471,7 @@ def status(run_key: str, output: str) -> None:
 @run.command("wait")
 @click.argument("run_key")
 @click.option("--timeout", default=None, type=float, help="Seconds to wait at most.")
-@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_OUTPUT
 def wait(run_key: str, timeout: float | None, output: str) -> None:
     """Wait for the run with RUN_KEY to finish and show its final status.
 
@@ -491,7 +497,7 @@ def wait(run_key: str, timeout: float | None, output: str) -> None:
 @run.command("cancel")
 @click.argument("run_key")
 @click.option("--reason", default="cancelled from the command line", show_default=True)
-@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_OUTPUT
 def cancel(run_key: str, reason: str, output: str) -> None:
     """Cancel the run with RUN_KEY and wait until every task is accounted for."""
     settings = ArcoSettings.from_env()
@@ -520,7 +526,7 @@ def cancel(run_key: str, reason: str, output: str) -> None:
 @click.option(
     "--limit", default=50, show_default=True, type=click.IntRange(1, 10_000), help="At most this many."
 )
-@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_OUTPUT
 def list_command(
     states: tuple[str, ...], asset: str | None, since: str | None, limit: int, output: str
 ) -> None:
