@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,16 +14,11 @@ import pytest
 from click.testing import CliRunner, Result
 from temporalio.client import Client
 
-from arco.catalog.storage import open_store
-from arco.catalog.tier1.catalog import Catalog
 from arco.cli.main import cli
 from arco.client import control_plane_polled
 from arco.core.config import ArcoSettings
-from arco.planning.deploy import deploy
-from arco.planning.location import load_code_location
-from arco.worker.control_plane import build_control_plane_worker
-from arco.worker.executor import build_executor_worker
 from arco.worker.temporal_server import TemporalDevServer
+from support.stack import invoke_arco, scope_settings, serving
 
 ASSETS = """
 import time
@@ -54,14 +50,7 @@ class Env:
     settings: ArcoSettings
 
     def arco(self, *args: str) -> Result:
-        env = {
-            "ARCO_TEMPORAL_ADDRESS": self.server.address,
-            "ARCO_TASK_QUEUE": self.settings.task_queue,
-            "ARCO_CATALOG_ROOT": self.settings.catalog_root,
-            "ARCO_TENANT": self.settings.tenant,
-            "ARCO_WORKSPACE": self.settings.workspace,
-        }
-        return CliRunner().invoke(cli, list(args), env=env)
+        return invoke_arco(self.server.address, self.settings, *args)
 
     async def arco_async(self, *args: str) -> Result:
         # The CLI runs its own event loop: give it a thread while this loop serves the workers.
@@ -69,13 +58,17 @@ class Env:
 
 
 def _settings(tmp_path: Path, task_queue: str) -> ArcoSettings:
-    return ArcoSettings(
-        catalog_root=str(tmp_path / "catalog"),
-        data_root=str(tmp_path / "data"),
-        tenant=f"t{uuid.uuid4().hex[:10]}",
-        workspace="cli",
-        task_queue=task_queue,
-    )
+    return scope_settings(tmp_path, task_queue, workspace="cli")
+
+
+def _serving_assets(
+    client: Client, settings: ArcoSettings, tmp_path: Path
+) -> AbstractAsyncContextManager[None]:
+    """Control plane and an executor serving the assets above, deployed to the scope of ``settings``."""
+    module = f"cli_run_assets_{uuid.uuid4().hex[:8]}"
+    source = tmp_path / f"{module}.py"
+    source.write_text(ASSETS)
+    return serving(client, settings, module, queue="default", source=str(source))
 
 
 @pytest.fixture
@@ -83,16 +76,8 @@ async def stack(
     temporal_server: TemporalDevServer, temporal_client: Client, task_queue: str, tmp_path: Path
 ) -> AsyncIterator[Env]:
     """Control plane and an executor serving the assets above, deployed to a fresh scope."""
-    module = f"cli_run_assets_{uuid.uuid4().hex[:8]}"
-    source = tmp_path / f"{module}.py"
-    source.write_text(ASSETS)
     settings = _settings(tmp_path, task_queue)
-    location = load_code_location(str(source))
-    deploy(Catalog(open_store(settings.catalog_root), settings.scope), location)
-    executor = build_executor_worker(
-        temporal_client, settings, queue="default", code_location=module, location=location
-    )
-    async with build_control_plane_worker(temporal_client, settings), executor:
+    async with _serving_assets(temporal_client, settings, tmp_path):
         yield Env(temporal_server, settings)
 
 
@@ -141,17 +126,9 @@ async def test_waiting_for_a_failed_run_exits_nonzero(stack: Env) -> None:
 async def test_a_failed_run_shows_why_each_task_failed_and_where_the_full_text_is(
     temporal_server: TemporalDevServer, temporal_client: Client, task_queue: str, tmp_path: Path
 ) -> None:
-    module = f"cli_run_assets_{uuid.uuid4().hex[:8]}"
-    source = tmp_path / f"{module}.py"
-    source.write_text(ASSETS)
     settings = _settings(tmp_path, task_queue)
-    location = load_code_location(str(source))
-    deploy(Catalog(open_store(settings.catalog_root), settings.scope), location)
     env = Env(temporal_server, settings)
-    executor = build_executor_worker(
-        temporal_client, settings, queue="default", code_location=module, location=location
-    )
-    async with build_control_plane_worker(temporal_client, settings), executor:
+    async with _serving_assets(temporal_client, settings, tmp_path):
         started = await env.arco_async("run", "start", "cli.boom", "--run-key", "k-why", "--wait")
         assert started.exit_code == 1, started.output
         for text in (

@@ -26,6 +26,7 @@ from arco.planning.location import load_code_location
 from arco.worker.control_plane import build_control_plane_worker
 from arco.worker.executor import build_executor_worker
 from arco.worker.temporal_server import TemporalDevServer, free_port
+from support.stack import invoke_arco, scope_settings
 
 pytestmark = pytest.mark.integration
 
@@ -78,15 +79,7 @@ class Env:
     location_b: str
 
     def arco(self, *args: str, **overrides: str) -> Result:
-        env = {
-            "ARCO_TEMPORAL_ADDRESS": self.address,
-            "ARCO_TASK_QUEUE": self.settings.task_queue,
-            "ARCO_CATALOG_ROOT": self.settings.catalog_root,
-            "ARCO_TENANT": self.settings.tenant,
-            "ARCO_WORKSPACE": self.settings.workspace,
-            **overrides,
-        }
-        result = CliRunner().invoke(cli, list(args), env=env)
+        result = invoke_arco(self.address, self.settings, *args, **overrides)
         assert "Traceback" not in result.output, result.output
         assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
         return result
@@ -100,13 +93,7 @@ class Env:
 
 
 def _settings(tmp_path: Path, task_queue: str) -> ArcoSettings:
-    return ArcoSettings(
-        catalog_root=str(tmp_path / "catalog"),
-        data_root=str(tmp_path / "data"),
-        tenant=f"t{uuid.uuid4().hex[:10]}",
-        workspace="opts",
-        task_queue=task_queue,
-    )
+    return scope_settings(tmp_path, task_queue, workspace="opts")
 
 
 @pytest.fixture

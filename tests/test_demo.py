@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from support.processes import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -18,15 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_demo_runs_the_pipeline_and_prints_outcome_and_lineage(tmp_path: Path) -> None:
     env = {**os.environ, "ARCO_STATE_DIR": str(tmp_path / "state")}
     env.pop("ARCO_CATALOG_ROOT", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "arco.cli.main", "demo"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_cli(["demo"], env, timeout=300)
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
     assert "1. deployed code location examples.pipeline to default/default: 3 assets" in out

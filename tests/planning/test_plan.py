@@ -451,15 +451,20 @@ def test_each_upstream_reference_is_the_asset_partition_of_the_task_it_names(
         ]
 
 
-def test_a_one_partition_plan_carries_its_upstream_partitions(shop: CodeLocationManifest) -> None:
-    # One partition key: every task key is bare, so the partitions are only in the task and its references.
-    plan = plan_run(
+def _one_day_plan(shop: CodeLocationManifest) -> Plan:
+    """A plan of one partition key: raw.customers (unpartitioned) and the daily sales.daily and sales.rolling."""
+    return plan_run(
         shop,
         request(
             selection={"assets": ["raw.customers", "sales.daily", "sales.rolling"]},
             partitions={"keys": ["date=d:2024-01-31"]},
         ),
     )
+
+
+def test_a_one_partition_plan_carries_its_upstream_partitions(shop: CodeLocationManifest) -> None:
+    # One partition key: every task key is bare, so the partitions are only in the task and its references.
+    plan = _one_day_plan(shop)
     assert keys(plan) == ["raw.customers", "sales.daily", "sales.rolling"]
     assert plan.task("sales.daily").upstream_task_keys == ("raw.customers",)
     assert plan.task("sales.daily").upstream == (TaskRef(asset_key="raw.customers", partition_key=""),)
@@ -574,13 +579,7 @@ def test_cancelled_tasks_of_a_one_partition_run_carry_their_partition(shop: Code
     from arco.workflows._tasks import EventRecorder
     from arco.workflows.run import TaskGraph
 
-    plan = plan_run(
-        shop,
-        request(
-            selection={"assets": ["raw.customers", "sales.daily", "sales.rolling"]},
-            partitions={"keys": ["date=d:2024-01-31"]},
-        ),
-    )
+    plan = _one_day_plan(shop)
     summary, _ = summarize(plan, "run-1")
     recorded: list[dict[str, object]] = []
     recorder = EventRecorder(Scope("acme", "prod"), "run-1", "wf")
@@ -599,13 +598,7 @@ def test_task_specs_of_a_one_partition_plan_declare_their_upstream_partitions(
     from arco.activities.planning import summarize
     from arco.core.dispatch import DeclaredInput
 
-    plan = plan_run(
-        shop,
-        request(
-            selection={"assets": ["raw.customers", "sales.daily", "sales.rolling"]},
-            partitions={"keys": ["date=d:2024-01-31"]},
-        ),
-    )
+    plan = _one_day_plan(shop)
     summary, specs = summarize(plan, "run-1")
     assert summary.task_keys == ["raw.customers", "sales.daily", "sales.rolling"]
     inputs = {spec.task_key: spec.inputs for spec in specs}

@@ -5,26 +5,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 import pytest
 from temporalio.client import Client
 
-from arco.catalog.storage import open_store
-from arco.catalog.tier1.catalog import Catalog
-from arco.catalog.tier2.compaction import compact
-from arco.catalog.tier2.projections import ProjectionReader
-from arco.client import RunHandle, start_run
-from arco.core.config import DEFAULT_EXECUTOR_QUEUE, ArcoSettings
+from arco.client import start_run
 from arco.core.errors import RunError
 from arco.core.runs import RerunOptions, RunRequest, RunState, Selection
 from arco.core.scope import Scope
-from arco.planning.deploy import deploy
-from arco.planning.location import load_code_location
-from arco.worker.control_plane import build_control_plane_worker
-from arco.worker.executor import build_executor_worker
+from support.stack import Served, scope_settings, serving
 
 pytestmark = pytest.mark.integration
 
@@ -32,47 +23,14 @@ SCOPE = Scope("acme", "demo")
 DAYS = ["date=d:2026-01-01", "date=d:2026-01-02"]
 
 
-@dataclass
-class Stack:
-    client: Client
-    settings: ArcoSettings
-
-    async def run(self, **request: object) -> RunHandle:
-        return await start_run(
-            self.client,
-            RunRequest(tenant_id=SCOPE.tenant, workspace_id=SCOPE.workspace, **request),  # type: ignore[arg-type]
-            task_queue=self.settings.task_queue,
-        )
-
-    def reader(self) -> ProjectionReader:
-        store = open_store(self.settings.catalog_root)
-        compact(store, SCOPE)
-        return ProjectionReader(store, SCOPE)
-
-
 @pytest.fixture
-async def stack(temporal_client: Client, task_queue: str, tmp_path: Path) -> AsyncIterator[Stack]:
-    settings = ArcoSettings(
-        catalog_root=str(tmp_path / "catalog"),
-        data_root=str(tmp_path / "data"),
-        tenant=SCOPE.tenant,
-        workspace=SCOPE.workspace,
-        task_queue=task_queue,
-    )
-    location = load_code_location("examples.pipeline")
-    deploy(Catalog(open_store(settings.catalog_root), SCOPE), location)
-    control = build_control_plane_worker(temporal_client, settings)
-    executor = build_executor_worker(
-        temporal_client,
-        settings,
-        queue=DEFAULT_EXECUTOR_QUEUE,
-        code_location="examples.pipeline",
-    )
-    async with control, executor:
-        yield Stack(temporal_client, settings)
+async def stack(temporal_client: Client, task_queue: str, tmp_path: Path) -> AsyncIterator[Served]:
+    settings = scope_settings(tmp_path, task_queue, tenant=SCOPE.tenant, workspace=SCOPE.workspace)
+    async with serving(temporal_client, settings, "examples.pipeline") as served:
+        yield served
 
 
-async def test_demo_pipeline_runs_and_records_lineage(stack: Stack) -> None:
+async def test_demo_pipeline_runs_and_records_lineage(stack: Served) -> None:
     run = await stack.run(
         selection=Selection(asset_keys=["demo.daily_revenue"], upstream_depth=-1),
         partitions=DAYS,
@@ -105,7 +63,7 @@ async def test_demo_pipeline_runs_and_records_lineage(stack: Stack) -> None:
     assert checks["passed"].all()
 
 
-async def test_same_run_key_with_other_partitions_is_refused(stack: Stack) -> None:
+async def test_same_run_key_with_other_partitions_is_refused(stack: Served) -> None:
     key = f"e2e-key-{uuid.uuid4().hex[:8]}"
     first = await stack.run(
         selection=Selection(asset_keys=["demo.raw_orders"]), partitions=DAYS[:1], run_key=key
@@ -119,7 +77,7 @@ async def test_same_run_key_with_other_partitions_is_refused(stack: Stack) -> No
         await stack.run(selection=Selection(asset_keys=["demo.raw_orders"]), partitions=DAYS, run_key=key)
 
 
-async def test_unknown_asset_is_refused_before_any_run_exists(stack: Stack) -> None:
+async def test_unknown_asset_is_refused_before_any_run_exists(stack: Served) -> None:
     with pytest.raises(
         RunError, match=r"unknown asset key\(s\): demo.daily_revenu; did you mean demo.daily_revenue"
     ):
@@ -130,7 +88,7 @@ async def test_unknown_asset_is_refused_before_any_run_exists(stack: Stack) -> N
     assert not [workflow_id for workflow_id in runs if workflow_id.endswith(":typo")]
 
 
-async def test_a_run_started_without_validation_fails_in_planning(stack: Stack) -> None:
+async def test_a_run_started_without_validation_fails_in_planning(stack: Served) -> None:
     run = await start_run(
         stack.client,
         RunRequest(
@@ -149,7 +107,7 @@ async def test_a_run_started_without_validation_fails_in_planning(stack: Stack) 
     assert status.total == 0
 
 
-async def test_rerun_from_failure_plans_only_unsucceeded_tasks(stack: Stack) -> None:
+async def test_rerun_from_failure_plans_only_unsucceeded_tasks(stack: Served) -> None:
     first = await stack.run(selection=Selection(asset_keys=["demo.raw_orders"]), partitions=DAYS)
     done = await first.result(timeout=120)
     assert done.state == RunState.SUCCEEDED

@@ -9,22 +9,16 @@ from __future__ import annotations
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from temporalio.client import Client
 
 from arco.catalog.storage import open_store
-from arco.catalog.tier1.catalog import Catalog
 from arco.catalog.tier2.projections import ProjectionReader
-from arco.client import RunHandle, start_run
-from arco.core.config import ArcoSettings
-from arco.core.runs import RerunOptions, RunRequest, RunState, Selection
-from arco.planning.deploy import deploy
-from arco.planning.location import load_code_location
-from arco.worker.control_plane import build_control_plane_worker
-from arco.worker.executor import build_executor_worker
+from arco.client import RunHandle
+from arco.core.runs import RerunOptions, RunState, Selection
+from support.stack import Served, scope_settings, serving
 
 pytestmark = pytest.mark.integration
 
@@ -33,22 +27,9 @@ LOCATION = "fresh_assets"
 QUEUE = "arco-test-fresh"
 
 
-@dataclass
-class Stack:
-    client: Client
-    settings: ArcoSettings
-
+class Stack(Served):
     async def run(self, **request: object) -> RunHandle:
-        return await start_run(
-            self.client,
-            RunRequest(
-                tenant_id=self.settings.tenant,
-                workspace_id=self.settings.workspace,
-                run_key=f"fresh-{uuid.uuid4().hex[:10]}",
-                **request,  # type: ignore[arg-type]
-            ),
-            task_queue=self.settings.task_queue,
-        )
+        return await super().run(run_key=f"fresh-{uuid.uuid4().hex[:10]}", **request)
 
     def compacted_tasks(self) -> int:
         return ProjectionReader(open_store(self.settings.catalog_root), self.settings.scope).tasks().height
@@ -57,18 +38,8 @@ class Stack:
 @pytest.fixture
 async def stack(temporal_client: Client, task_queue: str, tmp_path: Path) -> AsyncIterator[Stack]:
     sys.path.insert(0, str(ASSETS))
-    settings = ArcoSettings(
-        catalog_root=str(tmp_path / "catalog"),
-        data_root=str(tmp_path / "data"),
-        tenant="acme",
-        workspace="fresh",
-        task_queue=task_queue,
-        executor_queue=QUEUE,
-    )
-    deploy(Catalog(open_store(settings.catalog_root), settings.scope), load_code_location(LOCATION))
-    control = build_control_plane_worker(temporal_client, settings)
-    executor = build_executor_worker(temporal_client, settings, queue=QUEUE, code_location=LOCATION)
-    async with control, executor:
+    settings = scope_settings(tmp_path, task_queue, tenant="acme", workspace="fresh", executor_queue=QUEUE)
+    async with serving(temporal_client, settings, LOCATION, queue=QUEUE):
         yield Stack(temporal_client, settings)
 
 

@@ -16,21 +16,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from temporalio.client import Client
 
-from arco.catalog.storage import open_store
-from arco.catalog.tier1.catalog import Catalog
-from arco.catalog.tier2.compaction import compact
-from arco.catalog.tier2.projections import ProjectionReader
-from arco.cli.main import cli
-from arco.core.config import DEFAULT_EXECUTOR_QUEUE, ArcoSettings
 from arco.core.runs import RUN_WORKFLOW, RunState, RunStatus, run_workflow_id
-from arco.planning.deploy import deploy
-from arco.planning.location import load_code_location
-from arco.worker.control_plane import build_control_plane_worker
-from arco.worker.executor import build_executor_worker
 from arco.worker.temporal_server import TemporalDevServer
+from support.stack import Served, invoke_arco, scope_settings, serving
 
 pytestmark = pytest.mark.integration
 
@@ -40,26 +31,12 @@ ASSETS = ("demo.cleaned_orders", "demo.daily_revenue", "demo.raw_orders")
 
 
 @dataclass(frozen=True)
-class Stack:
+class Stack(Served):
     server: TemporalDevServer
-    client: Client
-    settings: ArcoSettings
 
     async def arco(self, *args: str) -> Result:
-        env = {
-            "ARCO_TEMPORAL_ADDRESS": self.server.address,
-            "ARCO_TASK_QUEUE": self.settings.task_queue,
-            "ARCO_CATALOG_ROOT": self.settings.catalog_root,
-            "ARCO_TENANT": self.settings.tenant,
-            "ARCO_WORKSPACE": self.settings.workspace,
-        }
         # The CLI runs its own event loop: give it a thread while this loop serves the workers.
-        return await asyncio.to_thread(CliRunner().invoke, cli, list(args), env=env)
-
-    def reader(self) -> ProjectionReader:
-        store = open_store(self.settings.catalog_root)
-        compact(store, self.settings.scope)
-        return ProjectionReader(store, self.settings.scope)
+        return await asyncio.to_thread(invoke_arco, self.server.address, self.settings, *args)
 
 
 @pytest.fixture
@@ -73,20 +50,9 @@ async def stack(
     """The control plane and an executor serving the example code location, deployed to a fresh scope."""
     # The examples live at the repository root, which `arco worker executor` puts on the path (--app-dir .).
     monkeypatch.syspath_prepend(str(REPO_ROOT))
-    settings = ArcoSettings(
-        catalog_root=str(tmp_path / "catalog"),
-        data_root=str(tmp_path / "data"),
-        tenant=f"t{uuid.uuid4().hex[:10]}",
-        workspace="onepart",
-        task_queue=task_queue,
-    )
-    location = load_code_location("examples.pipeline")
-    deploy(Catalog(open_store(settings.catalog_root), settings.scope), location)
-    executor = build_executor_worker(
-        temporal_client, settings, queue=DEFAULT_EXECUTOR_QUEUE, code_location="examples.pipeline"
-    )
-    async with build_control_plane_worker(temporal_client, settings), executor:
-        yield Stack(temporal_server, temporal_client, settings)
+    settings = scope_settings(tmp_path, task_queue, workspace="onepart")
+    async with serving(temporal_client, settings, "examples.pipeline"):
+        yield Stack(temporal_client, settings, temporal_server)
 
 
 def _assert_one_day_ran(stack: Stack, run_id: str) -> None:

@@ -4,11 +4,7 @@ it, and keeps a definition the user changed."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,53 +15,11 @@ from arco.core.scope import Scope
 from arco.planning.deploy import deploy
 from arco.planning.location import load_code_location
 from arco.worker.temporal_server import find_temporal_binary, free_port
+from support.processes import dev_env, ready_output, run_cli, start_dev, stop_dev
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "arco.cli.main", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def _dev_session(env: dict[str, str], port: int) -> tuple[subprocess.Popen[str], str]:
-    dev = subprocess.Popen(
-        [sys.executable, "-m", "arco.cli.main", "dev", "--port", str(port), "--headless"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert dev.stdout is not None
-    lines = []
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = dev.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if "Press Ctrl-C" in line:
-            break
-    return dev, "".join(lines)
-
-
-def _stop(dev: subprocess.Popen[str]) -> str:
-    dev.send_signal(signal.SIGINT)
-    try:
-        return dev.communicate(timeout=60)[0]
-    except subprocess.TimeoutExpired:
-        dev.kill()
-        raise
 
 
 def _schedule_ids(port: int) -> list[str]:
@@ -87,24 +41,20 @@ def test_dev_creates_each_scopes_compaction_schedule_once(
     catalog = tmp_path / "state" / "catalog"
     # A scope that already has a catalog (deployed earlier), besides the configured default/default.
     deploy(Catalog(open_store(str(catalog)), Scope("acme", "prod")), load_code_location("examples.pipeline"))
-    env = {
-        **os.environ,
-        "ARCO_STATE_DIR": str(tmp_path / "state"),
-        "ARCO_CATALOG_ROOT": str(catalog),
-        "ARCO_TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
-    }
+    env = dev_env(tmp_path / "state", port)
     env.pop("ARCO_TENANT", None)
     env.pop("ARCO_WORKSPACE", None)
     wanted = ["arco-compaction-schedule:acme:prod", "arco-compaction-schedule:default:default"]
 
-    dev, output = _dev_session(env, port)
+    dev = start_dev(["--port", str(port), "--headless"], env)
+    output = ready_output(dev)
     try:
         assert "Press Ctrl-C" in output, output
         for schedule_id in wanted:
             assert f"Compaction:     schedule {schedule_id} (created; every 1m, with retention)" in output
         assert _schedule_ids(port) == wanted
         # The user changes the definition; a restart must keep it.
-        changed = _cli(
+        changed = run_cli(
             [
                 "schedule",
                 "compaction",
@@ -120,23 +70,24 @@ def test_dev_creates_each_scopes_compaction_schedule_once(
         )
         assert changed.returncode == 0, changed.stdout + changed.stderr
     finally:
-        rest = _stop(dev)
+        rest = stop_dev(dev)
     assert dev.returncode == 0, rest
 
-    dev, output = _dev_session(env, port)  # same state folder: Temporal keeps the schedules
+    dev = start_dev(["--port", str(port), "--headless"], env)
+    output = ready_output(dev)  # same state folder: Temporal keeps the schedules
     try:
         assert "Press Ctrl-C" in output, output
         for schedule_id in wanted:
             assert f"Compaction:     schedule {schedule_id} (exists, unchanged)" in output
         assert _schedule_ids(port) == wanted
-        described = _cli(["schedule", "compaction", "describe", "-o", "json"], env)
+        described = run_cli(["schedule", "compaction", "describe", "-o", "json"], env)
         view = json.loads(described.stdout)
         assert view["every"] == "10m" and "retention" not in view
-        other = _cli(
+        other = run_cli(
             ["schedule", "compaction", "describe", "--tenant", "acme", "--workspace", "prod", "-o", "json"],
             env,
         )
         assert json.loads(other.stdout)["retention"]["ledgerDays"] == 7
     finally:
-        rest = _stop(dev)
+        rest = stop_dev(dev)
     assert dev.returncode == 0, rest

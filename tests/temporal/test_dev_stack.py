@@ -3,85 +3,26 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from arco.worker.temporal_server import find_temporal_binary, free_port
+from support.processes import dev_env, ready_output, run_cli, start_dev, stop_dev
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "arco.cli.main", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def _start_dev(arguments: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "arco.cli.main", "dev", *arguments],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def _stop_dev(dev: subprocess.Popen[str]) -> str:
-    """Ctrl-C `arco dev` and return what it printed while stopping."""
-    dev.send_signal(signal.SIGINT)
-    try:
-        return dev.communicate(timeout=60)[0]
-    except subprocess.TimeoutExpired:
-        dev.kill()
-        raise
-
-
-def _ready_output(dev: subprocess.Popen[str]) -> str:
-    """What `arco dev` printed until it said it is ready (or ended, or 120 s passed)."""
-    assert dev.stdout is not None
-    lines = []
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = dev.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if "Press Ctrl-C" in line:
-            break
-    return "".join(lines)
 
 
 def test_dev_stack_serves_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     port, ui_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "ARCO_STATE_DIR": str(tmp_path / "state"),
-        "ARCO_CATALOG_ROOT": str(tmp_path / "state" / "catalog"),
-        "ARCO_DATA_ROOT": str(tmp_path / "state" / "data"),
-        "ARCO_TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
-    }
-    dev = _start_dev(
+    env = dev_env(tmp_path / "state", port, ARCO_DATA_ROOT=str(tmp_path / "state" / "data"))
+    dev = start_dev(
         ["--port", str(port), "--ui-port", str(ui_port), "--code-location", "examples.pipeline"], env
     )
     try:
-        output = _ready_output(dev)
+        output = ready_output(dev)
         assert "Press Ctrl-C" in output, output
         assert f"Temporal gRPC:  127.0.0.1:{port}" in output
         assert f"Temporal UI:    http://127.0.0.1:{ui_port}" in output
@@ -89,11 +30,11 @@ def test_dev_stack_serves_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         with socket.create_connection(("127.0.0.1", ui_port), timeout=5):
             pass
 
-        doctor = _cli(["doctor", "--timeout", "60", "-o", "json"], env)
+        doctor = run_cli(["doctor", "--timeout", "60", "-o", "json"], env)
         assert doctor.returncode == 0, doctor.stdout + doctor.stderr
         assert json.loads(doctor.stdout)["healthCheck"]["catalog"]["readBackEqual"] is True
 
-        run = _cli(
+        run = run_cli(
             [
                 "run",
                 "start",
@@ -113,10 +54,10 @@ def test_dev_stack_serves_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         assert status["state"] == "SUCCEEDED"
         assert status["counts"] == {"SUCCEEDED": 1}
 
-        again = _cli(["run", "status", "dev-1", "--output", "json"], env)
+        again = run_cli(["run", "status", "dev-1", "--output", "json"], env)
         assert json.loads(again.stdout)["runId"] == status["runId"]
 
-        preview = _cli(
+        preview = run_cli(
             ["run", "preview", "demo.daily_revenue", "--upstream", "-1", "--partition", "date=d:2026-01-05"],
             env,
         )
@@ -126,11 +67,11 @@ def test_dev_stack_serves_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         assert planned["taskKeys"] == ["demo.cleaned_orders", "demo.daily_revenue", "demo.raw_orders"]
         assert planned["fingerprint"].startswith("sha256:")
 
-        refused = _cli(["run", "cancel", "dev-1"], env)
+        refused = run_cli(["run", "cancel", "dev-1"], env)
         assert refused.returncode == 2
         assert "already finished with state SUCCEEDED" in refused.stderr
     finally:
-        rest = _stop_dev(dev)
+        rest = stop_dev(dev)
     assert dev.returncode == 0, rest
     assert "stopped" in rest
     assert (tmp_path / "state" / "temporal.db").exists()
@@ -141,19 +82,13 @@ def test_dev_stack_serves_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
 def test_dev_stack_serves_the_namespace_of_arco_temporal_namespace(tmp_path: Path) -> None:
     """`arco dev` creates the namespace the workers and every other command use, not only `default`."""
     port = free_port()
-    env = {
-        **os.environ,
-        "ARCO_STATE_DIR": str(tmp_path / "state"),
-        "ARCO_CATALOG_ROOT": str(tmp_path / "state" / "catalog"),
-        "ARCO_TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
-        "ARCO_TEMPORAL_NAMESPACE": "arco-dev-test",
-    }
-    dev = _start_dev(["--port", str(port), "--headless", "--in-memory"], env)
+    env = dev_env(tmp_path / "state", port, ARCO_TEMPORAL_NAMESPACE="arco-dev-test")
+    dev = start_dev(["--port", str(port), "--headless", "--in-memory"], env)
     try:
-        output = _ready_output(dev)
+        output = ready_output(dev)
         assert "Press Ctrl-C" in output, output
         assert "(namespace arco-dev-test)" in output
-        doctor = _cli(["doctor", "--timeout", "60"], env)
+        doctor = run_cli(["doctor", "--timeout", "60"], env)
         # Without --code-location no executor serves runs: that one check fails, the others pass.
         assert doctor.returncode == 1, doctor.stdout + doctor.stderr
         assert [line.split(":", 1)[0] for line in doctor.stdout.splitlines()] == [
@@ -164,7 +99,7 @@ def test_dev_stack_serves_the_namespace_of_arco_temporal_namespace(tmp_path: Pat
             "OK    catalog writable",
         ]
     finally:
-        rest = _stop_dev(dev)
+        rest = stop_dev(dev)
     assert dev.returncode == 0, rest
 
 
@@ -172,19 +107,12 @@ def test_dev_stack_serves_its_tenants_namespace_and_creates_more_on_request(tmp_
     """With `ARCO_TEMPORAL_NAMESPACE=arco-{tenant}`, `arco dev` serves the tenant's own namespace; `--namespace`
     creates the namespace of another tenant, with Arco's search attributes, for that tenant's workers."""
     port = free_port()
-    env = {
-        **os.environ,
-        "ARCO_STATE_DIR": str(tmp_path / "state"),
-        "ARCO_CATALOG_ROOT": str(tmp_path / "state" / "catalog"),
-        "ARCO_TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
-        "ARCO_TEMPORAL_NAMESPACE": "arco-{tenant}",
-        "ARCO_TENANT": "acme",
-    }
-    dev = _start_dev(["--port", str(port), "--headless", "--in-memory", "--namespace", "arco-globex"], env)
+    env = dev_env(tmp_path / "state", port, ARCO_TEMPORAL_NAMESPACE="arco-{tenant}", ARCO_TENANT="acme")
+    dev = start_dev(["--port", str(port), "--headless", "--in-memory", "--namespace", "arco-globex"], env)
     try:
-        output = _ready_output(dev)
+        output = ready_output(dev)
         assert "(namespace arco-acme)" in output, output
-        doctor = _cli(["doctor", "--timeout", "60"], env)
+        doctor = run_cli(["doctor", "--timeout", "60"], env)
         # No executor was asked for (no --code-location), so only that check fails.
         assert doctor.returncode == 1, doctor.stdout + doctor.stderr
         assert "OK    temporal: Temporal at" in doctor.stdout and "(namespace 'arco-acme')" in doctor.stdout
@@ -207,7 +135,7 @@ def test_dev_stack_serves_its_tenants_namespace_and_creates_more_on_request(tmp_
                 json.loads(listed.stdout)["customAttributes"]
             )
     finally:
-        rest = _stop_dev(dev)
+        rest = stop_dev(dev)
     assert dev.returncode == 0, rest
 
 
@@ -227,14 +155,8 @@ def test_dev_stack_logs_one_line_per_failed_task(tmp_path: Path) -> None:
     """A failed task is not silent: `arco dev` prints one WARNING line with run, task, category and first line."""
     (tmp_path / "dev_failing_assets.py").write_text(FAILING_ASSETS)
     port = free_port()
-    env = {
-        **os.environ,
-        "ARCO_STATE_DIR": str(tmp_path / "state"),
-        "ARCO_CATALOG_ROOT": str(tmp_path / "state" / "catalog"),
-        "ARCO_DATA_ROOT": str(tmp_path / "state" / "data"),
-        "ARCO_TEMPORAL_ADDRESS": f"127.0.0.1:{port}",
-    }
-    dev = _start_dev(
+    env = dev_env(tmp_path / "state", port, ARCO_DATA_ROOT=str(tmp_path / "state" / "data"))
+    dev = start_dev(
         [
             "--port",
             str(port),
@@ -248,9 +170,9 @@ def test_dev_stack_logs_one_line_per_failed_task(tmp_path: Path) -> None:
         env,
     )
     try:
-        output = _ready_output(dev)
+        output = ready_output(dev)
         assert "Press Ctrl-C" in output, output
-        run = _cli(
+        run = run_cli(
             ["run", "start", "devfail.boom", "--run-key", "dev-fail", "--wait", "--output", "json"], env
         )
         assert run.returncode == 1, run.stdout + run.stderr
@@ -259,7 +181,7 @@ def test_dev_stack_logs_one_line_per_failed_task(tmp_path: Path) -> None:
         [record] = status["failures"]
         assert record["message"] == "RuntimeError: kaboom"
     finally:
-        rest = _stop_dev(dev)
+        rest = stop_dev(dev)
     assert dev.returncode == 0, rest
     lines = [line for line in rest.splitlines() if "arco.runs" in line]
     assert len(lines) == 1, rest

@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -42,10 +41,10 @@ from arco.worker.executor import build_executor_worker
 from arco.worker.namespace import TenantGuard, missing_search_attributes, tenants_named
 from arco.worker.temporal_server import TemporalDevServer, TemporalServerConfig, free_port
 from arco.workflows.compaction import COMPACTION_WORKFLOW, compaction_workflow_id
+from support.processes import run_cli
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = "arco-{tenant}"
 WORKSPACE = "prod"
 DAY = "date=d:2026-01-05"
@@ -79,18 +78,6 @@ def _env(server: TemporalDevServer, root: Path, tenant: str, task_queue: str, **
 
 def _settings(env: dict[str, str]) -> ArcoSettings:
     return ArcoSettings.from_env(env)
-
-
-def _cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "arco.cli.main", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def _temporal(server: TemporalDevServer, *args: str) -> subprocess.CompletedProcess[str]:
@@ -142,7 +129,7 @@ async def test_each_tenant_runs_its_runs_in_its_own_namespace(
         ran: dict[str, dict[str, object]] = {}
         for tenant, env in (("a", env_a), ("b", env_b)):
             started = await asyncio.to_thread(
-                _cli,
+                run_cli,
                 [
                     "run",
                     "start",
@@ -222,7 +209,7 @@ async def test_a_client_of_one_namespace_cannot_see_or_cancel_a_run_of_another(
         claim_b = {**env_b, "ARCO_TEMPORAL_NAMESPACE": "arco-a"}
         for verb in ("status", "cancel"):
             for target in (run_key, run_b.workflow_id):
-                refused = await asyncio.to_thread(_cli, ["run", verb, target], claim_b)
+                refused = await asyncio.to_thread(run_cli, ["run", verb, target], claim_b)
                 assert refused.returncode == 2, refused.stdout + refused.stderr
                 assert "arco-a" in refused.stderr, refused.stderr
 
@@ -310,7 +297,7 @@ def _until_namespace_answers(args: list[str], env: dict[str, str]) -> subprocess
     """Run the CLI until the new namespace is known to the frontend (its namespace cache refreshes)."""
     deadline = time.monotonic() + 60
     while True:
-        result = _cli(args, env, timeout=60)
+        result = run_cli(args, env, timeout=60)
         if "lacks Arco's search attributes" in result.stderr or time.monotonic() > deadline:
             return result
         time.sleep(0.5)
@@ -335,7 +322,7 @@ async def test_a_scopes_compaction_schedule_lives_in_its_tenants_namespace(
     # The caller's own tenant is a; --tenant b picks b's scope and so b's namespace.
     env_a = _env(server, tmp_path, "a", task_queue)
     created = await asyncio.to_thread(
-        _cli,
+        run_cli,
         ["schedule", "compaction", "create", "--tenant", "b", "--workspace", WORKSPACE, "--paused"],
         env_a,
     )
@@ -358,12 +345,12 @@ def test_a_tenant_without_a_namespace_gets_one_line_that_says_which_and_why(
         "Temporal namespace 'arco-nosuch' (the namespace of tenant 'nosuch' under 'arco-{tenant}') does not "
         f"exist on {server.address}"
     )
-    refused = _cli(["run", "start", "demo.raw_orders", "--partition", DAY], env)
+    refused = run_cli(["run", "start", "demo.raw_orders", "--partition", DAY], env)
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "Traceback" not in refused.stderr
     assert message in refused.stderr, refused.stderr
     # `arco doctor` reports it as its one failed check (exit 1), on stdout like every check.
-    doctor = _cli(["doctor", "--timeout", "5"], env)
+    doctor = run_cli(["doctor", "--timeout", "5"], env)
     assert doctor.returncode == 1, doctor.stdout + doctor.stderr
     assert "Traceback" not in doctor.stderr
     assert doctor.stdout.startswith("FAIL  temporal: ") and message in doctor.stdout, doctor.stdout

@@ -385,21 +385,6 @@ async def _doctor_checks(
         client = await connect(settings)
     except InfrastructureError as exc:
         return [_Check("temporal", False, str(exc))], None
-    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
-    from temporalio.service import RPCError, RPCStatusCode
-
-    try:
-        await client.workflow_service.describe_namespace(
-            DescribeNamespaceRequest(namespace=settings.temporal_namespace)
-        )
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            detail = (
-                f"{where} is reachable, but the namespace does not exist; set ARCO_TEMPORAL_NAMESPACE to the "
-                "workers' namespace or create it with `temporal operator namespace create --namespace "
-                f"{settings.temporal_namespace}`"
-            )
-            return [_Check("temporal", False, detail)], None
     checks = [_Check("temporal", True, f"{where} is reachable")]
     checks.append(await _search_attributes_check(client, settings))
     control = await _pollers_check(

@@ -141,19 +141,22 @@ _OPTION_OF = {
 }
 
 
+def _aware_time(option: str, text: str, example: str) -> datetime.datetime:
+    """The ISO timestamp ``text`` of ``option``; refused when it does not parse or has no time zone."""
+    try:
+        value = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{option} {text!r} is not an ISO timestamp; write e.g. {example}") from None
+    if value.utcoffset() is None:
+        raise ConfigError(f"{option} {text!r} has no time zone; add one, e.g. {text}Z")
+    return value
+
+
 def _as_of(text: str | None) -> str | None:
     """``--as-of`` as the ISO timestamp the planner reads; refused here when it has no time zone."""
     if text is None:
         return None
-    try:
-        value = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(
-            f"--as-of {text!r} is not an ISO timestamp; write e.g. 2026-01-31T00:00:00Z"
-        ) from None
-    if value.utcoffset() is None:
-        raise ConfigError(f"--as-of {text!r} has no time zone; add one, e.g. {text}Z")
-    return value.isoformat()
+    return _aware_time("--as-of", text, "2026-01-31T00:00:00Z").isoformat()
 
 
 def _problems(exc: ValidationError) -> str:
@@ -253,27 +256,6 @@ async def _resolve_run_id(client: Client, settings: ArcoSettings, run: str) -> s
         ) from None
 
 
-async def _connect(settings: ArcoSettings) -> Client:
-    """Connect, and check that the namespace exists (Temporal would refuse each call with a bare RPC error)."""
-    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
-
-    client = await connect(settings)
-    try:
-        await client.workflow_service.describe_namespace(
-            DescribeNamespaceRequest(namespace=settings.temporal_namespace)
-        )
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise RunError(
-                f"Temporal namespace {settings.temporal_namespace!r} does not exist at {settings.temporal_address}; "
-                "set ARCO_TEMPORAL_NAMESPACE to the namespace the workers use, or create it with `temporal "
-                f"operator namespace create --namespace {settings.temporal_namespace}`"
-            ) from None
-        if exc.status != RPCStatusCode.PERMISSION_DENIED:  # a client may lack the right to describe: go on
-            raise
-    return client
-
-
 async def _require_control_plane(client: Client, settings: ArcoSettings, task_queue: str, doing: str) -> None:
     """Refuse at once, saying where nobody listens, when no control-plane worker serves ``task_queue``.
 
@@ -302,6 +284,12 @@ async def _served_if_open(handle: RunHandle, settings: ArcoSettings, doing: str)
         await _require_control_plane(client, settings, description.task_queue, doing)
 
 
+#: ``-o/--output``: a table for people or JSON for scripts, in every ``arco run`` command.
+_OUTPUT = click.option(
+    "--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+
+
 @click.group()
 def run() -> None:
     """Start, watch and cancel runs."""
@@ -314,7 +302,7 @@ def run() -> None:
     default=False,
     help="Wait for the run to finish; then exit 1 unless it SUCCEEDED.",
 )
-@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_OUTPUT
 def start(output: str, wait: bool, **kwargs: Any) -> None:
     """Start a run of the selected ASSETS (asset keys like ns.name).
 
@@ -325,7 +313,7 @@ def start(output: str, wait: bool, **kwargs: Any) -> None:
     request = _request(settings, **kwargs)
 
     async def _go() -> RunStatus:
-        client = await _connect(settings)
+        client = await connect(settings)
         prepared = await _prepared(
             client, settings, request, kwargs["rerun_from_failure"], "plan and run this request"
         )
@@ -381,7 +369,7 @@ def preview(**kwargs: Any) -> None:
     request = _request(settings, **kwargs)
 
     async def _go() -> dict[str, Any]:
-        client = await _connect(settings)
+        client = await connect(settings)
         prepared = await _prepared(
             client, settings, request, kwargs["rerun_from_failure"], "plan this request"
         )
@@ -438,7 +426,7 @@ async def _check_in_scope(settings: ArcoSettings, handle: WorkflowHandle[Any, An
 
 
 async def _handle_for(settings: ArcoSettings, run_key: str) -> RunHandle:
-    client = await _connect(settings)
+    client = await connect(settings)
     handle = client.get_workflow_handle(_workflow_id_of(settings, run_key), result_type=RunStatus)
     await _check_in_scope(settings, handle, run_key)
     return RunHandle(handle=handle, created=False)
@@ -468,7 +456,7 @@ def _on_run(
 
 @run.command("status")
 @click.argument("run_key")
-@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_OUTPUT
 def status(run_key: str, output: str) -> None:
     """Show the status of the run with RUN_KEY (a run key, run id or workflow id)."""
     settings = ArcoSettings.from_env()
@@ -483,7 +471,7 @@ def status(run_key: str, output: str) -> None:
 @run.command("wait")
 @click.argument("run_key")
 @click.option("--timeout", default=None, type=float, help="Seconds to wait at most.")
-@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_OUTPUT
 def wait(run_key: str, timeout: float | None, output: str) -> None:
     """Wait for the run with RUN_KEY to finish and show its final status.
 
@@ -509,7 +497,7 @@ def wait(run_key: str, timeout: float | None, output: str) -> None:
 @run.command("cancel")
 @click.argument("run_key")
 @click.option("--reason", default="cancelled from the command line", show_default=True)
-@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_OUTPUT
 def cancel(run_key: str, reason: str, output: str) -> None:
     """Cancel the run with RUN_KEY and wait until every task is accounted for."""
     settings = ArcoSettings.from_env()
@@ -538,7 +526,7 @@ def cancel(run_key: str, reason: str, output: str) -> None:
 @click.option(
     "--limit", default=50, show_default=True, type=click.IntRange(1, 10_000), help="At most this many."
 )
-@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_OUTPUT
 def list_command(
     states: tuple[str, ...], asset: str | None, since: str | None, limit: int, output: str
 ) -> None:
@@ -548,19 +536,10 @@ def list_command(
     once a control-plane worker has begun it.
     """
     settings = ArcoSettings.from_env()
-    started = None
-    if since is not None:
-        try:
-            started = datetime.datetime.fromisoformat(since)
-        except ValueError:
-            raise ConfigError(
-                f"--since {since!r} is not an ISO timestamp; write e.g. 2026-01-01T00:00:00Z"
-            ) from None
-        if started.utcoffset() is None:
-            raise ConfigError(f"--since {since!r} has no time zone; add one, e.g. {since}Z")
+    started = None if since is None else _aware_time("--since", since, "2026-01-01T00:00:00Z")
 
     async def _go() -> list[RunListing]:
-        client = await _connect(settings)
+        client = await connect(settings)
         try:
             return await list_runs(
                 client,

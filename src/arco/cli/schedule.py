@@ -418,23 +418,18 @@ async def create_compaction_schedule(
     Raises:
         ScheduleError: if the schedule exists and ``update`` is not set; the message says how to proceed.
     """
-    schedule_id = compaction_schedule_id(scope)
-    try:
-        return await _schedule_call(
-            scope,
-            schedule_id,
-            client.create_schedule(schedule_id, schedule, search_attributes=scope_search_attributes(scope)),
+    handle, created = await ensure_compaction_schedule(client, scope, schedule)
+    if created:
+        return handle
+    schedule_id = handle.id
+    if not update:
+        raise ScheduleError(
+            f"a compaction schedule for {scope} already exists (schedule id {schedule_id!r}); see it "
+            "with "
+            f"`arco schedule compaction describe --tenant {scope.tenant} --workspace {scope.workspace}`, "
+            "change it with `arco schedule compaction create --update ...`, or remove it with "
+            "`arco schedule compaction delete`"
         )
-    except ScheduleAlreadyRunningError:
-        if not update:
-            raise ScheduleError(
-                f"a compaction schedule for {scope} already exists (schedule id {schedule_id!r}); see it "
-                "with "
-                f"`arco schedule compaction describe --tenant {scope.tenant} --workspace {scope.workspace}`, "
-                "change it with `arco schedule compaction create --update ...`, or remove it with "
-                "`arco schedule compaction delete`"
-            ) from None
-    handle = client.get_schedule_handle(schedule_id)
 
     def _replace(current: ScheduleUpdateInput) -> ScheduleUpdate:
         # Runs on the description the update is conditioned on, so a concurrent pause is not lost.

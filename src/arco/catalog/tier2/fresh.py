@@ -24,7 +24,7 @@ the compaction schedule (``arco schedule compaction``) keeps the tail short.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -36,12 +36,8 @@ from arco.catalog.tier2.compaction import folded_objects
 from arco.catalog.tier2.fold import fold_events
 from arco.catalog.tier2.ledger import DEFAULT_DOMAIN, Ledger, LedgerBatch, LedgerObject, decode_ledger_object
 from arco.catalog.tier2.projections import (
-    CHECK_RESULTS,
-    LINEAGE_EDGES,
-    MATERIALIZATIONS,
     PARTITION_STATUS,
-    RUNS,
-    TASKS,
+    ProjectionFrames,
     ProjectionReader,
     merge_into,
     spec_of,
@@ -72,7 +68,7 @@ class LedgerTail:
     skipped: int
 
 
-class FreshProjections:
+class FreshProjections(ProjectionFrames):
     """The projections of one scope as of now: the current snapshot plus the ledger's uncompacted tail.
 
     Args:
@@ -81,8 +77,9 @@ class FreshProjections:
         domain: The ledger domain.
         read_threads: Parallel reads of tail objects.
 
-    The methods mirror :class:`~arco.catalog.tier2.projections.ProjectionReader` and return frames with the
-    same columns, one row per key.
+    It has the named methods of :class:`~arco.catalog.tier2.projections.ProjectionReader` (both are
+    :class:`~arco.catalog.tier2.projections.ProjectionFrames`) and returns frames with the same columns, one row
+    per key.
 
     Raises:
         StorageError: if the tail kept vanishing under the read (retention running in a loop); retryable.
@@ -150,40 +147,12 @@ class FreshProjections:
         tail = self._rows.get(spec.name)
         return base if tail is None else merge_into(spec, base, tail, sort=False)
 
-    def runs(self) -> pl.DataFrame:
-        """One row per run."""
-        return self.frame(RUNS.name)
-
-    def tasks(self) -> pl.DataFrame:
-        """One row per task attempt."""
-        return self.frame(TASKS.name)
-
-    def materializations(self) -> pl.DataFrame:
-        """One row per materialization fact."""
-        return self.frame(MATERIALIZATIONS.name)
-
-    def partition_status(self, assets: Iterable[str] | None = None) -> pl.DataFrame:
-        """One row per asset partition: last materialization and last attempt.
-
-        Args:
-            assets: Only these asset keys (reads only their buckets of the snapshot).
-        """
-        if assets is None:
-            return self.frame(PARTITION_STATUS.name)
-        wanted = sorted(set(assets))
+    def _partition_status_of(self, wanted: list[str]) -> pl.DataFrame:
         base = self.snapshot.partition_status(wanted)
         tail = self._rows.get(PARTITION_STATUS.name)
         if tail is None:
             return base
         return merge_into(PARTITION_STATUS, base, tail.filter(pl.col("asset").is_in(wanted)), sort=False)
-
-    def lineage_edges(self) -> pl.DataFrame:
-        """One row per observed input -> output pair of a task attempt."""
-        return self.frame(LINEAGE_EDGES.name)
-
-    def check_results(self) -> pl.DataFrame:
-        """One row per check evaluation fact."""
-        return self.frame(CHECK_RESULTS.name)
 
 
 __all__ = ["FreshProjections", "LedgerTail"]

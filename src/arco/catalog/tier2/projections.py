@@ -55,6 +55,7 @@ import datetime
 import io
 import json
 import zlib
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -851,7 +852,56 @@ class ProjectionFile:
     uri: str
 
 
-class ProjectionReader:
+class ProjectionFrames(ABC):
+    """The projections by name, each a Polars frame: what a snapshot read and a fresh read share.
+
+    A reader gives :meth:`frame` (and the rows of some assets' partition status); the named methods follow.
+    """
+
+    @abstractmethod
+    def frame(self, name: str) -> pl.DataFrame:
+        """One projection as a frame.
+
+        Raises:
+            InvalidInputError: if there is no such projection.
+        """
+
+    @abstractmethod
+    def _partition_status_of(self, wanted: list[str]) -> pl.DataFrame:
+        """The partition-status rows of the assets ``wanted`` (sorted, distinct)."""
+
+    def runs(self) -> pl.DataFrame:
+        """One row per run."""
+        return self.frame(RUNS.name)
+
+    def tasks(self) -> pl.DataFrame:
+        """One row per task attempt."""
+        return self.frame(TASKS.name)
+
+    def materializations(self) -> pl.DataFrame:
+        """One row per materialization fact."""
+        return self.frame(MATERIALIZATIONS.name)
+
+    def partition_status(self, assets: Iterable[str] | None = None) -> pl.DataFrame:
+        """One row per asset partition: last materialization and last attempt.
+
+        Args:
+            assets: Only these asset keys (reads only their buckets of the snapshot).
+        """
+        if assets is None:
+            return self.frame(PARTITION_STATUS.name)
+        return self._partition_status_of(sorted(set(assets)))
+
+    def lineage_edges(self) -> pl.DataFrame:
+        """One row per observed input -> output pair of a task attempt."""
+        return self.frame(LINEAGE_EDGES.name)
+
+    def check_results(self) -> pl.DataFrame:
+        """One row per check evaluation fact."""
+        return self.frame(CHECK_RESULTS.name)
+
+
+class ProjectionReader(ProjectionFrames):
     """Read the projections of one ledger domain of one scope, at the current or an earlier snapshot.
 
     Args:
@@ -925,39 +975,11 @@ class ProjectionReader:
             for f in self.manifest.files_of(spec.name)
         ]
 
-    def runs(self) -> pl.DataFrame:
-        """One row per run."""
-        return self.frame(RUNS.name)
-
-    def tasks(self) -> pl.DataFrame:
-        """One row per task attempt."""
-        return self.frame(TASKS.name)
-
-    def materializations(self) -> pl.DataFrame:
-        """One row per materialization fact."""
-        return self.frame(MATERIALIZATIONS.name)
-
-    def partition_status(self, assets: Iterable[str] | None = None) -> pl.DataFrame:
-        """One row per asset partition: last materialization and last attempt.
-
-        Args:
-            assets: Only these asset keys (reads only their buckets).
-        """
-        if assets is None:
-            return self.frame(PARTITION_STATUS.name)
-        wanted = sorted(set(assets))
+    def _partition_status_of(self, wanted: list[str]) -> pl.DataFrame:
         buckets = self._status_buckets()
         labels = {bucket_label(bucket_of(a, buckets)) for a in wanted}
         frame = self.frame(PARTITION_STATUS.name, partitions=labels)
         return frame.filter(pl.col("asset").is_in(wanted))
-
-    def lineage_edges(self) -> pl.DataFrame:
-        """One row per observed input -> output pair of a task attempt."""
-        return self.frame(LINEAGE_EDGES.name)
-
-    def check_results(self) -> pl.DataFrame:
-        """One row per check evaluation fact."""
-        return self.frame(CHECK_RESULTS.name)
 
     def _status_buckets(self) -> int:
         if self.manifest is None:
@@ -997,6 +1019,7 @@ __all__ = [
     "Component",
     "EdgeIndex",
     "ProjectionFile",
+    "ProjectionFrames",
     "ProjectionReader",
     "ProjectionSpec",
     "edge_index",
