@@ -11,7 +11,7 @@ activity by workflow id and activity id.
 Delivery is at least once and idempotent per ``dispatchId`` (the worker deduplicates): a 2xx is delivered; a
 connection error, a timeout, a 5xx (among them the worker's ``503`` "this dispatch is in flight") or 408/425/429
 are retried with exponential backoff; any other 4xx fails the attempt without retry (``dispatch_refused``). A
-delivery that fails for a whole heartbeat timeout with no sign of the worker fails the attempt as retryable
+delivery that fails for half a heartbeat timeout with no sign of the worker fails the attempt as retryable
 (``INFRASTRUCTURE``), so the run retries it as a new attempt.
 """
 
@@ -71,22 +71,19 @@ class AttemptBook:
 
     def __init__(self, limit: int = 100_000) -> None:
         self._limit = limit
-        self._states: collections.OrderedDict[str, AttemptState] = collections.OrderedDict()
+        self._states: collections.OrderedDict[tuple[str, str], AttemptState] = collections.OrderedDict()
 
-    def get(self, activity_id: str) -> AttemptState:
-        """The state of the attempt with this activity (dispatch) id, created empty when unknown."""
-        state = self._states.get(activity_id)
+    def get(self, workflow_id: str, activity_id: str) -> AttemptState:
+        """The state of the attempt whose activity this is, created empty when unknown."""
+        key = (workflow_id, activity_id)
+        state = self._states.get(key)
         if state is None:
-            state = self._states[activity_id] = AttemptState()
+            state = self._states[key] = AttemptState()
             while len(self._states) > self._limit:
                 self._states.popitem(last=False)
         else:
-            self._states.move_to_end(activity_id)
+            self._states.move_to_end(key)
         return state
-
-    def peek(self, activity_id: str) -> AttemptState | None:
-        """The state of the attempt, if this process has one."""
-        return self._states.get(activity_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +95,7 @@ class DeliveryPolicy:
         max_backoff_sec: Longest wait between redeliveries.
         connect_timeout_sec: Connection timeout of one delivery.
         give_up_after_sec: Fail the attempt (retryable) after this long without a sign of the worker; defaults to
-            the attempt's heartbeat timeout.
+            half the attempt's heartbeat timeout (so the attempt fails with the reason before it times out).
     """
 
     initial_backoff_sec: float = 0.2
@@ -190,7 +187,7 @@ class HttpDispatcher:
         handle = self._client.get_async_activity_handle(
             workflow_id=info.workflow_id, run_id=None, activity_id=info.activity_id
         )
-        state = self._book.get(info.activity_id)
+        state = self._book.get(info.workflow_id, info.activity_id)
         read_timeout = (info.start_to_close_timeout or _DEFAULT_START_TO_CLOSE).total_seconds()
         delivery = asyncio.create_task(
             self._deliver(queue, wire, handle, state, heartbeat, read_timeout),
@@ -214,7 +211,8 @@ class HttpDispatcher:
         timeout = httpx.Timeout(
             connect=self._policy.connect_timeout_sec, read=read_timeout_sec, write=30.0, pool=30.0
         )
-        give_up = self._policy.give_up_after_sec or heartbeat_sec or 60.0
+        # Fail with the reason before Temporal times the attempt out on heartbeats (it would only say "no heartbeat").
+        give_up = self._policy.give_up_after_sec or (heartbeat_sec / 2 if heartbeat_sec else 60.0)
         backoff = self._policy.initial_backoff_sec
         started = time.monotonic()
         problem = "no answer yet"

@@ -31,7 +31,7 @@ DISPATCH_SECRET_HEADER = "X-Arco-Dispatch-Secret"
 #: status other than 408/425/429: the worker refused the envelope; not retried.
 DISPATCH_REFUSED = "dispatch_refused"
 #: ``ApplicationError.type`` when a dispatch could not be delivered (connection errors, timeouts, 5xx) for a
-#: whole heartbeat timeout; retried as a new attempt like an infrastructure failure.
+#: half of the attempt's heartbeat timeout; retried as a new attempt like an infrastructure failure.
 DISPATCH_UNDELIVERED = "INFRASTRUCTURE"
 #: Largest callback body the callback server reads (a ``completed`` report with lineage fits easily).
 MAX_CALLBACK_BODY_BYTES = 1 << 20

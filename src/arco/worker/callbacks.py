@@ -243,10 +243,10 @@ class CallbackService:
         mismatch = self._check_attempt(claims, request.attempt, request.attempt_id)
         if mismatch is not None:
             return mismatch
-        state = self._book.get(claims.activity_id)
+        state = self._book.get(claims.workflow_id, claims.activity_id)
         state.last_seen = time.monotonic()
         if state.final_state is not None:
-            return _terminal(state.final_state)
+            return await self._over(claims, "started", request.attempt)
         missing = await self._forward(
             claims, state, {"phase": "started", "workerId": request.worker_id}, True
         )
@@ -263,10 +263,10 @@ class CallbackService:
         mismatch = self._check_attempt(claims, request.attempt, request.attempt_id)
         if mismatch is not None:
             return mismatch
-        state = self._book.get(claims.activity_id)
+        state = self._book.get(claims.workflow_id, claims.activity_id)
         state.last_seen = time.monotonic()
         if state.final_state is not None:
-            return _expired(state.final_state)
+            return await self._over(claims, "heartbeat", request.attempt)
         details: dict[str, Any] = {"phase": "running", "workerId": request.worker_id}
         if request.progress_pct is not None:
             details["progressPct"] = request.progress_pct
@@ -289,32 +289,37 @@ class CallbackService:
         mismatch = self._check_attempt(claims, result.attempt, result.attempt_id)
         if mismatch is not None:
             return mismatch
-        state = self._book.get(claims.activity_id)
+        state = self._book.get(claims.workflow_id, claims.activity_id)
         state.last_seen = time.monotonic()
         async with state.lock:
-            if state.final_state is not None:
-                return _terminal(state.final_state)
-            handle = self._client.get_async_activity_handle(
-                workflow_id=claims.workflow_id, run_id=None, activity_id=claims.activity_id
-            )
-            try:
-                if result.outcome is TaskOutcome.CANCELLED and state.cancel_requested:
-                    await handle.report_cancellation({"phase": result.cancelled_during_phase or "cancelled"})
-                else:
-                    await handle.complete(result)
-            except RPCError as exc:
-                if exc.status != RPCStatusCode.NOT_FOUND:
-                    raise
+            known = state.final_state is not None
+            if known:
                 missing = True
             else:
-                missing = False
-                state.final_state = result.outcome.value
+                missing = await self._complete(claims, state, result)
         if missing:
             return await self._over(claims, "completed", result.attempt)
         response = TaskCompletedResponse(
             acknowledged=True, final_state=result.outcome.value, server_time=_now()
         )
         return Answer(200, response.to_wire())
+
+    async def _complete(self, claims: TaskTokenClaims, state: AttemptState, result: TaskResult) -> bool:
+        """Complete (or report the cancellation of) the attempt's activity; True if Temporal no longer has it."""
+        handle = self._client.get_async_activity_handle(
+            workflow_id=claims.workflow_id, run_id=None, activity_id=claims.activity_id
+        )
+        try:
+            if result.outcome is TaskOutcome.CANCELLED and state.cancel_requested:
+                await handle.report_cancellation({"phase": result.cancelled_during_phase or "cancelled"})
+            else:
+                await handle.complete(result)
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+            return True
+        state.final_state = result.outcome.value
+        return False
 
     async def _forward(
         self, claims: TaskTokenClaims, state: AttemptState, details: dict[str, Any], always: bool
@@ -355,8 +360,11 @@ class CallbackService:
             number = pending.activity_id[len(prefix) :] if pending.activity_id.startswith(prefix) else ""
             if number.isdigit() and pending.activity_id != claims.activity_id:
                 return _attempt_mismatch(int(number), received_attempt)
-        final = await _final_state(workflow, claims.activity_id, description.close_time is not None)
-        self._book.get(claims.activity_id).final_state = final
+        state = self._book.get(claims.workflow_id, claims.activity_id)
+        final = state.final_state or await _final_state(
+            workflow, claims.activity_id, description.close_time is not None
+        )
+        state.final_state = final
         return _expired(final) if kind == "heartbeat" else _terminal(final)
 
 
