@@ -14,6 +14,7 @@ import base64
 import contextlib
 import datetime
 import json
+import logging
 import sys
 import threading
 import time
@@ -28,7 +29,6 @@ from typing import Any
 import httpx
 import polars as pl
 import pytest
-import pytest_asyncio
 from temporalio.client import Client
 
 from arco.activities.http_dispatch import DeliveryPolicy
@@ -609,3 +609,36 @@ async def test_an_unreachable_worker_is_retried_then_fails_with_the_reason(
     [failure] = final.failures
     assert (failure.error_category, failure.attempt) == ("INFRASTRUCTURE", 3)
     assert "could not deliver dispatch" in (failure.message or "")
+
+
+async def test_heartbeats_reach_temporal_paced_per_attempt_not_one_per_callback(
+    temporal_client: Client, settings: ArcoSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    forwarded: list[float] = []
+    took: list[float] = []
+    holder: list[CallbackStack] = []
+
+    def behave(attempt: Attempt) -> None:
+        attempt.started()
+        claims = claims_of(attempt.envelope["taskToken"])
+        state = holder[0].book.get(claims["wf"], claims["act"])
+        began = time.monotonic()
+        for _ in range(40):
+            assert attempt.heartbeat()[0] == 200
+            forwarded.append(state.last_forwarded)
+        took.append(time.monotonic() - began)
+        assert attempt.succeed()[0] == 200
+
+    caplog.set_level(logging.DEBUG)
+    worker = HttpWorker(behave)
+    async with running(temporal_client, settings, worker) as stack:
+        holder.append(stack)
+        final = await (await start(temporal_client, settings)).result(timeout=120)
+    assert not worker.errors
+    assert final.state == RunState.SUCCEEDED
+    # The heartbeat timeout is 2 s: at most one Temporal heartbeat per 2/3 s of callbacks, plus the first.
+    assert len(set(forwarded)) <= 2 + int(took[0] / (2 / 3))
+    assert len(set(forwarded)) < len(forwarded)
+    # Neither the task token nor the dispatch secret is ever logged.
+    assert worker.deliveries[0]["taskToken"] not in caplog.text
+    assert DISPATCH_SECRET not in caplog.text
