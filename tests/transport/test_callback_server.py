@@ -3,9 +3,13 @@ answer of the callback server that it gives before it asks Temporal anything."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import logging
+import os
+import signal
+import sys
 from typing import Any
 
 import httpx
@@ -22,6 +26,7 @@ from arco.core.http_transport import MAX_CALLBACK_BODY_BYTES, HttpQueue
 from arco.core.task_tokens import InvalidTaskTokenError, TaskTokenClaims, TaskTokenKeys
 from arco.core.wire import task_id
 from arco.worker.callbacks import CallbackService, build_app, heartbeat_interval, strict_json
+from arco.worker.temporal_server import TemporalDevServer
 
 KEY = "current-key-0123456789abcdefghijklmnopqrstuvwxyz"
 OLD = "previous-key-0123456789abcdefghijklmnopqrstuvwxyz"
@@ -273,3 +278,52 @@ async def test_404_task_not_found_for_a_run_temporal_does_not_have(app: httpx.As
     for kind, extra in (("started", {}), ("heartbeat", {}), ("completed", {"outcome": "FAILED"})):
         status, body = await post(app, kind, {**BEAT, **extra}, bearer)
         assert (status, body) == (404, {"error": "task_not_found", "message": f"Task not found: {TASK}"})
+
+
+@pytest.mark.integration
+async def test_arco_worker_callbacks_serves_until_interrupted_and_refuses_a_taken_port(
+    temporal_server: TemporalDevServer,
+) -> None:
+    env = {
+        **os.environ,
+        "ARCO_TEMPORAL_ADDRESS": temporal_server.address,
+        "ARCO_TOKEN_SECRET": KEY,
+        "ARCO_DISPATCH_SECRET": "dispatch-secret",
+    }
+    args = ["-m", "arco.cli.main", "worker", "callbacks", "--listen", "127.0.0.1:0"]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *args,
+        "--http-queue",
+        "etl=http://127.0.0.1:9/dispatch",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), timeout=60)).decode()
+        assert line.startswith("callback server on http://127.0.0.1:"), line
+        assert "http-queues=etl=http://127.0.0.1:9/dispatch" in line and "dispatch-secret" not in line
+        url = line.split()[3]
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(f"{url}/health")).json() == {"status": "ok"}
+            port = int(url.rsplit(":", 1)[1])
+        taken = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *args[:-1],
+            f"127.0.0.1:{port}",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await asyncio.wait_for(taken.communicate(), timeout=60)
+        assert taken.returncode == 2, output
+        assert b"cannot listen on 127.0.0.1:" in output and b"Traceback" not in output
+        process.send_signal(signal.SIGINT)
+        rest, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert process.returncode == 0, rest
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 import polars as pl
 import pytest
+from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client
 
 from arco.activities.http_dispatch import DeliveryPolicy
@@ -642,3 +643,57 @@ async def test_heartbeats_reach_temporal_paced_per_attempt_not_one_per_callback(
     # Neither the task token nor the dispatch secret is ever logged.
     assert worker.deliveries[0]["taskToken"] not in caplog.text
     assert DISPATCH_SECRET not in caplog.text
+
+
+async def test_an_attempt_cancelled_before_it_started_is_told_so_on_started(
+    temporal_client: Client, settings: ArcoSettings
+) -> None:
+    go = threading.Event()
+    delivered = threading.Event()
+    answers: list[tuple[int, dict[str, Any]]] = []
+
+    def behave(attempt: Attempt) -> None:
+        delivered.set()
+        assert go.wait(60)
+        answers.append(attempt.started())
+
+    worker = HttpWorker(behave)
+    async with running(temporal_client, settings, worker):
+        run = await start(temporal_client, settings)
+        await until(delivered.is_set)
+        cancelling = asyncio.create_task(run.cancel("stop before it starts"))
+        # Let the cancel reach the attempt's activity before the worker reports its start.
+        tasks = temporal_client.get_workflow_handle(claims_of(worker.deliveries[0]["taskToken"])["wf"])
+
+        async def cancel_requested() -> bool:
+            pending = (await tasks.describe()).raw_description.pending_activities
+            return any(
+                item.state == PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED for item in pending
+            )
+
+        for _ in range(600):
+            if await cancel_requested():
+                break
+            await asyncio.sleep(0.05)
+        go.set()
+        final = await cancelling
+        # The attempt ended as cancelled when the worker learned it, not by a heartbeat timeout.
+        ends = [
+            kind
+            async for event in tasks.fetch_history_events()
+            if (kind := event.WhichOneof("attributes") or "").startswith("activity_task_")
+            and kind.endswith(("_canceled_event_attributes", "_timed_out_event_attributes"))
+        ]
+    assert not worker.errors
+    assert final.state == RunState.CANCELLED
+    assert ends == ["activity_task_canceled_event_attributes"]
+    assert answers == [
+        (
+            409,
+            {
+                "error": "task_already_terminal",
+                "message": "Task is already in terminal state: CANCELLED",
+                "state": "CANCELLED",
+            },
+        )
+    ]

@@ -48,6 +48,7 @@ from temporalio.worker import Worker
 
 from arco.activities.http_dispatch import AttemptBook, AttemptState, DeliveryPolicy, HttpDispatcher
 from arco.core.dispatch import TaskResult
+from arco.core.errors import ConfigError
 from arco.core.http_transport import MAX_CALLBACK_BODY_BYTES, CallbackSettings
 from arco.core.task_tokens import InvalidTaskTokenError, TaskTokenClaims, TaskTokenKeys
 from arco.core.wire import (
@@ -253,6 +254,8 @@ class CallbackService:
         if missing:
             return await self._over(claims, "started", request.attempt)
         if state.cancel_requested:
+            # Cancelled before it started: the worker stops at this answer, so the attempt ends here.
+            await self._cancelled_before_start(claims, state)
             return _terminal("CANCELLED")
         return Answer(200, TaskStartedResponse(acknowledged=True, server_time=_now()).to_wire())
 
@@ -320,6 +323,20 @@ class CallbackService:
             return True
         state.final_state = result.outcome.value
         return False
+
+    async def _cancelled_before_start(self, claims: TaskTokenClaims, state: AttemptState) -> None:
+        handle = self._client.get_async_activity_handle(
+            workflow_id=claims.workflow_id, run_id=None, activity_id=claims.activity_id
+        )
+        async with state.lock:
+            if state.final_state is not None:
+                return
+            try:
+                await handle.report_cancellation({"phase": "before start"})
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise
+            state.final_state = "CANCELLED"
 
     async def _forward(
         self, claims: TaskTokenClaims, state: AttemptState, details: dict[str, Any], always: bool
@@ -485,6 +502,9 @@ async def start_callback_stack(
 
     Yields:
         The running stack.
+
+    Raises:
+        ConfigError: if the listen address cannot be bound.
     """
     keys = settings.keys
     listen = settings.listen
@@ -494,7 +514,14 @@ async def start_callback_stack(
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"the callback server cannot listen on {host}:{port}: {exc.strerror}; choose another --listen "
+            "HOST:PORT (or stop what listens there)"
+        ) from None
     sock.listen(1024)
     sock.setblocking(False)
     bound = sock.getsockname()[1]
