@@ -134,7 +134,11 @@ class HttpDispatcher:
         self._keys = keys
         self._callback_base_url = callback_base_url.rstrip("/")
         self._book = book
-        self._http = http or httpx.AsyncClient()
+        # No cap on connections: a worker that answers only when its task is done (as the original's does) holds
+        # one connection per running task, and the run's parallelism already bounds those.
+        self._http = http or httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=100)
+        )
         self._policy = policy
         self._deliveries: set[asyncio.Task[None]] = set()
 
