@@ -180,6 +180,7 @@ class HttpDispatcher:
             activity_id=info.activity_id,
             heartbeat_timeout_sec=heartbeat,
             expires_at=expires.replace(microsecond=0),
+            workflow_run_id=info.workflow_run_id,
         )
         wire = envelope.model_copy(
             update={
@@ -189,7 +190,7 @@ class HttpDispatcher:
             }
         )
         handle = self._client.get_async_activity_handle(
-            workflow_id=info.workflow_id, run_id=None, activity_id=info.activity_id
+            workflow_id=info.workflow_id, run_id=info.workflow_run_id, activity_id=info.activity_id
         )
         state = self._book.get(info.workflow_id, info.activity_id)
         read_timeout = (info.start_to_close_timeout or _DEFAULT_START_TO_CLOSE).total_seconds()

@@ -59,6 +59,8 @@ class TaskTokenClaims:
         heartbeat_timeout_sec: The attempt's heartbeat timeout (the callback server paces Temporal heartbeats by
             it); ``None`` when the activity has none.
         expires_at: When the token stops being accepted (UTC).
+        workflow_run_id: Run id of that workflow execution, so a later execution with the same workflow id is
+            never addressed by an old token.
     """
 
     tenant_id: str
@@ -71,6 +73,7 @@ class TaskTokenClaims:
     activity_id: str
     heartbeat_timeout_sec: float | None
     expires_at: datetime.datetime
+    workflow_run_id: str | None = None
 
 
 class TaskTokenKeys:
@@ -115,6 +118,8 @@ class TaskTokenKeys:
         }
         if claims.heartbeat_timeout_sec is not None:
             payload["hb"] = claims.heartbeat_timeout_sec
+        if claims.workflow_run_id is not None:
+            payload["wr"] = claims.workflow_run_id
         return jwt.encode(payload, self._keys[0], algorithm=_ALGORITHM)
 
     def verify(self, token: str, *, now: datetime.datetime | None = None) -> TaskTokenClaims:
@@ -165,6 +170,9 @@ class TaskTokenKeys:
 def _claims(payload: dict[str, Any]) -> TaskTokenClaims:
     try:
         heartbeat = payload.get("hb")
+        workflow_run = payload.get("wr")
+        if workflow_run is not None and not (isinstance(workflow_run, str) and workflow_run):
+            raise TypeError
         values = (
             payload["tid"],
             payload["wid"],
@@ -195,4 +203,5 @@ def _claims(payload: dict[str, Any]) -> TaskTokenClaims:
         activity_id=activity,
         heartbeat_timeout_sec=None if heartbeat is None else float(heartbeat),
         expires_at=datetime.datetime.fromtimestamp(payload["exp"], tz=datetime.UTC),
+        workflow_run_id=workflow_run,
     )

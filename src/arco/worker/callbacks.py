@@ -310,7 +310,7 @@ class CallbackService:
     async def _complete(self, claims: TaskTokenClaims, state: AttemptState, result: TaskResult) -> bool:
         """Complete (or report the cancellation of) the attempt's activity; True if Temporal no longer has it."""
         handle = self._client.get_async_activity_handle(
-            workflow_id=claims.workflow_id, run_id=None, activity_id=claims.activity_id
+            workflow_id=claims.workflow_id, run_id=claims.workflow_run_id, activity_id=claims.activity_id
         )
         try:
             if result.outcome is TaskOutcome.CANCELLED and state.cancel_requested:
@@ -326,7 +326,7 @@ class CallbackService:
 
     async def _cancelled_before_start(self, claims: TaskTokenClaims, state: AttemptState) -> None:
         handle = self._client.get_async_activity_handle(
-            workflow_id=claims.workflow_id, run_id=None, activity_id=claims.activity_id
+            workflow_id=claims.workflow_id, run_id=claims.workflow_run_id, activity_id=claims.activity_id
         )
         async with state.lock:
             if state.final_state is not None:
@@ -350,7 +350,7 @@ class CallbackService:
             if not always and now - state.last_forwarded < interval:
                 return False
             handle = self._client.get_async_activity_handle(
-                workflow_id=claims.workflow_id, run_id=None, activity_id=claims.activity_id
+                workflow_id=claims.workflow_id, run_id=claims.workflow_run_id, activity_id=claims.activity_id
             )
             try:
                 await handle.heartbeat(details)
@@ -365,7 +365,7 @@ class CallbackService:
 
     async def _over(self, claims: TaskTokenClaims, kind: str, received_attempt: int) -> Answer:
         """The answer for an attempt whose activity Temporal no longer has: which of 404, 409 or 410."""
-        workflow = self._client.get_workflow_handle(claims.workflow_id)
+        workflow = self._client.get_workflow_handle(claims.workflow_id, run_id=claims.workflow_run_id)
         try:
             description = await workflow.describe()
         except RPCError as exc:
