@@ -697,3 +697,43 @@ async def test_an_attempt_cancelled_before_it_started_is_told_so_on_started(
             },
         )
     ]
+
+
+async def test_a_worker_sending_the_original_protocol_samples_is_understood(
+    temporal_client: Client, settings: ArcoSettings, compat_dir: Path
+) -> None:
+    samples = compat_dir / "worker_protocol"
+
+    def sample(name: str, attempt: Attempt) -> dict[str, Any]:
+        body = dict(json.loads((samples / name).read_text(encoding="utf-8")))
+        return {**body, "attempt": attempt.number, "attemptId": attempt.envelope["attemptId"]}
+
+    answers: dict[str, tuple[int, dict[str, Any]]] = {}
+
+    def behave(attempt: Attempt) -> None:
+        answers["started"] = attempt.call("started", sample("task_started_request.json", attempt))
+        answers["heartbeat"] = attempt.call("heartbeat", sample("heartbeat_request.json", attempt))
+        stale = {**sample("heartbeat_request.json", attempt), "attemptId": "att-456"}
+        answers["stale"] = attempt.call("heartbeat", stale)
+        # The sample reports an INFRASTRUCTURE failure, retryable: attempt 2 then succeeds.
+        if attempt.number == 1:
+            answers["completed"] = attempt.call("completed", sample("task_completed_request.json", attempt))
+        else:
+            attempt.succeed()
+
+    worker = HttpWorker(behave)
+    async with running(temporal_client, settings, worker):
+        final = await (await start(temporal_client, settings)).result(timeout=120)
+    assert not worker.errors
+    assert final.state == RunState.SUCCEEDED
+    assert [item["attempt"] for item in worker.deliveries] == [1, 2]
+    expected_heartbeat = json.loads((samples / "heartbeat_response.json").read_text(encoding="utf-8"))
+    status, heartbeat = answers["heartbeat"]
+    assert status == 200 and set(heartbeat) == set(expected_heartbeat)
+    assert answers["started"][0] == 200
+    assert answers["completed"][0] == 200 and answers["completed"][1]["finalState"] == "FAILED"
+    error_sample = json.loads((samples / "callback_error_payload.json").read_text(encoding="utf-8"))
+    status, error = answers["stale"]
+    assert status == 409 and error["error"] == error_sample["error"]
+    # The same keys as the original's attempt_id_mismatch, less the ones it fills for other conflicts.
+    assert set(error) == set(error_sample) - {"state", "expectedAttempt", "receivedAttempt"}
