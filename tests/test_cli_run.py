@@ -101,7 +101,7 @@ def test_bad_run_options_are_reported_without_traceback(tmp_path: Path) -> None:
     cases = {
         ("cli.boom", "--upstream", "-5"): "--upstream",
         ("cli.boom", "--run-key", ""): "--run-key",
-        ("cli.boom", "--partition", "p=s:a", "--partition-range", "p=s:a..p=s:b"): "not both",
+        ("cli.boom", "--partition", "p=s:YQ", "--partition-range", "p=s:YQ..p=s:Yg"): "not both",
     }
     for args, named in cases.items():
         for command in ("start", "preview"):

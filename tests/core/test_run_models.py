@@ -12,7 +12,10 @@ def test_bad_run_requests_are_refused_with_the_reason() -> None:
     with pytest.raises(ValueError, match="maxParallelismPerQueue"):
         RunRequest(max_parallelism_per_queue={"q": 0})
     with pytest.raises(ValueError, match="either partitions or partitionRange"):
-        RunRequest(partitions=["date=d:2026-01-01"], partition_range={"start": "a", "end": "b"})
+        RunRequest(
+            partitions=["date=d:2026-01-01"],
+            partition_range={"start": "date=d:2026-01-01", "end": "date=d:2026-01-02"},
+        )
     with pytest.raises(ValueError, match="tenant"):
         RunRequest(tenant_id="../etc")
     with pytest.raises(ValueError, match="less than or equal to 1000"):

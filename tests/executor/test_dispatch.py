@@ -78,7 +78,7 @@ def test_envelope_from_a_planned_task_and_attempt() -> None:
     assert envelope.attempt_id == attempt_id(envelope.dispatch_id)
     assert (envelope.tenant_id, envelope.workspace_id, envelope.attempt) == ("acme", "prod", 2)
     assert envelope.partition_key == DAY
-    assert envelope.heartbeat_timeout_sec == 3  # 2.5 s rounded up
+    assert envelope.heartbeat_timeout_sec == 30  # 2.5 s, raised to the original worker's floor
     assert envelope.worker_queue == envelope.execution_location_id == "etl"
     assert envelope.callback_base_url == "temporal://etl"
     assert envelope.task_token == f"temporal:{envelope.attempt_id}"
@@ -132,8 +132,10 @@ def test_invalid_planned_fields_are_contract_errors() -> None:
         build_envelope(scope=SCOPE, run_id=new_ulid(), task=_spec(asset_key="Not A Key"), attempt=1)
 
 
-def test_heartbeat_timeouts_round_up_to_whole_seconds() -> None:
-    assert [heartbeat_timeout_sec(ms) for ms in (1, 999, 1000, 1001, 300_000)] == [1, 1, 1, 2, 300]
+def test_heartbeat_timeouts_round_up_to_whole_seconds_and_the_original_workers_floor() -> None:
+    # The original worker refuses an envelope below 30 s (server.py MIN_HEARTBEAT_TIMEOUT_SECONDS).
+    cases = (1, 999, 1000, 29_001, 30_000, 30_001, 300_000)
+    assert [heartbeat_timeout_sec(ms) for ms in cases] == [30, 30, 30, 30, 30, 31, 300]
 
 
 def test_payload_validation_names_every_problem() -> None:

@@ -32,6 +32,9 @@ EXPECTED = {
     # Recorded after the timely-recording patch (the others replay without it, as runs started before it do).
     "timely_recording_graph",
     "timely_recording_batch",
+    # Starts refused before planning: an input that does not decode, a workflow id of another scope (patched).
+    "start_refused_undecodable",
+    "start_refused_workflow_id",
     # Recorded after the close-as-ended patch: a FAILED run fails its workflow (ArcoRunFailed), a cancelled one
     # closes as Canceled (the others replay without it: they completed with the status as result).
     "run_failed_closes_failed",

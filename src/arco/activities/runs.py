@@ -21,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 
 from arco.activities.planning import plan_from_catalog
 from arco.activities.plans import plan_object_key, read_plan_tasks
+from arco.activities.run_keys import RunKeyClaim, claim_run_key
 from arco.catalog.storage import ObjectStore, open_store
 from arco.catalog.tier2.events import EVENT_TYPES, ArcoEvent
 from arco.catalog.tier2.ledger import Ledger
@@ -39,6 +40,7 @@ from arco.core.runs import (
     RequestCancelInput,
     RunRequest,
     TaskSpec,
+    effective_run_key,
 )
 from arco.core.scope import Scope
 
@@ -91,7 +93,11 @@ class RunActivities:
 
     @activity.defn(name=PLAN_RUN_ACTIVITY)
     def plan_run(self, request: PlanRunInput) -> PlanSummary:
-        """Plan the run from the catalog's deployed assets; store the plan unless ``store`` is False."""
+        """Plan the run from the catalog's deployed assets; store the plan unless ``store`` is False.
+
+        A stored plan is a run about to start: its run key is claimed first (:mod:`arco.activities.run_keys`),
+        so a second start of the same key under another workflow id is refused before anything is written.
+        """
         try:
             summary, tasks, document = self._planner(self.store, request.request, request.run_id)
         except ArcoError as exc:
@@ -99,6 +105,7 @@ class RunActivities:
         key = plan_object_key(request.request.scope, request.run_id, summary.fingerprint)
         summary = summary.model_copy(update={"plan_key": key})
         if request.store:
+            self._claim(request, summary.fingerprint)
             body = canonical_bytes(
                 {
                     "plan": document,
@@ -111,6 +118,25 @@ class RunActivities:
                 self.store.create_if_absent(key, body)
             self._remember(key, tasks)
         return summary
+
+    def _claim(self, request: PlanRunInput, fingerprint: str) -> None:
+        """Claim the run's run key for this workflow execution (refused when another one owns it)."""
+        if not activity.in_activity():
+            return  # called directly (a planning tool, a test): no run to claim a key for
+        info = activity.info()
+        if not info.workflow_id:
+            return  # not started by a workflow: no run to claim a key for
+        claim = RunKeyClaim(
+            run_key=effective_run_key(request.request, info.workflow_id),
+            run_id=request.run_id,
+            workflow_id=info.workflow_id,
+            workflow_run_id=info.workflow_run_id or "",
+            fingerprint=fingerprint,
+        )
+        try:
+            claim_run_key(self.store, request.request.scope, claim)
+        except ArcoError as exc:
+            raise to_application_error(exc) from exc
 
     @activity.defn(name=LOAD_TASKS_ACTIVITY)
     def load_plan_tasks(self, request: LoadTasksInput) -> LoadTasksOutput:

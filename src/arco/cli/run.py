@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import json
 from collections.abc import Awaitable, Callable
@@ -10,7 +11,8 @@ from typing import Any
 
 import click
 from pydantic import ValidationError
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
 
 from arco.client import (
@@ -26,6 +28,8 @@ from arco.core.config import ArcoSettings
 from arco.core.errors import ConfigError, InvalidIdError, RunError
 from arco.core.ids import parse_ulid
 from arco.core.runs import (
+    RUN_WORKFLOW,
+    RUN_WORKFLOW_ID_PREFIX,
     PartitionRange,
     RerunOptions,
     RunRequest,
@@ -89,12 +93,12 @@ def _request(
         if not sep:
             raise ConfigError(f"--tag {tag!r} is not key=value")
         tag_map[key] = value
-    span = None
+    span: tuple[str, str] | None = None
     if partition_range is not None:
         start, sep, end = partition_range.partition("..")
         if not sep:
             raise ConfigError(f"--partition-range {partition_range!r} is not START..END")
-        span = PartitionRange(start=start, end=end)
+        span = (start, end)
     if rerun_from_failure is not None and (assets or select_all or partitions or partition_range):
         raise ConfigError(
             "--rerun-from-failure runs again the tasks of an earlier run that did not succeed, with that run's "
@@ -108,7 +112,7 @@ def _request(
                 asset_keys=list(assets), all=select_all, upstream_depth=upstream, downstream_depth=downstream
             ),
             partitions=list(partitions),
-            partition_range=span,
+            partition_range=None if span is None else PartitionRange(start=span[0], end=span[1]),
             run_key=run_key,
             tags=tag_map,
             max_parallelism=max_parallelism,
@@ -132,6 +136,8 @@ _OPTION_OF = {
     "asset_keys": "ASSETS",
     "code_location": "--code-location",
     "as_of": "--as-of",
+    "start": "--partition-range",
+    "end": "--partition-range",
 }
 
 
@@ -152,11 +158,14 @@ def _as_of(text: str | None) -> str | None:
 
 def _problems(exc: ValidationError) -> str:
     problems = []
-    for err in exc.errors():
+    errors = exc.errors()
+    for err in errors[:5]:
         names = [_OPTION_OF.get(str(part), str(part)) for part in err["loc"]]
         where = next((name for name in names if name.startswith("-") or name == "ASSETS"), None)
         message = str(err["msg"]).removeprefix("Value error, ")
         problems.append(f"{where}: {message}" if where else message)
+    if len(errors) > 5:
+        problems.append(f"and {len(errors) - 5} more problems")
     return "; ".join(problems)
 
 
@@ -228,6 +237,7 @@ async def _resolve_run_id(client: Client, settings: ArcoSettings, run: str) -> s
     workflow_id = run if run.startswith(prefix) else run_workflow_id(settings.scope, run)
     handle = RunHandle(handle=client.get_workflow_handle(workflow_id, result_type=RunStatus), created=False)
     try:
+        await _check_in_scope(settings, handle.handle, run)
         status = await handle.status()
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:
@@ -380,10 +390,58 @@ def preview(**kwargs: Any) -> None:
     click.echo(json.dumps(asyncio.run(_go()), indent=2, sort_keys=True))
 
 
+def _workflow_id_of(settings: ArcoSettings, run_key: str) -> str:
+    """The workflow id a run key, run id or workflow id names (keys and ids in the caller's scope)."""
+    return run_key if run_key.startswith(RUN_WORKFLOW_ID_PREFIX) else run_workflow_id(settings.scope, run_key)
+
+
+_SA_TENANT = SearchAttributeKey.for_keyword("ArcoTenant")
+_SA_WORKSPACE = SearchAttributeKey.for_keyword("ArcoWorkspace")
+
+
+async def _run_scope(handle: WorkflowHandle[Any, Any]) -> tuple[str, str, str]:
+    """``(workflow type, tenant, workspace)`` of a workflow: from its search attributes, else from its input.
+
+    A run sets ``ArcoTenant``/``ArcoWorkspace`` in its first workflow task; before that (or when a run failed
+    before it could) the scope is read from the input of its start event, never from the text of its id.
+    """
+    description = await handle.describe()
+    attributes = description.typed_search_attributes
+    tenant, workspace = attributes.get(_SA_TENANT), attributes.get(_SA_WORKSPACE)
+    if tenant is None or workspace is None:
+        tenant, workspace = "", ""
+        async for event in handle.fetch_history_events():
+            payloads = event.workflow_execution_started_event_attributes.input.payloads
+            with contextlib.suppress(ValueError, IndexError):
+                document = json.loads(payloads[0].data)
+                if isinstance(document, dict):
+                    tenant = str(document.get("tenantId", document.get("tenant_id", "default")))
+                    workspace = str(document.get("workspaceId", document.get("workspace_id", "default")))
+            break
+    return description.workflow_type, tenant, workspace
+
+
+async def _check_in_scope(settings: ArcoSettings, handle: WorkflowHandle[Any, Any], given: str) -> None:
+    """Refuse a workflow that is not a run of the caller's scope (``ARCO_TENANT``/``ARCO_WORKSPACE``)."""
+    workflow_type, tenant, workspace = await _run_scope(handle)
+    if workflow_type != RUN_WORKFLOW:
+        raise RunError(
+            f"workflow {handle.id!r} is a {workflow_type} workflow, not a run; give a run key, run id or the "
+            "workflow id of a RunWorkflow"
+        )
+    if (tenant, workspace) != (settings.scope.tenant, settings.scope.workspace):
+        named = repr(given) if given == handle.id else f"{given!r} (workflow {handle.id})"
+        raise RunError(
+            f"run {named} belongs to scope {tenant or '?'}/{workspace or '?'}, not to your scope "
+            f"{settings.scope}; set ARCO_TENANT / ARCO_WORKSPACE to the run's scope to control it"
+        )
+
+
 async def _handle_for(settings: ArcoSettings, run_key: str) -> RunHandle:
     client = await _connect(settings)
-    workflow_id = run_key if run_key.startswith("arco-run:") else run_workflow_id(settings.scope, run_key)
-    return RunHandle(handle=client.get_workflow_handle(workflow_id, result_type=RunStatus), created=False)
+    handle = client.get_workflow_handle(_workflow_id_of(settings, run_key), result_type=RunStatus)
+    await _check_in_scope(settings, handle, run_key)
+    return RunHandle(handle=handle, created=False)
 
 
 def _on_run(
@@ -392,14 +450,15 @@ def _on_run(
     """Run ``call`` on the run of ``run_key``; an unknown run key becomes an error that says where it looked."""
 
     async def _go() -> RunStatus:
-        handle = await _handle_for(settings, run_key)
         try:
+            handle = await _handle_for(settings, run_key)
             return await call(handle)
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise
             raise RunError(
-                f"no run {run_key!r} in scope {settings.scope} (workflow id {handle.workflow_id}, Temporal "
+                f"no run {run_key!r} in scope {settings.scope} (workflow id {_workflow_id_of(settings, run_key)}, "
+                "Temporal "
                 f"namespace {settings.temporal_namespace!r}); give a run key, run id or workflow id of a run "
                 "started in this scope, or set ARCO_TENANT / ARCO_WORKSPACE to the run's scope"
             ) from None

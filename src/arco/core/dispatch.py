@@ -34,6 +34,7 @@ from arco.core.model import ArcoModel
 from arco.core.partitions import PartitionKeyStr
 from arco.core.scope import Scope
 from arco.core.wire import (
+    MIN_HEARTBEAT_TIMEOUT_SEC,
     DatasetRef,
     TaskCompletedRequest,
     WorkerDispatchEnvelope,
@@ -236,8 +237,14 @@ class PlannedTask(Protocol):
 
 
 def heartbeat_timeout_sec(heartbeat_ms: int) -> int:
-    """The envelope's whole-second heartbeat timeout for a plan's millisecond timeout (rounded up, >= 1)."""
-    return max(1, math.ceil(heartbeat_ms / 1000))
+    """The envelope's whole-second heartbeat timeout for a plan's millisecond timeout.
+
+    Rounded up to whole seconds and to at least :data:`~arco.core.wire.MIN_HEARTBEAT_TIMEOUT_SEC` (30), the
+    smallest value the original Arco's worker accepts: it refuses an envelope with less. A worker heartbeats
+    several times within this timeout; the Temporal-native executor follows its activity's own heartbeat
+    timeout instead.
+    """
+    return max(MIN_HEARTBEAT_TIMEOUT_SEC, math.ceil(heartbeat_ms / 1000))
 
 
 def build_envelope(

@@ -28,6 +28,12 @@ class InvalidIdError(InvalidInputError):
     code = "invalid_id"
 
 
+class InvalidRunRequestError(InvalidInputError):
+    """A run request (``RunWorkflow``'s input) has a field of the wrong type, form or size."""
+
+    code = "invalid_run_request"
+
+
 class InvalidScopeError(InvalidIdError):
     """A tenant or workspace id is malformed or would escape its scope."""
 
@@ -156,6 +162,12 @@ class RunError(ArcoError):
     """A run cannot be started, changed or cancelled as asked."""
 
     code = "run"
+
+
+class RunKeyClaimedError(RunError):
+    """A run key is already claimed by another run (another workflow, or an earlier execution of the same id)."""
+
+    code = "run_key_claimed"
 
 
 class QueryError(ArcoError):

@@ -62,6 +62,7 @@ from pydantic_core import core_schema
 from arco.core.errors import InvalidIdError, InvalidPartitionKeyError
 from arco.core.ids import parse_ulid, parse_uuid7
 from arco.core.model import string_value_schema
+from arco.core.strict_json import load_strict_json
 
 #: A decoded partition value. The tag follows from the type: ``bool`` is checked before ``int`` and
 #: ``datetime`` before ``date``.
@@ -718,24 +719,7 @@ def _read_proto_json(document: str | bytes | Mapping[str, object]) -> list[tuple
 
 
 def _load_json_object(text: str | bytes) -> object:
-    def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
-        found: dict[str, object] = {}
-        for name, value in items:
-            if name in found:
-                raise InvalidPartitionKeyError(
-                    f"partition key protobuf JSON has the field {name!r} twice; give each field once"
-                )
-            found[name] = value
-        return found
-
-    try:
-        return json.loads(text, object_pairs_hook=pairs)
-    except ValueError as exc:
-        if isinstance(exc, InvalidPartitionKeyError):
-            raise
-        raise InvalidPartitionKeyError(
-            f"partition key protobuf JSON is not valid JSON ({exc}); expected {_PROTO_EXAMPLE}"
-        ) from None
+    return load_strict_json(text, what="partition key protobuf JSON", error=InvalidPartitionKeyError)
 
 
 def _proto_scalar(value: PartitionValue) -> dict[str, object]:

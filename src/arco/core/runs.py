@@ -6,13 +6,26 @@ carries only a reference to it plus a compact dependency table (task keys and up
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from arco.core.dispatch import DeclaredInput
+from arco.core.errors import InvalidIdError, InvalidRunRequestError, RunKeyClaimedError
+from arco.core.ids import parse_ulid
+from arco.core.keys import MAX_ASSET_KEY_LENGTH, validate_asset_key
 from arco.core.model import ArcoModel
+from arco.core.partitions import validate_partition_key
 from arco.core.scope import Scope, TenantId, WorkspaceId
 
 #: Stable workflow type names (histories store these; never rename).
@@ -45,6 +58,134 @@ MAX_PARALLELISM = 1000
 SUMMARY_LIST_LIMIT = 100
 #: Longest first line of an error message an :class:`AttemptRecord` carries (the ledger has the full text).
 FIRST_LINE_LIMIT = 200
+
+# ---- input limits of a run request (documented in docs/runs.md, "Input limits") ---------------------------------
+#: Longest run key.
+MAX_RUN_KEY_LENGTH = 200
+#: Tags of a run (and tags a selection filters on): count, key and value lengths (the limits of cloud tags).
+MAX_TAGS = 50
+MAX_TAG_KEY_LENGTH = 128
+MAX_TAG_VALUE_LENGTH = 256
+#: Partition keys of one request, and the longest canonical partition key.
+MAX_PARTITIONS = 10_000
+MAX_PARTITION_KEY_LENGTH = 512
+#: Asset keys a selection names, and task keys a re-run names.
+MAX_SELECTED_ASSETS = 10_000
+MAX_RERUN_TASK_KEYS = 10_000
+MAX_TASK_KEY_LENGTH = 1024
+#: Worker queues ``maxParallelismPerQueue`` caps, and the longest queue or code-location name.
+MAX_QUEUE_CAPS = 100
+MAX_NAME_LENGTH = 200
+#: The whole request as JSON (Temporal refuses payloads over 2 MiB; the plan itself lives in the catalog).
+MAX_REQUEST_BYTES = 1024 * 1024
+
+#: A run key: letters, digits and ``. _ - : = @ +``, starting with a letter or digit, without ``..``.
+_RUN_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:=@+-]*")
+RUN_KEY_FORM = (
+    f"1 to {MAX_RUN_KEY_LENGTH} characters of letters, digits, '.', '_', '-', ':', '=', '@' or '+', starting "
+    "with a letter or digit and without '..', for example 'daily-2026-01-01'"
+)
+#: Errors that fail ``RunWorkflow`` (and ``PlanPreviewWorkflow``) at once instead of failing its workflow task: an
+#: input that does not decode into a :class:`RunRequest` never will, so retrying the task would keep the workflow
+#: RUNNING forever. Temporal's pydantic converter raises these while decoding the input.
+INPUT_DECODE_ERRORS: tuple[type[Exception], ...] = (ValidationError,)
+#: Failure type of a run refused before planning (workflow id of another scope or run key).
+INVALID_WORKFLOW_ID = "invalid_workflow_id"
+#: Failure type of a run whose run key is already claimed by another workflow (docs/catalog.md, "Run keys").
+RUN_KEY_CLAIMED = RunKeyClaimedError.code
+#: Prefix of the workflow ids Arco derives (:func:`run_workflow_id`); ``arco-run:TENANT:WORKSPACE:KEY``.
+RUN_WORKFLOW_ID_PREFIX = "arco-run:"
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 80 else text[:77] + "...")
+
+
+def _control_character(text: str) -> str | None:
+    """The first control character of ``text`` (``\\n``, ``\\t``, NUL, DEL, ...), or None."""
+    return next((ch for ch in text if ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0), None)
+
+
+def validate_run_key(value: str) -> str:
+    """Return ``value`` if it is a valid run key (see :data:`RUN_KEY_FORM`).
+
+    Raises:
+        InvalidIdError: naming what is wrong and the expected form.
+    """
+    if not isinstance(value, str):
+        raise InvalidIdError(f"run key must be a string, got {type(value).__name__}: expected {RUN_KEY_FORM}")
+    bad = _control_character(value)
+    if bad is not None:
+        raise InvalidIdError(
+            f"run key {_shown(value)} contains the control character {bad!r}: expected {RUN_KEY_FORM}"
+        )
+    if len(value) > MAX_RUN_KEY_LENGTH:
+        raise InvalidIdError(
+            f"run key {_shown(value)} is {len(value)} characters long: expected {RUN_KEY_FORM}"
+        )
+    if _RUN_KEY.fullmatch(value) is None or ".." in value:
+        raise InvalidIdError(f"run key {_shown(value)} is not a valid run key: expected {RUN_KEY_FORM}")
+    return value
+
+
+def validate_run_id(value: str) -> str:
+    """Return ``value`` (upper case) if it is a ULID; run ids name catalog folders, so nothing else is allowed.
+
+    Raises:
+        InvalidIdError: naming what is wrong and the expected form.
+    """
+    try:
+        return parse_ulid(value)
+    except InvalidIdError as exc:
+        raise InvalidIdError(f"run id {exc}; leave runId out to let Arco generate one") from None
+
+
+def _plain_text(what: str, limit: int) -> AfterValidator:
+    """A validator of short text without control characters."""
+
+    def check(value: str) -> str:
+        bad = _control_character(value)
+        if bad is not None:
+            raise ValueError(f"{what} {_shown(value)} contains the control character {bad!r}")
+        if len(value) > limit:
+            raise ValueError(
+                f"{what} {_shown(value)} is {len(value)} characters long: at most {limit} allowed"
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+def _check_tags(what: str, tags: Mapping[str, str]) -> Mapping[str, str]:
+    if len(tags) > MAX_TAGS:
+        raise ValueError(f"{what} has {len(tags)} entries: at most {MAX_TAGS} allowed")
+    for key, value in tags.items():
+        if not key or len(key) > MAX_TAG_KEY_LENGTH or _control_character(key) is not None:
+            raise ValueError(
+                f"{what} key {_shown(key)} is invalid: expected 1 to {MAX_TAG_KEY_LENGTH} characters without "
+                "control characters"
+            )
+        if len(value) > MAX_TAG_VALUE_LENGTH or _control_character(value) is not None:
+            raise ValueError(
+                f"{what}[{key!r}] value {_shown(value)} is invalid: expected at most {MAX_TAG_VALUE_LENGTH} "
+                "characters without control characters"
+            )
+    return tags
+
+
+RunKey = Annotated[str, AfterValidator(validate_run_key)]
+RunId = Annotated[str, AfterValidator(validate_run_id)]
+_AssetKeyText = Annotated[
+    str, _plain_text("asset key", MAX_ASSET_KEY_LENGTH), AfterValidator(validate_asset_key)
+]
+_PartitionKeyText = Annotated[
+    str,
+    StringConstraints(min_length=1),
+    _plain_text("partition key", MAX_PARTITION_KEY_LENGTH),
+    AfterValidator(validate_partition_key),
+]
+_TaskKeyText = Annotated[str, StringConstraints(min_length=1), _plain_text("task key", MAX_TASK_KEY_LENGTH)]
+_NameText = Annotated[str, StringConstraints(min_length=1), _plain_text("name", MAX_NAME_LENGTH)]
 
 
 class TaskState(StrEnum):
@@ -98,18 +239,24 @@ class Selection(ArcoModel):
         downstream_depth: Also select this many levels of downstream assets (``-1`` = all of them).
     """
 
-    asset_keys: list[str] = Field(default_factory=list)
+    asset_keys: list[_AssetKeyText] = Field(default_factory=list, max_length=MAX_SELECTED_ASSETS)
     all: bool = False
     tags: dict[str, str] = Field(default_factory=dict)
     upstream_depth: int = Field(default=0, ge=-1)
     downstream_depth: int = Field(default=0, ge=-1)
 
+    @field_validator("tags")
+    @classmethod
+    def _valid_tags(cls, tags: dict[str, str]) -> dict[str, str]:
+        _check_tags("selection tag", tags)
+        return tags
+
 
 class PartitionRange(ArcoModel):
     """An inclusive range of partition keys of the selected assets' partitioning (e.g. two dates)."""
 
-    start: str
-    end: str
+    start: _PartitionKeyText
+    end: _PartitionKeyText
 
 
 class RerunOptions(ArcoModel):
@@ -121,9 +268,9 @@ class RerunOptions(ArcoModel):
         task_keys: Run again exactly these task keys.
     """
 
-    run_id: str
+    run_id: RunId
     from_failure: bool = False
-    task_keys: list[str] = Field(default_factory=list)
+    task_keys: list[_TaskKeyText] = Field(default_factory=list, max_length=MAX_RERUN_TASK_KEYS)
 
 
 class RunRequest(ArcoModel):
@@ -139,25 +286,37 @@ class RunRequest(ArcoModel):
     tenant_id: TenantId = "default"
     workspace_id: WorkspaceId = "default"
     selection: Selection = Field(default_factory=Selection)
-    partitions: list[str] = Field(default_factory=list)
+    partitions: list[_PartitionKeyText] = Field(default_factory=list, max_length=MAX_PARTITIONS)
     partition_range: PartitionRange | None = None
-    run_key: str | None = Field(default=None, min_length=1, max_length=200)
-    run_id: str | None = None
+    run_key: RunKey | None = None
+    run_id: RunId | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     rerun: RerunOptions | None = None
     skip_fresh: bool = False
-    as_of: str | None = None
+    as_of: Annotated[str, _plain_text("asOf", 64)] | None = None
     max_parallelism: int = Field(default=64, ge=1, le=MAX_PARALLELISM)
-    max_parallelism_per_queue: dict[str, int] = Field(default_factory=dict)
-    code_location: str | None = None
+    max_parallelism_per_queue: dict[_NameText, int] = Field(default_factory=dict, max_length=MAX_QUEUE_CAPS)
+    code_location: _NameText | None = None
     #: Plans of up to this many tasks run as one child ``TaskGraphWorkflow``, which starts each task as soon as
     #: its upstream tasks succeeded; larger plans are split into child batch workflows of at most
     #: ``batch_size`` ready tasks each.
     max_inline_tasks: int = Field(default=2000, ge=0, le=2000)
     batch_size: int = Field(default=250, ge=1, le=1000)
 
+    @field_validator("tags")
+    @classmethod
+    def _valid_tags(cls, tags: dict[str, str]) -> dict[str, str]:
+        _check_tags("run tag", tags)
+        return tags
+
     @model_validator(mode="after")
     def _check(self) -> RunRequest:
+        size = len(self.model_dump_json(by_alias=True, exclude_defaults=True))
+        if size > MAX_REQUEST_BYTES:
+            raise ValueError(
+                f"the run request is {size:,} bytes as JSON, more than the limit of {MAX_REQUEST_BYTES:,}; select "
+                "by tags, a partition range or fewer keys, or split it into several runs"
+            )
         for queue, limit in self.max_parallelism_per_queue.items():
             if limit < 1:
                 raise ValueError(f"maxParallelismPerQueue[{queue!r}] must be at least 1, got {limit}")
@@ -169,6 +328,41 @@ class RunRequest(ArcoModel):
     def scope(self) -> Scope:
         """The run's tenant/workspace."""
         return Scope(self.tenant_id, self.workspace_id)
+
+
+#: Problems an error message lists at most (a request can have thousands of bad keys).
+_PROBLEMS_SHOWN = 5
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per problem of a pydantic error, joined by ``; ``: the field path (wire names) and the message."""
+    problems = []
+    errors = exc.errors()
+    for err in errors[:_PROBLEMS_SHOWN]:
+        parts = [str(part) if str(part).isprintable() else repr(part) for part in err["loc"]]
+        where = ".".join(parts) or "the input (a JSON object of RunRequest fields)"
+        message = str(err["msg"]).removeprefix("Value error, ")
+        problems.append(f"{where}: {message}")
+    if len(errors) > _PROBLEMS_SHOWN:
+        problems.append(f"and {len(errors) - _PROBLEMS_SHOWN} more problems")
+    return "; ".join(problems)
+
+
+def parse_run_request(data: object) -> RunRequest:
+    """Validate a run request given as JSON text or a decoded JSON value (what ``RunWorkflow`` accepts).
+
+    Raises:
+        InvalidRunRequestError: naming each wrong field (``runKey``, ``selection.assetKeys.0``, ...) and its
+            expected form.
+    """
+    try:
+        if isinstance(data, str | bytes):
+            return RunRequest.model_validate_json(data)
+        return RunRequest.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRunRequestError(
+            f"invalid run request: {describe_validation_error(exc)}; see docs/runs.md for its fields"
+        ) from None
 
 
 class TaskSpec(ArcoModel):
@@ -520,4 +714,66 @@ class PlanPreview(ArcoModel):
 
 def run_workflow_id(scope: Scope, run_key_or_id: str) -> str:
     """The workflow id of a run: derived from scope and run key (or run id), so one run key is one run."""
-    return f"arco-run:{scope.tenant}:{scope.workspace}:{run_key_or_id}"
+    return f"{RUN_WORKFLOW_ID_PREFIX}{scope.tenant}:{scope.workspace}:{run_key_or_id}"
+
+
+def parse_run_workflow_id(workflow_id: str) -> tuple[str, str, str] | None:
+    """``(tenant, workspace, key)`` of an Arco-shaped workflow id ``arco-run:TENANT:WORKSPACE:KEY``.
+
+    Returns:
+        None when ``workflow_id`` does not start with ``arco-run:``.
+
+    Raises:
+        InvalidIdError: if it starts with ``arco-run:`` but lacks a part (tenant, workspace or key).
+    """
+    if not workflow_id.startswith(RUN_WORKFLOW_ID_PREFIX):
+        return None
+    parts = workflow_id[len(RUN_WORKFLOW_ID_PREFIX) :].split(":", 2)
+    if len(parts) != 3 or not all(parts):
+        raise InvalidIdError(
+            f"workflow id {_shown(workflow_id)} starts with {RUN_WORKFLOW_ID_PREFIX!r} but is not "
+            "'arco-run:TENANT:WORKSPACE:KEY'; ids of that prefix are Arco's: use that form, or another id"
+        )
+    tenant, workspace, key = parts
+    return tenant, workspace, key
+
+
+def check_run_workflow_id(workflow_id: str, request: RunRequest) -> None:
+    """Check that an Arco-shaped workflow id names the request's own scope and run key (or run id).
+
+    Any other workflow id is accepted as it is: the run-key claim in the catalog keeps such starts idempotent.
+
+    Raises:
+        InvalidIdError: naming both sides and how to start the run instead.
+    """
+    parsed = parse_run_workflow_id(workflow_id)
+    if parsed is None:
+        return
+    tenant, workspace, key = parsed
+    scope = request.scope
+    derived = run_workflow_id(scope, request.run_key or request.run_id or key)
+    if (tenant, workspace) != (scope.tenant, scope.workspace):
+        raise InvalidIdError(
+            f"workflow id {workflow_id!r} names scope {tenant}/{workspace}, but the input is for scope {scope}; "
+            f"start it with workflow id {derived!r} (or set tenantId/workspaceId to the id's scope)"
+        )
+    expected = request.run_key or request.run_id
+    if expected is not None and key.upper() != expected.upper():
+        what = "runKey" if request.run_key else "runId (the input has no runKey)"
+        raise InvalidIdError(
+            f"workflow id {workflow_id!r} names run key {key!r}, but the input's {what} is {expected!r}; "
+            f"start it with workflow id {derived!r}"
+        )
+
+
+def effective_run_key(request: RunRequest, workflow_id: str) -> str:
+    """The run key a run claims: the request's, else the key of its Arco-shaped workflow id, else the id itself.
+
+    A start without a run key (``temporal workflow start --workflow-id my-id``, a Temporal Schedule) thus gets
+    one derived from its own workflow id, so a second start under the same id is refused instead of running
+    again (see docs/catalog.md, "Run keys").
+    """
+    if request.run_key is not None:
+        return request.run_key
+    parsed = parse_run_workflow_id(workflow_id)
+    return parsed[2] if parsed is not None else workflow_id

@@ -10,6 +10,11 @@ Compatible with the original project's worker protocol (fixtures in ``arco-compa
 - Types are strict: counts and attempts are JSON integers (never ``1.0``, ``"1"`` or ``true``), flags are JSON
   booleans, enums are their upper-case names. Free-form JSON (``payload``, ``partialProgress``) holds only
   finite numbers: the non-standard ``NaN`` and ``Infinity`` (and ``1e400``, read as infinity) are rejected.
+- JSON text is read by :func:`~arco.core.strict_json.load_strict_json`: a key given twice is refused, and so
+  is a field given under two of its names (``taskKey`` and ``task_key``, ``output`` and ``result``).
+
+The forms of the original Arco that Arco reads beyond its own, and the deliberate differences from the original,
+are listed in docs/workers.md, "Compatibility with the original Arco".
 
 Callbacks go to ``{callbackBaseUrl}/v1/tasks/{taskId}/{started|heartbeat|completed}``; ``taskId`` is the
 opaque :func:`task_id` of the run and task key.
@@ -45,8 +50,15 @@ from arco.core.errors import ContractError, InvalidIdError
 from arco.core.model import ArcoModel
 from arco.core.partitions import PartitionKey, PartitionKeyStr
 from arco.core.scope import Scope, TenantId, WorkspaceId
+from arco.core.strict_json import load_strict_json
 
 TASK_ID_PREFIX = "ct1_"
+#: The smallest ``heartbeatTimeoutSec`` the original Arco's worker accepts (daxis-io/arco
+#: ``python/arco/src/arco_flow/worker/server.py``, ``MIN_HEARTBEAT_TIMEOUT_SECONDS``, shared with its planner's
+#: ``MIN_HEARTBEAT_TIMEOUT_SEC``); it refuses an envelope carrying less.
+MIN_HEARTBEAT_TIMEOUT_SEC = 30
+#: The ``callbackBaseUrl`` scheme of the Temporal-native transport (no HTTP callbacks).
+TEMPORAL_CALLBACK_SCHEME = "temporal://"
 _UTC = datetime.UTC
 _INT64_MAX = 2**63 - 1
 _UINT32_MAX = 2**32 - 1
@@ -191,6 +203,7 @@ UtcTimestamp = Annotated[
     PlainSerializer(format_timestamp, return_type=str, when_used="json"),
 ]
 _Attempt = Annotated[int, Strict(), Field(ge=1, le=_UINT32_MAX)]
+_Uint32 = Annotated[int, Strict(), Field(ge=0, le=_UINT32_MAX)]
 _Count = Annotated[int, Strict(), Field(ge=0, le=_INT64_MAX)]
 _Text = Annotated[str, Strict(), Field(min_length=1)]
 _Bool = Annotated[bool, Strict()]
@@ -228,6 +241,9 @@ _RunId = Annotated[str, Strict(), AfterValidator(_check_run_id)]
 
 # --- models ---
 
+#: Each wire model's fields that have more than one name: (camelCase alias, Python name, other aliases).
+_SPELLINGS: dict[type, list[tuple[str, ...]]] = {}
+
 
 class WireModel(ArcoModel):
     """Base of the worker protocol messages: frozen, camelCase (snake_case read too), extra fields ignored."""
@@ -235,15 +251,48 @@ class WireModel(ArcoModel):
     model_config = ConfigDict(extra="ignore")
 
     @classmethod
+    def _field_spellings(cls) -> list[tuple[str, ...]]:
+        cached = _SPELLINGS.get(cls)
+        if cached is not None:
+            return cached
+        spellings: list[tuple[str, ...]] = []
+        for name, info in cls.model_fields.items():
+            names = [info.alias, name] if info.alias else [name]
+            if isinstance(info.validation_alias, str):
+                names.append(info.validation_alias)
+            elif isinstance(info.validation_alias, AliasChoices):
+                names.extend(choice for choice in info.validation_alias.choices if isinstance(choice, str))
+            if len(set(names)) > 1:
+                spellings.append(tuple(dict.fromkeys(names)))
+        _SPELLINGS[cls] = spellings
+        return spellings
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_double_spellings(cls, data: Any) -> Any:
+        # serde (the original's reader) refuses a field given under two of its names as a duplicate field;
+        # pydantic would silently take one of them.
+        if isinstance(data, Mapping):
+            for spellings in cls._field_spellings():
+                present = [spelling for spelling in spellings if spelling in data]
+                if len(present) > 1:
+                    shown = " and ".join(repr(spelling) for spelling in present)
+                    raise ValueError(f"the field {present[0]!r} is given twice, as {shown}; give it once")
+        return data
+
+    @classmethod
     def from_wire(cls, data: Mapping[str, Any] | str | bytes) -> Self:
         """Read a message from its JSON text or decoded JSON object.
+
+        JSON text is read strictly (:func:`~arco.core.strict_json.load_strict_json`): a duplicate key, ``NaN``,
+        non-UTF-8 text or an unpaired surrogate is refused.
 
         Raises:
             ContractError: if the message does not match the contract; the message lists every problem.
         """
+        if isinstance(data, str | bytes):
+            data = load_strict_json(data, what=f"{cls.__name__} JSON")
         try:
-            if isinstance(data, str | bytes):
-                return cls.model_validate_json(data)
             return cls.model_validate(data)
         except ValidationError as exc:
             problems = "; ".join(
@@ -289,47 +338,105 @@ class CallbackKind(enum.StrEnum):
     COMPLETED = "completed"
 
 
+_TASK_ID_NAMES = ("taskId", "task_id", "callbackTaskId", "callback_task_id")
+
+
 class WorkerDispatchEnvelope(WireModel):
-    """What an executor worker receives to run one attempt of one task."""
+    """What an executor worker receives to run one attempt of one task.
+
+    Besides Arco's own form, the original Arco's forms are read (docs/workers.md, "Compatibility with the
+    original Arco"): ``taskId`` left out is the task key, as in the original; ``callbackTaskId`` (the original
+    worker's other name for it) must then agree with it.
+    """
 
     tenant_id: TenantId
     workspace_id: WorkspaceId
-    #: Opaque id for callback URLs; derived from ``run_id`` and ``task_key`` when absent, and must match them.
+    #: Opaque id for callback URLs: ``task_id(run_id, task_key)``, or the task key itself (the original's value
+    #: when ``taskId`` is left out).
     task_id: _Text
     task_key: _TaskKey
     run_id: _RunId
     attempt: _Attempt
     attempt_id: _Text
     dispatch_id: _Text
-    execution_location_id: _Text | None = None
+    execution_location_id: Annotated[str, Strict()] | None = None
     #: Canonical partition key of the task (``""`` or absent when unpartitioned).
     partition_key: PartitionKeyStr | None = None
+    #: At least :data:`MIN_HEARTBEAT_TIMEOUT_SEC`, except in Temporal-native envelopes Arco wrote before it
+    #: kept the original worker's floor; absent means the original worker's default (300).
     heartbeat_timeout_sec: Annotated[int, Strict(), Field(ge=1, le=_UINT32_MAX)] | None = None
     worker_queue: _Text
     callback_base_url: _Text
     task_token: _Text
     token_expires_at: UtcTimestamp
-    traceparent: str | None = None
-    #: Engine-specific input for the worker.
-    payload: _Json = None
+    traceparent: Annotated[str, Strict()] | None = None
+    #: Engine-specific input for the worker; required, and neither ``null`` nor ``""`` (the original worker
+    #: refuses an envelope without it).
+    payload: _Json
 
     @model_validator(mode="before")
     @classmethod
-    def _derive_task_id(cls, data: Any) -> Any:
-        if isinstance(data, Mapping) and "taskId" not in data and "task_id" not in data:
-            run = data.get("runId", data.get("run_id"))
+    def _resolve_task_id(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        if any(data.get(name, "") is None for name in _TASK_ID_NAMES):
+            # null is absent here, as in the original (an ``Option`` in its contract).
+            data = {
+                name: value for name, value in data.items() if name not in _TASK_ID_NAMES or value is not None
+            }
+        given = [name for name in ("taskId", "task_id") if name in data]
+        aliases = [name for name in ("callbackTaskId", "callback_task_id") if name in data]
+        if len(aliases) > 1:
+            raise ValueError(
+                "the field 'callbackTaskId' is given twice, as 'callbackTaskId' and "
+                "'callback_task_id'; give it once"
+            )
+        if not aliases:
+            if given:
+                return data
             key = data.get("taskKey", data.get("task_key"))
-            if isinstance(run, str) and isinstance(key, str) and run and key:
-                return {**data, "taskId": task_id(run, key)}
-        return data
+            # The original fills a missing taskId with the task key (arco-worker-contract, lib.rs).
+            return {**data, "taskId": key} if isinstance(key, str) else data
+        callback = data[aliases[0]]
+        rest = {name: value for name, value in data.items() if name not in aliases}
+        if given:
+            if data[given[0]] != callback:
+                raise ValueError(
+                    f"taskId {data[given[0]]!r} and callbackTaskId {callback!r} disagree; send taskId alone"
+                )
+            return rest
+        key = data.get("taskKey", data.get("task_key"))
+        if callback != key:
+            # The original's Rust reader would use the task key and its Python worker callbackTaskId.
+            raise ValueError(
+                f"callbackTaskId {callback!r} without taskId is ambiguous (the original's readers disagree on "
+                "it unless it is the task key); send taskId"
+            )
+        return {**rest, "taskId": callback}
 
     @model_validator(mode="after")
-    def _check_task_id(self) -> Self:
+    def _check_envelope(self) -> Self:
         expected = task_id(self.run_id, self.task_key)
-        if self.task_id != expected:
+        if self.task_id not in (expected, self.task_key):
             raise ValueError(
                 f"taskId {self.task_id!r} does not belong to runId {self.run_id!r} and taskKey "
-                f"{self.task_key!r}: expected {expected!r} (task_id(run_id, task_key))"
+                f"{self.task_key!r}: expected {expected!r} (task_id(run_id, task_key)), or the task key "
+                "itself (the original's value when taskId is left out)"
+            )
+        if (
+            self.heartbeat_timeout_sec is not None
+            and self.heartbeat_timeout_sec < MIN_HEARTBEAT_TIMEOUT_SEC
+            and not self.callback_base_url.startswith(TEMPORAL_CALLBACK_SCHEME)
+        ):
+            raise ValueError(
+                f"heartbeatTimeoutSec {self.heartbeat_timeout_sec} is below {MIN_HEARTBEAT_TIMEOUT_SEC}, the "
+                "smallest the original worker accepts; send at least "
+                f"{MIN_HEARTBEAT_TIMEOUT_SEC}, or leave it out for the worker's default (300)"
+            )
+        if self.payload is None or self.payload == "":
+            raise ValueError(
+                "payload must not be null or an empty string (the original worker refuses such an envelope); "
+                "send the engine's input, at least {}"
             )
         return self
 
@@ -411,13 +518,32 @@ class TaskMetrics(WireModel):
     io_write_bytes: _Count | None = None
 
 
+class OutputVisibilityState(enum.StrEnum):
+    """Whether a task's output is consumable yet (the original protocol's ``outputVisibilityState``)."""
+
+    PENDING = "PENDING"
+    VISIBLE = "VISIBLE"
+    FAILED = "FAILED"
+
+
 class TaskOutput(WireModel):
     """Summary of what a successful attempt produced (the original protocol's ``output``)."""
 
-    materialization_id: str | None = None
+    materialization_id: Annotated[str, Strict()] | None = None
     row_count: _Count | None = None
     byte_size: _Count | None = None
-    output_path: str | None = None
+    output_path: Annotated[str, Strict()] | None = None
+    #: Delta table identifier, for lineage correlation.
+    delta_table: Annotated[str, Strict()] | None = None
+    #: Delta version, for lineage correlation (a signed 64-bit integer).
+    delta_version: Annotated[int, Strict(), Field(ge=-_INT64_MAX - 1, le=_INT64_MAX)] | None = None
+    #: Delta partition, for lineage correlation.
+    delta_partition: Annotated[str, Strict()] | None = None
+    output_visibility_state: OutputVisibilityState | None = None
+    #: When the output became visible.
+    published_at: UtcTimestamp | None = None
+    #: Why publishing the output failed.
+    publish_error: Annotated[str, Strict()] | None = None
 
 
 class DatasetRef(WireModel):
@@ -464,7 +590,7 @@ class TaskCompletedResponse(WireModel):
     """Response to a successful completed callback."""
 
     acknowledged: _Bool
-    final_state: _Text
+    final_state: Annotated[str, Strict()]
     server_time: UtcTimestamp
 
 
@@ -483,10 +609,10 @@ class CallbackErrorCode(enum.StrEnum):
 class CallbackErrorBody(WireModel):
     """The JSON body of a rejected callback (HTTP 4xx)."""
 
-    error: _Text
+    error: Annotated[str, Strict()]
     message: Annotated[str, Strict()]
     state: str | None = None
-    expected_attempt: _Attempt | None = None
-    received_attempt: _Attempt | None = None
+    expected_attempt: _Uint32 | None = None
+    received_attempt: _Uint32 | None = None
     expected_attempt_id: str | None = None
     received_attempt_id: str | None = None

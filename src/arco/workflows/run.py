@@ -46,6 +46,8 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 with workflow.unsafe.imports_passed_through():
     from arco.core.runs import (
         CANCEL_UPDATE,
+        INPUT_DECODE_ERRORS,
+        INVALID_WORKFLOW_ID,
         LOAD_TASKS_ACTIVITY,
         PLAN_PREVIEW_WORKFLOW,
         PLAN_RUN_ACTIVITY,
@@ -76,11 +78,14 @@ with workflow.unsafe.imports_passed_through():
         TaskOutcome,
         TaskSpec,
         TaskState,
+        check_run_workflow_id,
     )
     from arco.core.scope import Scope
     from arco.workflows._tasks import EventRecorder, TaskRunner
     from arco.workflows._ulid import workflow_ulid
 
+#: Runs started after this check refuse a workflow id that names another scope or run key before planning.
+START_CHECKS_PATCH = "arco-start-checks"
 #: Signal by which a run stops one of its batches.
 CANCEL_BATCH_SIGNAL = "cancel_batch"
 #: Tasks loaded per page from the stored plan.
@@ -342,7 +347,7 @@ class TaskGraph:
             raise
 
 
-@workflow.defn(name=RUN_WORKFLOW, sandboxed=False)
+@workflow.defn(name=RUN_WORKFLOW, sandboxed=False, failure_exception_types=INPUT_DECODE_ERRORS)
 class RunWorkflow:
     """Executes one run of a plan; see the module docstring."""
 
@@ -435,9 +440,11 @@ class RunWorkflow:
 
         Raises:
             ApplicationError: ``ArcoRunFailed`` (details: the final status) when the run ended FAILED; the
-                planner's error when the request could not be planned.
+                planner's error when the request could not be planned; ``invalid_workflow_id`` when an
+                Arco-shaped workflow id names another scope or run key than the input.
             asyncio.CancelledError: when the run was cancelled (the workflow closes as Canceled).
         """
+        self._check_start(request)
         workflow.upsert_search_attributes(
             [
                 SA_TENANT.value_set(self._scope.tenant),
@@ -524,6 +531,21 @@ class RunWorkflow:
         if cancelled:
             raise asyncio.CancelledError(self._cancel_reason)
         raise ApplicationError(final.failure_message(), final, type=RUN_CANCELLED_ERROR, non_retryable=True)
+
+    def _check_start(self, request: RunRequest) -> None:
+        """Refuse, before anything runs, a workflow id that names another scope or run key than the input.
+
+        (A ``runId`` that is not a ULID, like any input that does not decode, already failed the workflow.)
+        """
+        workflow_id = workflow.info().workflow_id
+        try:
+            check_run_workflow_id(workflow_id, request)
+        except ValueError as exc:
+            if workflow.patched(START_CHECKS_PATCH):
+                self._state = RunState.FAILED
+                raise ApplicationError(
+                    f"run {self._run_id} refused: {exc}", type=INVALID_WORKFLOW_ID, non_retryable=True
+                ) from None
 
     def _start(self, summary: PlanSummary) -> None:
         self._summary = summary
@@ -939,7 +961,7 @@ class TaskBatchWorkflow:
         return TaskBatchResult(outcomes=outcomes)
 
 
-@workflow.defn(name=PLAN_PREVIEW_WORKFLOW, sandboxed=False)
+@workflow.defn(name=PLAN_PREVIEW_WORKFLOW, sandboxed=False, failure_exception_types=INPUT_DECODE_ERRORS)
 class PlanPreviewWorkflow:
     """Plans a request without storing or running it (dry run, run-key comparisons)."""
 

@@ -8,6 +8,8 @@ Everything of one tenant and workspace lives under one folder of the catalog roo
             _domain.json                  written once by the first commit: tells "fresh" from "pointer lost"
             manifests/{commit_id}.json    immutable, one per commit (also kept for time travel)
             data/{dataset}/{file_id}.parquet   immutable data files listed by manifests
+        runs/{run_id}/plan-{digest}.json  a run's stored plan (immutable, one per run and plan fingerprint)
+        run-keys/{sha256(run key)}.json   a run key's claim: which run and workflow own it (written once)
 
 Keys are built only from a validated :class:`~arco.core.scope.Scope` and validated names (domain, dataset and
 file ids), so no API can name an object outside its scope: an id with a traversal, a separator or an odd
@@ -18,6 +20,7 @@ reader at another tenant's objects either.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -32,6 +35,8 @@ MARKER_NAME = "_domain.json"
 MANIFESTS_DIR = "manifests"
 #: Folder of a domain's data files.
 DATA_DIR = "data"
+#: Folder of a scope's run-key claims.
+RUN_KEYS_DIR = "run-keys"
 
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 _FILE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=-]{0,127}")
@@ -129,6 +134,15 @@ class ScopeLayout:
     def contains(self, key: str) -> bool:
         """Whether ``key`` lies inside this scope's folder."""
         return key.startswith(self.prefix + "/")
+
+    def run_key_claim(self, run_key: str) -> str:
+        """Key of the claim of a run key: ``run-keys/{sha256 of the run key, hex}.json``.
+
+        The run key is hashed, so any run key (and any workflow id a key is derived from) names exactly one
+        object of this scope and nothing outside it; the claim itself carries the run key as written.
+        """
+        digest = hashlib.sha256(run_key.encode("utf-8")).hexdigest()
+        return f"{self.prefix}/{RUN_KEYS_DIR}/{digest}.json"
 
 
 @dataclass(frozen=True, slots=True)

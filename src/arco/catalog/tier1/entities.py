@@ -29,6 +29,9 @@ MAX_DESCRIPTION = 4096
 MAX_PROPERTY_KEY = 255
 MAX_PROPERTY_VALUE = 4096
 MAX_LOCATION = 2048
+#: Largest ``definition`` (and ``partitioning``) of an asset, as canonical JSON: a definition names
+#: dependencies, partitioning and policies; data belongs in tables. Every snapshot row carries it.
+MAX_DEFINITION_BYTES = 1024 * 1024
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 T = TypeVar("T")
 

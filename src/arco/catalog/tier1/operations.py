@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from arco.catalog.log.keyed import DELETED, KEY
 from arco.catalog.tier1.entities import (
+    MAX_DEFINITION_BYTES,
     AssetSpec,
     TableFormat,
     parse_table_name,
@@ -61,6 +62,17 @@ from arco.core.keys import AssetKey
 
 def _json_text(value: JsonValue) -> str | None:
     return None if value is None else canonical_dumps(value)
+
+
+def _bounded_json(what: str, value: JsonValue) -> str | None:
+    """Canonical JSON text of ``value``, refused when longer than :data:`MAX_DEFINITION_BYTES`."""
+    text = _json_text(value)
+    if text is not None and len(text.encode("utf-8")) > MAX_DEFINITION_BYTES:
+        raise InvalidInputError(
+            f"{what} is {len(text.encode('utf-8')):,} bytes as JSON, more than the limit of "
+            f"{MAX_DEFINITION_BYTES:,}: keep dependencies, partitioning and policies there and put data in a table"
+        )
+    return text
 
 
 def _props_text(properties: Mapping[str, str]) -> str:
@@ -503,12 +515,12 @@ def _asset_row(spec: AssetSpec, txn: Txn) -> tuple[str, Row]:
         "namespace": key.namespace,
         "name": key.name,
         "table_id": table_id,
-        "partitioning": _json_text(spec.partitioning),
+        "partitioning": _bounded_json(f"partitioning of asset {str(key)!r}", spec.partitioning),
         "code_version": spec.code_version,
         "description": validate_text(f"description of asset {str(key)!r}", spec.description),
         "tags": _props_text(validate_properties(f"tags of asset {str(key)!r}", spec.tags)),
         "owners": sorted(set(owners)),
-        "definition": _json_text(spec.definition),
+        "definition": _bounded_json(f"definition of asset {str(key)!r}", spec.definition),
     }
 
 
