@@ -36,7 +36,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from arco.core.dispatch import EXECUTE_TASK_ACTIVITY, TaskResult
 from arco.core.http_transport import DISPATCH_REFUSED, DISPATCH_SECRET_HEADER, DISPATCH_UNDELIVERED, HttpQueue
 from arco.core.task_tokens import TaskTokenClaims, TaskTokenKeys
-from arco.core.wire import WorkerDispatchEnvelope
+from arco.core.wire import MIN_HEARTBEAT_TIMEOUT_SEC, ErrorCategory, WorkerDispatchEnvelope
 
 __all__ = ["AttemptBook", "AttemptState", "DeliveryPolicy", "HttpDispatcher"]
 
@@ -166,9 +166,21 @@ class HttpDispatcher:
             raise ApplicationError(
                 "arco.execute_task must be scheduled by a workflow", type=DISPATCH_REFUSED, non_retryable=True
             )
+        heartbeat = info.heartbeat_timeout.total_seconds() if info.heartbeat_timeout else None
+        promised = envelope.heartbeat_timeout_sec
+        if heartbeat is not None and promised is not None and heartbeat < promised:
+            # The envelope tells the worker it may stay silent for `promised` seconds (the original worker's floor
+            # is 30); Temporal would time the attempt out sooner, and every attempt would fail the same way.
+            raise ApplicationError(
+                f"asset {envelope.task_key!r} on HTTP queue {info.task_queue!r}: give it "
+                f"timeouts=Timeouts(heartbeat_sec={promised}) or more; its heartbeat timeout of {heartbeat:g} s is "
+                f"below the {promised} s HTTP workers are told (heartbeatTimeoutSec, at least "
+                f"{MIN_HEARTBEAT_TIMEOUT_SEC}: the original worker's floor)",
+                type=ErrorCategory.CONFIGURATION.value,
+                non_retryable=True,
+            )
         now = datetime.datetime.now(datetime.UTC)
         expires = now + (info.start_to_close_timeout or _DEFAULT_START_TO_CLOSE) + TOKEN_GRACE
-        heartbeat = info.heartbeat_timeout.total_seconds() if info.heartbeat_timeout else None
         claims = TaskTokenClaims(
             tenant_id=envelope.tenant_id,
             workspace_id=envelope.workspace_id,

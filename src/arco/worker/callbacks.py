@@ -48,8 +48,9 @@ from temporalio.worker import Worker
 
 from arco.activities.http_dispatch import AttemptBook, AttemptState, DeliveryPolicy, HttpDispatcher
 from arco.core.dispatch import TaskResult
-from arco.core.errors import ConfigError
+from arco.core.errors import ConfigError, ContractError
 from arco.core.http_transport import MAX_CALLBACK_BODY_BYTES, CallbackSettings
+from arco.core.strict_json import load_strict_json
 from arco.core.task_tokens import InvalidTaskTokenError, TaskTokenClaims, TaskTokenKeys
 from arco.core.wire import (
     CallbackErrorBody,
@@ -129,43 +130,10 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-class _DuplicateKeyError(ValueError):
-    pass
-
-
-def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _DuplicateKeyError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def strict_json(body: bytes) -> Any:
-    """Decode a callback body: UTF-8 JSON, without duplicate keys or the non-standard NaN and Infinity.
-
-    Raises:
-        ValueError: with what is wrong.
-    """
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValueError("body is not UTF-8") from None
-    try:
-        return json.loads(text, object_pairs_hook=_object, parse_constant=_no_constant)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"body is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
-
-
 def _parse(model: type[_M], body: bytes) -> _M | Answer:
     try:
-        data = strict_json(body)
-    except ValueError as exc:
+        data = load_strict_json(body, what="body")
+    except ContractError as exc:
         return _invalid_argument("body", str(exc))
     if not isinstance(data, dict):
         return _invalid_argument("body", f"must be a JSON object, got {type(data).__name__}")
