@@ -5,7 +5,7 @@ It speaks the original Arco's worker protocol (docs/workers.md): it takes ``POST
 ``{callbackBaseUrl}/v1/tasks/{taskId}/started``, ``.../heartbeat`` (stopping when told ``shouldCancel``) and
 ``.../completed`` with ``Authorization: Bearer {taskToken}``. Replace :func:`run_task` with your work.
 
-    ARCO_WORKER_DISPATCH_SECRET=change-me python examples/http_worker.py 127.0.0.1:8792
+    ARCO_DISPATCH_SECRET=change-me python examples/http_worker.py 127.0.0.1:8792
 """
 
 from __future__ import annotations
@@ -182,9 +182,9 @@ def main() -> None:
     )
     parser.add_argument("listen", nargs="?", default="127.0.0.1:8792", help="HOST:PORT (default %(default)s)")
     listen = parser.parse_args().listen
-    secret = os.environ.get("ARCO_WORKER_DISPATCH_SECRET", "")
+    secret = os.environ.get("ARCO_DISPATCH_SECRET", "")
     if not secret:
-        parser.exit(2, "error: set ARCO_WORKER_DISPATCH_SECRET to the dispatch secret of the worker queue\n")
+        parser.exit(2, "error: set ARCO_DISPATCH_SECRET to the dispatch secret of the worker queue\n")
     host, _, port = listen.rpartition(":")
     server = Server((host, int(port)), Worker(secret))
     print(f"example worker on http://{listen}/dispatch", flush=True)

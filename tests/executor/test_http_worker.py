@@ -529,7 +529,7 @@ def test_arco_worker_http_serves_dispatches_until_sigterm(fake: FakeCallbackServ
         "ARCO_TENANT": SCOPE.tenant,
         "ARCO_WORKSPACE": SCOPE.workspace,
         "ARCO_DATA_ROOT": str(tmp_path / "data"),
-        "ARCO_WORKER_DISPATCH_SECRET": SECRET,
+        "ARCO_DISPATCH_SECRET": SECRET,
     }
     command = [
         sys.executable,
@@ -572,10 +572,10 @@ def test_arco_worker_http_serves_dispatches_until_sigterm(fake: FakeCallbackServ
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
-        ([], {}, "ARCO_WORKER_DISPATCH_SECRET is not set"),
+        ([], {}, "ARCO_DISPATCH_SECRET is not set"),
         (
             ["--listen", "localhost"],
-            {"ARCO_WORKER_DISPATCH_SECRET": "x"},
+            {"ARCO_DISPATCH_SECRET": "x"},
             "--listen 'localhost' is not HOST:PORT",
         ),
     ],
@@ -590,7 +590,7 @@ def test_arco_worker_http_refuses_bad_configuration(
     result = CliRunner().invoke(
         cli,
         ["worker", "http", "--code-location", LOCATION, *args],
-        env={"ARCO_WORKER_DISPATCH_SECRET": "", **env},
+        env={"ARCO_DISPATCH_SECRET": "", **env},
     )
     assert result.exit_code == 2, result.output
     assert message in result.output
@@ -608,9 +608,9 @@ def _documented(prefix: str) -> str:
 @pytest.mark.parametrize(
     ("prefix", "stopped"),
     [
-        ("ARCO_WORKER_DISPATCH_SECRET=change-me .venv/bin/arco worker http ", "http worker stopped"),
+        ("ARCO_DISPATCH_SECRET=change-me .venv/bin/arco worker http ", "http worker stopped"),
         (
-            "ARCO_WORKER_DISPATCH_SECRET=change-me .venv/bin/python examples/http_worker.py ",
+            "ARCO_DISPATCH_SECRET=change-me .venv/bin/python examples/http_worker.py ",
             "example worker stopped",
         ),
     ],

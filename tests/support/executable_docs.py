@@ -271,7 +271,8 @@ class Background:
         self.command = command
         self._lines: list[str] = []
         self._process = subprocess.Popen(
-            ["bash", "-c", f"exec {command}"],
+            # `exec env`: a command written with leading NAME=value assignments runs as bash would run it.
+            ["bash", "-c", f"exec env {command}"],
             cwd=cwd,
             env=env,
             stdout=subprocess.PIPE,

@@ -14,10 +14,12 @@ from pathlib import Path
 import click
 from temporalio.client import Client
 
+from arco.cli._http_transport import callback_settings, http_transport_options
 from arco.cli.deploy import deploy_code_location
 from arco.core.config import ArcoSettings, namespace_name
 from arco.core.errors import ArcoError, InfrastructureError
 from arco.core.health import HealthCheckInput, HealthCheckResult
+from arco.core.http_transport import CallbackSettings
 from arco.core.scope import Scope
 from arco.worker.connect import connect
 from arco.worker.dev_stack import embedded_stack
@@ -49,6 +51,7 @@ from arco.workflows.health import HEALTH_CHECK_WORKFLOW
     help="Also create this Temporal namespace, with Arco's search attributes (repeatable), for the workers of "
     "other tenants (`arco worker ...` with their ARCO_TENANT).",
 )
+@http_transport_options
 def dev(
     port: int,
     ui_port: int,
@@ -59,8 +62,27 @@ def dev(
     code_location: str | None,
     app_dir: str,
     namespaces: tuple[str, ...],
+    listen: str,
+    callback_url: str | None,
+    http_queues: tuple[str, ...],
+    dispatch_secret_env: str,
 ) -> None:
-    """Run the embedded stack: Temporal dev server, Arco workers, local catalog. Ctrl-C stops everything."""
+    """Run the embedded stack: Temporal dev server, Arco workers, local catalog. Ctrl-C stops everything.
+
+    With --http-queue, the stack also dispatches those queues to HTTP workers and serves their callbacks on
+    --listen (docs/workers.md); task tokens are signed with ARCO_TOKEN_SECRET, or a random key of this process.
+    """
+    callbacks = (
+        callback_settings(
+            listen=listen,
+            callback_url=callback_url,
+            http_queues=http_queues,
+            dispatch_secret_env=dispatch_secret_env,
+            generate_token_secret=True,
+        )
+        if http_queues
+        else None
+    )
     sys.path.insert(0, str(Path(app_dir).resolve()))
     settings = ArcoSettings.from_env(state_dir=state_dir, catalog_root=catalog_root)
     state = Path(settings.state_dir)
@@ -72,7 +94,7 @@ def dev(
         namespaces=_extra_namespaces(settings, namespaces),
     )
     log_to_console()  # one line per failed task, among Arco's other warnings
-    asyncio.run(_dev(settings, config, code_location))
+    asyncio.run(_dev(settings, config, code_location, callbacks))
 
 
 def _namespace_option(name: str) -> str:
@@ -89,12 +111,17 @@ def _extra_namespaces(settings: ArcoSettings, more: tuple[str, ...] = ()) -> tup
     return tuple(name for i, name in enumerate(names) if name != "default" and name not in names[:i])
 
 
-async def _dev(settings: ArcoSettings, config: TemporalServerConfig, code_location: str | None) -> None:
+async def _dev(
+    settings: ArcoSettings,
+    config: TemporalServerConfig,
+    code_location: str | None,
+    callbacks: CallbackSettings | None = None,
+) -> None:
     stop = shutdown_event()
     if code_location is not None:
         deployed = deploy_code_location(settings, code_location)
         click.echo(f"deployed {deployed['code_location']}: {deployed['fingerprint']}")
-    async with embedded_stack(settings, config, code_location=code_location) as stack:
+    async with embedded_stack(settings, config, code_location=code_location, callbacks=callbacks) as stack:
         click.echo("Arco embedded stack is running")
         click.echo(
             f"  Temporal gRPC:  {stack.server.address}  (namespace {stack.settings.temporal_namespace})"
@@ -103,6 +130,12 @@ async def _dev(settings: ArcoSettings, config: TemporalServerConfig, code_locati
         click.echo(f"  Task queue:     {stack.settings.task_queue}")
         if code_location is not None:
             click.echo(f"  Executor:       {code_location} on worker queue {stack.settings.executor_queue}")
+        if callbacks is not None:
+            for queue in callbacks.queues:
+                click.echo(f"  HTTP queue:     {queue.queue} -> {queue.url}")
+            click.echo(
+                f"  Callbacks:      {stack.callback_url}/v1/tasks/{{taskId}}/started|heartbeat|completed"
+            )
         click.echo(f"  Catalog root:   {stack.settings.catalog_root}")
         click.echo(f"  Temporal state: {config.db_file or 'in memory'}  (log: {config.log_file})")
         for scope in _dev_scopes(stack.settings):

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import click
 from temporalio.client import Client
 
+from arco.cli._http_transport import callback_settings, http_transport_options
 from arco.core.config import ArcoSettings
 from arco.core.errors import ConfigError
 from arco.worker.connect import connect
 from arco.worker.control_plane import build_control_plane_worker
 from arco.worker.namespace import missing_search_attributes, register_commands
 from arco.worker.runtime import log_to_console, shutdown_event
+
+if TYPE_CHECKING:
+    from arco.core.http_transport import CallbackSettings
 
 
 @click.group()
@@ -175,7 +180,7 @@ def http(
     protocol: POST /dispatch, callbacks started/heartbeat/completed) until SIGINT/SIGTERM.
 
     The scope is ARCO_TENANT/ARCO_WORKSPACE; the dispatch secret (header X-Arco-Dispatch-Secret) is
-    ARCO_WORKER_DISPATCH_SECRET. See docs/http-worker.md.
+    ARCO_DISPATCH_SECRET. See docs/http-worker.md.
     """
     import os
     import sys
@@ -185,10 +190,10 @@ def http(
 
     settings = ArcoSettings.from_env(data_root=data_root)
     host, port = parse_listen(listen)
-    secret = os.environ.get("ARCO_WORKER_DISPATCH_SECRET", "")
+    secret = os.environ.get("ARCO_DISPATCH_SECRET", "")
     if not secret.strip():
         raise ConfigError(
-            "ARCO_WORKER_DISPATCH_SECRET is not set: export the secret the control plane sends in the "
+            "ARCO_DISPATCH_SECRET is not set: export the secret the control plane sends in the "
             "X-Arco-Dispatch-Secret header (the same value as the worker queue's dispatch secret), then start "
             "`arco worker http` again"
         )
@@ -239,3 +244,39 @@ async def _serve_http(
     finally:
         announcer.cancel()
     click.echo("http worker stopped")
+
+
+@worker.command("callbacks")
+@http_transport_options
+def callbacks(
+    listen: str, callback_url: str | None, http_queues: tuple[str, ...], dispatch_secret_env: str
+) -> None:
+    """Serve the callbacks of HTTP workers, and dispatch the tasks of HTTP queues to them, until SIGINT/SIGTERM.
+
+    Workers call back POST {callback URL}/v1/tasks/{taskId}/started|heartbeat|completed with the envelope's task
+    token (docs/workers.md). Task tokens are signed with ARCO_TOKEN_SECRET; during a key rotation set the old key
+    as ARCO_TOKEN_SECRET_PREVIOUS. Run it beside the control plane, in the same Temporal namespace.
+    """
+    transport = callback_settings(
+        listen=listen,
+        callback_url=callback_url,
+        http_queues=http_queues,
+        dispatch_secret_env=dispatch_secret_env,
+    )
+    settings = ArcoSettings.from_env()
+    log_to_console()
+    asyncio.run(_serve_callbacks(settings, transport))
+
+
+async def _serve_callbacks(settings: ArcoSettings, transport: CallbackSettings) -> None:
+    from arco.worker.callbacks import start_callback_stack
+
+    stop = shutdown_event()
+    client = await connect(settings)
+    async with start_callback_stack(client, transport) as stack:
+        queues = " ".join(f"{queue.queue}={queue.url}" for queue in transport.queues) or "(none)"
+        click.echo(
+            f"callback server on {stack.url} namespace={settings.temporal_namespace} http-queues={queues}"
+        )
+        await stop.wait()
+        click.echo("shutting down (deliveries in progress are redelivered after their heartbeat timeout)")

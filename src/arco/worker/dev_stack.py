@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from temporalio.client import Client
 
 from arco.core.config import ArcoSettings
+from arco.core.http_transport import CallbackSettings
 from arco.executor.location import load_code_location
 from arco.worker.connect import connect
 from arco.worker.control_plane import build_control_plane_worker
@@ -28,13 +29,20 @@ class EmbeddedStack:
     server: TemporalDevServer
     client: Client
     settings: ArcoSettings
+    #: URL of the callback server of HTTP workers, when the stack runs one.
+    callback_url: str | None = None
 
 
 @asynccontextmanager
 async def embedded_stack(
-    settings: ArcoSettings, config: TemporalServerConfig, *, code_location: str | None = None
+    settings: ArcoSettings,
+    config: TemporalServerConfig,
+    *,
+    code_location: str | None = None,
+    callbacks: CallbackSettings | None = None,
 ) -> AsyncIterator[EmbeddedStack]:
-    """Start the dev server, a control-plane worker and (for ``code_location``) an executor worker.
+    """Start the dev server, a control-plane worker, (for ``code_location``) an executor worker and (for
+    ``callbacks``) the callback server and dispatcher of HTTP workers.
 
     Everything stops on exit, workers first.
     """
@@ -55,6 +63,12 @@ async def embedded_stack(
                     location=location,
                 )
                 await workers.enter_async_context(executor)
-            yield EmbeddedStack(server=server, client=client, settings=bound)
+            callback_url = None
+            if callbacks is not None:
+                from arco.worker.callbacks import start_callback_stack
+
+                running = await workers.enter_async_context(start_callback_stack(client, callbacks))
+                callback_url = running.url
+            yield EmbeddedStack(server=server, client=client, settings=bound, callback_url=callback_url)
     finally:
         await asyncio.to_thread(server.stop)

@@ -134,7 +134,7 @@ class HttpWorker:
         """
         if not dispatch_secret.strip():
             raise ConfigError(
-                "the HTTP worker needs a dispatch secret: set ARCO_WORKER_DISPATCH_SECRET to the secret the "
+                "the HTTP worker needs a dispatch secret: set ARCO_DISPATCH_SECRET to the secret the "
                 "control plane sends in X-Arco-Dispatch-Secret"
             )
         if callback_base_url is not None and urlsplit(callback_base_url).scheme not in ("http", "https"):
