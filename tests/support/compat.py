@@ -16,7 +16,8 @@ import pytest
 from support.system import skip_or_fail
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-COMPAT_DIR = Path(os.environ.get("ARCO_COMPAT_DIR", REPO_ROOT.parent / "shared" / "arco-compat"))
+# An empty ARCO_COMPAT_DIR counts as unset (the sibling shared/ folder).
+COMPAT_DIR = Path(os.environ.get("ARCO_COMPAT_DIR") or REPO_ROOT.parent / "shared" / "arco-compat")
 
 
 @pytest.fixture(scope="session")
