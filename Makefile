@@ -58,4 +58,4 @@ bench: install
 	for script in benchmarks/*.py; do $(BIN)/python $$script --quick || exit 1; done
 
 clean:
-	rm -rf $(VENV) .arco .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .arco .pytest_cache .mypy_cache .ruff_cache .hypothesis explorer/node_modules src/arco/api/static/explorer

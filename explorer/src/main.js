@@ -211,7 +211,8 @@ async function ensureTables(names) {
     const urls = answer.tables?.[name] ?? [];
     const [schema, relation] = name.split(".");
     await conn.query(`CREATE SCHEMA IF NOT EXISTS ${ident(schema)}`);
-    let body = "SELECT NULL AS no_rows WHERE false";
+    // No files yet (a scope with nothing in that table): the server's SELECT still gives the columns.
+    let body = answer.selects?.[name] ?? "SELECT NULL AS no_rows WHERE false";
     if (urls.length) {
       const select = answer.selects?.[name] ?? fallbackSelect(name, urls);
       const loaded = new Map();

@@ -237,3 +237,25 @@ def test_an_expired_signed_url_is_shown_as_an_error(browser: object, demo_catalo
             _shot(page, "explorer-expired-url.png")
         finally:
             context.close()
+
+
+def test_a_token_of_another_scope_sees_an_empty_catalog_not_the_demo(
+    browser: object, demo_catalog: Path
+) -> None:
+    """The page shows only the token's scope: another tenant's token lists no assets and no error."""
+    if not (EXPLORER_DIR / "index.html").is_file():
+        skip_or_fail(f"the explorer is not built ({EXPLORER_DIR} has no index.html): run `make explorer`")
+    secret = new_secret()
+    app = contract_app(demo_catalog, secret, explorer_routes(EXPLORER_DIR))
+    with serve(app) as url:
+        context = browser.new_context()  # type: ignore[attr-defined]
+        try:
+            page = context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(f"{url}#token={issue_token(secret, Scope('acme', 'sales'))}")
+            page.wait_for_selector("#assets[data-state=ready]")
+            assert page.locator("#asset-count").inner_text() == "0 of 0 assets"
+            assert page.locator("#assets tbody tr").count() == 0
+            assert page.locator("#error").is_hidden()
+        finally:
+            context.close()
