@@ -6,7 +6,7 @@ browser with DuckDB-WASM over signed URLs, and say so when a signed URL is refus
 written to docs/images/ (docs/explorer.md shows them).
 
 The API here is the test-only contract server of tests/support/explorer_api.py; switching to the real
-``arco.api.app.create_app`` changes only the ``api`` fixture.
+``arco.api.app.create_app`` changes only the ``start_api`` fixture.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -42,6 +43,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 TIMEOUT_MS = 30_000
+DEMO_SCOPE = Scope("default", "default")
 
 
 @pytest.fixture(scope="module")
@@ -64,14 +66,30 @@ def demo_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def api(demo_catalog: Path) -> Iterator[ServedApi]:
-    """The read API with the explorer mounted, over the demo's catalog, and a token for its scope."""
+def start_api(demo_catalog: Path) -> Callable[..., AbstractContextManager[ServedApi]]:
+    """Starts the read API with the explorer mounted, over the demo's catalog, with a token for ``scope``.
+
+    The one place that builds the app: ``url_lifetime_s`` is how long the signed URLs it issues live (negative:
+    already expired when issued).
+    """
     if not (EXPLORER_DIR / "index.html").is_file():
         skip_or_fail(f"the explorer is not built ({EXPLORER_DIR} has no index.html): run `make explorer`")
-    secret = new_secret()
-    app = contract_app(demo_catalog, secret, explorer_routes(EXPLORER_DIR))
-    with serve(app) as url:
-        yield ServedApi(url, issue_token(secret, Scope("default", "default")))
+
+    @contextmanager
+    def start(*, scope: Scope = DEMO_SCOPE, url_lifetime_s: int = 900) -> Iterator[ServedApi]:
+        secret = new_secret()
+        app = contract_app(demo_catalog, secret, explorer_routes(EXPLORER_DIR), url_lifetime_s=url_lifetime_s)
+        with serve(app) as url:
+            yield ServedApi(url, issue_token(secret, scope))
+
+    return start
+
+
+@pytest.fixture(scope="module")
+def api(start_api: Callable[..., AbstractContextManager[ServedApi]]) -> Iterator[ServedApi]:
+    """The API for the demo's scope."""
+    with start_api() as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
@@ -218,18 +236,16 @@ def test_a_refused_signed_url_is_shown_as_an_error(
     _shot(page, "explorer-refused-url.png")
 
 
-def test_an_expired_signed_url_is_shown_as_an_error(browser: object, demo_catalog: Path) -> None:
-    if not (EXPLORER_DIR / "index.html").is_file():
-        skip_or_fail(f"the explorer is not built ({EXPLORER_DIR} has no index.html): run `make explorer`")
-    secret = new_secret()
+def test_an_expired_signed_url_is_shown_as_an_error(
+    browser: object, start_api: Callable[..., AbstractContextManager[ServedApi]]
+) -> None:
     # URLs signed already expired: what a page left open past their expiry would read.
-    app = contract_app(demo_catalog, secret, explorer_routes(EXPLORER_DIR), url_lifetime_s=-60)
-    with serve(app) as url:
+    with start_api(url_lifetime_s=-60) as served:
         context = browser.new_context()  # type: ignore[attr-defined]
         try:
             page = context.new_page()
             page.set_default_timeout(TIMEOUT_MS)
-            page.goto(f"{url}#token={issue_token(secret, Scope('default', 'default'))}")
+            page.goto(f"{served.url}#token={served.token}")
             error = page.locator("#error")
             error.wait_for(state="visible")
             text = error.inner_text()
@@ -240,19 +256,15 @@ def test_an_expired_signed_url_is_shown_as_an_error(browser: object, demo_catalo
 
 
 def test_a_token_of_another_scope_sees_an_empty_catalog_not_the_demo(
-    browser: object, demo_catalog: Path
+    browser: object, start_api: Callable[..., AbstractContextManager[ServedApi]]
 ) -> None:
     """The page shows only the token's scope: another tenant's token lists no assets and no error."""
-    if not (EXPLORER_DIR / "index.html").is_file():
-        skip_or_fail(f"the explorer is not built ({EXPLORER_DIR} has no index.html): run `make explorer`")
-    secret = new_secret()
-    app = contract_app(demo_catalog, secret, explorer_routes(EXPLORER_DIR))
-    with serve(app) as url:
+    with start_api(scope=Scope("acme", "sales")) as served:
         context = browser.new_context()  # type: ignore[attr-defined]
         try:
             page = context.new_page()
             page.set_default_timeout(TIMEOUT_MS)
-            page.goto(f"{url}#token={issue_token(secret, Scope('acme', 'sales'))}")
+            page.goto(f"{served.url}#token={served.token}")
             page.wait_for_selector("#assets[data-state=ready]")
             assert page.locator("#asset-count").inner_text() == "0 of 0 assets"
             assert page.locator("#assets tbody tr").count() == 0
