@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -23,6 +24,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from arco.api.explorer import EXPLORER_DIR, explorer_routes
+from arco.catalog.storage import open_store
+from arco.catalog.tier1.catalog import Catalog
+from arco.catalog.tier1.entities import AssetSpec
 from arco.core.scope import Scope
 from support.explorer_api import ServedApi, contract_app, issue_token, new_secret, serve
 from support.system import require_binary, skip_or_fail
@@ -70,15 +74,18 @@ def start_api(demo_catalog: Path) -> Callable[..., AbstractContextManager[Served
     """Starts the read API with the explorer mounted, over the demo's catalog, with a token for ``scope``.
 
     The one place that builds the app: ``url_lifetime_s`` is how long the signed URLs it issues live (negative:
-    already expired when issued).
+    already expired when issued); ``catalog`` replaces the demo's catalog root.
     """
     if not (EXPLORER_DIR / "index.html").is_file():
         skip_or_fail(f"the explorer is not built ({EXPLORER_DIR} has no index.html): run `make explorer`")
 
     @contextmanager
-    def start(*, scope: Scope = DEMO_SCOPE, url_lifetime_s: int = 900) -> Iterator[ServedApi]:
+    def start(
+        *, scope: Scope = DEMO_SCOPE, url_lifetime_s: int = 900, catalog: Path | None = None
+    ) -> Iterator[ServedApi]:
         secret = new_secret()
-        app = contract_app(demo_catalog, secret, explorer_routes(EXPLORER_DIR), url_lifetime_s=url_lifetime_s)
+        root = demo_catalog if catalog is None else catalog
+        app = contract_app(root, secret, explorer_routes(EXPLORER_DIR), url_lifetime_s=url_lifetime_s)
         with serve(app) as url:
             yield ServedApi(url, issue_token(secret, scope))
 
@@ -269,5 +276,48 @@ def test_a_token_of_another_scope_sees_an_empty_catalog_not_the_demo(
             assert page.locator("#asset-count").inner_text() == "0 of 0 assets"
             assert page.locator("#assets tbody tr").count() == 0
             assert page.locator("#error").is_hidden()
+        finally:
+            context.close()
+
+
+def test_declared_and_observed_edges_are_drawn_differently(
+    browser: object,
+    start_api: Callable[..., AbstractContextManager[ServedApi]],
+    demo_catalog: Path,
+    tmp_path: Path,
+) -> None:
+    """A deployed asset downstream of demo.daily_revenue that no run has built yet: its edge is declared only."""
+    catalog = tmp_path / "catalog"
+    shutil.copytree(demo_catalog, catalog)
+    definition = {
+        "codeLocation": "examples.reports",
+        "spec": {"deps": [{"key": "demo.daily_revenue", "mapping": None}]},
+    }
+    Catalog(open_store(str(catalog)), DEMO_SCOPE).register_asset(
+        AssetSpec(
+            "demo.revenue_report", code_version="v1", description="Not built yet.", definition=definition
+        )
+    )
+    with start_api(catalog=catalog) as served:
+        context = browser.new_context(viewport={"width": 1280, "height": 860})  # type: ignore[attr-defined]
+        try:
+            page = context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(f"{served.url}#token={served.token}")
+            page.wait_for_selector("#assets[data-state=ready]")
+            page.goto(f"{served.url}#/asset/demo.daily_revenue")
+            page.wait_for_selector("#lineage g.node[data-id='asset:demo.revenue_report']")
+            edges = page.locator("#lineage svg g.edge").evaluate_all(
+                """es => es.map(e => [e.dataset.target, e.dataset.status,
+                    getComputedStyle(e.querySelector('path')).strokeDasharray])"""
+            )
+            by_target = {target: (status, dashes) for target, status, dashes in edges}
+            assert by_target["asset:demo.revenue_report"][0] == "declared_not_observed"
+            assert by_target["asset:demo.daily_revenue"][0] == "matched"
+            assert by_target["asset:demo.cleaned_orders"][0] == "matched"
+            # Declared-only edges are dashed, observed ones solid.
+            assert by_target["asset:demo.revenue_report"][1] != "none"
+            assert by_target["asset:demo.daily_revenue"][1] == "none"
+            _shot(page, "explorer-declared-lineage.png")
         finally:
             context.close()
