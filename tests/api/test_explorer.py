@@ -321,3 +321,11 @@ def test_declared_and_observed_edges_are_drawn_differently(
             _shot(page, "explorer-declared-lineage.png")
         finally:
             context.close()
+
+
+def test_without_a_token_the_page_says_how_to_get_one(page: object, api: ServedApi) -> None:
+    page.goto(api.url)  # type: ignore[attr-defined]
+    error = page.locator("#error")  # type: ignore[attr-defined]
+    error.wait_for(state="visible")
+    assert "No token" in error.inner_text() and "--print-token" in error.inner_text()
+    assert page.requested_hosts == {urlsplit(api.url).netloc}  # type: ignore[attr-defined]
