@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.arco-installed
 
-.PHONY: install demo dev test test-unit test-integration lint format bench clean
+.PHONY: install explorer demo dev test test-unit test-integration lint format bench clean
 
 install: $(STAMP)
 
@@ -14,8 +14,16 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install --progress-bar on -e '.[dev,s3]'
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) explorer; \
+	else echo "npm not found: skipping the explorer page (install Node.js 20 and npm, then run make explorer)."; fi
 	touch $(STAMP)
 	@echo "Installed into $(VENV)."
+
+## The catalog explorer page: bundles explorer/ (pinned npm packages, DuckDB-WASM vendored) into
+## src/arco/api/static/explorer/, which `arco serve` serves at /.
+explorer:
+	npm ci --prefix explorer --no-audit --no-fund
+	npm run --prefix explorer build
 
 ## Start a fresh embedded stack, run Arco's main job once, print the outcome.
 demo: install
@@ -50,4 +58,4 @@ bench: install
 	for script in benchmarks/*.py; do $(BIN)/python $$script --quick || exit 1; done
 
 clean:
-	rm -rf $(VENV) .arco .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .arco .pytest_cache .mypy_cache .ruff_cache .hypothesis explorer/node_modules src/arco/api/static/explorer

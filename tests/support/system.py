@@ -14,7 +14,7 @@ from typing import NoReturn
 import pytest
 
 #: Binary the suite looks for -> the Debian package that provides it (what ``.ci/run`` installs).
-SYSTEM_PACKAGES: dict[str, str] = {"dot": "graphviz"}
+SYSTEM_PACKAGES: dict[str, str] = {"dot": "graphviz", "chromium": "chromium"}
 
 
 def in_ci() -> bool:

@@ -1,0 +1,1 @@
+"""The HTTP read API and the catalog explorer (``arco serve``)."""
