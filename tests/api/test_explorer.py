@@ -2,8 +2,9 @@
 
 `arco demo` runs the example pipeline through the real Temporal dev server and an executor; the page is then served
 with the read API's endpoints and must show the assets, draw the lineage of demo.daily_revenue, run SQL in the
-browser with DuckDB-WASM over signed URLs, and say so when a signed URL is refused. Screenshots of each view are
-written to docs/images/ (docs/explorer.md shows them).
+browser with DuckDB-WASM over signed URLs, and say so when a signed URL is refused. Every run takes a screenshot
+of each view; with ``ARCO_UPDATE_SCREENSHOTS=1`` they are written to docs/images/ (docs/explorer.md shows them),
+otherwise to a temporary folder, so that a test run leaves the checkout unchanged.
 
 The API here is the test-only contract server of tests/support/explorer_api.py; switching to the real
 ``arco.api.app.create_app`` changes only the ``start_api`` fixture.
@@ -16,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -34,7 +36,11 @@ from support.system import require_binary, skip_or_fail
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGES = ROOT / "docs" / "images"
+IMAGES = (
+    ROOT / "docs" / "images"
+    if os.environ.get("ARCO_UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "arco-explorer-screenshots"
+)
 #: Chromium's flags for tests: headless, no sandbox (root in CI), nothing fetched in the background.
 CHROMIUM_ARGS = [
     "--headless",
