@@ -39,7 +39,7 @@ def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
 
 def _dev_session(env: dict[str, str], port: int) -> tuple[subprocess.Popen[str], str]:
     dev = subprocess.Popen(
-        [sys.executable, "-m", "arco.cli.main", "dev", "--port", str(port), "--headless"],
+        [sys.executable, "-m", "arco.cli.main", "dev", "--port", str(port), "--headless", "--no-api"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

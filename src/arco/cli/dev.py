@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime
 import hashlib
 import json
 import shutil
@@ -14,7 +16,9 @@ from pathlib import Path
 import click
 from temporalio.client import Client
 
+from arco.api.auth import issue_token
 from arco.cli.deploy import deploy_code_location
+from arco.cli.serve import ServeOptions, explorer_line, parse_listen, running_api, serve_options
 from arco.core.config import ArcoSettings, namespace_name
 from arco.core.errors import ArcoError, InfrastructureError
 from arco.core.health import HealthCheckInput, HealthCheckResult
@@ -49,6 +53,14 @@ from arco.workflows.health import HEALTH_CHECK_WORKFLOW
     help="Also create this Temporal namespace, with Arco's search attributes (repeatable), for the workers of "
     "other tenants (`arco worker ...` with their ARCO_TENANT).",
 )
+@click.option(
+    "--api-listen",
+    default="127.0.0.1:8800",
+    show_default=True,
+    envvar="ARCO_API_LISTEN",
+    help="HOST:PORT of the read API and explorer (port 0: a free one) [env ARCO_API_LISTEN].",
+)
+@click.option("--no-api", is_flag=True, help="Do not serve the read API and explorer.")
 def dev(
     port: int,
     ui_port: int,
@@ -59,8 +71,14 @@ def dev(
     code_location: str | None,
     app_dir: str,
     namespaces: tuple[str, ...],
+    api_listen: str,
+    no_api: bool,
 ) -> None:
-    """Run the embedded stack: Temporal dev server, Arco workers, local catalog. Ctrl-C stops everything."""
+    """Run the embedded stack: Temporal dev server, Arco workers, local catalog, read API and explorer.
+
+    Ctrl-C stops everything. The read API's development secret is kept in the state dir (api-secret) unless
+    ARCO_API_JWT_SECRET is set; the banner prints the explorer's address with a token valid for a day.
+    """
     sys.path.insert(0, str(Path(app_dir).resolve()))
     settings = ArcoSettings.from_env(state_dir=state_dir, catalog_root=catalog_root)
     state = Path(settings.state_dir)
@@ -71,8 +89,11 @@ def dev(
         log_file=state / "temporal.log",
         namespaces=_extra_namespaces(settings, namespaces),
     )
+    api = None if no_api else serve_options(settings, api_listen, create_secret=True)
+    if api is not None:
+        parse_listen(api_listen)
     log_to_console()  # one line per failed task, among Arco's other warnings
-    asyncio.run(_dev(settings, config, code_location))
+    asyncio.run(_dev(settings, config, code_location, api))
 
 
 def _namespace_option(name: str) -> str:
@@ -89,12 +110,20 @@ def _extra_namespaces(settings: ArcoSettings, more: tuple[str, ...] = ()) -> tup
     return tuple(name for i, name in enumerate(names) if name != "default" and name not in names[:i])
 
 
-async def _dev(settings: ArcoSettings, config: TemporalServerConfig, code_location: str | None) -> None:
+async def _dev(
+    settings: ArcoSettings, config: TemporalServerConfig, code_location: str | None, api: ServeOptions | None
+) -> None:
     stop = shutdown_event()
     if code_location is not None:
         deployed = deploy_code_location(settings, code_location)
         click.echo(f"deployed {deployed['code_location']}: {deployed['fingerprint']}")
-    async with embedded_stack(settings, config, code_location=code_location) as stack:
+    async with contextlib.AsyncExitStack() as resources:
+        stack = await resources.enter_async_context(
+            embedded_stack(settings, config, code_location=code_location)
+        )
+        api_url = (
+            None if api is None else await resources.enter_async_context(running_api(api, stack.settings))
+        )
         click.echo("Arco embedded stack is running")
         click.echo(
             f"  Temporal gRPC:  {stack.server.address}  (namespace {stack.settings.temporal_namespace})"
@@ -105,6 +134,13 @@ async def _dev(settings: ArcoSettings, config: TemporalServerConfig, code_locati
             click.echo(f"  Executor:       {code_location} on worker queue {stack.settings.executor_queue}")
         click.echo(f"  Catalog root:   {stack.settings.catalog_root}")
         click.echo(f"  Temporal state: {config.db_file or 'in memory'}  (log: {config.log_file})")
+        if api is None or api_url is None:
+            click.echo("  Read API:       disabled (--no-api)")
+        else:
+            click.echo(f"  Read API:       {api_url}/api/v1/  (schema: {api_url}/api/v1/openapi.json)")
+            if api.secret is not None:
+                token = issue_token(api.secret, settings.scope, ttl=datetime.timedelta(days=1))
+                click.echo(f"  {explorer_line(api_url, token)}")
         for scope in _dev_scopes(stack.settings):
             click.echo(
                 f"  Compaction:     {await _ensure_schedule(stack.client, stack.settings, scope, by='arco dev')}"
