@@ -209,12 +209,28 @@ DEMO_PARTITIONS = ("date=d:2026-01-01", "date=d:2026-01-02", "date=d:2026-01-03"
 @click.command()
 @click.option("--state-dir", default=None, help="Folder for the demo's state [env ARCO_STATE_DIR].")
 @click.option("--app-dir", default=".", show_default=True, type=click.Path(file_okay=False))
-def demo(state_dir: str | None, app_dir: str) -> None:
+@click.option(
+    "--serve",
+    "serve_api",
+    is_flag=True,
+    help="Then serve the read API and explorer over the demo's catalog until Ctrl-C.",
+)
+@click.option(
+    "--api-listen",
+    default="127.0.0.1:8800",
+    show_default=True,
+    envvar="ARCO_API_LISTEN",
+    help="HOST:PORT of the explorer (the printed address; served with --serve) [env ARCO_API_LISTEN].",
+)
+def demo(state_dir: str | None, app_dir: str, serve_api: bool, api_listen: str) -> None:
     """Run Arco's main job once on a fresh embedded stack and print what happened.
 
     Deploys the example code location (raw -> cleaned -> aggregated daily orders), runs it for three days through an
     executor worker, compacts the recorded events and prints the run's outcome and the lineage of the final asset.
+    It ends with the explorer's address and a token valid for a day: serve it with the printed `arco serve`
+    command, or pass --serve to keep serving it from here until Ctrl-C.
     """
+    parse_listen(api_listen)
     sys.path.insert(0, str(Path(app_dir).resolve()))
     settings = ArcoSettings.from_env(state_dir=state_dir)
     state = Path(settings.state_dir) / "demo"
@@ -230,6 +246,33 @@ def demo(state_dir: str | None, app_dir: str) -> None:
         namespaces=_extra_namespaces(settings),
     )
     asyncio.run(_demo(settings, config))
+    _print_explorer(settings, api_listen, serve_api)
+
+
+def _print_explorer(settings: ArcoSettings, listen: str, serve_api: bool) -> None:
+    """The demo's last lines: the explorer's address with a token valid for a day, and how to serve it."""
+    options = serve_options(settings, listen, create_secret=True)
+    assert options.secret is not None  # made in the state dir when ARCO_API_JWT_SECRET is not set
+    token = issue_token(options.secret, settings.scope, ttl=datetime.timedelta(days=1))
+    host, port = parse_listen(listen)
+    click.echo("7. explore the catalog in the browser (the read API and explorer):")
+    if serve_api:
+        from arco.worker.runtime import shutdown_event
+
+        async def serve() -> None:
+            stop = shutdown_event()
+            async with running_api(options) as url:
+                click.echo(f"   {explorer_line(url, token)}")
+                click.echo("   Press Ctrl-C to stop.")
+                await stop.wait()
+
+        asyncio.run(serve())
+        return
+    click.echo(
+        f"   arco serve --root {settings.catalog_root} --state-dir {settings.state_dir} --listen {listen} "
+        "--no-temporal"
+    )
+    click.echo(f"   {explorer_line(f'http://{host}:{port}', token)}")
 
 
 async def _demo(settings: ArcoSettings, config: TemporalServerConfig) -> None:
