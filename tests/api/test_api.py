@@ -538,3 +538,38 @@ def test_bad_auth_settings_say_what_to_set(tmp_path: Path, store: ObjectStore) -
         )
     with pytest.raises(InvalidInputError, match="30 days"):
         issue_token(SECRET, ACME, ttl=datetime.timedelta(days=31))
+
+
+def test_a_commit_between_two_requests_is_seen(tmp_path: Path) -> None:
+    """The scope's catalog handle is kept between requests: it must still read the pointer every time."""
+    from arco.catalog.tier1.catalog import Catalog
+
+    store = open_store(str(tmp_path / "catalog"))
+    Catalog(store, ACME).create_namespace("first")
+    with TestClient(
+        create_app(store, ApiConfig(auth=AuthConfig(secret=SECRET), explorer_dir=tmp_path))
+    ) as app:
+
+        def names() -> list[str]:
+            answer = app.get("/api/v1/namespaces", headers=auth()).json()
+            return [n["name"] for n in answer["namespaces"]]
+
+        assert names() == ["first"]
+        Catalog(store, ACME).create_namespace("second")
+        assert names() == ["first", "second"]
+
+
+def test_a_remembered_token_still_expires() -> None:
+    verifier = TokenVerifier(AuthConfig(secret=SECRET, leeway_s=0))
+    short = issue_token(SECRET, ACME, ttl=datetime.timedelta(seconds=1))
+    assert verifier.verify(short).scope == ACME
+    assert verifier.verify(short).scope == ACME  # remembered
+    deadline = time.monotonic() + 10
+    while time.time() <= jwt.decode(short, options={"verify_signature": False})["exp"] + 0.05:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    with pytest.raises(AuthError, match="expired"):
+        verifier.verify(short)
+    forged = short[:-2] + ("AA" if not short.endswith("AA") else "BB")
+    with pytest.raises(AuthError):
+        verifier.verify(forged)  # a remembered token's text is the key: a changed one is verified again

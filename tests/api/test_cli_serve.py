@@ -134,3 +134,21 @@ def test_the_development_secret_is_made_once_and_kept_private(tmp_path: Path, ex
     assert dev_secret(tmp_path, create=True) == first
     if not existing:
         assert (tmp_path / "api-secret").stat().st_mode & 0o077 == 0  # owner only
+
+
+def test_the_listening_socket_turns_nagle_off_for_its_connections() -> None:
+    """asyncio sets TCP_NODELAY only on sockets whose protocol is TCP: with a protocol of 0, every response's body
+    waited for the client's delayed ACK of its headers (40 ms a request)."""
+    import socket
+
+    from arco.cli.serve import _bind
+
+    server = _bind("127.0.0.1:0")
+    try:
+        assert server.proto == socket.IPPROTO_TCP
+        with socket.create_connection(server.getsockname()[:2]):
+            accepted, _ = server.accept()
+            with accepted:
+                assert accepted.proto == socket.IPPROTO_TCP
+    finally:
+        server.close()

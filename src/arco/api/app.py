@@ -192,6 +192,7 @@ def create_app(
         limits=config.limits,
         runs=runs,
         public_url=config.public_url,
+        local=store.local_path("probe") is not None,
     )
     schema = openapi_schema(
         _version(),

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import datetime
 import json
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -33,6 +36,9 @@ ALGORITHMS: Final = ("HS256", "RS256", "ES256")
 MIN_SECRET_BYTES: Final = 32
 #: Longest lifetime of a development token.
 MAX_TTL: Final = datetime.timedelta(days=30)
+#: Verified tokens remembered (by their text), and for how long at most.
+MAX_VERIFIED: Final = 4096
+VERIFIED_TTL_S: Final = 300.0
 
 
 class AuthError(ArcoError):
@@ -92,6 +98,11 @@ class TokenVerifier:
 
     def __init__(self, config: AuthConfig) -> None:
         self._config = config
+        # Tokens verified lately, by their exact text: a client sends the same token with every request, and
+        # verifying it again costs more CPU than the rest of a small read. An entry lasts until the token
+        # expires, at most VERIFIED_TTL (a key removed from a JWKS stops verifying within that time).
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._verified_lock = threading.Lock()
         self._key_set: PyJWKSet | None = None
         self._key_client: PyJWKClient | None = None
         if config.jwks is not None:
@@ -132,6 +143,21 @@ class TokenVerifier:
             AuthError: if the token is malformed, expired, signed by an unknown key or with another algorithm,
                 or its claims do not name a valid scope.
         """
+        now = time.time()
+        with self._verified_lock:
+            cached = self._verified.get(token)
+            if cached is not None and cached[1] > now:
+                self._verified.move_to_end(token)
+                return cached[0]
+        principal = self._verify(token)
+        until = min(principal.expires_at.timestamp() + self._config.leeway_s, now + VERIFIED_TTL_S)
+        with self._verified_lock:
+            self._verified[token] = (principal, until)
+            while len(self._verified) > MAX_VERIFIED:
+                self._verified.popitem(last=False)
+        return principal
+
+    def _verify(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
