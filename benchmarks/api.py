@@ -7,7 +7,8 @@ and as many ``ops.tasks`` rows, published as projections of one scope on local d
 printed and checked against the workload module's own.
 
 The API runs as ``arco serve`` does (Starlette on uvicorn, one worker, access logs on, written to /dev/null) in
-its own process; requests come one at a time over a kept-alive connection from this process (``httpx``).
+its own process; requests come one at a time over a kept-alive connection from this process (``httpx``), each
+in-process call followed by the same call over HTTP, so that the machine's load falls on both alike.
 
 Figures:
 
@@ -124,14 +125,12 @@ def cpu_seconds(pid: int) -> float:
 
 def measure_query(report: Report, client: httpx.Client, base: str, store: object, rows: int, n: int) -> None:
     expected = run_query(store, SCOPE, SQL).to_dicts()  # type: ignore[arg-type]
-    local = []
-    for _ in range(n):
+    client.post(f"{base}/api/v1/query", json={"sql": SQL})
+    local, remote = [], []
+    for _ in range(n):  # alternating, so that the machine's load falls on both alike
         started = time.perf_counter()
         run_query(store, SCOPE, SQL)  # type: ignore[arg-type]
         local.append((time.perf_counter() - started) * 1000)
-    remote = []
-    client.post(f"{base}/api/v1/query", json={"sql": SQL})
-    for _ in range(n):
         started = time.perf_counter()
         response = client.post(f"{base}/api/v1/query", json={"sql": SQL})
         remote.append((time.perf_counter() - started) * 1000)
@@ -149,14 +148,12 @@ def measure_lineage(
 ) -> None:
     leaves = workload.leaf_sample(dag, count=200)  # type: ignore[attr-defined]
     lineage(store, SCOPE, f"bench.{leaves[0]}", hops=5)  # type: ignore[arg-type]
-    local = []
-    for key in leaves:
+    client.get(f"{base}/api/v1/lineage/upstream", params={"node": f"bench.{leaves[0]}", "hops": 5})
+    local, remote = [], []
+    for key in leaves:  # alternating, so that the machine's load falls on both alike
         started = time.perf_counter()
         lineage(store, SCOPE, f"bench.{key}", hops=5)  # type: ignore[arg-type]
         local.append((time.perf_counter() - started) * 1000)
-    remote = []
-    client.get(f"{base}/api/v1/lineage/upstream", params={"node": f"bench.{leaves[0]}", "hops": 5})
-    for key in leaves:
         started = time.perf_counter()
         response = client.get(f"{base}/api/v1/lineage/upstream", params={"node": f"bench.{key}", "hops": 5})
         remote.append((time.perf_counter() - started) * 1000)
