@@ -295,6 +295,7 @@ def test_search_and_runs(client: TestClient, built: dict[Scope, Built]) -> None:
     assert one["run"]["status"] == "SUCCEEDED" and any(t["attempt"] == 2 for t in one["tasks"])
     only = client.get("/api/v1/runs?asset=sales.revenue&state=FAILED", headers=auth()).json()
     assert only["runs"] == []
+    assert "use one of" in is_problem(client.get("/api/v1/runs?state=DONE", headers=auth()), 400)["detail"]
 
 
 def test_query_json_arrow_and_its_guard(client: TestClient) -> None:

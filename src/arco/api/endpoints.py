@@ -29,6 +29,7 @@ from arco.catalog.tier1.catalog import Catalog
 from arco.catalog.tier1.entities import Asset
 from arco.catalog.tier2.projections import ProjectionReader
 from arco.core.errors import ArcoError, InvalidInputError, NotFoundError, UnsupportedOperationError
+from arco.core.runs import RunState
 from arco.core.scope import Scope
 from arco.read.sql import QueryLimits
 
@@ -486,6 +487,10 @@ async def _search(request: Request, ctx: ApiContext, who: Principal) -> Response
 
 async def _runs(request: Request, ctx: ApiContext, who: Principal) -> Response:
     states = tuple(request.query_params.getlist("state"))
+    known = [state.value for state in RunState]
+    for state in states:
+        if state not in known:
+            raise ApiError(400, f"state {state!r} is unknown; use one of {', '.join(known)}")
     asset = request.query_params.get("asset")
     limit = _int_param(request, "limit", 50, 1, 1000)
 

@@ -30,7 +30,7 @@ from typing import Any, Final
 import click
 
 from arco.core.config import ArcoSettings
-from arco.core.errors import ConfigError, InvalidInputError
+from arco.core.errors import ConfigError, InfrastructureError, InvalidInputError
 from arco.core.scope import Scope
 
 #: The file of the development secret, in the state dir.
@@ -126,6 +126,8 @@ def _bind(listen: str) -> socket.socket:
 
 def _runs_lister(settings: ArcoSettings) -> Any:
     """List runs from Temporal visibility, one client per tenant namespace, connected on first use."""
+    from temporalio.service import RPCError
+
     from arco.client import list_runs
     from arco.core.runs import RunState
     from arco.worker.connect import connect
@@ -144,7 +146,13 @@ def _runs_lister(settings: ArcoSettings) -> Any:
             raise InvalidInputError(
                 f"state must be one of {', '.join(s.value for s in RunState)}, got {', '.join(states)}"
             ) from None
-        listed = await list_runs(clients[namespace], scope, states=wanted, asset=asset, limit=limit)
+        try:
+            listed = await list_runs(clients[namespace], scope, states=wanted, asset=asset, limit=limit)
+        except RPCError as exc:
+            raise InfrastructureError(
+                f"Temporal refused to list the runs in namespace {namespace!r}: {exc.message}; check that Arco's "
+                "search attributes are registered there (`arco doctor`)"
+            ) from None
         return [item.to_wire() for item in listed]
 
     return lister
