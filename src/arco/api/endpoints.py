@@ -777,14 +777,9 @@ def _authenticated(endpoint: Endpoint, ctx: ApiContext) -> Callable[[Request], A
             )
         request.state.subject = who.subject
         request.state.scope = str(who.scope)
-        try:
-            return await endpoint.handler(request, ctx, who)
-        except ApiError:
-            raise
-        except NotFoundError:
-            raise not_found("the object") from None
-        except ArcoError:
-            raise
+        # ApiError and ArcoError (a NotFoundError included: the one 404 of the scope) become problem documents
+        # in the app's exception handlers.
+        return await endpoint.handler(request, ctx, who)
 
     return handle
 

@@ -15,7 +15,7 @@ from arco.core.errors import (
     UnsupportedOperationError,
 )
 
-__all__ = ["PROBLEM_MEDIA_TYPE", "ApiError", "arco_error_response", "problem"]
+__all__ = ["PROBLEM_MEDIA_TYPE", "ApiError", "arco_error_response", "not_found", "problem"]
 
 #: The media type of a problem document.
 PROBLEM_MEDIA_TYPE: Final = "application/problem+json"
