@@ -7,6 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import jwt
 import pytest
 
 from support.processes import run_cli
@@ -44,6 +45,29 @@ def test_demo_runs_the_pipeline_and_prints_outcome_and_lineage(tmp_path: Path) -
     assert len({line.rsplit(" ", 1)[1] for line in lineage}) == 3  # three partitions, three versions
     parquet = sorted((tmp_path / "state" / "demo" / "data").rglob("*.parquet"))
     assert len(parquet) == 9
+    # It ends with the explorer's address and a token valid for a day, and the command that serves it.
+    last = out.strip().splitlines()[-3:]
+    assert last[0] == "7. explore the catalog in the browser (the read API and explorer):"
+    assert last[1].split() == [
+        "arco",
+        "serve",
+        "--root",
+        str(tmp_path / "state" / "demo" / "catalog"),
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--listen",
+        "127.0.0.1:8800",
+        "--no-temporal",
+    ]
+    address, _, token = last[2].strip().partition("/#token=")
+    assert address == "Explorer: http://127.0.0.1:8800"
+    secret = (tmp_path / "state" / "api-secret").read_text().strip()
+    claims = jwt.decode(token, secret, algorithms=["HS256"])
+    assert (claims["tenant"], claims["workspace"], claims["exp"] - claims["iat"]) == (
+        "default",
+        "default",
+        86400,
+    )
 
 
 def test_make_demo_says_the_first_run_installs_packages_and_shows_progress(tmp_path: Path) -> None:

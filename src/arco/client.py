@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -52,6 +51,7 @@ from arco.core.runs import (
     run_workflow_id,
 )
 from arco.core.scope import Scope
+from arco.core.visibility import run_list_query
 
 _FINGERPRINT_KEY = SearchAttributeKey.for_keyword("ArcoPlanFingerprint")
 #: How long ``RunHandle.cancel`` waits for the cancelled run's workflow to close after the ``cancel`` update.
@@ -342,10 +342,6 @@ async def await_control_plane(
     return await control_plane_polled(client, task_queue)
 
 
-#: Characters a value in a visibility query may have (scope ids, asset keys, run states).
-_QUERY_VALUE = re.compile(r"[A-Za-z0-9_.:\-/@=\[\]]{1,512}")
-
-
 @dataclass(frozen=True, slots=True)
 class RunListing:
     """One run as Temporal's visibility store lists it (from Arco's search attributes; no worker needed).
@@ -382,46 +378,6 @@ class RunListing:
             "startedAt": self.started_at.isoformat() if self.started_at else None,
             "closedAt": self.closed_at.isoformat() if self.closed_at else None,
         }
-
-
-def _query_value(value: str, what: str) -> str:
-    if _QUERY_VALUE.fullmatch(value) is None:
-        raise InvalidInputError(
-            f"{what} {value!r} cannot be searched for: expected 1 to 512 letters, digits or _ . : - / @ = [ ]"
-        )
-    return f"'{value}'"
-
-
-def run_list_query(
-    scope: Scope,
-    *,
-    states: tuple[RunState, ...] = (),
-    asset: str | None = None,
-    since: datetime | None = None,
-) -> str:
-    """The Temporal visibility query that lists the runs of ``scope`` (see :func:`list_runs`).
-
-    Raises:
-        InvalidInputError: if ``since`` has no time zone or a value cannot be written into a query.
-    """
-    parts = [
-        f"WorkflowType = '{RUN_WORKFLOW}'",
-        f"ArcoTenant = {_query_value(scope.tenant, 'tenant')}",
-        f"ArcoWorkspace = {_query_value(scope.workspace, 'workspace')}",
-    ]
-    if states:
-        parts.append(
-            f"ArcoRunState IN ({', '.join(_query_value(RunState(s).value, 'state') for s in states)})"
-        )
-    if asset is not None:
-        parts.append(f"ArcoAssetKeys = {_query_value(asset, 'asset key')}")
-    if since is not None:
-        if since.utcoffset() is None:
-            raise InvalidInputError(
-                f"since {since.isoformat()} has no time zone; give one, e.g. 2026-01-01T00:00:00Z"
-            )
-        parts.append(f"StartTime >= '{since.isoformat()}'")
-    return " AND ".join(parts)
 
 
 async def list_runs(

@@ -31,12 +31,12 @@ def s3_store(moto_s3: MotoS3) -> Iterator[ObjectStore]:  # noqa: F811
 
 
 def _expires(url: str, signed_at: datetime.datetime) -> int:
-    """The lifetime a presigned URL grants, in seconds (SigV4 ``X-Amz-Expires`` or SigV2 ``Expires``)."""
+    """The lifetime a presigned URL grants, in seconds; the URL must be signed with SigV4 (newer AWS regions
+    refuse SigV2's ``AWSAccessKeyId=...&Signature=...&Expires=...``)."""
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
-    if "X-Amz-Expires" in query:
-        return int(query["X-Amz-Expires"][0])
-    lifetime = int(query["Expires"][0]) - signed_at.timestamp()
-    return round(lifetime / 60) * 60  # SigV2 carries an absolute time: round away the seconds of signing
+    assert query.get("X-Amz-Algorithm") == ["AWS4-HMAC-SHA256"], url.split("?")[0]
+    assert "Signature" not in query and "AWSAccessKeyId" not in query
+    return int(query["X-Amz-Expires"][0])
 
 
 @pytest.mark.integration

@@ -242,7 +242,8 @@ def is_dev_server(command: str) -> bool:
 
 
 def dev_ports(command: str) -> tuple[int, ...]:
-    """The loopback ports an ``arco dev`` command binds, as written (defaults 7233 and 8233)."""
+    """The loopback ports an ``arco dev`` command binds, as written (defaults 7233, 8233 and the read API's
+    8800)."""
     argv = _argv(command)
 
     def option(name: str, default: int) -> int:
@@ -254,7 +255,14 @@ def dev_ports(command: str) -> tuple[int, ...]:
         return default
 
     port = option("--port", 7233)
-    return (port,) if "--headless" in argv else (port, option("--ui-port", 8233))
+    ports = (port,) if "--headless" in argv else (port, option("--ui-port", 8233))
+    if "--no-api" not in argv:
+        listen = next(
+            (argv[i + 1] for i, word in enumerate(argv[:-1]) if word == "--api-listen"),
+            "127.0.0.1:8800",
+        )
+        ports = (*ports, int(listen.rpartition(":")[2]))
+    return ports
 
 
 def port_in_use(port: int) -> bool:

@@ -43,11 +43,12 @@ def run_cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subpr
 
 
 def start_dev(arguments: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-    """``arco dev ARGUMENTS`` started from the repository root, its output (with errors) on a pipe."""
+    """``arco dev ARGUMENTS`` started from the repository root, its output (with errors) on a pipe; its read API
+    listens on a free port unless ``env`` says where (``ARCO_API_LISTEN``)."""
     return subprocess.Popen(
         [sys.executable, "-m", "arco.cli.main", "dev", *arguments],
         cwd=ROOT,
-        env=env,
+        env={"ARCO_API_LISTEN": "127.0.0.1:0", **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -7,6 +7,7 @@ import socket
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 
 from arco.worker.temporal_server import find_temporal_binary, free_port
@@ -70,6 +71,16 @@ def test_dev_stack_serves_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         refused = run_cli(["run", "cancel", "dev-1"], env)
         assert refused.returncode == 2
         assert "already finished with state SUCCEEDED" in refused.stderr
+
+        # The read API `arco dev` serves, with the token its banner prints: assets, and runs from Temporal.
+        explorer = next(line for line in output.splitlines() if "Explorer: http://127.0.0.1:" in line)
+        base, _, token = explorer.split("Explorer: ", 1)[1].partition("/#token=")
+        headers = {"Authorization": f"Bearer {token}"}
+        assets = httpx.get(f"{base}/api/v1/assets", headers=headers, timeout=30).json()["assets"]
+        assert "demo.daily_revenue" in [a["key"] for a in assets]
+        runs = httpx.get(f"{base}/api/v1/runs", headers=headers, timeout=30).json()
+        assert "dev-1" in [r["runKey"] for r in runs["temporal"]], runs
+        assert httpx.get(f"{base}/api/v1/assets", timeout=30).status_code == 401
     finally:
         rest = stop_dev(dev)
     assert dev.returncode == 0, rest

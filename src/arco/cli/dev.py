@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime
 import hashlib
 import json
 import shutil
@@ -14,8 +16,10 @@ from pathlib import Path
 import click
 from temporalio.client import Client
 
+from arco.api.auth import issue_token
 from arco.cli._http_transport import callback_settings, http_transport_options
 from arco.cli.deploy import deploy_code_location
+from arco.cli.serve import ServeOptions, explorer_line, parse_listen, running_api, serve_options
 from arco.core.config import ArcoSettings, namespace_name
 from arco.core.errors import ArcoError, InfrastructureError
 from arco.core.health import HealthCheckInput, HealthCheckResult
@@ -52,6 +56,14 @@ from arco.workflows.health import HEALTH_CHECK_WORKFLOW
     "other tenants (`arco worker ...` with their ARCO_TENANT).",
 )
 @http_transport_options
+@click.option(
+    "--api-listen",
+    default="127.0.0.1:8800",
+    show_default=True,
+    envvar="ARCO_API_LISTEN",
+    help="HOST:PORT of the read API and explorer (port 0: a free one) [env ARCO_API_LISTEN].",
+)
+@click.option("--no-api", is_flag=True, help="Do not serve the read API and explorer.")
 def dev(
     port: int,
     ui_port: int,
@@ -66,11 +78,15 @@ def dev(
     callback_url: str | None,
     http_queues: tuple[str, ...],
     dispatch_secret_env: str,
+    api_listen: str,
+    no_api: bool,
 ) -> None:
-    """Run the embedded stack: Temporal dev server, Arco workers, local catalog. Ctrl-C stops everything.
+    """Run the embedded stack: Temporal dev server, Arco workers, local catalog, read API and explorer.
 
-    With --http-queue, the stack also dispatches those queues to HTTP workers and serves their callbacks on
-    --listen (docs/workers.md); task tokens are signed with ARCO_TOKEN_SECRET, or a random key of this process.
+    Ctrl-C stops everything. The read API's development secret is kept in the state dir (api-secret) unless
+    ARCO_API_JWT_SECRET is set; the banner prints the explorer's address with a token valid for a day. With
+    --http-queue, the stack also dispatches those queues to HTTP workers and serves their callbacks on --listen
+    (docs/workers.md); task tokens are signed with ARCO_TOKEN_SECRET, or a random key of this process.
     """
     callbacks = (
         callback_settings(
@@ -93,8 +109,11 @@ def dev(
         log_file=state / "temporal.log",
         namespaces=_extra_namespaces(settings, namespaces),
     )
+    api = None if no_api else serve_options(settings, api_listen, create_secret=True)
+    if api is not None:
+        parse_listen(api_listen)
     log_to_console()  # one line per failed task, among Arco's other warnings
-    asyncio.run(_dev(settings, config, code_location, callbacks))
+    asyncio.run(_dev(settings, config, code_location, api, callbacks))
 
 
 def _namespace_option(name: str) -> str:
@@ -115,13 +134,20 @@ async def _dev(
     settings: ArcoSettings,
     config: TemporalServerConfig,
     code_location: str | None,
+    api: ServeOptions | None,
     callbacks: CallbackSettings | None = None,
 ) -> None:
     stop = shutdown_event()
     if code_location is not None:
         deployed = deploy_code_location(settings, code_location)
         click.echo(f"deployed {deployed['code_location']}: {deployed['fingerprint']}")
-    async with embedded_stack(settings, config, code_location=code_location, callbacks=callbacks) as stack:
+    async with contextlib.AsyncExitStack() as resources:
+        stack = await resources.enter_async_context(
+            embedded_stack(settings, config, code_location=code_location, callbacks=callbacks)
+        )
+        api_url = (
+            None if api is None else await resources.enter_async_context(running_api(api, stack.settings))
+        )
         click.echo("Arco embedded stack is running")
         click.echo(
             f"  Temporal gRPC:  {stack.server.address}  (namespace {stack.settings.temporal_namespace})"
@@ -138,6 +164,13 @@ async def _dev(
             )
         click.echo(f"  Catalog root:   {stack.settings.catalog_root}")
         click.echo(f"  Temporal state: {config.db_file or 'in memory'}  (log: {config.log_file})")
+        if api is None or api_url is None:
+            click.echo("  Read API:       disabled (--no-api)")
+        else:
+            click.echo(f"  Read API:       {api_url}/api/v1/  (schema: {api_url}/api/v1/openapi.json)")
+            if api.secret is not None:
+                token = issue_token(api.secret, settings.scope, ttl=datetime.timedelta(days=1))
+                click.echo(f"  {explorer_line(api_url, token)}")
         for scope in _dev_scopes(stack.settings):
             click.echo(
                 f"  Compaction:     {await _ensure_schedule(stack.client, stack.settings, scope, by='arco dev')}"
@@ -206,12 +239,28 @@ DEMO_PARTITIONS = ("date=d:2026-01-01", "date=d:2026-01-02", "date=d:2026-01-03"
 @click.command()
 @click.option("--state-dir", default=None, help="Folder for the demo's state [env ARCO_STATE_DIR].")
 @click.option("--app-dir", default=".", show_default=True, type=click.Path(file_okay=False))
-def demo(state_dir: str | None, app_dir: str) -> None:
+@click.option(
+    "--serve",
+    "serve_api",
+    is_flag=True,
+    help="Then serve the read API and explorer over the demo's catalog until Ctrl-C.",
+)
+@click.option(
+    "--api-listen",
+    default="127.0.0.1:8800",
+    show_default=True,
+    envvar="ARCO_API_LISTEN",
+    help="HOST:PORT of the explorer (the printed address; served with --serve) [env ARCO_API_LISTEN].",
+)
+def demo(state_dir: str | None, app_dir: str, serve_api: bool, api_listen: str) -> None:
     """Run Arco's main job once on a fresh embedded stack and print what happened.
 
     Deploys the example code location (raw -> cleaned -> aggregated daily orders), runs it for three days through an
     executor worker, compacts the recorded events and prints the run's outcome and the lineage of the final asset.
+    It ends with the explorer's address and a token valid for a day: serve it with the printed `arco serve`
+    command, or pass --serve to keep serving it from here until Ctrl-C.
     """
+    parse_listen(api_listen)
     sys.path.insert(0, str(Path(app_dir).resolve()))
     settings = ArcoSettings.from_env(state_dir=state_dir)
     state = Path(settings.state_dir) / "demo"
@@ -227,6 +276,33 @@ def demo(state_dir: str | None, app_dir: str) -> None:
         namespaces=_extra_namespaces(settings),
     )
     asyncio.run(_demo(settings, config))
+    _print_explorer(settings, api_listen, serve_api)
+
+
+def _print_explorer(settings: ArcoSettings, listen: str, serve_api: bool) -> None:
+    """The demo's last lines: the explorer's address with a token valid for a day, and how to serve it."""
+    options = serve_options(settings, listen, create_secret=True)
+    assert options.secret is not None  # made in the state dir when ARCO_API_JWT_SECRET is not set
+    token = issue_token(options.secret, settings.scope, ttl=datetime.timedelta(days=1))
+    host, port = parse_listen(listen)
+    click.echo("7. explore the catalog in the browser (the read API and explorer):")
+    if serve_api:
+        from arco.worker.runtime import shutdown_event
+
+        async def serve() -> None:
+            stop = shutdown_event()
+            async with running_api(options) as url:
+                click.echo(f"   {explorer_line(url, token)}")
+                click.echo("   Press Ctrl-C to stop.")
+                await stop.wait()
+
+        asyncio.run(serve())
+        return
+    click.echo(
+        f"   arco serve --root {settings.catalog_root} --state-dir {settings.state_dir} --listen {listen} "
+        "--no-temporal"
+    )
+    click.echo(f"   {explorer_line(f'http://{host}:{port}', token)}")
 
 
 async def _demo(settings: ArcoSettings, config: TemporalServerConfig) -> None:

@@ -32,6 +32,8 @@ _SUBCOMMANDS: dict[str, str] = {
     "search": "arco.cli.query:search",
     "sign": "arco.cli.query:sign",
     "openlineage": "arco.cli.query:openlineage",
+    "serve": "arco.cli.serve:serve",
+    "token": "arco.cli.serve:token",
 }
 
 

@@ -12,7 +12,8 @@ published manifest lists, for a short time, and nothing else:
 * URLs are bearer credentials: this module never logs them, and :class:`SignedFile` keeps them out of ``repr``.
 
 Signing itself goes through the storage seam (:meth:`~arco.catalog.storage.ObjectStore.sign_url`): GCS V4
-signatures with a service-account key, S3 presigned ``GetObject`` URLs.
+signatures with a service-account key, S3 presigned ``GetObject`` URLs signed with SigV4
+(``X-Amz-Algorithm=AWS4-HMAC-SHA256``). A local catalog is signed by ``arco serve`` itself (:mod:`arco.api.files`).
 """
 
 from __future__ import annotations

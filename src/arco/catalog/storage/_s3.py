@@ -106,6 +106,9 @@ class S3ObjectStore(RangedObjectStore):
         # configures botocore retries, a failed precondition may follow an applied attempt: resolve it.
         self._hidden_retries = "retries" in config
         config.setdefault("retries", {"total_max_attempts": 1, "mode": "standard"})
+        # Signature Version 4 for requests and presigned URLs: botocore's default presigner still writes SigV2
+        # URLs (AWSAccessKeyId=...&Signature=...), which regions opened since 2014 refuse.
+        config.setdefault("signature_version", "s3v4")
         options["config_kwargs"] = config
         self._options = options
         try:
