@@ -271,6 +271,10 @@ def test_lineage_as_json_mermaid_and_dot(client: TestClient) -> None:
         "/api/v1/lineage/upstream", params={"node": "sales.revenue@date=d:2024-01-01"}, headers=auth()
     ).json()
     assert any(n["partition"] == "date=d:2024-01-01" for n in part["nodes"])
+    # The explorer writes the label in the node: a partition's node names its partition.
+    root = next(n for n in part["nodes"] if n["id"] == part["root"])
+    assert root["label"] == "sales.revenue [date=d:2024-01-01]"
+    assert next(n for n in body["nodes"] if n["id"] == "asset:sales.revenue")["label"] == "sales.revenue"
     mermaid = client.get("/api/v1/lineage/upstream?node=sales.revenue&format=mermaid", headers=auth())
     assert mermaid.status_code == 200 and mermaid.text.startswith("flowchart")
     dot = client.get("/api/v1/lineage/upstream?node=sales.revenue&format=dot", headers=auth())
@@ -373,6 +377,9 @@ def test_tampered_expired_and_foreign_urls_are_refused(client: TestClient) -> No
     for bad in (flipped, later, other_scope, other_file, url.split("?")[0]):
         refused = is_problem(client.get(bad), 403)
         assert refused["type"].endswith("bad_signed_url")
+    # The explorer shows the detail: it says what happened in words a person reads.
+    for altered in (flipped, later, other_scope):
+        assert "altered" in is_problem(client.get(altered), 403)["detail"]
     from arco.api.files import FileSigner
 
     signer = FileSigner.derived(SECRET)
@@ -383,6 +390,26 @@ def test_tampered_expired_and_foreign_urls_are_refused(client: TestClient) -> No
     assert client.get(fresh).status_code == 200
     is_problem(client.post("/api/v1/sign", json={"tables": ["nope"]}, headers=auth()), 400)
     is_problem(client.post("/api/v1/sign", json={"tables": []}, headers=auth()), 400)
+
+
+def test_the_lifetime_of_signed_urls_is_a_setting(store: ObjectStore, tmp_path: Path) -> None:
+    short = ApiConfig(
+        auth=AuthConfig(secret=SECRET), explorer_dir=tmp_path, url_lifetime=datetime.timedelta(seconds=-60)
+    )
+    with TestClient(create_app(store, short)) as app:
+        signed = app.post("/api/v1/sign", json={"tables": ["ops.runs"]}, headers=auth()).json()
+        assert datetime.datetime.fromisoformat(signed["expiresAt"]) < datetime.datetime.now(datetime.UTC)
+        refused = is_problem(app.get(signed["tables"]["ops.runs"][0]), 403)
+        assert "expired" in refused["detail"]
+    with pytest.raises(ConfigError, match="at most 0:15:00"):
+        create_app(
+            store,
+            ApiConfig(
+                auth=AuthConfig(secret=SECRET),
+                explorer_dir=tmp_path,
+                url_lifetime=datetime.timedelta(hours=1),
+            ),
+        )
 
 
 # -- the service's edges ------------------------------------------------------------------------------------

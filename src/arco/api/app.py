@@ -15,6 +15,7 @@ The app keeps no state between requests: any number of processes can serve one c
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import time
@@ -34,7 +35,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from arco.api.auth import AuthConfig, TokenVerifier
-from arco.api.endpoints import ApiContext, RunLister, api_routes, openapi_schema
+from arco.api.endpoints import SIGN_EXPIRY, ApiContext, RunLister, api_routes, openapi_schema
 from arco.api.explorer import EXPLORER_DIR, explorer_routes
 from arco.api.files import FileSigner, file_routes
 from arco.api.problems import ApiError, handle_api_error, handle_arco_error, problem
@@ -62,6 +63,8 @@ class ApiConfig:
         limits: Limits of ``POST /api/v1/query``.
         public_url: Base URL of signed local file URLs (default: the URL the request came in on).
         explorer_dir: The built explorer.
+        url_lifetime: How long the URLs ``POST /api/v1/sign`` issues live (at most 15 minutes; zero or negative
+            issues URLs that are already expired, which tests use to check how an expired URL is refused).
     """
 
     auth: AuthConfig
@@ -71,6 +74,7 @@ class ApiConfig:
     limits: QueryLimits = field(default_factory=QueryLimits)
     public_url: str | None = None
     explorer_dir: Path = EXPLORER_DIR
+    url_lifetime: datetime.timedelta = SIGN_EXPIRY
 
 
 def _version() -> str:
@@ -172,15 +176,20 @@ def create_app(
         extra_routes: More routes (tests, benchmarks).
 
     Raises:
-        ConfigError: if the authentication settings are invalid.
+        ConfigError: if the authentication settings are invalid, or the URL lifetime is over 15 minutes.
     """
+    from arco.core.errors import ConfigError
+
+    if config.url_lifetime > SIGN_EXPIRY:
+        raise ConfigError(
+            f"the lifetime of signed URLs is {config.url_lifetime}; it must be at most {SIGN_EXPIRY} (signed URLs "
+            "are bearer credentials: keep them short-lived)"
+        )
     if config.files_secret is not None:
         signer = FileSigner.derived(config.files_secret)
     elif config.auth.secret is not None:
         signer = FileSigner.derived(config.auth.secret)
     else:
-        from arco.core.errors import ConfigError
-
         raise ConfigError(
             "signed local file URLs need a key shared by every replica: set ARCO_API_FILES_SECRET (at least 32 "
             "bytes) when tokens are verified with ARCO_API_JWKS only"
@@ -193,6 +202,7 @@ def create_app(
         runs=runs,
         public_url=config.public_url,
         local=store.local_path("probe") is not None,
+        url_lifetime=config.url_lifetime,
     )
     schema = openapi_schema(
         _version(),

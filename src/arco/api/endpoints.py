@@ -65,6 +65,7 @@ class ApiContext:
         runs: Lists runs from Temporal visibility (``None``: runs come from the ledger only).
         public_url: The base URL of signed file URLs (default: the request's own base URL).
         local: Whether the catalog is a local folder (its reads are file reads, not network calls).
+        url_lifetime: How long the URLs ``POST /api/v1/sign`` issues live.
     """
 
     store: ObjectStore
@@ -74,6 +75,7 @@ class ApiContext:
     runs: RunLister | None = None
     public_url: str | None = None
     local: bool = False
+    url_lifetime: datetime.timedelta = SIGN_EXPIRY
     _catalogs: OrderedDict[Scope, Catalog] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -368,13 +370,19 @@ async def _asset_partitions(request: Request, ctx: ApiContext, who: Principal) -
 # -- lineage ------------------------------------------------------------------------------------------------
 
 
+def _node_label(node: Any) -> str:
+    """What the explorer writes in a node: the asset key or dataset URI, and the partition if any."""
+    name = str((node.uri if node.kind == "dataset" else node.asset) or node.id)
+    return f"{name} [{node.partition}]" if node.partition else name
+
+
 def lineage_json(result: Any) -> dict[str, Any]:
     """A lineage answer in the shape the explorer draws (see docs/api.md)."""
     nodes = [
         {
             "id": n.id,
             "kind": "dataset" if n.kind == "dataset" else "asset",
-            "label": n.uri if n.kind == "dataset" else n.asset,
+            "label": _node_label(n),
             "partition": n.partition,
             "hops": n.hops,
         }
@@ -600,14 +608,15 @@ async def _sign(request: Request, ctx: ApiContext, who: Principal) -> Response:
     def work() -> dict[str, Any]:
         snapshot = ScopeSnapshot(ctx.store, who.scope)
         signed: dict[str, list[str]] = {}
-        expires_at = datetime.datetime.now(datetime.UTC) + SIGN_EXPIRY
+        lifetime = ctx.url_lifetime
+        expires_at = datetime.datetime.now(datetime.UTC) + lifetime
         for table in dict.fromkeys(tables):
             files = snapshot.files(table)
             if files and ctx.store.local_path(files[0].key) is not None:
-                signed[table] = [ctx.signer.sign(base, f.key, who.scope, SIGN_EXPIRY)[0] for f in files]
+                signed[table] = [ctx.signer.sign(base, f.key, who.scope, lifetime)[0] for f in files]
             else:
                 try:
-                    urls = sign_table(ctx.store, who.scope, table, expires_in=SIGN_EXPIRY, snapshot=snapshot)
+                    urls = sign_table(ctx.store, who.scope, table, expires_in=lifetime, snapshot=snapshot)
                 except UnsupportedOperationError as exc:
                     raise ApiError(501, str(exc), kind="unsupported") from None
                 signed[table] = [u.url for u in urls]

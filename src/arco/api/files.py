@@ -71,9 +71,9 @@ class FileSigner:
         if not expires.isdigit() or not sig:
             return "the URL is not a signed Arco file URL (exp, scope and sig are needed)"
         if not hmac.compare_digest(self.signature(key, int(expires), scope), sig):
-            return "the URL's signature does not match (it was changed, or signed by another server)"
+            return "the URL's signature does not match: it was altered, or signed by another server; sign it again"
         if int(expires) < (time.time() if now is None else now):
-            return "the signed URL has expired; sign the file again (POST /api/v1/sign)"
+            return "the signed URL expired; sign the file again (POST /api/v1/sign)"
         try:
             owner = Scope.parse(scope)
         except ArcoError:
