@@ -28,7 +28,7 @@ async function run() {
     names.push(`f${i}`);
   }
   const files = names.map((n) => `SELECT * FROM ${n}`).join(" UNION ALL BY NAME ");
-  const select = signed.selects["catalog.assets"].replace(/read_parquet\(\[.*?\](?:, union_by_name = true)?\)/, `(${files})`);
+  const select = signed.duckdb["catalog.assets"].replace(/read_parquet\(\[.*?\](?:, union_by_name = true)?\)/, `(${files})`);
   const result = await conn.query(
     `SELECT asset_key, namespace, name, description, partitioning FROM (${select}) ORDER BY asset_key`,
   );

@@ -212,9 +212,9 @@ async function ensureTables(names) {
     const [schema, relation] = name.split(".");
     await conn.query(`CREATE SCHEMA IF NOT EXISTS ${ident(schema)}`);
     // No files yet (a scope with nothing in that table): the server's SELECT still gives the columns.
-    let body = answer.selects?.[name] ?? "SELECT NULL AS no_rows WHERE false";
+    let body = answer.duckdb?.[name] ?? "SELECT NULL AS no_rows WHERE false";
     if (urls.length) {
-      const select = answer.selects?.[name] ?? fallbackSelect(name, urls);
+      const select = answer.duckdb?.[name] ?? fallbackSelect(name, urls);
       const loaded = new Map();
       for (const url of urls) loaded.set(url, await loadFile(conn, name, url));
       body = select.replace(READ_PARQUET, (_all, list) => {
@@ -412,9 +412,7 @@ function legend() {
 // -- lineage: upstream and downstream of a node, merged, laid out with dagre, drawn as SVG ------------------------
 
 function nodeLabel(node) {
-  if (node.label) return node.label;
-  if (node.asset) return node.partition ? `${node.asset} [${node.partition}]` : node.asset;
-  return node.uri ?? node.id;
+  return node.label ?? node.id;
 }
 
 async function loadLineage(target, hops) {
@@ -428,7 +426,7 @@ async function loadLineage(target, hops) {
     for (const n of part.nodes ?? []) nodes.set(n.id, n);
     for (const e of part.edges ?? []) edges.set(`${e.source}\u0000${e.target}`, e);
   }
-  const root = up.root ?? up.start?.id ?? target;
+  const root = up.root ?? target;
   return { root, nodes: [...nodes.values()], edges: [...edges.values()] };
 }
 
