@@ -1,8 +1,9 @@
 """The explorer in a real headless Chromium: the asset list of 1,000 assets, and the lineage graph.
 
 Workload: the catalog of one real ``arco demo`` run (the example pipeline through the Temporal dev server and an
-executor) plus 997 registered assets (``bench.asset_0000`` ...), so the scope has 1,000 assets. The page and the API
-run in this process (uvicorn on loopback); Chromium is Debian's package, driven by Playwright.
+executor) plus 997 registered assets (``bench.asset_0000`` ...), so the scope has 1,000 assets. The page and the read
+API (``arco.api.app.create_app``, served by uvicorn on loopback as ``arco serve`` serves it) run in this process;
+Chromium is Debian's package, driven by Playwright.
 
 Figures (medians over the runs, each in a fresh browser context, so nothing is cached between runs):
 
@@ -22,29 +23,34 @@ built explorer (``make explorer``) and ``chromium`` (``apt-get install chromium`
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
+import secrets
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from _common import Report
 
+from arco.api.app import ApiConfig, create_app
+from arco.api.auth import AuthConfig, issue_token
+from arco.api.explorer import EXPLORER_DIR
+from arco.catalog.storage import open_store
+from arco.catalog.tier1.catalog import Catalog
+from arco.catalog.tier1.entities import AssetSpec
+from arco.core.scope import Scope
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(
-    0, str(ROOT / "tests")
-)  # the read API the page talks to (switches to arco.api.app at the merge)
-
-from arco.api.explorer import EXPLORER_DIR, explorer_routes  # noqa: E402
-from arco.catalog.storage import open_store  # noqa: E402
-from arco.catalog.tier1.catalog import Catalog  # noqa: E402
-from arco.catalog.tier1.entities import AssetSpec  # noqa: E402
-from arco.core.scope import Scope  # noqa: E402
-from support.explorer_api import contract_app, issue_token, new_secret, serve  # noqa: E402
-
 ASSETS = 1_000
 SCOPE = Scope("default", "default")
 CHROMIUM_ARGS = [
@@ -102,6 +108,31 @@ def make_catalog(state: Path) -> Path:
     return root
 
 
+@contextmanager
+def serve(app: Any, *, timeout_s: float = 30.0) -> Iterator[str]:
+    """Serve ``app`` as ``arco serve`` does (uvicorn on a bound loopback socket) in a thread; yields its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", server_header=False)
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                sys.exit(f"the read API did not start on 127.0.0.1:{port}")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.should_exit = True
+        thread.join(timeout_s)
+        sock.close()
+
+
 #: An asset of the last full layer of the declared benchmark graph: its 5-hop upstream is a wide graph.
 WIDE_ASSET = "bench.asset_0950"
 
@@ -135,9 +166,10 @@ def main() -> None:
     report = Report(width=28)
     with tempfile.TemporaryDirectory(prefix="arco-bench-explorer-") as tmp:
         root = make_catalog(Path(tmp))
-        secret = new_secret()
-        token = issue_token(secret, SCOPE)
-        app = contract_app(root, secret, explorer_routes(EXPLORER_DIR))
+        secret = secrets.token_hex(32)
+        token = issue_token(secret, SCOPE, ttl=datetime.timedelta(hours=1))
+        store = open_store(str(root))
+        app = create_app(store, ApiConfig(auth=AuthConfig(secret=secret), explorer_dir=EXPLORER_DIR))
         print(f"explorer: {ASSETS} assets, {runs} runs each, Chromium {chromium}", flush=True)
         with serve(app) as url, sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
@@ -171,6 +203,7 @@ def main() -> None:
                 bare.append(_mark(page, "bare:done"))
                 context.close()
             browser.close()
+        store.close()
     page_ms, bare_ms = statistics.median(shown), statistics.median(bare)
     report.add("assets_shown_ms", page_ms, "ms", ASSETS)
     report.add("bare_duckdb_wasm_ms", bare_ms, "ms", ASSETS)

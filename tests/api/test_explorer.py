@@ -6,31 +6,40 @@ browser with DuckDB-WASM over signed URLs, and say so when a signed URL is refus
 of each view; with ``ARCO_UPDATE_SCREENSHOTS=1`` they are written to docs/images/ (docs/explorer.md shows them),
 otherwise to a temporary folder, so that a test run leaves the checkout unchanged.
 
-The API here is the test-only contract server of tests/support/explorer_api.py; switching to the real
-``arco.api.app.create_app`` changes only the ``start_api`` fixture.
+The API is the real one, ``arco.api.app.create_app`` served by uvicorn on a loopback port as ``arco serve`` serves it,
+in a thread of the test process.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
+import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import uvicorn
+from starlette.applications import Starlette
 
-from arco.api.explorer import EXPLORER_DIR, explorer_routes
+from arco.api.app import ApiConfig, create_app
+from arco.api.auth import AuthConfig, issue_token
+from arco.api.explorer import EXPLORER_DIR
 from arco.catalog.storage import open_store
 from arco.catalog.tier1.catalog import Catalog
 from arco.catalog.tier1.entities import AssetSpec
 from arco.core.scope import Scope
-from support.explorer_api import ServedApi, contract_app, issue_token, new_secret, serve
 from support.system import require_binary, skip_or_fail
 
 pytestmark = pytest.mark.integration
@@ -54,6 +63,39 @@ CHROMIUM_ARGS = [
 ]
 TIMEOUT_MS = 30_000
 DEMO_SCOPE = Scope("default", "default")
+
+
+@dataclass(frozen=True)
+class ServedApi:
+    """A running API: its base URL (ends in ``/``) and a bearer token of one scope."""
+
+    url: str
+    token: str
+
+
+@contextmanager
+def serve(app: Starlette, *, timeout_s: float = 30.0) -> Iterator[str]:
+    """Serve ``app`` as ``arco serve`` does (uvicorn on a bound loopback socket) in a thread; yields its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", server_header=False)
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"api-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the read API did not start on 127.0.0.1:{port}")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.should_exit = True
+        thread.join(timeout_s)
+        sock.close()
 
 
 @pytest.fixture(scope="module")
@@ -89,11 +131,19 @@ def start_api(demo_catalog: Path) -> Callable[..., AbstractContextManager[Served
     def start(
         *, scope: Scope = DEMO_SCOPE, url_lifetime_s: int = 900, catalog: Path | None = None
     ) -> Iterator[ServedApi]:
-        secret = new_secret()
+        secret = secrets.token_hex(32)
         root = demo_catalog if catalog is None else catalog
-        app = contract_app(root, secret, explorer_routes(EXPLORER_DIR), url_lifetime_s=url_lifetime_s)
-        with serve(app) as url:
-            yield ServedApi(url, issue_token(secret, scope))
+        config = ApiConfig(
+            auth=AuthConfig(secret=secret),
+            explorer_dir=EXPLORER_DIR,
+            url_lifetime=datetime.timedelta(seconds=url_lifetime_s),
+        )
+        store = open_store(str(root))
+        try:
+            with serve(create_app(store, config)) as url:
+                yield ServedApi(url, issue_token(secret, scope, ttl=datetime.timedelta(hours=1)))
+        finally:
+            store.close()
 
     return start
 
@@ -236,7 +286,7 @@ def test_a_refused_signed_url_is_shown_as_an_error(
         response = route.fetch()  # type: ignore[attr-defined]
         body = response.json()
         body["tables"] = {t: [change(u) for u in urls] for t, urls in body["tables"].items()}  # type: ignore[operator]
-        body["selects"] = {}  # the page reads the tampered URLs
+        body["duckdb"] = {}  # the page reads the tampered URLs
         route.fulfill(response=response, json=body)  # type: ignore[attr-defined]
 
     page.route("**/api/v1/sign", tamper)  # type: ignore[attr-defined]
