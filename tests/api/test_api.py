@@ -356,6 +356,11 @@ def test_signed_local_files_serve_ranges_with_cors(client: TestClient) -> None:
     assert part.headers["content-range"].startswith("bytes 0-3/")
     tail = client.get(url, headers={"Range": "bytes=-4"})
     assert tail.status_code == 206 and tail.content == b"PAR1"
+    # HEAD: the size and range support without the body (readers of remote Parquet ask first).
+    head = client.head(url)
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["content-length"]) == len(whole.content)
+    assert head.headers["accept-ranges"] == "bytes"
     preflight = client.options(
         url, headers={"Origin": "https://x.example", "Access-Control-Request-Method": "GET"}
     )
