@@ -43,6 +43,7 @@ from arco.core.runs import (
     effective_run_key,
 )
 from arco.core.scope import Scope
+from arco.core.tracing import span
 
 #: ``source`` of the events the control plane records.
 EVENT_SOURCE = "arco.control-plane"
@@ -99,7 +100,9 @@ class RunActivities:
         so a second start of the same key under another workflow id is refused before anything is written.
         """
         try:
-            summary, tasks, document = self._planner(self.store, request.request, request.run_id)
+            with span("arco.plan", {"arco.run_id": request.run_id}) as current:
+                summary, tasks, document = self._planner(self.store, request.request, request.run_id)
+                current.set_attribute("arco.tasks", len(tasks))
         except ArcoError as exc:
             raise to_application_error(exc) from exc
         key = plan_object_key(request.request.scope, request.run_id, summary.fingerprint)

@@ -217,7 +217,10 @@ async def _serve_http(
     from arco.executor.location import load_code_location
     from arco.executor.task import ExecutorSettings, TaskExecutor
     from arco.worker.http_worker import HttpWorker, serve_http_worker
+    from arco.worker.tracing import configure_tracing
 
+    # No Temporal client here: the trace continues from each envelope's traceparent.
+    configure_tracing()
     location = load_code_location(code_location)
     executor = TaskExecutor(
         ExecutorSettings(scope=settings.scope, code_location=location.name, data_root=settings.data_root),
