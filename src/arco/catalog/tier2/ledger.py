@@ -636,7 +636,7 @@ class Ledger:
                 "arco.tenant": self.scope.tenant,
                 "arco.workspace": self.scope.workspace,
                 "arco.domain": self.domain,
-                "arco.events": len(events),
+                "arco.events": len(events) if isinstance(events, list | tuple) else None,
             },
         ):
             return self._append(events)
