@@ -317,6 +317,7 @@ async def test_the_http_worker_gets_the_dispatch_span_of_the_run_s_trace(
         data_converter=pydantic_data_converter,
         interceptors=tracing_interceptors(True),
     )
+
     def behave(attempt: Attempt) -> None:
         attempt.succeed()
 
