@@ -51,6 +51,7 @@ from arco.core.runs import (
     run_workflow_id,
 )
 from arco.core.scope import Scope
+from arco.core.tracing import span
 from arco.core.visibility import run_list_query
 
 _FINGERPRINT_KEY = SearchAttributeKey.for_keyword("ArcoPlanFingerprint")
@@ -202,6 +203,27 @@ async def start_run(
     key = request.run_key or request.run_id
     assert key is not None
     workflow_id = run_workflow_id(request.scope, key)
+    # The root of the run's trace (with tracing on): the preview and the run workflow are its children.
+    with span(
+        "arco.run.start",
+        {
+            "arco.tenant": request.tenant_id,
+            "arco.workspace": request.workspace_id,
+            "arco.workflow_id": workflow_id,
+            "arco.run_key": request.run_key,
+        },
+    ):
+        return await _start_run(client, request, workflow_id, task_queue, preview_timeout, validate)
+
+
+async def _start_run(
+    client: Client,
+    request: RunRequest,
+    workflow_id: str,
+    task_queue: str,
+    preview_timeout: timedelta,
+    validate: bool,
+) -> RunHandle:
     preview = (
         await preview_plan(client, request, task_queue=task_queue, timeout=preview_timeout)
         if validate

@@ -17,6 +17,7 @@ from arco.catalog.tier2.compaction import compact
 from arco.catalog.tier2.projections import ProjectionReader
 from arco.cli.main import cli
 from arco.client import RunHandle, start_run
+from arco.core.alerts import AlertSettings
 from arco.core.config import DEFAULT_EXECUTOR_QUEUE, ArcoSettings
 from arco.core.runs import RunRequest
 from arco.planning.deploy import deploy
@@ -99,6 +100,7 @@ async def serving(
     *,
     queue: str = DEFAULT_EXECUTOR_QUEUE,
     source: str | None = None,
+    alerts: AlertSettings | None = None,
 ) -> AsyncIterator[Served]:
     """The code location deployed to the scope of ``settings``, a control plane and an executor serving it.
 
@@ -108,11 +110,12 @@ async def serving(
         code_location: The module of the code location (what the executor is named after).
         queue: The executor's worker queue.
         source: Where to load it from (a ``.py`` file), when not the importable ``code_location``.
+        alerts: The control plane's alert sinks (none by default).
     """
     location = load_code_location(source if source is not None else code_location)
     deploy(Catalog(open_store(settings.catalog_root), settings.scope), location)
     executor = build_executor_worker(
         client, settings, queue=queue, code_location=code_location, location=location
     )
-    async with build_control_plane_worker(client, settings), executor:
+    async with build_control_plane_worker(client, settings, alerts=alerts), executor:
         yield Served(client, settings)

@@ -31,6 +31,7 @@ import polars as pl
 import pytest
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 
 from arco.activities.http_dispatch import DeliveryPolicy
 from arco.catalog.storage import open_store
@@ -46,6 +47,9 @@ from arco.planning.deploy import deploy
 from arco.planning.location import load_code_location
 from arco.worker.callbacks import CallbackStack, start_callback_stack
 from arco.worker.control_plane import build_control_plane_worker
+from arco.worker.temporal_server import TemporalDevServer
+from arco.worker.tracing import tracing_interceptors
+from support.tracing import memory_exporter
 
 pytestmark = pytest.mark.integration
 
@@ -301,6 +305,40 @@ async def test_a_task_on_an_http_queue_runs_on_the_http_worker_and_its_lineage_i
     rows = materializations(settings, final.run_id)
     assert rows["asset"].to_list() == [ASSET]
     assert rows["attempt"].to_list() == [1]
+
+
+async def test_the_http_worker_gets_the_dispatch_span_of_the_run_s_trace(
+    temporal_server: TemporalDevServer, settings: ArcoSettings
+) -> None:
+    exporter = memory_exporter()
+    client = await Client.connect(
+        temporal_server.address,
+        namespace="default",
+        data_converter=pydantic_data_converter,
+        interceptors=tracing_interceptors(True),
+    )
+
+    def behave(attempt: Attempt) -> None:
+        attempt.succeed()
+
+    worker = HttpWorker(behave)
+    async with running(client, settings, worker):
+        run = await start(client, settings)
+        final = await run.result(timeout=120)
+    assert final.state == RunState.SUCCEEDED, final
+    [envelope] = worker.deliveries
+    version, trace_id, parent_id, flags = envelope["traceparent"].split("-")
+    assert version == "00" and int(flags, 16) & 1  # sampled
+    spans = {format(span.context.span_id, "016x"): span for span in exporter.get_finished_spans()}
+    # The parent the worker continues is the dispatch activity's span, in the trace the run's start opened.
+    assert spans[parent_id].name == "RunActivity:arco.execute_task"
+    assert format(spans[parent_id].context.trace_id, "032x") == trace_id
+    roots = [
+        span
+        for span in spans.values()
+        if span.name == "arco.run.start" and format(span.context.trace_id, "032x") == trace_id
+    ]
+    assert len(roots) == 1 and roots[0].parent is None
 
 
 async def test_a_retryable_failure_is_retried_with_a_new_attempt_id_and_token(

@@ -23,9 +23,11 @@ from collections.abc import Callable
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
+from arco.activities.alerts import AlertSender
 from arco.catalog.storage import ObjectStore, open_store
 from arco.catalog.tier2.compaction import CompactionReport, compact
 from arco.catalog.tier2.retention import RetentionPolicy, apply_retention
+from arco.core.alerts import compaction_lag
 from arco.core.compaction_models import (
     COMPACT_ACTIVITY,
     RETENTION_ACTIVITY,
@@ -72,15 +74,20 @@ class CompactionActivities:
             one attempt's thread). :meth:`for_root` builds it from a catalog root URI.
     """
 
-    def __init__(self, open_catalog: Callable[[], ObjectStore]) -> None:
+    def __init__(self, open_catalog: Callable[[], ObjectStore], alerts: AlertSender | None = None) -> None:
         self._open_catalog = open_catalog
+        self._alerts = alerts
 
     @classmethod
     def for_root(
-        cls, catalog_root: str, storage_options: dict[str, object] | None = None
+        cls,
+        catalog_root: str,
+        storage_options: dict[str, object] | None = None,
+        alerts: AlertSender | None = None,
     ) -> CompactionActivities:
-        """Activities on the catalog at ``catalog_root`` (a path or URI, see :func:`open_store`)."""
-        return cls(lambda: open_store(catalog_root, storage_options=storage_options))
+        """Activities on the catalog at ``catalog_root`` (a path or URI, see :func:`open_store`); a compaction
+        that leaves more lag than ``alerts``' threshold raises a ``compaction_lag`` alert."""
+        return cls(lambda: open_store(catalog_root, storage_options=storage_options), alerts)
 
     @activity.defn(name=COMPACT_ACTIVITY, no_thread_cancel_exception=True)
     def compact(self, request: CompactionInput) -> CompactionResult:
@@ -106,6 +113,15 @@ class CompactionActivities:
             raise CancelledError("compaction cancelled before it published anything") from None
         except ArcoError as exc:
             raise compaction_application_error(exc) from exc
+        if self._alerts is not None and report.lag_seconds > self._alerts.settings.compaction_lag_sec:
+            self._alerts.send(
+                compaction_lag(
+                    scope,
+                    report.lag_seconds,
+                    self._alerts.settings.compaction_lag_sec,
+                    report.pending_objects,
+                )
+            )
         return compaction_result(report, workflow_id=info.workflow_id, attempt=info.attempt)
 
     @activity.defn(name=RETENTION_ACTIVITY)

@@ -36,6 +36,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from arco.core.dispatch import EXECUTE_TASK_ACTIVITY, TaskResult
 from arco.core.http_transport import DISPATCH_REFUSED, DISPATCH_SECRET_HEADER, DISPATCH_UNDELIVERED, HttpQueue
 from arco.core.task_tokens import TaskTokenClaims, TaskTokenKeys
+from arco.core.tracing import current_traceparent
 from arco.core.wire import MIN_HEARTBEAT_TIMEOUT_SEC, ErrorCategory, WorkerDispatchEnvelope
 
 __all__ = ["AttemptBook", "AttemptState", "DeliveryPolicy", "HttpDispatcher"]
@@ -199,6 +200,8 @@ class HttpDispatcher:
                 "callback_base_url": self._callback_base_url,
                 "task_token": self._keys.sign(claims, issued_at=now),
                 "token_expires_at": claims.expires_at,
+                # The dispatch's span (Temporal's tracing interceptor) becomes the HTTP worker's parent.
+                "traceparent": current_traceparent() or envelope.traceparent,
             }
         )
         handle = self._client.get_async_activity_handle(

@@ -12,19 +12,21 @@ import functools
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from arco.activities.alerts import AlertSender
 from arco.activities.planning import plan_from_catalog
 from arco.activities.plans import plan_object_key, read_plan_tasks
 from arco.activities.run_keys import RunKeyClaim, claim_run_key
 from arco.catalog.storage import ObjectStore, open_store
-from arco.catalog.tier2.events import EVENT_TYPES, ArcoEvent
+from arco.catalog.tier2.events import EVENT_TYPES, ArcoEvent, CheckEvaluated, RunFinished
 from arco.catalog.tier2.ledger import Ledger
+from arco.core.alerts import Alert, freshness_violation, run_failed
 from arco.core.canonical_json import canonical_bytes
 from arco.core.errors import ArcoError, ObjectExistsError
 from arco.core.runs import (
@@ -39,10 +41,12 @@ from arco.core.runs import (
     RecordEventsInput,
     RequestCancelInput,
     RunRequest,
+    RunState,
     TaskSpec,
     effective_run_key,
 )
 from arco.core.scope import Scope
+from arco.core.tracing import span
 
 #: ``source`` of the events the control plane records.
 EVENT_SOURCE = "arco.control-plane"
@@ -71,6 +75,7 @@ class RunActivities:
         catalog_root: URI or path of the catalog.
         storage_options: Backend options for the store (credentials, endpoint).
         planner: How requests become plans; the default plans from the assets deployed in the catalog.
+        alerts: Where a failed run and a failed freshness check are reported (docs/operations.md, Alerts).
     """
 
     def __init__(
@@ -79,7 +84,9 @@ class RunActivities:
         storage_options: Mapping[str, object] | None = None,
         *,
         planner: Planner | None = None,
+        alerts: AlertSender | None = None,
     ) -> None:
+        self._alerts = alerts
         self._catalog_root = catalog_root
         self._storage_options = dict(storage_options) if storage_options else None
         self._planner = planner or plan_from_catalog
@@ -99,7 +106,9 @@ class RunActivities:
         so a second start of the same key under another workflow id is refused before anything is written.
         """
         try:
-            summary, tasks, document = self._planner(self.store, request.request, request.run_id)
+            with span("arco.plan", {"arco.run_id": request.run_id}) as current:
+                summary, tasks, document = self._planner(self.store, request.request, request.run_id)
+                current.set_attribute("arco.tasks", len(tasks))
         except ArcoError as exc:
             raise to_application_error(exc) from exc
         key = plan_object_key(request.request.scope, request.run_id, summary.fingerprint)
@@ -215,6 +224,10 @@ class RunActivities:
             ledger.append(events)
         except ArcoError as exc:
             raise to_application_error(exc) from exc
+        if self._alerts is not None:
+            # After the append: an alert never reports what the ledger does not hold. Queued, never awaited.
+            for alert in alerts_of(scope, request.run_id, events):
+                self._alerts.send(alert)
         return len(events)
 
     @activity.defn(name=REQUEST_CANCEL_ACTIVITY)
@@ -226,6 +239,20 @@ class RunActivities:
         """
         handle = activity.client().get_workflow_handle(request.workflow_id, run_id=request.run_id)
         await handle.cancel()
+
+
+def alerts_of(scope: Scope, run_id: str, events: Sequence[ArcoEvent]) -> list[Alert]:
+    """The alerts a batch of a run's events raises: the run finished FAILED; a freshness check failed."""
+    alerts: list[Alert] = []
+    for event in events:
+        data = event.data
+        if isinstance(data, RunFinished) and data.status == RunState.FAILED:
+            alerts.append(run_failed(scope, data.run_id, data.error_message))
+        elif isinstance(data, CheckEvaluated) and not data.passed and data.kind == "freshness":
+            alerts.append(
+                freshness_violation(scope, data.asset, data.partition, data.check_name, run_id, data.message)
+            )
+    return alerts
 
 
 def _default_key(event_type: str, data: Mapping[str, object]) -> str:

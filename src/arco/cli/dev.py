@@ -7,6 +7,7 @@ import contextlib
 import datetime
 import hashlib
 import json
+import os
 import shutil
 import sys
 import uuid
@@ -20,6 +21,7 @@ from arco.api.auth import issue_token
 from arco.cli._http_transport import callback_settings, http_transport_options
 from arco.cli.deploy import deploy_code_location
 from arco.cli.serve import ServeOptions, explorer_line, parse_listen, running_api, serve_options
+from arco.core.alerts import AlertSettings
 from arco.core.config import ArcoSettings, namespace_name
 from arco.core.errors import ArcoError, InfrastructureError
 from arco.core.health import HealthCheckInput, HealthCheckResult
@@ -143,7 +145,13 @@ async def _dev(
         click.echo(f"deployed {deployed['code_location']}: {deployed['fingerprint']}")
     async with contextlib.AsyncExitStack() as resources:
         stack = await resources.enter_async_context(
-            embedded_stack(settings, config, code_location=code_location, callbacks=callbacks)
+            embedded_stack(
+                settings,
+                config,
+                code_location=code_location,
+                callbacks=callbacks,
+                alerts=AlertSettings.from_env(os.environ),
+            )
         )
         api_url = (
             None if api is None else await resources.enter_async_context(running_api(api, stack.settings))

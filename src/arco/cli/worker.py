@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import TYPE_CHECKING
 
 import click
 from temporalio.client import Client
 
 from arco.cli._http_transport import callback_settings, http_transport_options
+from arco.core.alerts import AlertSettings
 from arco.core.config import ArcoSettings
 from arco.core.errors import ConfigError
 from arco.worker.connect import connect
@@ -36,16 +38,19 @@ def control_plane(task_queue: str | None, catalog_root: str | None, max_concurre
     and then only that tenant's work). It refuses to start in a namespace without Arco's search attributes.
     """
     settings = ArcoSettings.from_env(task_queue=task_queue, catalog_root=catalog_root)
+    alerts = AlertSettings.from_env(os.environ)
     log_to_console()
-    asyncio.run(_serve_control_plane(settings, max_concurrent_activities))
+    asyncio.run(_serve_control_plane(settings, max_concurrent_activities, alerts))
 
 
-async def _serve_control_plane(settings: ArcoSettings, max_concurrent_activities: int) -> None:
+async def _serve_control_plane(
+    settings: ArcoSettings, max_concurrent_activities: int, alerts: AlertSettings
+) -> None:
     stop = shutdown_event()
     client = await connect(settings)
     await _check_search_attributes(client, settings)
     async with build_control_plane_worker(
-        client, settings, max_concurrent_activities=max_concurrent_activities
+        client, settings, max_concurrent_activities=max_concurrent_activities, alerts=alerts
     ):
         click.echo(
             f"control-plane worker on {settings.temporal_address} namespace={settings.temporal_namespace} "
@@ -217,7 +222,10 @@ async def _serve_http(
     from arco.executor.location import load_code_location
     from arco.executor.task import ExecutorSettings, TaskExecutor
     from arco.worker.http_worker import HttpWorker, serve_http_worker
+    from arco.worker.tracing import configure_tracing
 
+    # No Temporal client here: the trace continues from each envelope's traceparent.
+    configure_tracing()
     location = load_code_location(code_location)
     executor = TaskExecutor(
         ExecutorSettings(scope=settings.scope, code_location=location.name, data_root=settings.data_root),

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import datetime
 import logging
 import os
@@ -70,6 +71,7 @@ from arco.core.errors import (
 from arco.core.keys import AssetKey
 from arco.core.partitions import PartitionKey
 from arco.core.scope import Scope
+from arco.core.tracing import annotate, continued, span
 from arco.core.wire import (
     ErrorCategory,
     TaskError,
@@ -225,11 +227,13 @@ class _TaskRun:
             self.phase = "inputs"
             kwargs = self._arguments()
             self.phase = "running"
-            returned = self._call(kwargs)
+            with span("arco.asset_function", {"arco.asset": str(self._context.asset_key)}):
+                returned = self._call(kwargs)
             self.phase = "writing"
             self._write_returned(returned)
             self.phase = "checks"
-            checks = evaluate_checks(self._loaded.definition.spec.checks, self._context)
+            with span("arco.checks", {"arco.asset": str(self._context.asset_key)}):
+                checks = evaluate_checks(self._loaded.definition.spec.checks, self._context)
         except BaseException as exc:
             return _Finished(
                 cpu_ms=_ms(time.thread_time() - started),
@@ -477,7 +481,28 @@ class TaskExecutor:
             ApplicationError: if the envelope is refused (see :meth:`admit`).
             asyncio.CancelledError: if the attempt was cancelled before it did its work.
         """
+        # The attempt's span: under the activity's span (Temporal's tracing interceptor), else continuing the
+        # envelope's traceparent (an HTTP worker, or an executor without the interceptor).
+        with (
+            continued(envelope.traceparent),
+            span(
+                "arco.task",
+                {
+                    "arco.run_id": envelope.run_id,
+                    "arco.task_key": envelope.task_key,
+                    "arco.attempt": envelope.attempt,
+                    "arco.attempt_id": envelope.attempt_id,
+                    "arco.partition": envelope.partition.canonical or None,
+                },
+            ) as task_span,
+        ):
+            result = await self._run(envelope, channel)
+            task_span.set_attribute("arco.outcome", result.outcome.value)
+            return result
+
+    async def _run(self, envelope: WorkerDispatchEnvelope, channel: AttemptChannel) -> TaskResult:
         loaded, payload, store = self.admit(envelope)
+        annotate({"arco.asset": payload.asset_key, "arco.code_location": self._settings.code_location})
         partition = envelope.partition
         control = TaskControl()
         context = AssetContext(
@@ -533,7 +558,11 @@ class TaskExecutor:
                 loop.call_soon_threadsafe(deliver, result)
 
         # A daemon thread per attempt: a function that ignores cancellation can never keep the process alive.
-        threading.Thread(target=target, name=f"arco-task-{envelope.attempt_id}", daemon=True).start()
+        # It runs in a copy of this context, so its spans are children of the attempt's.
+        traced = contextvars.copy_context()
+        threading.Thread(
+            target=traced.run, args=(target,), name=f"arco-task-{envelope.attempt_id}", daemon=True
+        ).start()
         beating = asyncio.create_task(self._heartbeat(envelope, run, control, channel))
         try:
             try:

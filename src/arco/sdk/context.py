@@ -56,6 +56,7 @@ from arco.core.errors import (
 from arco.core.keys import AssetKey
 from arco.core.partitions import PartitionKey, PartitionValue
 from arco.core.scope import Scope
+from arco.core.tracing import span
 from arco.sdk.partitions import (
     DynamicPartitions,
     PartitionsDefinition,
@@ -557,6 +558,21 @@ class AssetContext:
     def _read_key(
         self, store: ObjectStore, key: str, asset_key: AssetKey | None, partition: PartitionKey | None
     ) -> pa.Table:
+        with span(
+            "arco.data.read",
+            {
+                "arco.uri": store.uri_for(key),
+                "arco.asset": None if asset_key is None else str(asset_key),
+                "arco.partition": None if partition is None else partition.canonical,
+            },
+        ) as current:
+            table = self._read_key_untraced(store, key, asset_key, partition)
+            current.set_attribute("arco.rows", table.num_rows)
+            return table
+
+    def _read_key_untraced(
+        self, store: ObjectStore, key: str, asset_key: AssetKey | None, partition: PartitionKey | None
+    ) -> pa.Table:
         self._control.check()
         uri = store.uri_for(key)
         try:
@@ -590,6 +606,8 @@ class AssetContext:
     def write_output(self, data: pl.DataFrame | pl.LazyFrame | pa.Table) -> LineageRef:
         """Write the asset partition's data (Parquet) and record it as the task's output.
 
+        The write is an ``arco.data.write`` span of the current trace.
+
         A retried attempt overwrites the same object atomically (compare-and-swap against the version found).
 
         Args:
@@ -621,7 +639,17 @@ class AssetContext:
         parquet = _parquet_file(payload, self.output_uri)
         key = self.output_key
         self._control.check()
-        version = self._swap_in(key, payload)
+        with span(
+            "arco.data.write",
+            {
+                "arco.uri": self._store.uri_for(key),
+                "arco.asset": str(self._asset_key),
+                "arco.partition": self._partition_key.canonical,
+                "arco.rows": parquet.metadata.num_rows,
+                "arco.bytes": len(payload),
+            },
+        ):
+            version = self._swap_in(key, payload)
         ref = LineageRef(
             uri=self._store.uri_for(key),
             asset_key=str(self._asset_key),

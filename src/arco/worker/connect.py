@@ -12,15 +12,21 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from arco.core.config import ArcoSettings
 from arco.core.errors import InfrastructureError
+from arco.worker.tracing import configure_tracing, tracing_interceptors
 
 
-async def connect(settings: ArcoSettings, *, identity: str | None = None) -> Client:
+async def connect(
+    settings: ArcoSettings, *, identity: str | None = None, tracing: bool | None = None
+) -> Client:
     """Connect a Temporal client for ``settings``, with the pydantic data converter.
 
     TLS certificates and gRPC metadata come from Temporal's own environment configuration (``TEMPORAL_*``
-    variables, ``temporal.toml``); address and namespace from the settings.
+    variables, ``temporal.toml``); address and namespace from the settings. With tracing on (``tracing``, by
+    default the ``OTEL_*`` variables: :func:`arco.worker.tracing.configure_tracing`) the client and the workers
+    built on it carry Temporal's tracing interceptor.
 
     Raises:
+        ConfigError: if ``OTEL_TRACES_EXPORTER`` names an unsupported exporter.
         InfrastructureError: if the server cannot be reached, or the namespace does not exist there; the message
             says how to fix it.
     """
@@ -33,8 +39,11 @@ async def connect(settings: ArcoSettings, *, identity: str | None = None) -> Cli
         options.setdefault("tls", True)
     if identity:
         options["identity"] = identity
+    traced = configure_tracing() if tracing is None else tracing
     try:
-        client = await Client.connect(data_converter=pydantic_data_converter, **options)
+        client = await Client.connect(
+            data_converter=pydantic_data_converter, interceptors=tracing_interceptors(traced), **options
+        )
     except RuntimeError as exc:
         raise InfrastructureError(
             f"cannot connect to Temporal at {settings.temporal_address} (namespace "

@@ -15,9 +15,12 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from arco.activities.alerts import AlertSender
 from arco.activities.compaction import CompactionActivities
 from arco.activities.health import HealthActivities
 from arco.activities.runs import RunActivities
+from arco.catalog.storage import open_store
+from arco.core.alerts import AlertSettings
 from arco.core.config import ArcoSettings
 from arco.worker.namespace import TenantGuard
 from arco.workflows.compaction import CompactionWorkflow, ScheduledCompactionWorkflow
@@ -37,12 +40,19 @@ WORKFLOWS: Sequence[type] = (
 
 
 def control_plane_activities(
-    settings: ArcoSettings, storage_options: dict[str, object] | None = None
+    settings: ArcoSettings,
+    storage_options: dict[str, object] | None = None,
+    alerts: AlertSettings | None = None,
 ) -> list[Callable[..., Any]]:
-    """The activity callables of the control plane, bound to ``settings``."""
+    """The activity callables of the control plane, bound to ``settings``; ``alerts`` says where alerts go."""
+    sender = None
+    if alerts is not None and alerts.enabled:
+        sender = AlertSender(
+            alerts, lambda: open_store(settings.catalog_root, storage_options=storage_options)
+        )
     health = HealthActivities(settings.catalog_root, storage_options)
-    runs = RunActivities(settings.catalog_root, storage_options)
-    compaction = CompactionActivities.for_root(settings.catalog_root, storage_options)
+    runs = RunActivities(settings.catalog_root, storage_options, alerts=sender)
+    compaction = CompactionActivities.for_root(settings.catalog_root, storage_options, sender)
     return [
         health.probe_catalog,
         health.worker_identity,
@@ -62,19 +72,22 @@ def build_control_plane_worker(
     task_queue: str | None = None,
     storage_options: dict[str, object] | None = None,
     max_concurrent_activities: int = 64,
+    alerts: AlertSettings | None = None,
 ) -> Worker:
     """A worker serving all control-plane workflows and activities.
 
     Synchronous activities (catalog I/O, Parquet) run in a thread pool sized to ``max_concurrent_activities``.
     When every tenant has its own namespace (``settings.namespace_per_tenant``), the worker serves
     ``settings.tenant`` only: an activity whose input names another tenant fails at once, before any side effect.
+    ``alerts`` (the ``ARCO_ALERT_*`` variables at the process edge) turns on alerts of failed runs, failed freshness
+    checks and compaction lag.
     """
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=max_concurrent_activities)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=list(WORKFLOWS),
-        activities=control_plane_activities(settings, storage_options),
+        activities=control_plane_activities(settings, storage_options, alerts),
         activity_executor=executor,
         max_concurrent_activities=max_concurrent_activities,
         interceptors=(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from temporalio.client import Client
 
+from arco.core.alerts import AlertSettings
 from arco.core.config import ArcoSettings
 from arco.core.http_transport import CallbackSettings
 from arco.executor.location import load_code_location
@@ -40,11 +41,13 @@ async def embedded_stack(
     *,
     code_location: str | None = None,
     callbacks: CallbackSettings | None = None,
+    alerts: AlertSettings | None = None,
 ) -> AsyncIterator[EmbeddedStack]:
     """Start the dev server, a control-plane worker, (for ``code_location``) an executor worker and (for
     ``callbacks``) the callback server and dispatcher of HTTP workers.
 
-    Everything stops on exit, workers first.
+    ``alerts`` (the ``ARCO_ALERT_*`` variables) turns on the control plane's alerts. Everything stops on exit,
+    workers first.
     """
     server = TemporalDevServer(config)
     await asyncio.to_thread(server.start)
@@ -52,7 +55,7 @@ async def embedded_stack(
         bound = settings.model_copy(update={"temporal_address": server.address})
         client = await connect(bound)
         async with contextlib.AsyncExitStack() as workers:
-            await workers.enter_async_context(build_control_plane_worker(client, bound))
+            await workers.enter_async_context(build_control_plane_worker(client, bound, alerts=alerts))
             if code_location is not None:
                 location = load_code_location(code_location)
                 executor = build_executor_worker(

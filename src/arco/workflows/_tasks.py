@@ -249,6 +249,7 @@ class EventRecorder:
                     "asset": spec.asset_key,
                     "partition": spec.partition_key,
                     "checkName": check.name,
+                    "kind": check.kind,
                     "passed": check.passed,
                     "severity": check.severity,
                     "message": check.message,

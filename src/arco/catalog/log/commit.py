@@ -111,6 +111,7 @@ from arco.core.errors import (
 )
 from arco.core.ids import new_uuid7
 from arco.core.scope import Scope
+from arco.core.tracing import span
 
 _MANIFEST_CACHE_SIZE = 256
 _MAX_BACKOFF_S = 2.0
@@ -856,6 +857,21 @@ class CommitLog:
             return False
 
     def commit(self, build: Callable[[Manifest | None], CommitRequest | None]) -> Manifest | None:
+        """Commit the change ``build`` describes (see :meth:`_commit`), in an ``arco.catalog.commit`` span."""
+        with span(
+            "arco.catalog.commit",
+            {
+                "arco.tenant": self.scope.tenant,
+                "arco.workspace": self.scope.workspace,
+                "arco.domain": self.domain,
+            },
+        ) as current:
+            manifest = self._commit(build)
+            if manifest is not None:
+                current.set_attribute("arco.commit_sequence", manifest.sequence)
+            return manifest
+
+    def _commit(self, build: Callable[[Manifest | None], CommitRequest | None]) -> Manifest | None:
         """Commit the change ``build`` describes, retrying on lost races.
 
         ``build`` receives the parent manifest (``None`` for a fresh domain) and returns a

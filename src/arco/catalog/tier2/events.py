@@ -223,6 +223,9 @@ class CheckEvaluated(EventData):
     asset: AssetKeyStr
     attempt_id: ShortText | None = None
     check_name: Annotated[str, Field(min_length=1, max_length=200)]
+    #: The check's kind (``row_count``, ``not_null``, ``unique``, ``freshness``, ``custom``); absent in events
+    #: recorded before it was (freshness alerts key on it).
+    kind: ShortText | None = None
     message: Message | None = None
     partition: PartitionKeyStr = ""
     passed: bool

@@ -67,6 +67,7 @@ from arco.core.errors import (
 from arco.core.ids import ulid_timestamp_ms
 from arco.core.model import ArcoModel
 from arco.core.scope import Scope
+from arco.core.tracing import span
 
 #: Version of the ledger object format written by this library.
 LEDGER_FORMAT: Final = 1
@@ -628,6 +629,19 @@ class Ledger:
         return f"Ledger({self.store.uri!r}, {self.scope}, domain={self.domain!r})"
 
     def append(self, events: Sequence[ArcoEvent]) -> AppendResult:
+        """Append a batch of events (see :meth:`_append`), in an ``arco.ledger.append`` span."""
+        with span(
+            "arco.ledger.append",
+            {
+                "arco.tenant": self.scope.tenant,
+                "arco.workspace": self.scope.workspace,
+                "arco.domain": self.domain,
+                "arco.events": len(events) if isinstance(events, list | tuple) else None,
+            },
+        ):
+            return self._append(events)
+
+    def _append(self, events: Sequence[ArcoEvent]) -> AppendResult:
         """Append a batch of events as one immutable ledger object.
 
         Safe to retry: appending the same batch again (in any order) finds the object written by the first
