@@ -29,13 +29,32 @@ def worker() -> None:
 @click.option("--task-queue", default=None, help="Control-plane task queue [env ARCO_TASK_QUEUE].")
 @click.option("--catalog-root", default=None, help="Catalog root URI or path [env ARCO_CATALOG_ROOT].")
 @click.option("--max-concurrent-activities", default=64, show_default=True, type=click.IntRange(1, 2000))
-def control_plane(task_queue: str | None, catalog_root: str | None, max_concurrent_activities: int) -> None:
+@click.option(
+    "--deployment-name",
+    default=None,
+    help="Temporal Worker Deployment to poll as, with worker versioning (docs/operations.md, Upgrades) "
+    "[env ARCO_DEPLOYMENT_NAME; default: unversioned].",
+)
+@click.option(
+    "--build-id",
+    default=None,
+    help="Build id of this worker's version in the deployment [env ARCO_BUILD_ID; default: Arco's version].",
+)
+def control_plane(
+    task_queue: str | None,
+    catalog_root: str | None,
+    max_concurrent_activities: int,
+    deployment_name: str | None,
+    build_id: str | None,
+) -> None:
     """Serve Arco's workflows and activities until SIGINT/SIGTERM.
 
     The worker serves one Temporal namespace, ARCO_TEMPORAL_NAMESPACE (with {tenant}: the namespace of ARCO_TENANT,
     and then only that tenant's work). It refuses to start in a namespace without Arco's search attributes.
     """
-    settings = ArcoSettings.from_env(task_queue=task_queue, catalog_root=catalog_root)
+    settings = ArcoSettings.from_env(
+        task_queue=task_queue, catalog_root=catalog_root, deployment_name=deployment_name, build_id=build_id
+    )
     log_to_console()
     asyncio.run(_serve_control_plane(settings, max_concurrent_activities))
 
@@ -53,6 +72,11 @@ async def _serve_control_plane(settings: ArcoSettings, max_concurrent_activities
             + (
                 f" tenant={settings.tenant} (one namespace per tenant)"
                 if settings.namespace_per_tenant
+                else ""
+            )
+            + (
+                f" deployment={settings.deployment_name} build-id={settings.build_id} (versioned)"
+                if settings.deployment_name is not None
                 else ""
             )
         )
