@@ -53,6 +53,7 @@ def settings(tmp_path: Path, task_queue: str) -> ArcoSettings:
 
 async def _set_current_version(client: Client, settings: ArcoSettings) -> None:
     """Make ``settings.build_id`` the deployment's current version, once its worker has polled (bounded)."""
+    assert settings.deployment_name is not None
     request = SetWorkerDeploymentCurrentVersionRequest(
         namespace=client.namespace,
         deployment_name=settings.deployment_name,
