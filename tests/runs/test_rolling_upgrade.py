@@ -132,3 +132,16 @@ async def test_an_unversioned_worker_has_no_deployment(settings: ArcoSettings) -
     assert config is not None
     assert config.use_worker_versioning
     assert (config.version.deployment_name, config.version.build_id) == (settings.deployment_name, "1.0.0")
+
+
+def test_no_workflow_declares_its_own_versioning_behavior() -> None:
+    # A behaviour declared on the class makes every workflow task of an unversioned worker fail on the server
+    # ("versioning behavior cannot be specified without deployment options"): PINNED comes from the versioned
+    # worker's default instead.
+    from temporalio.common import VersioningBehavior
+    from temporalio.workflow import _Definition
+
+    from arco.worker.control_plane import WORKFLOWS
+
+    for cls in WORKFLOWS:
+        assert _Definition.must_from_class(cls).versioning_behavior == VersioningBehavior.UNSPECIFIED, cls

@@ -91,9 +91,12 @@ def deployment_config(settings: ArcoSettings) -> WorkerDeploymentConfig | None:
     """The worker-versioning configuration of a control-plane worker; ``None`` when it runs unversioned.
 
     With ``settings.deployment_name`` the worker polls as version ``deployment_name``/``build_id`` of that Worker
-    Deployment. Every Arco workflow is ``PINNED``: a run, its children and its plan preview finish on the version
-    they started on, so a release needs no patch for the runs in flight; new runs go to the deployment's current
-    version once it is set (``temporal worker deployment set-current-version``; docs/operations.md, Upgrades).
+    Deployment, and every Arco workflow is ``PINNED`` (the worker's default behaviour): a run, its children and its
+    plan preview finish on the version they started on, so a release needs no patch for the runs in flight; new
+    runs go to the deployment's current version once it is set (``temporal worker deployment
+    set-current-version``; docs/operations.md, Upgrades). The behaviour is the worker's default, not declared on
+    the workflow classes: a declared one makes an unversioned worker's workflow tasks fail ("versioning behavior
+    cannot be specified without deployment options").
     """
     if settings.deployment_name is None:
         return None

@@ -23,13 +23,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import (
-    RetryPolicy,
-    SearchAttributeKey,
-    SearchAttributePair,
-    TypedSearchAttributes,
-    VersioningBehavior,
-)
+from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
@@ -95,7 +89,7 @@ def scope_search_attributes(scope: Scope) -> TypedSearchAttributes:
     )
 
 
-@workflow.defn(name=COMPACTION_WORKFLOW, versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name=COMPACTION_WORKFLOW)
 class CompactionWorkflow:
     """Compact one tenant/workspace and return the counts."""
 
@@ -141,7 +135,7 @@ class CompactionWorkflow:
         return result.model_copy(update={"retention": retained})
 
 
-@workflow.defn(name=SCHEDULED_COMPACTION_WORKFLOW, versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name=SCHEDULED_COMPACTION_WORKFLOW)
 class ScheduledCompactionWorkflow:
     """One action of a compaction Schedule: run the scope's compactor as a child and wait for it."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, VersioningBehavior
+from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from arco.core.health import (
@@ -19,7 +19,7 @@ with workflow.unsafe.imports_passed_through():
 HEALTH_CHECK_WORKFLOW = "arco.HealthCheck"
 
 
-@workflow.defn(name=HEALTH_CHECK_WORKFLOW, versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name=HEALTH_CHECK_WORKFLOW)
 class HealthCheckWorkflow:
     """Probe the catalog from a control-plane worker and report what answered."""
 

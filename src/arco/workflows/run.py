@@ -40,7 +40,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey, VersioningBehavior
+from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
@@ -347,12 +347,7 @@ class TaskGraph:
             raise
 
 
-@workflow.defn(
-    name=RUN_WORKFLOW,
-    sandboxed=False,
-    failure_exception_types=INPUT_DECODE_ERRORS,
-    versioning_behavior=VersioningBehavior.PINNED,
-)
+@workflow.defn(name=RUN_WORKFLOW, sandboxed=False, failure_exception_types=INPUT_DECODE_ERRORS)
 class RunWorkflow:
     """Executes one run of a plan; see the module docstring."""
 
@@ -807,7 +802,7 @@ class RunWorkflow:
         workflow.upsert_search_attributes([SA_RUN_STATE.value_set(self._state.value)])
 
 
-@workflow.defn(name=TASK_GRAPH_WORKFLOW, sandboxed=False, versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name=TASK_GRAPH_WORKFLOW, sandboxed=False)
 class TaskGraphWorkflow:
     """Runs every task of a run's plan, each as soon as its upstream tasks succeeded, and reports progress.
 
@@ -903,7 +898,7 @@ class TaskGraphWorkflow:
         return self._report()
 
 
-@workflow.defn(name=TASK_BATCH_WORKFLOW, sandboxed=False, versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name=TASK_BATCH_WORKFLOW, sandboxed=False)
 class TaskBatchWorkflow:
     """Runs a bounded batch of ready tasks of a large run and reports each task's final state.
 
@@ -966,12 +961,7 @@ class TaskBatchWorkflow:
         return TaskBatchResult(outcomes=outcomes)
 
 
-@workflow.defn(
-    name=PLAN_PREVIEW_WORKFLOW,
-    sandboxed=False,
-    failure_exception_types=INPUT_DECODE_ERRORS,
-    versioning_behavior=VersioningBehavior.PINNED,
-)
+@workflow.defn(name=PLAN_PREVIEW_WORKFLOW, sandboxed=False, failure_exception_types=INPUT_DECODE_ERRORS)
 class PlanPreviewWorkflow:
     """Plans a request without storing or running it (dry run, run-key comparisons)."""
 
