@@ -97,7 +97,8 @@ async def _check_search_attributes(client: Client, settings: ArcoSettings) -> No
     elif missing:
         raise ConfigError(
             f"Temporal namespace {settings.temporal_namespace!r} lacks Arco's search attributes "
-            f"{', '.join(missing)}; register them once per namespace, then start the worker again:\n"
+            f"{', '.join(missing)}; register them with `arco admin register-search-attributes` (same settings), "
+            "or with these commands, then start the worker again:\n"
             + register_commands(settings.temporal_namespace, missing)
         )
 
