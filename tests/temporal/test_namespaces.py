@@ -361,7 +361,8 @@ def _until_registered(env: dict[str, str], *extra: str) -> subprocess.CompletedP
     deadline = time.monotonic() + 60
     while True:
         result = run_cli(["admin", "register-search-attributes", *extra], env, timeout=60)
-        if "not found" not in result.stderr.lower() or time.monotonic() > deadline:
+        unknown = any(text in result.stderr.lower() for text in ("not found", "does not exist"))
+        if not unknown or time.monotonic() > deadline:
             return result
         time.sleep(0.5)
 
