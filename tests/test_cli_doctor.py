@@ -106,7 +106,16 @@ async def test_doctor_fails_on_missing_search_attributes(
     assert checks["temporal"]["ok"] is True
     assert checks["search attributes"]["ok"] is False
     assert "ArcoTenant (Keyword)" in checks["search attributes"]["detail"]
-    assert "temporal operator search-attribute create" in checks["search attributes"]["detail"]
+    assert "arco admin register-search-attributes" in checks["search attributes"]["detail"]
+
+    # The command the doctor names fixes what it found.
+    registered = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["admin", "register-search-attributes"], env=env
+    )
+    assert registered.exit_code == 0, registered.output
+    again = await asyncio.to_thread(_doctor, env, "-o", "json")
+    checks = {check["check"]: check for check in json.loads(again.stdout)["checks"]}
+    assert checks["search attributes"]["ok"] is True, checks["search attributes"]
 
 
 def test_doctor_without_temporal_is_one_failed_line() -> None:

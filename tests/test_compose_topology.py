@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 import yaml
 
+from arco.core.visibility import SEARCH_ATTRIBUTES
 from arco.worker.temporal_server import find_temporal_binary, free_port
 
 pytestmark = pytest.mark.integration
@@ -229,6 +230,10 @@ def test_the_compose_stack_runs_the_example_as_processes_on_loopback(tmp_path: P
         assert again.returncode == 0, again.stdout + again.stderr
         assert "0 created, 0 updated, 3 unchanged" in again.stdout
         assert "already exists; left unchanged" in again.stdout
+        every = len(SEARCH_ATTRIBUTES)
+        assert (
+            f"registered nothing; {every} of Arco's {every} search attributes already present" in again.stdout
+        )
 
         # The README's commands, exactly as written, on the host in the project folder (the docker lines are
         # what this test does with processes).

@@ -158,14 +158,16 @@ def test_temporal_health_check_is_a_real_command_of_its_binary(compose: dict[str
         assert key in check
 
 
-def test_setup_deploys_the_executors_code_location_and_creates_the_schedule(compose: dict[str, Any]) -> None:
+def test_setup_registers_search_attributes_deploys_and_creates_the_schedule(compose: dict[str, Any]) -> None:
     services = compose["services"]
     commands = _commands(services["setup"])
     executor = _command(services["executor"])
     location = executor[executor.index("--code-location") + 1]
-    assert commands[0][:3] == ["arco", "deploy", location]
-    assert commands[1][:4] == ["arco", "schedule", "compaction", "create"]
-    assert "--if-not-exists" in commands[1]  # a second `docker compose up` must not fail
+    # First the search attributes a new release may add to an existing namespace (idempotent, docs/operations.md).
+    assert commands[0] == ["arco", "admin", "register-search-attributes"]
+    assert commands[1][:3] == ["arco", "deploy", location]
+    assert commands[2][:4] == ["arco", "schedule", "compaction", "create"]
+    assert "--if-not-exists" in commands[2]  # a second `docker compose up` must not fail
     assert (
         services["setup"]["environment"]["ARCO_TASK_QUEUE"]
         == (services["control-plane"]["environment"]["ARCO_TASK_QUEUE"])

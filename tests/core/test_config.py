@@ -137,3 +137,38 @@ def test_a_bad_namespace_setting_names_the_variable_and_the_placeholder(namespac
         match=r"ARCO_TEMPORAL_NAMESPACE: .*(the only placeholder is \{tenant\}|expected a non-empty name)",
     ):
         ArcoSettings.from_env({"ARCO_TEMPORAL_NAMESPACE": namespace})
+
+
+def test_worker_versioning_settings_default_to_unversioned_and_the_package_version() -> None:
+    import importlib.metadata
+
+    settings = ArcoSettings.from_env({})
+    assert settings.deployment_name is None
+    assert settings.build_id == importlib.metadata.version("arco")
+    versioned = ArcoSettings.from_env({"ARCO_DEPLOYMENT_NAME": "arco", "ARCO_BUILD_ID": "2026.12.08"})
+    assert (versioned.deployment_name, versioned.build_id) == ("arco", "2026.12.08")
+    # An option wins over the environment, as everywhere.
+    assert ArcoSettings.from_env({"ARCO_BUILD_ID": "a"}, build_id="b").build_id == "b"
+
+
+@pytest.mark.parametrize(
+    ("env", "blamed"),
+    [
+        ({"ARCO_BUILD_ID": " v1"}, "ARCO_BUILD_ID"),
+        ({"ARCO_DEPLOYMENT_NAME": "x" * 256}, "ARCO_DEPLOYMENT_NAME"),
+        ({"ARCO_DEPLOYMENT_NAME": "  "}, "ARCO_DEPLOYMENT_NAME"),
+    ],
+)
+def test_a_bad_deployment_name_or_build_id_is_one_clear_error(env: dict[str, str], blamed: str) -> None:
+    with pytest.raises(ConfigError, match=rf"{blamed}: .*must be a non-empty name of at most 255 characters"):
+        ArcoSettings.from_env(env)
+
+
+def test_the_control_plane_refuses_a_blank_build_id_with_exit_code_2() -> None:
+    from click.testing import CliRunner
+
+    from arco.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["worker", "control-plane", "--build-id", " "], env={})
+    assert result.exit_code == 2, result.output
+    assert "option build-id: Value error, ' ' must be a non-empty name" in result.output

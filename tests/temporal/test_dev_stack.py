@@ -19,8 +19,11 @@ pytestmark = pytest.mark.integration
 def test_dev_stack_serves_runs_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     port, ui_port = free_port(), free_port()
     env = dev_env(tmp_path / "state", port, ARCO_DATA_ROOT=str(tmp_path / "state" / "data"))
+    # A deployment name left in the environment (docs/operations.md) must not leave `arco dev` without a worker:
+    # its one control plane runs unversioned.
     dev = start_dev(
-        ["--port", str(port), "--ui-port", str(ui_port), "--code-location", "examples.pipeline"], env
+        ["--port", str(port), "--ui-port", str(ui_port), "--code-location", "examples.pipeline"],
+        {**env, "ARCO_DEPLOYMENT_NAME": "arco-prod"},
     )
     try:
         output = ready_output(dev)

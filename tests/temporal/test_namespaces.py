@@ -354,3 +354,64 @@ def test_a_tenant_without_a_namespace_gets_one_line_that_says_which_and_why(
     assert doctor.returncode == 1, doctor.stdout + doctor.stderr
     assert "Traceback" not in doctor.stderr
     assert doctor.stdout.startswith("FAIL  temporal: ") and message in doctor.stdout, doctor.stdout
+
+
+def _until_registered(env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
+    """`arco admin register-search-attributes` once the new namespace is known to the frontend (bounded)."""
+    deadline = time.monotonic() + 60
+    while True:
+        result = run_cli(["admin", "register-search-attributes", *extra], env, timeout=60)
+        unknown = any(text in result.stderr.lower() for text in ("not found", "does not exist"))
+        if not unknown or time.monotonic() > deadline:
+            return result
+        time.sleep(0.5)
+
+
+async def test_register_search_attributes_adds_only_the_missing_ones_and_is_idempotent(
+    server: TemporalDevServer, tmp_path: Path, task_queue: str
+) -> None:
+    # An existing cluster of an earlier release: the namespace has some of Arco's attributes, not the newer ones.
+    env = _env(server, tmp_path, "d", task_queue)
+    assert _temporal(server, "operator", "namespace", "create", "--namespace", "arco-d").returncode == 0
+    older = ("ArcoTenant", "ArcoWorkspace", "ArcoRunState")
+    for name in older:
+        added = _temporal(
+            server, "operator", "search-attribute", "create", "--namespace", "arco-d", "--name", name,
+            "--type", SEARCH_ATTRIBUTES[name],
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+    newer = sorted(set(SEARCH_ATTRIBUTES) - set(older))
+
+    planned = await asyncio.to_thread(_until_registered, env, "--dry-run")
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    every = len(SEARCH_ATTRIBUTES)
+    assert f"would register {', '.join(newer)}; 3 of Arco's {every}" in planned.stdout
+    client = await connect(_settings(env))
+    assert await missing_search_attributes(client) == newer
+
+    first = await asyncio.to_thread(_until_registered, env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert f"namespace 'arco-d': registered {', '.join(newer)}; 3 of Arco's {every}" in first.stdout
+    assert await missing_search_attributes(client) == []
+
+    again = await asyncio.to_thread(_until_registered, env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"registered nothing; {every} of Arco's {every} search attributes already present" in again.stdout
+
+
+async def test_register_search_attributes_refuses_an_attribute_of_another_type(
+    server: TemporalDevServer, tmp_path: Path, task_queue: str
+) -> None:
+    env = _env(server, tmp_path, "e", task_queue)
+    assert _temporal(server, "operator", "namespace", "create", "--namespace", "arco-e").returncode == 0
+    clash = _temporal(
+        server, "operator", "search-attribute", "create", "--namespace", "arco-e", "--name", "ArcoTaskCount",
+        "--type", "Keyword",
+    )  # fmt: skip
+    assert clash.returncode == 0, clash.stderr
+    refused = await asyncio.to_thread(_until_registered, env)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "ArcoTaskCount is KEYWORD, Arco needs Int" in refused.stderr
+    assert "temporal operator search-attribute remove" in refused.stderr
+    client = await connect(_settings(env))
+    assert "ArcoTenant" in (await missing_search_attributes(client) or [])  # nothing registered

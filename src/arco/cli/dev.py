@@ -453,7 +453,7 @@ async def _search_attributes_check(client: Client, settings: ArcoSettings) -> _C
             "search attributes",
             False,
             f"missing or of another type in namespace {settings.temporal_namespace!r}: {', '.join(wrong)}; register "
-            "them with `temporal operator search-attribute create --name NAME --type TYPE` (docs/runs.md)",
+            "the missing ones with `arco admin register-search-attributes` (docs/operations.md, Upgrades)",
         )
     return _Check(
         "search attributes",

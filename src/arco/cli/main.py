@@ -21,6 +21,7 @@ _SUBCOMMANDS: dict[str, str] = {
     "demo": "arco.cli.dev:demo",
     "doctor": "arco.cli.dev:doctor",
     "worker": "arco.cli.worker:worker",
+    "admin": "arco.cli.admin:admin",
     "catalog": "arco.cli.catalog:catalog",
     "run": "arco.cli.run:run",
     "deploy": "arco.cli.deploy:deploy",

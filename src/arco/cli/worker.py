@@ -31,13 +31,32 @@ def worker() -> None:
 @click.option("--task-queue", default=None, help="Control-plane task queue [env ARCO_TASK_QUEUE].")
 @click.option("--catalog-root", default=None, help="Catalog root URI or path [env ARCO_CATALOG_ROOT].")
 @click.option("--max-concurrent-activities", default=64, show_default=True, type=click.IntRange(1, 2000))
-def control_plane(task_queue: str | None, catalog_root: str | None, max_concurrent_activities: int) -> None:
+@click.option(
+    "--deployment-name",
+    default=None,
+    help="Temporal Worker Deployment to poll as, with worker versioning (docs/operations.md, Upgrades) "
+    "[env ARCO_DEPLOYMENT_NAME; default: unversioned].",
+)
+@click.option(
+    "--build-id",
+    default=None,
+    help="Build id of this worker's version in the deployment [env ARCO_BUILD_ID; default: Arco's version].",
+)
+def control_plane(
+    task_queue: str | None,
+    catalog_root: str | None,
+    max_concurrent_activities: int,
+    deployment_name: str | None,
+    build_id: str | None,
+) -> None:
     """Serve Arco's workflows and activities until SIGINT/SIGTERM.
 
     The worker serves one Temporal namespace, ARCO_TEMPORAL_NAMESPACE (with {tenant}: the namespace of ARCO_TENANT,
     and then only that tenant's work). It refuses to start in a namespace without Arco's search attributes.
     """
-    settings = ArcoSettings.from_env(task_queue=task_queue, catalog_root=catalog_root)
+    settings = ArcoSettings.from_env(
+        task_queue=task_queue, catalog_root=catalog_root, deployment_name=deployment_name, build_id=build_id
+    )
     alerts = AlertSettings.from_env(os.environ)
     log_to_console()
     asyncio.run(_serve_control_plane(settings, max_concurrent_activities, alerts))
@@ -60,6 +79,11 @@ async def _serve_control_plane(
                 if settings.namespace_per_tenant
                 else ""
             )
+            + (
+                f" deployment={settings.deployment_name} build-id={settings.build_id} (versioned)"
+                if settings.deployment_name is not None
+                else ""
+            )
         )
         await stop.wait()
         click.echo("shutting down (finishing in-flight activities)")
@@ -78,7 +102,8 @@ async def _check_search_attributes(client: Client, settings: ArcoSettings) -> No
     elif missing:
         raise ConfigError(
             f"Temporal namespace {settings.temporal_namespace!r} lacks Arco's search attributes "
-            f"{', '.join(missing)}; register them once per namespace, then start the worker again:\n"
+            f"{', '.join(missing)}; register them with `arco admin register-search-attributes` (same settings), "
+            "or with these commands, then start the worker again:\n"
             + register_commands(settings.temporal_namespace, missing)
         )
 

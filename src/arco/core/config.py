@@ -13,6 +13,7 @@ tenant only (docs/runs.md, "Isolation model for run control").
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import string
 from collections.abc import Mapping
@@ -50,6 +51,8 @@ _ENV_FIELDS: dict[str, str] = {
     "ARCO_TEMPORAL_PROFILE": "temporal_profile",
     "ARCO_TASK_QUEUE": "task_queue",
     "ARCO_EXECUTOR_QUEUE": "executor_queue",
+    "ARCO_DEPLOYMENT_NAME": "deployment_name",
+    "ARCO_BUILD_ID": "build_id",
 }
 
 #: Settings fields read from Temporal's own environment configuration -> the variable that sets them.
@@ -58,6 +61,14 @@ _TEMPORAL_ENV_FIELDS: dict[str, str] = {
     "temporal_namespace": "TEMPORAL_NAMESPACE",
     "temporal_api_key": "TEMPORAL_API_KEY",
 }
+
+
+def _package_version() -> str:
+    """Arco's installed version (the default build id of a versioned worker)."""
+    try:
+        return importlib.metadata.version("arco")
+    except importlib.metadata.PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
 
 
 class ArcoSettings(BaseModel):
@@ -79,6 +90,10 @@ class ArcoSettings(BaseModel):
         temporal_profile: ``temporal.toml`` profile to load, if any.
         task_queue: Control-plane task queue.
         executor_queue: Default worker queue of executor workers.
+        deployment_name: Temporal Worker Deployment of the control-plane workers; when set, they poll with worker
+            versioning as version ``deployment_name``/``build_id`` and every run stays on the version it started
+            on (docs/operations.md, Upgrades). ``None`` (the default): unversioned workers.
+        build_id: Build id of this worker's version within ``deployment_name``; Arco's package version by default.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -97,12 +112,23 @@ class ArcoSettings(BaseModel):
     temporal_profile: str | None = None
     task_queue: str = DEFAULT_TASK_QUEUE
     executor_queue: str = DEFAULT_EXECUTOR_QUEUE
+    deployment_name: str | None = None
+    build_id: str = Field(default_factory=_package_version)
 
     @field_validator("catalog_root", "data_root", "state_dir", "task_queue", "executor_queue")
     @classmethod
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be empty")
+        return value
+
+    @field_validator("deployment_name", "build_id")
+    @classmethod
+    def _version_part(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or value != value.strip() or len(value) > 255):
+            raise ValueError(
+                f"{value!r} must be a non-empty name of at most 255 characters without surrounding spaces"
+            )
         return value
 
     @field_validator("temporal_address")

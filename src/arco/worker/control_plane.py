@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from arco.activities.alerts import AlertSender
 from arco.activities.compaction import CompactionActivities
@@ -95,4 +96,25 @@ def build_control_plane_worker(
             if settings.namespace_per_tenant
             else []
         ),
+        deployment_config=deployment_config(settings),
+    )
+
+
+def deployment_config(settings: ArcoSettings) -> WorkerDeploymentConfig | None:
+    """The worker-versioning configuration of a control-plane worker; ``None`` when it runs unversioned.
+
+    With ``settings.deployment_name`` the worker polls as version ``deployment_name``/``build_id`` of that Worker
+    Deployment, and every Arco workflow is ``PINNED`` (the worker's default behaviour): a run, its children and its
+    plan preview finish on the version they started on, so a release needs no patch for the runs in flight; new
+    runs go to the deployment's current version once it is set (``temporal worker deployment
+    set-current-version``; docs/operations.md, Upgrades). The behaviour is the worker's default, not declared on
+    the workflow classes: a declared one makes an unversioned worker's workflow tasks fail ("versioning behavior
+    cannot be specified without deployment options").
+    """
+    if settings.deployment_name is None:
+        return None
+    return WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion(deployment_name=settings.deployment_name, build_id=settings.build_id),
+        use_worker_versioning=True,
+        default_versioning_behavior=VersioningBehavior.PINNED,
     )

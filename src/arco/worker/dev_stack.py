@@ -52,7 +52,9 @@ async def embedded_stack(
     server = TemporalDevServer(config)
     await asyncio.to_thread(server.start)
     try:
-        bound = settings.model_copy(update={"temporal_address": server.address})
+        # One control plane on a server of its own: worker versioning has nothing to roll between, and a versioned
+        # worker would get no runs until someone made its version current. ARCO_DEPLOYMENT_NAME is ignored here.
+        bound = settings.model_copy(update={"temporal_address": server.address, "deployment_name": None})
         client = await connect(bound)
         async with contextlib.AsyncExitStack() as workers:
             await workers.enter_async_context(build_control_plane_worker(client, bound, alerts=alerts))

@@ -10,20 +10,25 @@ envelope of another scope (``executor_mismatch``).
 
 :func:`missing_search_attributes` tells a worker, before it serves a namespace, which of Arco's search attributes
 the namespace lacks: without them every run would fail when it records its state.
+:func:`register_search_attributes` adds the missing ones (``arco admin register-search-attributes``, the compose
+``setup`` job): idempotent, so a release that adds an attribute registers just that one on an existing cluster.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
-from arco.core.errors import InvalidScopeError
+from arco.core.errors import ConfigError, InvalidScopeError
 from arco.core.visibility import SEARCH_ATTRIBUTES
 
 
@@ -108,3 +113,83 @@ def register_commands(namespace: str, names: list[str]) -> str:
         f"--type {SEARCH_ATTRIBUTES[name]}"
         for name in names
     )
+
+
+def _indexed_type(name: str) -> int:
+    """The protobuf value of a type name of :data:`SEARCH_ATTRIBUTES` (``KeywordList`` -> KEYWORD_LIST)."""
+    return int(IndexedValueType.Value("INDEXED_VALUE_TYPE_" + re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper()))
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What :func:`register_search_attributes` did in one namespace.
+
+    Attributes:
+        namespace: The namespace.
+        added: Attributes it registered, sorted.
+        present: Attributes that were already there with Arco's type, sorted.
+    """
+
+    namespace: str
+    added: list[str]
+    present: list[str]
+
+
+async def register_search_attributes(client: Client, *, dry_run: bool = False) -> Registration:
+    """Register those of Arco's search attributes that the client's namespace lacks; leave the others alone.
+
+    Idempotent: a second call adds nothing. With ``dry_run`` nothing is registered and ``added`` lists what would
+    be.
+
+    Raises:
+        ConfigError: if an attribute exists with another type (Temporal cannot change it: the namespace needs the
+            attribute removed and registered again, or another namespace), or if the namespace cannot be asked or
+            changed (no operator permission; Temporal Cloud registers attributes through its own tools).
+    """
+    namespace = client.namespace
+    try:
+        response = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+    except RPCError as exc:
+        raise ConfigError(
+            f"cannot list the search attributes of Temporal namespace {namespace!r}: {exc.message}; check the "
+            "namespace exists and that this client has the operator permission (on Temporal Cloud register them "
+            "with tcld or the Cloud UI instead):\n" + register_commands(namespace, sorted(SEARCH_ATTRIBUTES))
+        ) from None
+    existing = dict(response.custom_attributes)
+    wrong = {
+        name: IndexedValueType.Name(existing[name]).removeprefix("INDEXED_VALUE_TYPE_")
+        for name, kind in SEARCH_ATTRIBUTES.items()
+        if name in existing and existing[name] != _indexed_type(kind)
+    }
+    if wrong:
+        raise ConfigError(
+            f"Temporal namespace {namespace!r} has Arco's search attribute(s) with another type: "
+            + ", ".join(
+                f"{name} is {kind}, Arco needs {SEARCH_ATTRIBUTES[name]}"
+                for name, kind in sorted(wrong.items())
+            )
+            + "; Temporal cannot change an attribute's type: remove it "
+            "(temporal operator search-attribute remove --namespace NAMESPACE --name NAME) and run this again"
+        )
+    missing = sorted(name for name in SEARCH_ATTRIBUTES if name not in existing)
+    present = sorted(name for name in SEARCH_ATTRIBUTES if name in existing)
+    if missing and not dry_run:
+        try:
+            await client.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(
+                    namespace=namespace,
+                    search_attributes={
+                        name: IndexedValueType.ValueType(_indexed_type(SEARCH_ATTRIBUTES[name]))
+                        for name in missing
+                    },
+                )
+            )
+        except RPCError as exc:
+            raise ConfigError(
+                f"cannot register search attributes {', '.join(missing)} in Temporal namespace {namespace!r}: "
+                f"{exc.message}; register them with an operator's credentials:\n"
+                + register_commands(namespace, missing)
+            ) from None
+    return Registration(namespace=namespace, added=missing, present=present)
