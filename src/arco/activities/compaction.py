@@ -26,6 +26,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from arco.catalog.storage import ObjectStore, open_store
 from arco.catalog.tier2.compaction import CompactionReport, compact
 from arco.catalog.tier2.retention import RetentionPolicy, apply_retention
+from arco.core import telemetry
 from arco.core.compaction_models import (
     COMPACT_ACTIVITY,
     RETENTION_ACTIVITY,
@@ -106,6 +107,15 @@ class CompactionActivities:
             raise CancelledError("compaction cancelled before it published anything") from None
         except ArcoError as exc:
             raise compaction_application_error(exc) from exc
+        telemetry.emit(
+            telemetry.CompactionFinished(
+                seconds=report.duration_ms / 1000,
+                events=report.events_read,
+                pending_objects=report.pending_objects,
+                lag_seconds=report.lag_seconds,
+                commit_attempts=report.attempts,
+            )
+        )
         return compaction_result(report, workflow_id=info.workflow_id, attempt=info.attempt)
 
     @activity.defn(name=RETENTION_ACTIVITY)

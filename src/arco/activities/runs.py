@@ -25,6 +25,7 @@ from arco.activities.run_keys import RunKeyClaim, claim_run_key
 from arco.catalog.storage import ObjectStore, open_store
 from arco.catalog.tier2.events import EVENT_TYPES, ArcoEvent
 from arco.catalog.tier2.ledger import Ledger
+from arco.core import telemetry
 from arco.core.canonical_json import canonical_bytes
 from arco.core.errors import ArcoError, ObjectExistsError
 from arco.core.runs import (
@@ -215,6 +216,9 @@ class RunActivities:
             ledger.append(events)
         except ArcoError as exc:
             raise to_application_error(exc) from exc
+        if telemetry.active():
+            for draft in request.events:
+                telemetry.emit(_ledger_recorded(draft.event_type, draft.data))
         return len(events)
 
     @activity.defn(name=REQUEST_CANCEL_ACTIVITY)
@@ -226,6 +230,20 @@ class RunActivities:
         """
         handle = activity.client().get_workflow_handle(request.workflow_id, run_id=request.run_id)
         await handle.cancel()
+
+
+def _ledger_recorded(event_type: str, data: Mapping[str, object]) -> telemetry.LedgerRecorded:
+    if event_type == "TaskStateChanged":
+        attempt = data.get("attempt")
+        return telemetry.LedgerRecorded(
+            event_type,
+            asset=str(data.get("asset") or ""),
+            state=str(data.get("state") or ""),
+            attempt=attempt if isinstance(attempt, int) else 0,
+        )
+    if event_type == "RunFinished":
+        return telemetry.LedgerRecorded(event_type, state=str(data.get("status") or ""))
+    return telemetry.LedgerRecorded(event_type)
 
 
 def _default_key(event_type: str, data: Mapping[str, object]) -> str:

@@ -49,6 +49,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from arco.catalog.storage import ObjectStore, open_store
+from arco.core import telemetry
 from arco.core.dispatch import (
     EXECUTE_TASK_ACTIVITY,
     EXECUTOR_MISMATCH,
@@ -496,8 +497,23 @@ class TaskExecutor:
             control=control,
         )
         run = _TaskRun(loaded, context, control)
-        finished = await self._run_with_heartbeats(envelope, run, control, channel)
-        return self._report(envelope, context, partition, finished)
+        started = time.monotonic()
+        outcome = "cancelled"
+        try:
+            finished = await self._run_with_heartbeats(envelope, run, control, channel)
+            result = self._report(envelope, context, partition, finished)
+            outcome = result.outcome.value.lower()
+            return result
+        finally:
+            telemetry.emit(
+                telemetry.TaskAttempt(
+                    asset=payload.asset_key,
+                    queue=envelope.worker_queue,
+                    attempt=envelope.attempt,
+                    outcome=outcome,
+                    seconds=time.monotonic() - started,
+                )
+            )
 
     async def _run_with_heartbeats(
         self, envelope: WorkerDispatchEnvelope, run: _TaskRun, control: TaskControl, channel: AttemptChannel

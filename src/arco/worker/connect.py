@@ -8,17 +8,21 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfigProfile
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from arco.core.config import ArcoSettings
 from arco.core.errors import InfrastructureError
 
 
-async def connect(settings: ArcoSettings, *, identity: str | None = None) -> Client:
+async def connect(
+    settings: ArcoSettings, *, identity: str | None = None, runtime: Runtime | None = None
+) -> Client:
     """Connect a Temporal client for ``settings``, with the pydantic data converter.
 
     TLS certificates and gRPC metadata come from Temporal's own environment configuration (``TEMPORAL_*``
-    variables, ``temporal.toml``); address and namespace from the settings.
+    variables, ``temporal.toml``); address and namespace from the settings. ``runtime``: the Temporal runtime
+    of the process's metrics endpoint (:func:`arco.worker.metrics.start_metrics`), else the default one.
 
     Raises:
         InfrastructureError: if the server cannot be reached, or the namespace does not exist there; the message
@@ -33,6 +37,8 @@ async def connect(settings: ArcoSettings, *, identity: str | None = None) -> Cli
         options.setdefault("tls", True)
     if identity:
         options["identity"] = identity
+    if runtime is not None:
+        options["runtime"] = runtime
     try:
         client = await Client.connect(data_converter=pydantic_data_converter, **options)
     except RuntimeError as exc:

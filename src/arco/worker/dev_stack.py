@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 
 from arco.core.config import ArcoSettings
 from arco.core.http_transport import CallbackSettings
@@ -40,17 +41,18 @@ async def embedded_stack(
     *,
     code_location: str | None = None,
     callbacks: CallbackSettings | None = None,
+    runtime: Runtime | None = None,
 ) -> AsyncIterator[EmbeddedStack]:
     """Start the dev server, a control-plane worker, (for ``code_location``) an executor worker and (for
     ``callbacks``) the callback server and dispatcher of HTTP workers.
 
-    Everything stops on exit, workers first.
+    Everything stops on exit, workers first. ``runtime``: the Temporal runtime of the process's metrics endpoint.
     """
     server = TemporalDevServer(config)
     await asyncio.to_thread(server.start)
     try:
         bound = settings.model_copy(update={"temporal_address": server.address})
-        client = await connect(bound)
+        client = await connect(bound, runtime=runtime)
         async with contextlib.AsyncExitStack() as workers:
             await workers.enter_async_context(build_control_plane_worker(client, bound))
             if code_location is not None:
