@@ -17,6 +17,8 @@ DEV_METRICS_LISTEN = "127.0.0.1:9464"
 
 
 def _check(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value == "off":
+        return None
     if value:
         try:
             parse_metrics_listen(value)
@@ -35,7 +37,7 @@ def metrics_listen_option(default: str | None = None) -> Callable[[F], F]:
         envvar="ARCO_METRICS_LISTEN",
         callback=_check,
         help="HOST:PORT of the Prometheus endpoint: Arco's metrics there, the Temporal SDK's on PORT+1 "
-        + ("" if default is None else "('' to turn it off) ")
+        + ("" if default is None else "('off' to turn it off) ")
         + "[env ARCO_METRICS_LISTEN].",
     )
 

@@ -178,7 +178,7 @@ async def _dev(
             )
         click.echo(f"  Catalog root:   {stack.settings.catalog_root}")
         if metrics is None:
-            click.echo("  Metrics:        disabled (--metrics-listen '')")
+            click.echo("  Metrics:        disabled (--metrics-listen off)")
         else:
             click.echo(f"  Metrics:        {metrics.url}  (Temporal SDK: {metrics.temporal_url})")
         click.echo(f"  Temporal state: {config.db_file or 'in memory'}  (log: {config.log_file})")
