@@ -17,7 +17,9 @@ of the :data:`~arco.core.dispatch.EXECUTE_TASK_ACTIVITY` activity, :meth:`TaskEx
    cancelled) it tells the function (context calls raise :class:`~arco.core.errors.TaskCancelledError`; an async
    function's task is cancelled) and ends the attempt as cancelled;
 5. returns a :class:`~arco.core.dispatch.TaskResult`: outcome, error (category, message, stack, retryable),
-   metrics (thread CPU time, the process's peak RSS, bytes read and written), recorded lineage and checks.
+   metrics measured for this attempt alone (docs/runs.md, "Resource figures": CPU time of the task's thread,
+   the in-memory size of the data it read and wrote through its context, Parquet bytes read and written),
+   recorded lineage and checks.
 
 Error categories: exceptions from asset code are ``USER_CODE`` (retryable when the asset's retry policy allows
 more than one attempt and does not list the exception's class name, ``ArcoError.code`` or the category in
@@ -33,9 +35,7 @@ import contextlib
 import datetime
 import logging
 import os
-import resource
 import socket
-import sys
 import threading
 import time
 import typing
@@ -641,7 +641,7 @@ class TaskExecutor:
             error=error,
             metrics=TaskMetrics(
                 cpu_time_ms=finished.cpu_ms,
-                peak_memory_bytes=_peak_rss_bytes(),
+                peak_memory_bytes=context.data_memory_bytes,
                 io_read_bytes=sum(ref.byte_count or 0 for ref in inputs),
                 io_write_bytes=sum(ref.byte_count or 0 for ref in outputs),
             ),
@@ -651,10 +651,3 @@ class TaskExecutor:
             inputs=inputs,
             checks=finished.checks,
         )
-
-
-def _peak_rss_bytes() -> int:
-    """The executor process's peak resident set size (an upper bound of any one task's memory)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Linux reports KiB, macOS bytes.
-    return int(peak if sys.platform == "darwin" else peak * 1024)

@@ -153,9 +153,14 @@ class TaskStateChanged(EventData):
     asset: AssetKeyStr | None = None
     attempt: Attempt
     attempt_id: ShortText
+    #: Resource figures of the attempt that ended (docs/runs.md, "Resource figures"); null when not measured.
+    cpu_time_ms: Count | None = None
     error_code: ShortText | None = None
     error_message: Message | None = None
+    io_read_bytes: Count | None = None
+    io_write_bytes: Count | None = None
     partition: PartitionKeyStr = ""
+    peak_memory_bytes: Count | None = None
     run_id: RunId
     state: TaskState
     task_key: ShortText
