@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from support.processes import dev_env, ready_output, run_cli, start_dev, stop_dev
+from support.processes import ROOT, dev_env, ready_output, run_cli, start_dev, stop_dev
 
 pytestmark = pytest.mark.integration
 
@@ -120,3 +122,38 @@ def test_metrics_listen_is_checked_before_anything_starts(tmp_path: Path) -> Non
     assert refused.returncode == 2
     assert "is not HOST:PORT with a port from 1 to 65534" in refused.stderr
     assert "127.0.0.1:9464" in refused.stderr
+
+
+def test_the_read_api_serves_its_metrics(tmp_path: Path) -> None:
+    metrics_port = _free_port_pair()
+    env = dev_env(tmp_path / "state", 1, ARCO_API_JWT_SECRET="s" * 32)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "arco.cli.main",
+            "serve",
+            "--no-temporal",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            f"127.0.0.1:{metrics_port}",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        output = ready_output(server)
+        assert f"metrics on http://127.0.0.1:{metrics_port}/metrics" in output, output
+        text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=30).text
+        names = {family.name for family in text_string_to_metric_families(text)}
+        assert {
+            "arco_storage_requests",
+            "arco_storage_request_duration_seconds",
+            "process_cpu_seconds",
+        } <= names
+    finally:
+        stop_dev(server)
