@@ -96,10 +96,16 @@ def _value(registry: CollectorRegistry, name: str, **labels: str) -> float:
 def test_arco_metrics_count_tasks_runs_storage_and_compactions() -> None:
     metrics = ArcoMetrics(CollectorRegistry())
     observe = metrics.observe
-    observe(telemetry.LedgerRecorded("TaskStateChanged", asset="a.b", state="DISPATCHED", attempt=1))
-    observe(telemetry.LedgerRecorded("TaskStateChanged", asset="a.b", state="FAILED", attempt=1))
-    observe(telemetry.LedgerRecorded("TaskStateChanged", asset="a.b", state="DISPATCHED", attempt=2))
-    observe(telemetry.LedgerRecorded("TaskStateChanged", asset="a.b", state="SUCCEEDED", attempt=2))
+    observe(
+        telemetry.LedgerRecorded("TaskStateChanged", asset="a.b", state="DISPATCHED", attempt=1, queue="q")
+    )
+    observe(telemetry.LedgerRecorded("TaskStateChanged", asset="a.b", state="FAILED", attempt=1, queue="q"))
+    observe(
+        telemetry.LedgerRecorded("TaskStateChanged", asset="a.b", state="DISPATCHED", attempt=2, queue="q")
+    )
+    observe(
+        telemetry.LedgerRecorded("TaskStateChanged", asset="a.b", state="SUCCEEDED", attempt=2, queue="q")
+    )
     observe(telemetry.LedgerRecorded("RunFinished", state="SUCCEEDED"))
     observe(telemetry.TaskAttempt(asset="a.b", queue="q", attempt=2, outcome="succeeded", seconds=1.5))
     observe(telemetry.StorageRequest("cas", 0.01, "conflict"))
@@ -109,10 +115,10 @@ def test_arco_metrics_count_tasks_runs_storage_and_compactions() -> None:
         )
     )
     registry = metrics.registry
-    assert _value(registry, "arco_tasks_dispatched_total", asset="a.b") == 2
-    assert _value(registry, "arco_task_retries_total", asset="a.b") == 1
-    assert _value(registry, "arco_tasks_finished_total", asset="a.b", state="FAILED") == 1
-    assert _value(registry, "arco_tasks_finished_total", asset="a.b", state="SUCCEEDED") == 1
+    assert _value(registry, "arco_tasks_dispatched_total", asset="a.b", queue="q") == 2
+    assert _value(registry, "arco_task_retries_total", asset="a.b", queue="q") == 1
+    assert _value(registry, "arco_tasks_finished_total", asset="a.b", queue="q", state="FAILED") == 1
+    assert _value(registry, "arco_tasks_finished_total", asset="a.b", queue="q", state="SUCCEEDED") == 1
     assert _value(registry, "arco_runs_finished_total", state="SUCCEEDED") == 1
     assert _value(registry, "arco_ledger_events_recorded_total", event_type="TaskStateChanged") == 4
     attempt = {"asset": "a.b", "queue": "q", "outcome": "succeeded"}

@@ -74,7 +74,7 @@ def test_dev_serves_arco_and_temporal_metrics_that_move_with_a_run(tmp_path: Pat
         )
         before = _samples(arco_url)
         asset = "demo.raw_orders"
-        assert _value(before, "arco_tasks_dispatched_total", asset=asset) == 0
+        assert _value(before, "arco_tasks_dispatched_total", asset=asset, queue="default") == 0
 
         run = run_cli(
             ["run", "start", asset, "--partition", "date=d:2026-01-05", "--wait", "--output", "json"], env
@@ -83,8 +83,10 @@ def test_dev_serves_arco_and_temporal_metrics_that_move_with_a_run(tmp_path: Pat
         assert json.loads(run.stdout)["state"] == "SUCCEEDED"
 
         after = _samples(arco_url)
-        assert _value(after, "arco_tasks_dispatched_total", asset=asset) == 1
-        assert _value(after, "arco_tasks_finished_total", asset=asset, state="SUCCEEDED") == 1
+        assert _value(after, "arco_tasks_dispatched_total", asset=asset, queue="default") == 1
+        assert (
+            _value(after, "arco_tasks_finished_total", asset=asset, queue="default", state="SUCCEEDED") == 1
+        )
         assert _value(after, "arco_runs_finished_total", state="SUCCEEDED") == 1
         labels = {"asset": asset, "queue": "default", "outcome": "succeeded"}
         assert _value(after, "arco_executor_task_attempts_total", **labels) == 1

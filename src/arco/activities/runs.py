@@ -240,6 +240,7 @@ def _ledger_recorded(event_type: str, data: Mapping[str, object]) -> telemetry.L
             asset=str(data.get("asset") or ""),
             state=str(data.get("state") or ""),
             attempt=attempt if isinstance(attempt, int) else 0,
+            queue=str(data.get("workerQueue") or ""),
         )
     if event_type == "RunFinished":
         return telemetry.LedgerRecorded(event_type, state=str(data.get("status") or ""))

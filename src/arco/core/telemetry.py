@@ -73,12 +73,14 @@ class LedgerRecorded:
         asset: The task's asset (``TaskStateChanged``), else ``""``.
         state: The task's state (``TaskStateChanged``) or the run's final state (``RunFinished``), else ``""``.
         attempt: The task's attempt number (``TaskStateChanged``), else 0.
+        queue: The worker queue of the task's attempt (``TaskStateChanged``), else ``""``.
     """
 
     event_type: str
     asset: str = ""
     state: str = ""
     attempt: int = 0
+    queue: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,20 +90,21 @@ class ArcoMetrics:
         )
         self.tasks_dispatched = Counter(
             "arco_tasks_dispatched",
-            "Task attempts the control plane dispatched (recorded as DISPATCHED), by asset.",
-            ["asset"],
+            "Task attempts the control plane dispatched (recorded as DISPATCHED), by asset and worker queue.",
+            ["asset", "queue"],
             registry=registry,
         )
         self.task_retries = Counter(
             "arco_task_retries",
-            "Task attempts after the first that the control plane dispatched, by asset.",
-            ["asset"],
+            "Task attempts after the first that the control plane dispatched, by asset and worker queue.",
+            ["asset", "queue"],
             registry=registry,
         )
         self.tasks_finished = Counter(
             "arco_tasks_finished",
-            "Tasks that reached a final state (SUCCEEDED, FAILED, SKIPPED, CANCELLED), by asset and state.",
-            ["asset", "state"],
+            "Tasks that reached a final state (SUCCEEDED, FAILED, SKIPPED, CANCELLED), by asset, worker queue "
+            "and state.",
+            ["asset", "queue", "state"],
             registry=registry,
         )
         self.runs_finished = Counter(
@@ -173,11 +174,11 @@ class ArcoMetrics:
         self.ledger_events.labels(event.event_type).inc()
         if event.event_type == "TaskStateChanged":
             if event.state == "DISPATCHED":
-                self.tasks_dispatched.labels(event.asset).inc()
+                self.tasks_dispatched.labels(event.asset, event.queue).inc()
                 if event.attempt > 1:
-                    self.task_retries.labels(event.asset).inc()
+                    self.task_retries.labels(event.asset, event.queue).inc()
             elif event.state in _FINAL_TASK_STATES:
-                self.tasks_finished.labels(event.asset, event.state).inc()
+                self.tasks_finished.labels(event.asset, event.queue, event.state).inc()
         elif event.event_type == "RunFinished" and event.state:
             self.runs_finished.labels(event.state).inc()
 

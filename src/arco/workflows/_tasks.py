@@ -181,6 +181,7 @@ class EventRecorder:
             "state": state.value,
             "asset": spec.asset_key,
             "partition": spec.partition_key,
+            "workerQueue": spec.worker_queue,
         }
         if error_code is not None:
             data["errorCode"] = error_code

@@ -165,6 +165,8 @@ class TaskStateChanged(EventData):
     state: TaskState
     task_key: ShortText
     worker_id: ShortText | None = None
+    #: The worker queue the attempt was dispatched to (absent in events of older versions).
+    worker_queue: ShortText | None = None
 
     def default_idempotency_key(self) -> str:
         return f"TaskStateChanged:{self.run_id}:{self.task_key}:{self.attempt}:{self.state.value}"
