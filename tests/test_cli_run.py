@@ -136,6 +136,7 @@ async def test_a_failed_run_shows_why_each_task_failed_and_where_the_full_text_i
             "cli.boom: USER_CODE, attempt 1",
             "RuntimeError: kaboom",
             "ledger event",
+            "used:      cpu ",
         ):
             assert text in started.output, started.output
         waited = await env.arco_async("run", "wait", "k-why", "--output", "json")
@@ -145,6 +146,9 @@ async def test_a_failed_run_shows_why_each_task_failed_and_where_the_full_text_i
         assert (record["errorCategory"], record["attempt"]) == ("USER_CODE", 1)
         assert record["message"] == "RuntimeError: kaboom"
         assert record["eventId"] and record["attemptId"].startswith("att_")
+        # The attempt's own resource figures: it raised before reading or writing any data.
+        assert record["resources"]["cpuTimeMs"] >= 0
+        assert (record["resources"]["peakMemoryBytes"], record["resources"]["ioWriteBytes"]) == (0, 0)
         # Where the full text lives: the query printed with the record answers once the ledger is compacted.
         line = next(line for line in started.output.splitlines() if 'arco query "' in line)
         sql = line.split('arco query "', 1)[1].split('"', 1)[0]
@@ -153,6 +157,16 @@ async def test_a_failed_run_shows_why_each_task_failed_and_where_the_full_text_i
         full = await env.arco_async("query", sql)
         assert full.exit_code == 0, full.output
         assert "RuntimeError: kaboom" in full.output
+        figures = await env.arco_async(
+            "query",
+            "SELECT cpuTimeMs, peakMemoryBytes, ioWriteBytes FROM ops.tasks WHERE taskKey = 'cli.boom'",
+            "--output",
+            "ndjson",
+        )
+        assert figures.exit_code == 0, figures.output
+        [row] = [json.loads(line) for line in figures.stdout.splitlines() if line.strip()]
+        assert row["cpuTimeMs"] == record["resources"]["cpuTimeMs"]
+        assert (row["peakMemoryBytes"], row["ioWriteBytes"]) == (0, 0)
     # No worker serves the scope any more: a closed run's status comes from Temporal alone, reasons included.
     after = await env.arco_async("run", "status", "k-why")
     assert after.exit_code == 0, after.output

@@ -108,13 +108,23 @@ def test_commands_are_split_as_bash_reads_them(tmp_path: Path) -> None:
         'arco query "SELECT 1"  # trailing comment',
     ]
     assert is_dev_server(commands[0]) and not is_dev_server(commands[1])
-    assert dev_ports(commands[0]) == (7233, 8233, 8800)
+    assert dev_ports(commands[0]) == (7233, 8233, 8800, 9464, 9465)
     assert is_dev_server("ARCO_TENANT=acme X='a b' arco dev --port 17003")
     assert not is_dev_server("ARCO_TENANT=acme arco worker control-plane")
-    assert dev_ports("arco dev --port 17001 --headless") == (17001, 8800)
-    assert dev_ports("arco dev --port=17001 --ui-port 17002") == (17001, 17002, 8800)
-    assert dev_ports("arco dev --port 17001 --headless --api-listen 127.0.0.1:17004") == (17001, 17004)
-    assert dev_ports("arco dev --port 17001 --headless --no-api") == (17001,)
+    assert dev_ports("arco dev --port 17001 --headless") == (17001, 8800, 9464, 9465)
+    assert dev_ports("arco dev --port=17001 --ui-port 17002") == (17001, 17002, 8800, 9464, 9465)
+    assert dev_ports("arco dev --port 17001 --headless --api-listen 127.0.0.1:17004") == (
+        17001,
+        17004,
+        9464,
+        9465,
+    )
+    assert dev_ports("arco dev --port 17001 --headless --no-api --metrics-listen off") == (17001,)
+    assert dev_ports("arco dev --port 17001 --headless --no-api --metrics-listen 127.0.0.1:17010") == (
+        17001,
+        17010,
+        17011,
+    )
 
 
 def test_console_blocks_show_commands_and_their_output(tmp_path: Path) -> None:

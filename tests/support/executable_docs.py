@@ -242,8 +242,8 @@ def is_dev_server(command: str) -> bool:
 
 
 def dev_ports(command: str) -> tuple[int, ...]:
-    """The loopback ports an ``arco dev`` command binds, as written (defaults 7233, 8233 and the read API's
-    8800)."""
+    """The loopback ports an ``arco dev`` command binds, as written (defaults 7233, 8233, the read API's 8800 and
+    the metrics' 9464 and 9465)."""
     argv = _argv(command)
 
     def option(name: str, default: int) -> int:
@@ -262,6 +262,12 @@ def dev_ports(command: str) -> tuple[int, ...]:
             "127.0.0.1:8800",
         )
         ports = (*ports, int(listen.rpartition(":")[2]))
+    metrics = next(
+        (argv[i + 1] for i, word in enumerate(argv[:-1]) if word == "--metrics-listen"), "127.0.0.1:9464"
+    )
+    if metrics != "off":  # Arco's metrics on the port, the Temporal SDK's on the next one
+        metrics_port = int(metrics.rpartition(":")[2])
+        ports = (*ports, metrics_port, metrics_port + 1)
     return ports
 
 

@@ -44,11 +44,12 @@ def run_cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subpr
 
 def start_dev(arguments: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     """``arco dev ARGUMENTS`` started from the repository root, its output (with errors) on a pipe; its read API
-    listens on a free port unless ``env`` says where (``ARCO_API_LISTEN``)."""
+    listens on a free port unless ``env`` says where (``ARCO_API_LISTEN``), and it serves no metrics unless ``env``
+    says where (``ARCO_METRICS_LISTEN``): its default port would be shared by tests running side by side."""
     return subprocess.Popen(
         [sys.executable, "-m", "arco.cli.main", "dev", *arguments],
         cwd=ROOT,
-        env={"ARCO_API_LISTEN": "127.0.0.1:0", **env},
+        env={"ARCO_API_LISTEN": "127.0.0.1:0", "ARCO_METRICS_LISTEN": "off", **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -27,6 +27,7 @@ from arco.activities.alerts import AlertSender
 from arco.catalog.storage import ObjectStore, open_store
 from arco.catalog.tier2.compaction import CompactionReport, compact
 from arco.catalog.tier2.retention import RetentionPolicy, apply_retention
+from arco.core import telemetry
 from arco.core.alerts import compaction_lag
 from arco.core.compaction_models import (
     COMPACT_ACTIVITY,
@@ -122,6 +123,15 @@ class CompactionActivities:
                     report.pending_objects,
                 )
             )
+        telemetry.emit(
+            telemetry.CompactionFinished(
+                seconds=report.duration_ms / 1000,
+                events=report.events_read,
+                pending_objects=report.pending_objects,
+                lag_seconds=report.lag_seconds,
+                commit_attempts=report.attempts,
+            )
+        )
         return compaction_result(report, workflow_id=info.workflow_id, attempt=info.attempt)
 
     @activity.defn(name=RETENTION_ACTIVITY)

@@ -26,6 +26,7 @@ from arco.activities.run_keys import RunKeyClaim, claim_run_key
 from arco.catalog.storage import ObjectStore, open_store
 from arco.catalog.tier2.events import EVENT_TYPES, ArcoEvent, CheckEvaluated, RunFinished
 from arco.catalog.tier2.ledger import Ledger
+from arco.core import telemetry
 from arco.core.alerts import Alert, freshness_violation, run_failed
 from arco.core.canonical_json import canonical_bytes
 from arco.core.errors import ArcoError, ObjectExistsError
@@ -228,6 +229,9 @@ class RunActivities:
             # After the append: an alert never reports what the ledger does not hold. Queued, never awaited.
             for alert in alerts_of(scope, request.run_id, events):
                 self._alerts.send(alert)
+        if telemetry.active():
+            for draft in request.events:
+                telemetry.emit(_ledger_recorded(draft.event_type, draft.data))
         return len(events)
 
     @activity.defn(name=REQUEST_CANCEL_ACTIVITY)
@@ -253,6 +257,21 @@ def alerts_of(scope: Scope, run_id: str, events: Sequence[ArcoEvent]) -> list[Al
                 freshness_violation(scope, data.asset, data.partition, data.check_name, run_id, data.message)
             )
     return alerts
+
+
+def _ledger_recorded(event_type: str, data: Mapping[str, object]) -> telemetry.LedgerRecorded:
+    if event_type == "TaskStateChanged":
+        attempt = data.get("attempt")
+        return telemetry.LedgerRecorded(
+            event_type,
+            asset=str(data.get("asset") or ""),
+            state=str(data.get("state") or ""),
+            attempt=attempt if isinstance(attempt, int) else 0,
+            queue=str(data.get("workerQueue") or ""),
+        )
+    if event_type == "RunFinished":
+        return telemetry.LedgerRecorded(event_type, state=str(data.get("status") or ""))
+    return telemetry.LedgerRecorded(event_type)
 
 
 def _default_key(event_type: str, data: Mapping[str, object]) -> str:

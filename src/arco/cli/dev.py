@@ -19,6 +19,7 @@ from temporalio.client import Client
 
 from arco.api.auth import issue_token
 from arco.cli._http_transport import callback_settings, http_transport_options
+from arco.cli._metrics import DEV_METRICS_LISTEN, metrics_listen_option
 from arco.cli.deploy import deploy_code_location
 from arco.cli.serve import ServeOptions, explorer_line, parse_listen, running_api, serve_options
 from arco.core.alerts import AlertSettings
@@ -29,6 +30,7 @@ from arco.core.http_transport import CallbackSettings
 from arco.core.scope import Scope
 from arco.worker.connect import connect
 from arco.worker.dev_stack import embedded_stack
+from arco.worker.metrics import start_metrics
 from arco.worker.runtime import log_to_console, shutdown_event
 from arco.worker.temporal_server import TemporalServerConfig, free_port
 from arco.workflows.health import HEALTH_CHECK_WORKFLOW
@@ -66,6 +68,7 @@ from arco.workflows.health import HEALTH_CHECK_WORKFLOW
     help="HOST:PORT of the read API and explorer (port 0: a free one) [env ARCO_API_LISTEN].",
 )
 @click.option("--no-api", is_flag=True, help="Do not serve the read API and explorer.")
+@metrics_listen_option(DEV_METRICS_LISTEN)
 def dev(
     port: int,
     ui_port: int,
@@ -82,6 +85,7 @@ def dev(
     dispatch_secret_env: str,
     api_listen: str,
     no_api: bool,
+    metrics_listen: str | None,
 ) -> None:
     """Run the embedded stack: Temporal dev server, Arco workers, local catalog, read API and explorer.
 
@@ -115,7 +119,7 @@ def dev(
     if api is not None:
         parse_listen(api_listen)
     log_to_console()  # one line per failed task, among Arco's other warnings
-    asyncio.run(_dev(settings, config, code_location, api, callbacks))
+    asyncio.run(_dev(settings, config, code_location, api, callbacks, metrics_listen))
 
 
 def _namespace_option(name: str) -> str:
@@ -138,12 +142,16 @@ async def _dev(
     code_location: str | None,
     api: ServeOptions | None,
     callbacks: CallbackSettings | None = None,
+    metrics_listen: str | None = None,
 ) -> None:
     stop = shutdown_event()
+    metrics = None if metrics_listen is None else start_metrics(metrics_listen)
     if code_location is not None:
         deployed = deploy_code_location(settings, code_location)
         click.echo(f"deployed {deployed['code_location']}: {deployed['fingerprint']}")
     async with contextlib.AsyncExitStack() as resources:
+        if metrics is not None:
+            resources.callback(metrics.close)
         stack = await resources.enter_async_context(
             embedded_stack(
                 settings,
@@ -151,6 +159,7 @@ async def _dev(
                 code_location=code_location,
                 callbacks=callbacks,
                 alerts=AlertSettings.from_env(os.environ),
+                runtime=None if metrics is None else metrics.runtime,
             )
         )
         api_url = (
@@ -171,6 +180,10 @@ async def _dev(
                 f"  Callbacks:      {stack.callback_url}/v1/tasks/{{taskId}}/started|heartbeat|completed"
             )
         click.echo(f"  Catalog root:   {stack.settings.catalog_root}")
+        if metrics is None:
+            click.echo("  Metrics:        disabled (--metrics-listen off)")
+        else:
+            click.echo(f"  Metrics:        {metrics.url}  (Temporal SDK: {metrics.temporal_url})")
         click.echo(f"  Temporal state: {config.db_file or 'in memory'}  (log: {config.log_file})")
         if api is None or api_url is None:
             click.echo("  Read API:       disabled (--no-api)")

@@ -62,6 +62,8 @@ def _echo_status(status: RunStatus, output: str) -> None:
     for record in status.failures:
         click.echo(f"    {record.task_key}: {record.error_category or 'UNKNOWN'}, attempt {record.attempt}")
         click.echo(f"      {record.message or 'no message'}")
+        if record.resources is not None:
+            click.echo(f"      used:      {record.resources.summary()}")
         event = (
             f"ledger event {record.event_id} (TaskStateChanged)" if record.event_id else "the run's ledger"
         )

@@ -29,6 +29,7 @@ from typing import Any, Final
 
 import click
 
+from arco.cli._metrics import metrics_listen_option, serving_metrics
 from arco.core.config import ArcoSettings
 from arco.core.errors import ConfigError, InfrastructureError, InvalidInputError
 from arco.core.scope import Scope
@@ -220,6 +221,7 @@ def explorer_line(base_url: str, token: str) -> str:
 )
 @click.option("--token-ttl", default="24h", show_default=True, help="Lifetime of the printed token.")
 @click.option("--no-temporal", is_flag=True, help="Answer /api/v1/runs from the ledger only.")
+@metrics_listen_option()
 def serve(
     listen: str,
     root: str | None,
@@ -229,6 +231,7 @@ def serve(
     workspace: str | None,
     token_ttl: str,
     no_temporal: bool,
+    metrics_listen: str | None,
 ) -> None:
     """Serve the read API (/api/v1/...) and the explorer (/) until Ctrl-C.
 
@@ -255,7 +258,8 @@ def serve(
             await stop.wait()
         click.echo("stopped")
 
-    asyncio.run(main())
+    with serving_metrics(metrics_listen):
+        asyncio.run(main())
 
 
 def _token(options: ServeOptions, scope: Scope, ttl: str) -> str:

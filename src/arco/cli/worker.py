@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING
 
 import click
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 
 from arco.cli._http_transport import callback_settings, http_transport_options
+from arco.cli._metrics import metrics_listen_option, serving_metrics
 from arco.core.alerts import AlertSettings
 from arco.core.config import ArcoSettings
 from arco.core.errors import ConfigError
@@ -42,12 +44,14 @@ def worker() -> None:
     default=None,
     help="Build id of this worker's version in the deployment [env ARCO_BUILD_ID; default: Arco's version].",
 )
+@metrics_listen_option()
 def control_plane(
     task_queue: str | None,
     catalog_root: str | None,
     max_concurrent_activities: int,
     deployment_name: str | None,
     build_id: str | None,
+    metrics_listen: str | None,
 ) -> None:
     """Serve Arco's workflows and activities until SIGINT/SIGTERM.
 
@@ -59,14 +63,22 @@ def control_plane(
     )
     alerts = AlertSettings.from_env(os.environ)
     log_to_console()
-    asyncio.run(_serve_control_plane(settings, max_concurrent_activities, alerts))
+    with serving_metrics(metrics_listen) as metrics:
+        asyncio.run(
+            _serve_control_plane(
+                settings, max_concurrent_activities, alerts, None if metrics is None else metrics.runtime
+            )
+        )
 
 
 async def _serve_control_plane(
-    settings: ArcoSettings, max_concurrent_activities: int, alerts: AlertSettings
+    settings: ArcoSettings,
+    max_concurrent_activities: int,
+    alerts: AlertSettings,
+    runtime: Runtime | None = None,
 ) -> None:
     stop = shutdown_event()
-    client = await connect(settings)
+    client = await connect(settings, runtime=runtime)
     await _check_search_attributes(client, settings)
     async with build_control_plane_worker(
         client, settings, max_concurrent_activities=max_concurrent_activities, alerts=alerts
@@ -129,6 +141,7 @@ async def _check_search_attributes(client: Client, settings: ArcoSettings) -> No
     show_default=True,
     help="Polls kept open on the queue (see docs/runs.md, Workers).",
 )
+@metrics_listen_option()
 def executor(
     queue: str | None,
     code_location: str,
@@ -136,6 +149,7 @@ def executor(
     app_dir: str,
     max_concurrent_tasks: int,
     max_task_polls: int,
+    metrics_listen: str | None,
 ) -> None:
     """Run asset functions of one code location for the scope ARCO_TENANT/ARCO_WORKSPACE until SIGINT/SIGTERM."""
     import sys
@@ -143,11 +157,24 @@ def executor(
 
     settings = ArcoSettings.from_env(executor_queue=queue, data_root=data_root)
     sys.path.insert(0, str(Path(app_dir).resolve()))
-    asyncio.run(_serve_executor(settings, code_location, max_concurrent_tasks, max_task_polls))
+    with serving_metrics(metrics_listen) as metrics:
+        asyncio.run(
+            _serve_executor(
+                settings,
+                code_location,
+                max_concurrent_tasks,
+                max_task_polls,
+                None if metrics is None else metrics.runtime,
+            )
+        )
 
 
 async def _serve_executor(
-    settings: ArcoSettings, code_location: str, max_concurrent_tasks: int, max_task_polls: int
+    settings: ArcoSettings,
+    code_location: str,
+    max_concurrent_tasks: int,
+    max_task_polls: int,
+    runtime: Runtime | None = None,
 ) -> None:
     # Imported here: the executor loads Polars, PyArrow and user code, which other sub-commands never need.
     from arco.executor.location import load_code_location
@@ -155,7 +182,7 @@ async def _serve_executor(
 
     location = load_code_location(code_location)
     stop = shutdown_event()
-    client = await connect(settings)
+    client = await connect(settings, runtime=runtime)
     async with build_executor_worker(
         client,
         settings,
@@ -198,6 +225,7 @@ async def _serve_executor(
     help="Refuse envelopes whose callbackBaseUrl is not this URL (the control plane's callback server).",
 )
 @click.option("--max-concurrent-tasks", default=16, show_default=True, type=click.IntRange(1, 2000))
+@metrics_listen_option()
 def http(
     listen: str,
     code_location: str,
@@ -205,6 +233,7 @@ def http(
     app_dir: str,
     callback_base_url: str | None,
     max_concurrent_tasks: int,
+    metrics_listen: str | None,
 ) -> None:
     """Run asset functions of one code location for dispatches POSTed over HTTP (the original Arco's worker
     protocol: POST /dispatch, callbacks started/heartbeat/completed) until SIGINT/SIGTERM.
@@ -229,9 +258,10 @@ def http(
         )
     sys.path.insert(0, str(Path(app_dir).resolve()))
     log_to_console()
-    asyncio.run(
-        _serve_http(settings, code_location, host, port, secret, callback_base_url, max_concurrent_tasks)
-    )
+    with serving_metrics(metrics_listen):
+        asyncio.run(
+            _serve_http(settings, code_location, host, port, secret, callback_base_url, max_concurrent_tasks)
+        )
 
 
 async def _serve_http(
@@ -281,8 +311,13 @@ async def _serve_http(
 
 @worker.command("callbacks")
 @http_transport_options
+@metrics_listen_option()
 def callbacks(
-    listen: str, callback_url: str | None, http_queues: tuple[str, ...], dispatch_secret_env: str
+    listen: str,
+    callback_url: str | None,
+    http_queues: tuple[str, ...],
+    dispatch_secret_env: str,
+    metrics_listen: str | None,
 ) -> None:
     """Serve the callbacks of HTTP workers, and dispatch the tasks of HTTP queues to them, until SIGINT/SIGTERM.
 
@@ -298,14 +333,17 @@ def callbacks(
     )
     settings = ArcoSettings.from_env()
     log_to_console()
-    asyncio.run(_serve_callbacks(settings, transport))
+    with serving_metrics(metrics_listen) as metrics:
+        asyncio.run(_serve_callbacks(settings, transport, None if metrics is None else metrics.runtime))
 
 
-async def _serve_callbacks(settings: ArcoSettings, transport: CallbackSettings) -> None:
+async def _serve_callbacks(
+    settings: ArcoSettings, transport: CallbackSettings, runtime: Runtime | None = None
+) -> None:
     from arco.worker.callbacks import start_callback_stack
 
     stop = shutdown_event()
-    client = await connect(settings)
+    client = await connect(settings, runtime=runtime)
     async with start_callback_stack(client, transport) as stack:
         queues = " ".join(f"{queue.queue}={queue.url}" for queue in transport.queues) or "(none)"
         click.echo(

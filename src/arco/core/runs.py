@@ -27,6 +27,7 @@ from arco.core.keys import MAX_ASSET_KEY_LENGTH, validate_asset_key
 from arco.core.model import ArcoModel
 from arco.core.partitions import validate_partition_key
 from arco.core.scope import Scope, TenantId, WorkspaceId
+from arco.core.wire import TaskMetrics
 
 #: Stable workflow type names (histories store these; never rename).
 RUN_WORKFLOW = "RunWorkflow"
@@ -521,13 +522,80 @@ def first_line(text: str, limit: int = FIRST_LINE_LIMIT) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
+class AttemptResources(ArcoModel):
+    """What one attempt used, measured by its executor for that attempt alone (docs/runs.md, "Resource figures").
+
+    Attributes:
+        cpu_time_ms: CPU time of the thread that ran the asset function (work it handed to native thread pools,
+            such as Polars' or PyArrow's, is not included).
+        peak_memory_bytes: In-memory (Arrow) size of the data the attempt read and wrote through its context:
+            every table it decoded plus the output it wrote; a lower bound of its memory.
+        io_read_bytes: Parquet bytes it read through its context.
+        io_write_bytes: Parquet bytes it wrote as its outputs.
+    """
+
+    cpu_time_ms: int | None = Field(default=None, ge=0)
+    peak_memory_bytes: int | None = Field(default=None, ge=0)
+    io_read_bytes: int | None = Field(default=None, ge=0)
+    io_write_bytes: int | None = Field(default=None, ge=0)
+
+    @classmethod
+    def of(cls, metrics: TaskMetrics | None) -> AttemptResources | None:
+        """The figures of an executor's report (``None`` when it reported none)."""
+        if metrics is None:
+            return None
+        figures = cls(
+            cpu_time_ms=metrics.cpu_time_ms,
+            peak_memory_bytes=metrics.peak_memory_bytes,
+            io_read_bytes=metrics.io_read_bytes,
+            io_write_bytes=metrics.io_write_bytes,
+        )
+        return figures if figures.event_fields() else None
+
+    def event_fields(self) -> dict[str, int]:
+        """The figures as ``TaskStateChanged`` payload fields (camelCase, only those measured)."""
+        return {
+            name: value
+            for name, value in (
+                ("cpuTimeMs", self.cpu_time_ms),
+                ("peakMemoryBytes", self.peak_memory_bytes),
+                ("ioReadBytes", self.io_read_bytes),
+                ("ioWriteBytes", self.io_write_bytes),
+            )
+            if value is not None
+        }
+
+    def summary(self) -> str:
+        """One line: ``cpu 120 ms, data memory 1.2 MiB, read 3.4 KiB, wrote 5.6 KiB`` (measured figures only)."""
+        parts = []
+        if self.cpu_time_ms is not None:
+            parts.append(f"cpu {self.cpu_time_ms} ms")
+        for label, value in (
+            ("data memory", self.peak_memory_bytes),
+            ("read", self.io_read_bytes),
+            ("wrote", self.io_write_bytes),
+        ):
+            if value is not None:
+                parts.append(f"{label} {_bytes(value)}")
+        return ", ".join(parts)
+
+
+def _bytes(value: int) -> str:
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{value} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{value} B"
+
+
 class AttemptRecord(ArcoModel):
     """One attempt of one task: what a person needs to see about it without opening the ledger.
 
     The one per-attempt record of a run (statuses, the run's failure details, the workflows' progress reports
-    carry it); later versions add the attempt's resource figures. For now a run reports the final attempt of each
-    failed task. The full error text is in the Tier-2 ledger: the ``TaskStateChanged`` event ``event_id``, folded
-    into the ``ops.tasks`` row of (``run_id``, ``task_key``, ``attempt``) by compaction (:meth:`full_text_query`).
+    carry it), with the attempt's resource figures. For now a run reports the final attempt of each failed task.
+    The full error text is in the Tier-2 ledger: the ``TaskStateChanged`` event ``event_id``, folded into the
+    ``ops.tasks`` row of (``run_id``, ``task_key``, ``attempt``) by compaction (:meth:`full_text_query`).
 
     Attributes:
         run_id: The run.
@@ -540,6 +608,8 @@ class AttemptRecord(ArcoModel):
         error_category: The error category (``USER_CODE``, ``TIMEOUT``, ``DATA_QUALITY``, ...).
         message: The first line of the error message, at most :data:`FIRST_LINE_LIMIT` characters.
         event_id: The ledger event (``TaskStateChanged``) that holds the full message.
+        resources: What the attempt used, as its executor measured it (``None``: not measured, or a record
+            of an older version).
     """
 
     run_id: str
@@ -552,6 +622,7 @@ class AttemptRecord(ArcoModel):
     error_category: str | None = None
     message: str | None = Field(default=None, max_length=FIRST_LINE_LIMIT)
     event_id: str | None = None
+    resources: AttemptResources | None = None
 
     def full_text_query(self) -> str:
         """The ``arco query`` SQL that shows this attempt's full error text (once the ledger is compacted)."""

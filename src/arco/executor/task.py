@@ -17,7 +17,9 @@ of the :data:`~arco.core.dispatch.EXECUTE_TASK_ACTIVITY` activity, :meth:`TaskEx
    cancelled) it tells the function (context calls raise :class:`~arco.core.errors.TaskCancelledError`; an async
    function's task is cancelled) and ends the attempt as cancelled;
 5. returns a :class:`~arco.core.dispatch.TaskResult`: outcome, error (category, message, stack, retryable),
-   metrics (thread CPU time, the process's peak RSS, bytes read and written), recorded lineage and checks.
+   metrics measured for this attempt alone (docs/runs.md, "Resource figures": CPU time of the task's thread,
+   the in-memory size of the data it read and wrote through its context, Parquet bytes read and written),
+   recorded lineage and checks.
 
 Error categories: exceptions from asset code are ``USER_CODE`` (retryable when the asset's retry policy allows
 more than one attempt and does not list the exception's class name, ``ArcoError.code`` or the category in
@@ -34,9 +36,7 @@ import contextvars
 import datetime
 import logging
 import os
-import resource
 import socket
-import sys
 import threading
 import time
 import typing
@@ -50,6 +50,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from arco.catalog.storage import ObjectStore, open_store
+from arco.core import telemetry
 from arco.core.dispatch import (
     EXECUTE_TASK_ACTIVITY,
     EXECUTOR_MISMATCH,
@@ -521,8 +522,23 @@ class TaskExecutor:
             control=control,
         )
         run = _TaskRun(loaded, context, control)
-        finished = await self._run_with_heartbeats(envelope, run, control, channel)
-        return self._report(envelope, context, partition, finished)
+        started = time.monotonic()
+        outcome = "cancelled"
+        try:
+            finished = await self._run_with_heartbeats(envelope, run, control, channel)
+            result = self._report(envelope, context, partition, finished)
+            outcome = result.outcome.value.lower()
+            return result
+        finally:
+            telemetry.emit(
+                telemetry.TaskAttempt(
+                    asset=payload.asset_key,
+                    queue=envelope.worker_queue,
+                    attempt=envelope.attempt,
+                    outcome=outcome,
+                    seconds=time.monotonic() - started,
+                )
+            )
 
     async def _run_with_heartbeats(
         self, envelope: WorkerDispatchEnvelope, run: _TaskRun, control: TaskControl, channel: AttemptChannel
@@ -654,7 +670,7 @@ class TaskExecutor:
             error=error,
             metrics=TaskMetrics(
                 cpu_time_ms=finished.cpu_ms,
-                peak_memory_bytes=_peak_rss_bytes(),
+                peak_memory_bytes=context.data_memory_bytes,
                 io_read_bytes=sum(ref.byte_count or 0 for ref in inputs),
                 io_write_bytes=sum(ref.byte_count or 0 for ref in outputs),
             ),
@@ -664,10 +680,3 @@ class TaskExecutor:
             inputs=inputs,
             checks=finished.checks,
         )
-
-
-def _peak_rss_bytes() -> int:
-    """The executor process's peak resident set size (an upper bound of any one task's memory)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Linux reports KiB, macOS bytes.
-    return int(peak if sys.platform == "darwin" else peak * 1024)

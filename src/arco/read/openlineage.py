@@ -24,7 +24,9 @@ Conventions (OpenLineage naming spec):
 * **facets**: ``parent`` (the run, also as ``root``) on task attempts; ``outputStatistics`` (``rowCount``,
   ``size``) on outputs from the attempt's materializations; ``arco_partition`` (custom: the canonical partition key
   and its dimensions) on partitioned datasets; ``arco_task`` (custom: run id, task key, attempt, attempt id) on
-  task runs; ``errorMessage`` on failures.
+  task runs; ``errorMessage`` on failures; ``arco_resources`` (custom: the attempt's resource figures,
+  ``cpuTimeMs``, ``peakMemoryBytes``, ``ioReadBytes``, ``ioWriteBytes``, docs/runs.md "Resource figures") on the
+  terminal event of an attempt whose executor measured them.
 
 Sinks: :func:`write_ndjson` (one event per line, appended to a file) and :func:`post_events` (HTTP ``POST`` of each
 event to ``{url}/api/v1/lineage``, the Marquez and OpenLineage-proxy endpoint).
@@ -310,6 +312,10 @@ def _datasets_by_attempt(
     return inputs, outputs
 
 
+#: The resource figures of a task attempt (``ops.tasks`` columns), in its ``arco_resources`` facet.
+_FIGURES: Final = ("cpuTimeMs", "peakMemoryBytes", "ioReadBytes", "ioWriteBytes")
+
+
 def _task_events(
     row: Mapping[str, Any],
     job_namespace: str,
@@ -354,6 +360,9 @@ def _task_events(
         if terminal == "FAIL":
             message = row["errorMessage"] or f"task failed ({row['errorCode'] or 'no error code'})"
             end_facets["errorMessage"] = _error(message)
+        figures = {name: row.get(name) for name in _FIGURES if row.get(name) is not None}
+        if figures:
+            end_facets["arco_resources"] = _custom("ArcoTaskResourcesRunFacet", **figures)
         yield _event(terminal, ended, run_id, end_facets, job_namespace, job, inputs, outputs)
 
 

@@ -406,6 +406,7 @@ class AssetContext:
         self._inputs: dict[tuple[str, str | None], LineageRef] = {}
         self._outputs: dict[str, LineageRef] = {}
         self._output_frame: pl.DataFrame | pa.Table | None = None
+        self._data_bytes = 0
         self._stores: dict[str, ObjectStore] = {self._store.uri: self._store}
 
     # -- who is running -------------------------------------------------------------------------------------
@@ -588,6 +589,8 @@ class AssetContext:
             table = parquet.read()
         except (pa.ArrowException, OSError) as exc:
             raise CorruptObjectError(f"cannot decode Parquet file {uri}: {exc}") from None
+        with self._lock:
+            self._data_bytes += table.nbytes
         ref = LineageRef(
             uri=uri,
             asset_key=None if asset_key is None else str(asset_key),
@@ -662,6 +665,7 @@ class AssetContext:
         with self._lock:
             self._outputs[ref.uri] = ref
             self._output_frame = data
+            self._data_bytes += data.nbytes if isinstance(data, pa.Table) else int(data.estimated_size())
         return ref
 
     def _swap_in(self, key: str, payload: bytes) -> ObjectVersion:
@@ -773,6 +777,14 @@ class AssetContext:
         )
 
     # -- what was recorded ----------------------------------------------------------------------------------
+
+    @property
+    def data_memory_bytes(self) -> int:
+        """In-memory (Arrow) size of the data this task read and wrote through the context: every table it
+        decoded plus the output it wrote. A lower bound of the task's own memory (docs/runs.md, "Resource
+        figures"), counted per task, unlike the process's memory that concurrent tasks share."""
+        with self._lock:
+            return self._data_bytes
 
     @property
     def inputs(self) -> tuple[LineageRef, ...]:

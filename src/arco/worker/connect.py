@@ -8,6 +8,7 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfigProfile
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from arco.core.config import ArcoSettings
@@ -16,7 +17,11 @@ from arco.worker.tracing import configure_tracing, tracing_interceptors
 
 
 async def connect(
-    settings: ArcoSettings, *, identity: str | None = None, tracing: bool | None = None
+    settings: ArcoSettings,
+    *,
+    identity: str | None = None,
+    tracing: bool | None = None,
+    runtime: Runtime | None = None,
 ) -> Client:
     """Connect a Temporal client for ``settings``, with the pydantic data converter.
 
@@ -24,6 +29,8 @@ async def connect(
     variables, ``temporal.toml``); address and namespace from the settings. With tracing on (``tracing``, by
     default the ``OTEL_*`` variables: :func:`arco.worker.tracing.configure_tracing`) the client and the workers
     built on it carry Temporal's tracing interceptor.
+    variables, ``temporal.toml``); address and namespace from the settings. ``runtime``: the Temporal runtime
+    of the process's metrics endpoint (:func:`arco.worker.metrics.start_metrics`), else the default one.
 
     Raises:
         ConfigError: if ``OTEL_TRACES_EXPORTER`` names an unsupported exporter.
@@ -40,6 +47,8 @@ async def connect(
     if identity:
         options["identity"] = identity
     traced = configure_tracing() if tracing is None else tracing
+    if runtime is not None:
+        options["runtime"] = runtime
     try:
         client = await Client.connect(
             data_converter=pydantic_data_converter, interceptors=tracing_interceptors(traced), **options

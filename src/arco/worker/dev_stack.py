@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 
 from arco.core.alerts import AlertSettings
 from arco.core.config import ArcoSettings
@@ -42,12 +43,13 @@ async def embedded_stack(
     code_location: str | None = None,
     callbacks: CallbackSettings | None = None,
     alerts: AlertSettings | None = None,
+    runtime: Runtime | None = None,
 ) -> AsyncIterator[EmbeddedStack]:
     """Start the dev server, a control-plane worker, (for ``code_location``) an executor worker and (for
     ``callbacks``) the callback server and dispatcher of HTTP workers.
 
-    ``alerts`` (the ``ARCO_ALERT_*`` variables) turns on the control plane's alerts. Everything stops on exit,
-    workers first.
+    ``alerts`` (the ``ARCO_ALERT_*`` variables) turns on the control plane's alerts. ``runtime``: the Temporal
+    runtime of the process's metrics endpoint. Everything stops on exit, workers first.
     """
     server = TemporalDevServer(config)
     await asyncio.to_thread(server.start)
@@ -55,7 +57,7 @@ async def embedded_stack(
         # One control plane on a server of its own: worker versioning has nothing to roll between, and a versioned
         # worker would get no runs until someone made its version current. ARCO_DEPLOYMENT_NAME is ignored here.
         bound = settings.model_copy(update={"temporal_address": server.address, "deployment_name": None})
-        client = await connect(bound)
+        client = await connect(bound, runtime=runtime)
         async with contextlib.AsyncExitStack() as workers:
             await workers.enter_async_context(build_control_plane_worker(client, bound, alerts=alerts))
             if code_location is not None:

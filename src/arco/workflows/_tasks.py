@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from arco.core.runs import (
         RECORD_EVENTS_ACTIVITY,
         AttemptRecord,
+        AttemptResources,
         EventDraft,
         RecordEventsInput,
         TaskOutcome,
@@ -169,8 +170,10 @@ class EventRecorder:
         *,
         error_code: str | None = None,
         error_message: str | None = None,
+        resources: AttemptResources | None = None,
     ) -> str:
-        """Record a ``TaskStateChanged`` event of one attempt; returns its event id."""
+        """Record a ``TaskStateChanged`` event of one attempt (with its resource figures when it ended); returns
+        its event id."""
         data: dict[str, object] = {
             "taskKey": spec.task_key,
             "attempt": attempt,
@@ -178,11 +181,14 @@ class EventRecorder:
             "state": state.value,
             "asset": spec.asset_key,
             "partition": spec.partition_key,
+            "workerQueue": spec.worker_queue,
         }
         if error_code is not None:
             data["errorCode"] = error_code
         if error_message is not None:
             data["errorMessage"] = error_message[:_ERROR_TEXT_LIMIT]
+        if resources is not None:
+            data.update(resources.event_fields())
         return self.add("TaskStateChanged", data)
 
     def undispatched(
@@ -307,6 +313,7 @@ class TaskRunner:
             )
             self._on_state(spec.index, TaskState.DISPATCHED)
             self._recorder.task_state(spec, attempt, att_id, TaskState.DISPATCHED)
+            resources: AttemptResources | None = None
             try:
                 result = await workflow.execute_activity(
                     EXECUTE_TASK_ACTIVITY,
@@ -327,9 +334,10 @@ class TaskRunner:
                 if category == "CANCELLED":
                     return self._finish(spec, attempt, att_id, TaskState.CANCELLED, category, message)
             else:
+                resources = AttemptResources.of(result.metrics)
                 if result.outcome == WireOutcome.SUCCEEDED:
                     self._recorder.task_result(spec, attempt, att_id, result)
-                    return self._finish(spec, attempt, att_id, TaskState.SUCCEEDED)
+                    return self._finish(spec, attempt, att_id, TaskState.SUCCEEDED, resources=resources)
                 if result.outcome == WireOutcome.CANCELLED:
                     return self._finish(spec, attempt, att_id, TaskState.CANCELLED, "CANCELLED", "cancelled")
                 if result.checks and workflow.patched(FAILED_CHECK_RESULTS_PATCH):
@@ -346,7 +354,13 @@ class TaskRunner:
             if retryable and category not in spec.non_retryable_categories and attempt < spec.max_attempts:
                 self._on_state(spec.index, TaskState.RETRY_WAIT)
                 self._recorder.task_state(
-                    spec, attempt, att_id, TaskState.RETRY_WAIT, error_code=category, error_message=message
+                    spec,
+                    attempt,
+                    att_id,
+                    TaskState.RETRY_WAIT,
+                    error_code=category,
+                    error_message=message,
+                    resources=resources,
                 )
                 try:
                     await workflow.sleep(timedelta(milliseconds=spec.backoff_ms(attempt)))
@@ -355,7 +369,9 @@ class TaskRunner:
                         spec, attempt, att_id, TaskState.CANCELLED, "CANCELLED", "run cancelled"
                     )
                 continue
-            return self._finish(spec, attempt, att_id, TaskState.FAILED, category, message)
+            return self._finish(
+                spec, attempt, att_id, TaskState.FAILED, category, message, resources=resources
+            )
 
     def cancel_undispatched(self, spec: TaskSpec) -> TaskOutcome:
         """Account a task that was cancelled before its first dispatch."""
@@ -372,10 +388,12 @@ class TaskRunner:
         state: TaskState,
         category: str | None = None,
         message: str | None = None,
+        *,
+        resources: AttemptResources | None = None,
     ) -> TaskOutcome:
         self._on_state(spec.index, state)
         event_id = self._recorder.task_state(
-            spec, attempt, att_id, state, error_code=category, error_message=message
+            spec, attempt, att_id, state, error_code=category, error_message=message, resources=resources
         )
         error = f"{category}: {message}"[:_OUTCOME_ERROR_LIMIT] if category else None
         failure = None
@@ -391,6 +409,7 @@ class TaskRunner:
                 error_category=category,
                 message=first_line(message or ""),
                 event_id=event_id,
+                resources=resources,
             )
             failure_log.warning(
                 "run %s: task %s failed (%s, attempt %d of %d): %s [full text: ledger event %s, ops.tasks]",

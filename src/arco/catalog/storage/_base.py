@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import abc
 import datetime
+import functools
 import re
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from arco.core import telemetry
 from arco.core.errors import (
     InvalidInputError,
     InvalidObjectKeyError,
@@ -280,6 +283,75 @@ def not_found(uri: str, key: str) -> ObjectNotFoundError:
     )
 
 
+#: The methods whose calls a store reports to :mod:`arco.core.telemetry`, with the operation each is reported as.
+_TIMED_METHODS: dict[str, str] = {
+    "read_versioned": "read",
+    "read_range": "read_range",
+    "read_tail": "read_range",
+    "head": "head",
+    "create_if_absent": "create",
+    "compare_and_swap": "cas",
+    "delete": "delete",
+}
+# Per thread: inside a reported call, so the calls it makes (an override calling ``super()``, ``read_range``
+# asking ``head``) are not reported again.
+_reporting = threading.local()
+
+
+def _outcome(exc: BaseException) -> str:
+    if isinstance(exc, ObjectExistsError | PreconditionFailedError):
+        return "conflict"
+    if isinstance(exc, ObjectNotFoundError):
+        return "not_found"
+    return "error"
+
+
+def _timed(op: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def timed(self: ObjectStore, *args: Any, **kwargs: Any) -> Any:
+        if not telemetry.active() or getattr(_reporting, "busy", False):
+            return fn(self, *args, **kwargs)
+        _reporting.busy = True
+        outcome = "ok"
+        started = time.perf_counter()
+        try:
+            return fn(self, *args, **kwargs)
+        except BaseException as exc:
+            outcome = _outcome(exc)
+            raise
+        finally:
+            _reporting.busy = False
+            telemetry.emit(telemetry.StorageRequest(op, time.perf_counter() - started, outcome))
+
+    return timed
+
+
+def _timed_list(fn: Callable[..., Iterator[ObjectInfo]]) -> Callable[..., Iterator[ObjectInfo]]:
+    @functools.wraps(fn)
+    def timed(self: ObjectStore, *args: Any, **kwargs: Any) -> Iterator[ObjectInfo]:
+        if not telemetry.active():
+            return fn(self, *args, **kwargs)
+        return _timed_iteration(fn(self, *args, **kwargs))
+
+    return timed
+
+
+def _timed_iteration(listing: Iterator[ObjectInfo]) -> Iterator[ObjectInfo]:
+    # A listing is lazy: it is timed from its first page to its last (or until the caller stops reading). The
+    # caller's own work between items is not excluded: the figure is the listing's span, not pure request time.
+    outcome = "ok"
+    started = time.perf_counter()
+    try:
+        yield from listing
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        outcome = _outcome(exc)
+        raise
+    finally:
+        telemetry.emit(telemetry.StorageRequest("list", time.perf_counter() - started, outcome))
+
+
 class ObjectStore(abc.ABC):
     """An object store rooted at ``uri``: keys are '/'-separated paths relative to the root.
 
@@ -294,6 +366,18 @@ class ObjectStore(abc.ABC):
     def __init__(self, uri: str) -> None:
         self.uri = uri
         self.stats = StoreStats()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every backend's requests are reported (count, latency, outcome by operation) without each backend
+        # calling the hooks itself: the seam wraps the methods a subclass defines.
+        super().__init_subclass__(**kwargs)
+        for name, op in _TIMED_METHODS.items():
+            method = cls.__dict__.get(name)
+            if callable(method) and not getattr(method, "__isabstractmethod__", False):
+                setattr(cls, name, _timed(op, method))
+        listing = cls.__dict__.get("list")
+        if callable(listing) and not getattr(listing, "__isabstractmethod__", False):
+            cls.list = _timed_list(listing)  # type: ignore[method-assign]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.uri!r})"

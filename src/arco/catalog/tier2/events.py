@@ -153,13 +153,20 @@ class TaskStateChanged(EventData):
     asset: AssetKeyStr | None = None
     attempt: Attempt
     attempt_id: ShortText
+    #: Resource figures of the attempt that ended (docs/runs.md, "Resource figures"); null when not measured.
+    cpu_time_ms: Count | None = None
     error_code: ShortText | None = None
     error_message: Message | None = None
+    io_read_bytes: Count | None = None
+    io_write_bytes: Count | None = None
     partition: PartitionKeyStr = ""
+    peak_memory_bytes: Count | None = None
     run_id: RunId
     state: TaskState
     task_key: ShortText
     worker_id: ShortText | None = None
+    #: The worker queue the attempt was dispatched to (absent in events of older versions).
+    worker_queue: ShortText | None = None
 
     def default_idempotency_key(self) -> str:
         return f"TaskStateChanged:{self.run_id}:{self.task_key}:{self.attempt}:{self.state.value}"

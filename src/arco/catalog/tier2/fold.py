@@ -321,12 +321,17 @@ def _fold_runs(decoded: _Decoded) -> pl.DataFrame | None:
     return pl.concat(parts, how="diagonal_relaxed") if parts else None
 
 
+#: The resource figures of an attempt (TaskStateChanged payload fields, ops.tasks columns).
+_FIGURES = ("cpuTimeMs", "peakMemoryBytes", "ioReadBytes", "ioWriteBytes")
+
+
 def _fold_tasks(decoded: _Decoded) -> pl.DataFrame | None:
     changes = _typed(decoded, "TaskStateChanged")
     if changes is None:
         return None
     running = pl.col("state").is_in([TaskState.DISPATCHED.value, TaskState.RUNNING.value])
     terminal = pl.col("state").is_in(_TERMINAL_TASK_STATES)
+    measured = pl.any_horizontal(*(pl.col(name).is_not_null() for name in _FIGURES))
     return changes.select(
         "runId",
         "taskKey",
@@ -344,6 +349,9 @@ def _fold_tasks(decoded: _Decoded) -> pl.DataFrame | None:
         pl.when(running).then(pl.col("eventId")).alias("startedEventId"),
         pl.when(terminal).then(pl.col("occurredAt")).alias("finishedAt"),
         pl.when(terminal).then(pl.col("eventId")).alias("finishedEventId"),
+        pl.when(measured).then(pl.col("occurredAt")).alias("measuredAt"),
+        pl.when(measured).then(pl.col("eventId")).alias("measuredEventId"),
+        *_FIGURES,
     )
 
 

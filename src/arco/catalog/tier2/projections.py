@@ -184,6 +184,12 @@ TASKS: Final = ProjectionSpec(
         ("startedEventId", _STR),
         ("finishedAt", _TS),
         ("finishedEventId", _STR),
+        ("measuredAt", _TS),
+        ("measuredEventId", _STR),
+        ("cpuTimeMs", _I64),
+        ("peakMemoryBytes", _I64),
+        ("ioReadBytes", _I64),
+        ("ioWriteBytes", _I64),
     ),
     key=("runId", "taskKey", "attempt"),
     kind="state",
@@ -196,6 +202,11 @@ TASKS: Final = ProjectionSpec(
         ),
         Component("startedAt", "startedEventId", ()),
         Component("finishedAt", "finishedEventId", ()),
+        # The attempt's resource figures, from the event that ended it; a later event of the attempt without
+        # figures (a cancellation during its retry wait) keeps them.
+        Component(
+            "measuredAt", "measuredEventId", ("cpuTimeMs", "peakMemoryBytes", "ioReadBytes", "ioWriteBytes")
+        ),
     ),
 )
 
