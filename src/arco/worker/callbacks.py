@@ -47,7 +47,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from arco.activities.http_dispatch import AttemptBook, AttemptState, DeliveryPolicy, HttpDispatcher
-from arco.core.dispatch import TaskResult
+from arco.core.dispatch import LineageRef, TaskResult
 from arco.core.errors import ConfigError, ContractError
 from arco.core.http_transport import MAX_CALLBACK_BODY_BYTES, CallbackSettings
 from arco.core.strict_json import load_strict_json
@@ -257,6 +257,7 @@ class CallbackService:
         result = _parse(TaskResult, body)
         if isinstance(result, Answer):
             return result
+        result = with_original_output(result)
         mismatch = self._check_attempt(claims, result.attempt, result.attempt_id)
         if mismatch is not None:
             return mismatch
@@ -351,6 +352,27 @@ class CallbackService:
         )
         state.final_state = final
         return _expired(final) if kind == "heartbeat" else _terminal(final)
+
+
+def with_original_output(result: TaskResult) -> TaskResult:
+    """``result`` with the original protocol's ``output`` as its one output when it reports no ``outputs``.
+
+    A worker written against the original Arco reports what it wrote as ``output.outputPath`` (with ``rowCount``
+    and ``byteSize``), without Arco's lineage extension; the run records a materialization of the task's asset
+    for it, as it does for the one output the Temporal-native executor reports.
+    """
+    output = result.output
+    if result.outcome is not TaskOutcome.SUCCEEDED or result.outputs is not None or output is None:
+        return result
+    if not output.output_path:
+        return result
+    ref = LineageRef(
+        uri=output.output_path,
+        version=str(output.delta_version) if output.delta_version is not None else None,
+        row_count=output.row_count,
+        byte_count=output.byte_size,
+    )
+    return result.model_copy(update={"outputs": [ref]})
 
 
 async def _final_state(workflow: WorkflowHandle[Any, Any], activity_id: str, closed: bool) -> str:
