@@ -105,6 +105,7 @@ class WorkerProcess:
     port: int
     hold: Path
     settings: ArcoSettings
+    options: tuple[str, ...] = ()
     process: subprocess.Popen[str] | None = None
     output: list[str] = field(default_factory=list)
 
@@ -126,6 +127,7 @@ class WorkerProcess:
                 LOCATION,
                 "--app-dir",
                 str(ASSETS),
+                *self.options,
             ]
         launcher = self.hold.parent / "example_launcher.py"
         launcher.write_text(EXAMPLE_LAUNCHER)
@@ -443,3 +445,27 @@ async def test_a_worker_killed_mid_task_times_out_on_heartbeats_and_the_task_is_
     assert projections(settings).materializations().filter(pl.col("runId") == final.run_id)[
         "attempt"
     ].to_list() == [2]
+
+
+async def test_a_dispatch_waiting_for_a_busy_worker_stays_alive_past_the_heartbeat_timeout(
+    temporal_client: Client, settings: ArcoSettings, hold: Path
+) -> None:
+    # One task at a time: the second dispatch is answered 503 while the first holds, for longer than the 30 s
+    # heartbeat timeout. The dispatcher keeps that attempt alive in Temporal while the worker says "retry",
+    # so it runs as attempt 1 once the worker is free (it used to time out, and its delivery went on forever).
+    worker = WorkerProcess("arco", free_port(), hold, settings, options=("--max-concurrent-tasks", "1"))
+    worker.start()
+    (hold / "hold").write_text("1")
+    try:
+        async with transport(temporal_client, settings, worker.url):
+            held = await start(temporal_client, settings, "e2e.held", hold=hold)
+            await until(lambda: (hold / "started-1").exists())
+            queued = await start(temporal_client, settings, "e2e.quick")
+            await asyncio.sleep(40)  # past the heartbeat timeout of the waiting attempt
+            (hold / "hold").unlink()
+            first, second = await held.result(timeout=RUN_SEC), await queued.result(timeout=RUN_SEC)
+    finally:
+        worker.stop()
+    assert (first.state, second.state) == (RunState.SUCCEEDED, RunState.SUCCEEDED), (first, second)
+    rows = projections(settings).materializations().filter(pl.col("runId") == second.run_id)
+    assert rows["attempt"].to_list() == [1]

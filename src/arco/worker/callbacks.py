@@ -26,6 +26,7 @@ or reports its cancellation. A callback for an attempt that is over changes noth
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime
 import json
@@ -63,6 +64,7 @@ from arco.core.wire import (
     TaskStartedResponse,
     WireModel,
 )
+from arco.worker.runtime import remember_missing_optional_imports
 
 __all__ = ["CallbackService", "CallbackStack", "build_app", "heartbeat_interval", "start_callback_stack"]
 
@@ -73,6 +75,8 @@ MAX_FORWARD_INTERVAL_SEC = 10.0
 #: Pace used when the activity has no heartbeat timeout.
 _DEFAULT_FORWARD_INTERVAL_SEC = 10.0
 _CANCEL_REASON = "user_requested"
+#: Verified task tokens remembered (about one per running attempt is needed).
+_VERIFIED_TOKENS = 10_000
 
 
 def heartbeat_interval(heartbeat_timeout_sec: float | None) -> float:
@@ -153,6 +157,23 @@ class CallbackService:
         self._client = client
         self._keys = keys
         self._book = book
+        self._verified: collections.OrderedDict[str, TaskTokenClaims] = collections.OrderedDict()
+
+    def _verify(self, token: str) -> TaskTokenClaims:
+        """The claims of a valid token; a token verified before is found by its whole text until it expires.
+
+        An attempt sends many callbacks with one token; decoding and checking it each time was most of the CPU
+        time of a heartbeat. A token not seen before (a forged one among them) is verified in full.
+        """
+        claims = self._verified.get(token)
+        if claims is not None and claims.expires_at > _now():
+            self._verified.move_to_end(token)
+            return claims
+        claims = self._keys.verify(token)
+        self._verified[token] = claims
+        while len(self._verified) > _VERIFIED_TOKENS:
+            self._verified.popitem(last=False)
+        return claims
 
     def _authorize(self, task_id: str, authorization: str | None) -> TaskTokenClaims | Answer:
         scheme, _, token = (authorization or "").partition(" ")
@@ -163,7 +184,7 @@ class CallbackService:
                 "missing task token; send the envelope's taskToken as 'Authorization: Bearer <taskToken>'",
             )
         try:
-            claims = self._keys.verify(token.strip())
+            claims = self._verify(token.strip())
         except InvalidTaskTokenError as exc:
             return _error(401, CallbackErrorCode.INVALID_TOKEN, str(exc))
         if claims.task_id != task_id:
@@ -496,6 +517,7 @@ async def start_callback_stack(
     Raises:
         ConfigError: if the listen address cannot be bound.
     """
+    remember_missing_optional_imports()
     keys = settings.keys
     listen = settings.listen
     queues = {queue.queue: queue for queue in settings.queues}

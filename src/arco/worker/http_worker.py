@@ -53,8 +53,9 @@ from temporalio.exceptions import ApplicationError
 
 from arco.core.errors import AttemptAlreadyFinishedError, CallbackFailedError, ConfigError, ContractError
 from arco.core.wire import WorkerDispatchEnvelope
-from arco.executor.http import CallbackClient, run_http_attempt, send_started
+from arco.executor.http import MAX_CONCURRENT_CALLBACKS, CallbackClient, run_http_attempt, send_started
 from arco.executor.task import TaskExecutor
+from arco.worker.runtime import remember_missing_optional_imports
 
 __all__ = [
     "DISPATCH_SECRET_HEADER",
@@ -142,10 +143,16 @@ class HttpWorker:
                 f"callback base URL {callback_base_url!r} is not an http(s) URL; give the URL of the "
                 "control plane's callback server, such as http://127.0.0.1:8791"
             )
+        remember_missing_optional_imports()
         self._executor = executor
         self._secret = dispatch_secret.strip().encode()
         self._owns_client = client is None
-        self._http = client or httpx.AsyncClient(timeout=httpx.Timeout(30.0))
+        self._http = client or httpx.AsyncClient(
+            timeout=httpx.Timeout(30.0),
+            limits=httpx.Limits(
+                max_connections=MAX_CONCURRENT_CALLBACKS, max_keepalive_connections=MAX_CONCURRENT_CALLBACKS
+            ),
+        )
         self._callbacks = CallbackClient(self._http)
         self._callback_base = _normalized(callback_base_url) if callback_base_url else None
         self._max_tasks = max_concurrent_tasks

@@ -73,3 +73,9 @@ def held(context: AssetContext) -> pl.DataFrame:
         (hold / f"cancelled-{context.attempt}").write_text(context.attempt_id)
         raise
     return pl.DataFrame({"attempt": [context.attempt]})
+
+
+@asset(namespace="e2e", timeouts=_TIMEOUTS, retry=_RETRY, worker_queue=QUEUE)
+def quick(context: AssetContext) -> pl.DataFrame:
+    """Returns at once (the task that waits for a busy worker)."""
+    return pl.DataFrame({"attempt": [context.attempt]})
