@@ -27,7 +27,7 @@ which then sends ``started``, K heartbeats in all from M concurrent streams, and
 
 Usage::
 
-    python benchmarks/transport.py            # N = 1,000 x 3 rounds, K = 8,000 (about 6 minutes)
+    python benchmarks/transport.py            # N = 1,000 x 3 rounds, K = 5,000 (5 to 10 minutes)
     python benchmarks/transport.py --quick    # N = 200 x 1 round, K = 1,500 (under a minute)
 
 Prints a table, then one JSON line per figure: ``{"metric": ..., "value": N, "unit": ..., "n": size}``.
@@ -303,7 +303,10 @@ async def part_callbacks(
         envelopes = list(stub.envelopes)
         if len(envelopes) != len(assets):
             raise SystemExit(f"{len(envelopes)} of {len(assets)} dispatches arrived")
-        limits = httpx.Limits(max_connections=len(assets), max_keepalive_connections=len(assets))
+        # Idle connections expire before uvicorn's keep-alive timeout (5 s) closes them under a request.
+        limits = httpx.Limits(
+            max_connections=len(assets), max_keepalive_connections=len(assets), keepalive_expiry=2.0
+        )
         async with httpx.AsyncClient(limits=limits, timeout=60) as http:
             for envelope in envelopes:
                 await callback(http, base, envelope, "started", startedAt=_now())
@@ -509,7 +512,7 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="N = 200, one round, K = 1,500 (under a minute)")
     parser.add_argument("--tasks", type=int, default=None, help="N no-op tasks per run (default 1,000)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds of native and HTTP runs (default 3)")
-    parser.add_argument("--heartbeats", type=int, default=None, help="K heartbeats in part 2 (default 8,000)")
+    parser.add_argument("--heartbeats", type=int, default=None, help="K heartbeats in part 2 (default 5,000)")
     parser.add_argument(
         "--profile", default=None, metavar="DIR", help="run the worker processes under cProfile"
     )
@@ -521,6 +524,6 @@ if __name__ == "__main__":
         main(
             args.tasks or (200 if args.quick else 1000),
             args.rounds or (1 if args.quick else 3),
-            args.heartbeats if args.heartbeats is not None else (1500 if args.quick else 8000),
+            args.heartbeats if args.heartbeats is not None else (1500 if args.quick else 5000),
         )
     )

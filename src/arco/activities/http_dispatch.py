@@ -38,7 +38,7 @@ from arco.core.http_transport import DISPATCH_REFUSED, DISPATCH_SECRET_HEADER, D
 from arco.core.task_tokens import TaskTokenClaims, TaskTokenKeys
 from arco.core.wire import MIN_HEARTBEAT_TIMEOUT_SEC, ErrorCategory, WorkerDispatchEnvelope
 
-__all__ = ["AttemptBook", "AttemptState", "DeliveryPolicy", "HttpDispatcher"]
+__all__ = ["IDLE_CONNECTION_SEC", "AttemptBook", "AttemptState", "DeliveryPolicy", "HttpDispatcher"]
 
 _log = logging.getLogger(__name__)
 #: Tokens stay valid this long past the attempt's start-to-close timeout (clock skew, a late ``completed``).
@@ -50,6 +50,9 @@ _RETRYABLE_4XX = frozenset({408, 425, 429})
 _MAX_KEEP_ALIVE_SEC = 10.0
 #: Idle connections to the workers kept open for the next dispatches.
 _IDLE_CONNECTIONS = 16
+#: How long an idle connection is reused: below the keep-alive timeout of common servers (uvicorn's is 5 s), so a
+#: request never goes out on a connection the server is closing (it would fail with a read error and be resent).
+IDLE_CONNECTION_SEC = 2.0
 
 
 @dataclass(slots=True)
@@ -143,7 +146,11 @@ class HttpDispatcher:
         # the client's pool checks every connection against every idle one on each request (quadratic), which
         # with hundreds of idle connections cost more CPU than the dispatches.
         self._http = http or httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=_IDLE_CONNECTIONS)
+            limits=httpx.Limits(
+                max_connections=None,
+                max_keepalive_connections=_IDLE_CONNECTIONS,
+                keepalive_expiry=IDLE_CONNECTION_SEC,
+            )
         )
         self._policy = policy
         self._deliveries: set[asyncio.Task[None]] = set()

@@ -150,7 +150,11 @@ class HttpWorker:
         self._http = client or httpx.AsyncClient(
             timeout=httpx.Timeout(30.0),
             limits=httpx.Limits(
-                max_connections=MAX_CONCURRENT_CALLBACKS, max_keepalive_connections=MAX_CONCURRENT_CALLBACKS
+                max_connections=MAX_CONCURRENT_CALLBACKS,
+                max_keepalive_connections=MAX_CONCURRENT_CALLBACKS,
+                # Below the callback server's keep-alive timeout (uvicorn's 5 s): a callback never goes out on a
+                # connection the server is closing.
+                keepalive_expiry=2.0,
             ),
         )
         self._callbacks = CallbackClient(self._http)
