@@ -28,7 +28,7 @@ which then sends ``started``, K heartbeats in all from M concurrent streams, and
 Usage::
 
     python benchmarks/transport.py            # N = 1,000 x 3 rounds, K = 5,000 (5 to 10 minutes)
-    python benchmarks/transport.py --quick    # N = 200 x 1 round, K = 1,500 (under a minute)
+    python benchmarks/transport.py --quick    # N = 150 x 1 round, K = 1,000 (under a minute)
 
 Prints a table, then one JSON line per figure: ``{"metric": ..., "value": N, "unit": ..., "n": size}``.
 """
@@ -509,7 +509,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="N = 200, one round, K = 1,500 (under a minute)")
+    parser.add_argument("--quick", action="store_true", help="N = 150, one round, K = 1,000 (under a minute)")
     parser.add_argument("--tasks", type=int, default=None, help="N no-op tasks per run (default 1,000)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds of native and HTTP runs (default 3)")
     parser.add_argument("--heartbeats", type=int, default=None, help="K heartbeats in part 2 (default 5,000)")
@@ -522,8 +522,8 @@ if __name__ == "__main__":
         PROFILE_DIR.mkdir(parents=True, exist_ok=True)
     asyncio.run(
         main(
-            args.tasks or (200 if args.quick else 1000),
+            args.tasks or (150 if args.quick else 1000),
             args.rounds or (1 if args.quick else 3),
-            args.heartbeats if args.heartbeats is not None else (1500 if args.quick else 5000),
+            args.heartbeats if args.heartbeats is not None else (1000 if args.quick else 5000),
         )
     )
