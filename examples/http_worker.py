@@ -28,8 +28,15 @@ REQUIRED = ("taskId", "attempt", "attemptId", "dispatchId", "callbackBaseUrl", "
 MAX_HEARTBEAT_INTERVAL_SEC = 10.0  # heartbeat every third of heartbeatTimeoutSec, at least this often
 
 
+class PermanentError(Exception):
+    """Raise it from :func:`run_task` to fail the task without a retry (other exceptions are retried)."""
+
+
 def run_task(envelope: dict[str, Any], cancelled: threading.Event) -> dict[str, Any] | None:
-    """The work of one attempt: return its ``output`` (or None), raise to fail, return soon once ``cancelled``."""
+    """The work of one attempt: return its ``output`` (or None), raise to fail, return soon once ``cancelled``.
+
+    An ``output`` with ``outputPath`` (and ``rowCount``, ``byteSize``) records a materialization of the asset.
+    """
     return {"rowCount": 0}
 
 
@@ -101,7 +108,9 @@ class Worker:
         except Exception as error:
             message = f"{type(error).__name__}: {error}"
             report.update(outcome="FAILED", error={"category": "USER_CODE", "message": message})
-            report["error"]["stackTrace"] = traceback.format_exc()
+            report["error"].update(
+                stackTrace=traceback.format_exc(), retryable=not isinstance(error, PermanentError)
+            )
         over.set()
         if cancelled.is_set():
             report = {**ids, "outcome": "CANCELLED", "cancelledDuringPhase": "running"}

@@ -316,3 +316,26 @@ async def test_arco_worker_callbacks_serves_until_interrupted_and_refuses_a_take
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+@pytest.mark.integration
+async def test_a_token_remembered_after_its_first_callback_is_refused_once_it_expires(
+    app: httpx.AsyncClient,
+) -> None:
+    # The callback server remembers tokens it verified (an attempt calls back many times with one token); what it
+    # remembers must still expire, and a forged token with the same claims is never taken for the real one.
+    now = datetime.datetime.now(datetime.UTC)
+    expires = now.replace(microsecond=0) + datetime.timedelta(seconds=2)
+    real = TaskTokenKeys(KEY).sign(claims(expires_at=expires), issued_at=now)
+    forged = TaskTokenKeys(OLD).sign(claims(expires_at=expires), issued_at=now)
+    status, body = await post(app, "heartbeat", BEAT, real)
+    assert (status, body["error"]) == (404, "task_not_found")  # authorized: the run does not exist
+    status, body = await post(app, "heartbeat", BEAT, forged)
+    assert (status, body["error"]) == (401, "invalid_token")
+    for _ in range(100):
+        if datetime.datetime.now(datetime.UTC) > expires:
+            break
+        await asyncio.sleep(0.05)
+    status, body = await post(app, "heartbeat", BEAT, real)
+    assert (status, body["error"]) == (401, "invalid_token")
+    assert "expired" in body["message"]

@@ -39,7 +39,7 @@ from arco.core.task_tokens import TaskTokenClaims, TaskTokenKeys
 from arco.core.tracing import current_traceparent
 from arco.core.wire import MIN_HEARTBEAT_TIMEOUT_SEC, ErrorCategory, WorkerDispatchEnvelope
 
-__all__ = ["AttemptBook", "AttemptState", "DeliveryPolicy", "HttpDispatcher"]
+__all__ = ["IDLE_CONNECTION_SEC", "AttemptBook", "AttemptState", "DeliveryPolicy", "HttpDispatcher"]
 
 _log = logging.getLogger(__name__)
 #: Tokens stay valid this long past the attempt's start-to-close timeout (clock skew, a late ``completed``).
@@ -47,6 +47,13 @@ TOKEN_GRACE = datetime.timedelta(minutes=1)
 #: Start-to-close assumed when the activity has none (Temporal always sets one for Arco's runs).
 _DEFAULT_START_TO_CLOSE = datetime.timedelta(hours=1)
 _RETRYABLE_4XX = frozenset({408, 425, 429})
+#: Longest time between two Temporal heartbeats of an attempt the worker answers 503 (the callbacks' pace).
+_MAX_KEEP_ALIVE_SEC = 10.0
+#: Idle connections to the workers kept open for the next dispatches.
+_IDLE_CONNECTIONS = 16
+#: How long an idle connection is reused: below the keep-alive timeout of common servers (uvicorn's is 5 s), so a
+#: request never goes out on a connection the server is closing (it would fail with a read error and be resent).
+IDLE_CONNECTION_SEC = 2.0
 
 
 @dataclass(slots=True)
@@ -136,9 +143,15 @@ class HttpDispatcher:
         self._callback_base_url = callback_base_url.rstrip("/")
         self._book = book
         # No cap on connections: a worker that answers only when its task is done (as the original's does) holds
-        # one connection per running task, and the run's parallelism already bounds those.
+        # one connection per running task, and the run's parallelism already bounds those. Few idle ones are kept:
+        # the client's pool checks every connection against every idle one on each request (quadratic), which
+        # with hundreds of idle connections cost more CPU than the dispatches.
         self._http = http or httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=100)
+            limits=httpx.Limits(
+                max_connections=None,
+                max_keepalive_connections=_IDLE_CONNECTIONS,
+                keepalive_expiry=IDLE_CONNECTION_SEC,
+            )
         )
         self._policy = policy
         self._deliveries: set[asyncio.Task[None]] = set()
@@ -245,12 +258,17 @@ class HttpDispatcher:
                 status = response.status_code
                 if 200 <= status < 300:
                     state.last_seen = time.monotonic()
-                    await _beat(handle, state)
+                    await _beat(handle, state, started)
                     return
                 if status >= 500 or status in _RETRYABLE_4XX:
                     problem = f"HTTP {status}"
-                    if status == 503:  # the worker is alive: the dispatch is in flight there
+                    if status == 503:
+                        # The worker is alive: the dispatch is in flight there, or it is busy and takes it later.
+                        # Keep the attempt alive in Temporal meanwhile (paced like the callbacks' heartbeats), or
+                        # it would time out on heartbeats while this loop keeps delivering a dead attempt.
                         state.last_seen = time.monotonic()
+                        if not await _keep_alive(handle, state, heartbeat_sec):
+                            return
                 else:
                     await _fail(
                         handle,
@@ -286,8 +304,14 @@ def _excerpt(response: httpx.Response) -> str:
     return (text[:300] + "...") if len(text) > 300 else (text or "(empty body)")
 
 
-async def _beat(handle: AsyncActivityHandle, state: AttemptState) -> None:
-    """One Temporal heartbeat for an accepted dispatch (the worker's callbacks take over from here)."""
+async def _beat(handle: AsyncActivityHandle, state: AttemptState, since: float) -> None:
+    """One Temporal heartbeat for an accepted dispatch (the worker's callbacks take over from here).
+
+    None when a callback already reached Temporal since the delivery began (a worker sends ``started`` before it
+    answers), or the attempt is over (a worker that answers when done): one RPC fewer per task.
+    """
+    if state.final_state is not None or state.last_forwarded >= since:
+        return
     try:
         await handle.heartbeat({"phase": "dispatched"})
         state.last_forwarded = time.monotonic()
@@ -296,6 +320,33 @@ async def _beat(handle: AsyncActivityHandle, state: AttemptState) -> None:
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:
             _log.warning("heartbeat after dispatch failed: %s", exc.message)
+
+
+async def _keep_alive(handle: AsyncActivityHandle, state: AttemptState, heartbeat_sec: float | None) -> bool:
+    """A paced Temporal heartbeat while the worker answers 503; False when delivering should stop (the activity
+    is gone, or the run cancelled it: then it is reported cancelled, as nothing ran)."""
+    interval = min(_MAX_KEEP_ALIVE_SEC, heartbeat_sec / 3) if heartbeat_sec else _MAX_KEEP_ALIVE_SEC
+    async with state.lock:
+        if state.final_state is not None:
+            return False
+        if time.monotonic() - state.last_forwarded < interval and not state.cancel_requested:
+            return True
+        try:
+            await handle.heartbeat({"phase": "dispatching"})
+            state.last_forwarded = time.monotonic()
+            return True
+        except AsyncActivityCancelledError:
+            state.cancel_requested = True
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                state.final_state = "FAILED"  # timed out or over: a newer attempt is dispatched if any
+                return False
+            _log.warning("heartbeat while delivering failed: %s", exc.message)
+            return True
+        state.final_state = "CANCELLED"
+        with contextlib.suppress(RPCError):
+            await handle.report_cancellation({"phase": "dispatching"})
+        return False
 
 
 async def _fail(handle: AsyncActivityHandle, state: AttemptState, error: ApplicationError) -> None:

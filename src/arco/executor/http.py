@@ -54,6 +54,7 @@ from arco.executor.task import TaskExecutor, heartbeat_interval_sec
 
 __all__ = [
     "COMPLETED_RETRY_BUDGET_SEC",
+    "MAX_CONCURRENT_CALLBACKS",
     "TERMINAL_ATTEMPT_ERRORS",
     "CallbackClient",
     "HttpAttemptChannel",
@@ -80,12 +81,22 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-class CallbackClient:
-    """Posts an attempt's callbacks (one shared HTTP connection pool for all attempts of a worker)."""
+#: Callbacks a worker has on the wire at once (the size of its connection pool).
+MAX_CONCURRENT_CALLBACKS = 8
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        """Wrap ``client`` (its timeouts apply to every callback)."""
+
+class CallbackClient:
+    """Posts an attempt's callbacks (one shared HTTP connection pool for all attempts of a worker).
+
+    At most ``max_concurrent`` callbacks are on the wire at once; the others wait their turn here, not in the
+    client's pool, whose bookkeeping grows with the square of the requests queued in it (with a few hundred
+    attempts finishing together, the pool's scans cost more CPU than the callbacks).
+    """
+
+    def __init__(self, client: httpx.AsyncClient, max_concurrent: int = MAX_CONCURRENT_CALLBACKS) -> None:
+        """Wrap ``client`` (its timeouts apply to every callback); ``max_concurrent`` at most its pool size."""
         self._client = client
+        self._slots = asyncio.Semaphore(max_concurrent)
 
     async def post(
         self, envelope: WorkerDispatchEnvelope, kind: CallbackKind, body: Mapping[str, Any]
@@ -98,11 +109,12 @@ class CallbackClient:
         url = envelope.callback_url(kind)
         what = f"{kind.value} callback of task {envelope.task_key!r} attempt {envelope.attempt}"
         try:
-            response = await self._client.post(
-                url,
-                json=dict(body),
-                headers={"Authorization": f"Bearer {envelope.task_token}"},
-            )
+            async with self._slots:
+                response = await self._client.post(
+                    url,
+                    json=dict(body),
+                    headers={"Authorization": f"Bearer {envelope.task_token}"},
+                )
             content = response.content[:_MAX_RESPONSE_BYTES]
         except httpx.HTTPError as exc:
             raise CallbackFailedError(f"{what} to {url} got no answer: {type(exc).__name__}: {exc}") from None

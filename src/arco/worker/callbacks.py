@@ -26,6 +26,7 @@ or reports its cancellation. A callback for an attempt that is over changes noth
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime
 import json
@@ -47,7 +48,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from arco.activities.http_dispatch import AttemptBook, AttemptState, DeliveryPolicy, HttpDispatcher
-from arco.core.dispatch import TaskResult
+from arco.core.dispatch import LineageRef, TaskResult
 from arco.core.errors import ConfigError, ContractError
 from arco.core.http_transport import MAX_CALLBACK_BODY_BYTES, CallbackSettings
 from arco.core.strict_json import load_strict_json
@@ -73,6 +74,8 @@ MAX_FORWARD_INTERVAL_SEC = 10.0
 #: Pace used when the activity has no heartbeat timeout.
 _DEFAULT_FORWARD_INTERVAL_SEC = 10.0
 _CANCEL_REASON = "user_requested"
+#: Verified task tokens remembered (about one per running attempt is needed).
+_VERIFIED_TOKENS = 10_000
 
 
 def heartbeat_interval(heartbeat_timeout_sec: float | None) -> float:
@@ -153,6 +156,23 @@ class CallbackService:
         self._client = client
         self._keys = keys
         self._book = book
+        self._verified: collections.OrderedDict[str, TaskTokenClaims] = collections.OrderedDict()
+
+    def _verify(self, token: str) -> TaskTokenClaims:
+        """The claims of a valid token; a token verified before is found by its whole text until it expires.
+
+        An attempt sends many callbacks with one token; decoding and checking it each time was most of the CPU
+        time of a heartbeat. A token not seen before (a forged one among them) is verified in full.
+        """
+        claims = self._verified.get(token)
+        if claims is not None and claims.expires_at > _now():
+            self._verified.move_to_end(token)
+            return claims
+        claims = self._keys.verify(token)
+        self._verified[token] = claims
+        while len(self._verified) > _VERIFIED_TOKENS:
+            self._verified.popitem(last=False)
+        return claims
 
     def _authorize(self, task_id: str, authorization: str | None) -> TaskTokenClaims | Answer:
         scheme, _, token = (authorization or "").partition(" ")
@@ -163,7 +183,7 @@ class CallbackService:
                 "missing task token; send the envelope's taskToken as 'Authorization: Bearer <taskToken>'",
             )
         try:
-            claims = self._keys.verify(token.strip())
+            claims = self._verify(token.strip())
         except InvalidTaskTokenError as exc:
             return _error(401, CallbackErrorCode.INVALID_TOKEN, str(exc))
         if claims.task_id != task_id:
@@ -257,6 +277,7 @@ class CallbackService:
         result = _parse(TaskResult, body)
         if isinstance(result, Answer):
             return result
+        result = with_original_output(result)
         mismatch = self._check_attempt(claims, result.attempt, result.attempt_id)
         if mismatch is not None:
             return mismatch
@@ -351,6 +372,27 @@ class CallbackService:
         )
         state.final_state = final
         return _expired(final) if kind == "heartbeat" else _terminal(final)
+
+
+def with_original_output(result: TaskResult) -> TaskResult:
+    """``result`` with the original protocol's ``output`` as its one output when it reports no ``outputs``.
+
+    A worker written against the original Arco reports what it wrote as ``output.outputPath`` (with ``rowCount``
+    and ``byteSize``), without Arco's lineage extension; the run records a materialization of the task's asset
+    for it, as it does for the one output the Temporal-native executor reports.
+    """
+    output = result.output
+    if result.outcome is not TaskOutcome.SUCCEEDED or result.outputs is not None or output is None:
+        return result
+    if not output.output_path:
+        return result
+    ref = LineageRef(
+        uri=output.output_path,
+        version=str(output.delta_version) if output.delta_version is not None else None,
+        row_count=output.row_count,
+        byte_count=output.byte_size,
+    )
+    return result.model_copy(update={"outputs": [ref]})
 
 
 async def _final_state(workflow: WorkflowHandle[Any, Any], activity_id: str, closed: bool) -> str:

@@ -53,7 +53,7 @@ from temporalio.exceptions import ApplicationError
 
 from arco.core.errors import AttemptAlreadyFinishedError, CallbackFailedError, ConfigError, ContractError
 from arco.core.wire import WorkerDispatchEnvelope
-from arco.executor.http import CallbackClient, run_http_attempt, send_started
+from arco.executor.http import MAX_CONCURRENT_CALLBACKS, CallbackClient, run_http_attempt, send_started
 from arco.executor.task import TaskExecutor
 
 __all__ = [
@@ -145,7 +145,16 @@ class HttpWorker:
         self._executor = executor
         self._secret = dispatch_secret.strip().encode()
         self._owns_client = client is None
-        self._http = client or httpx.AsyncClient(timeout=httpx.Timeout(30.0))
+        self._http = client or httpx.AsyncClient(
+            timeout=httpx.Timeout(30.0),
+            limits=httpx.Limits(
+                max_connections=MAX_CONCURRENT_CALLBACKS,
+                max_keepalive_connections=MAX_CONCURRENT_CALLBACKS,
+                # Below the callback server's keep-alive timeout (uvicorn's 5 s): a callback never goes out on a
+                # connection the server is closing.
+                keepalive_expiry=2.0,
+            ),
+        )
         self._callbacks = CallbackClient(self._http)
         self._callback_base = _normalized(callback_base_url) if callback_base_url else None
         self._max_tasks = max_concurrent_tasks
