@@ -108,6 +108,7 @@ from arco.core.errors import (
     ObjectNotFoundError,
     PreconditionFailedError,
     StorageError,
+    ThrottledError,
 )
 from arco.core.ids import new_uuid7
 from arco.core.scope import Scope
@@ -180,7 +181,7 @@ class CommitInfo:
 class CommitStats:
     """Thread-safe counters of one :class:`CommitLog`: commits, attempts and lost races."""
 
-    __slots__ = ("_lock", "attempts", "commits", "lost_races", "unknown_resolved")
+    __slots__ = ("_lock", "attempts", "commits", "lost_races", "throttled", "unknown_resolved")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -188,9 +189,13 @@ class CommitStats:
         self.attempts = 0
         self.lost_races = 0
         self.unknown_resolved = 0
+        self.throttled = 0
 
-    def _add(self, *, commits: int = 0, attempts: int = 0, lost: int = 0, unknown: int = 0) -> None:
+    def _add(
+        self, *, commits: int = 0, attempts: int = 0, lost: int = 0, unknown: int = 0, throttled: int = 0
+    ) -> None:
         with self._lock:
+            self.throttled += throttled
             self.commits += commits
             self.attempts += attempts
             self.lost_races += lost
@@ -204,6 +209,7 @@ class CommitStats:
                 "attempts": self.attempts,
                 "lost_races": self.lost_races,
                 "unknown_resolved": self.unknown_resolved,
+                "throttled": self.throttled,
             }
 
 
@@ -900,7 +906,7 @@ class CommitLog:
             self._write_all(writes, background)
             pointer = encode_pointer(manifest)
             try:
-                self.store.compare_and_swap(self.layout.pointer_key, pointer, version)
+                self._swap_pointer(pointer, version)
                 won = True
             except PreconditionFailedError:
                 won = False
@@ -925,6 +931,20 @@ class CommitLog:
             # over windows long enough to commit in, on local disk (ms) as on object stores (tens of ms).
             unit = max(0.001, time.monotonic() - started)
             time.sleep(random.uniform(0, min(_MAX_BACKOFF_S, unit * 2 ** min(attempt - 1, 8))))
+
+    def _swap_pointer(self, pointer: bytes, version: ObjectVersion | None) -> None:
+        """Compare-and-swap the pointer, waiting out throttling: a refused write (HTTP 429 on GCS, which allows
+        about one write per second to one object) was not applied, so the same swap is retried after a
+        jittered, growing pause; if the pointer moved meanwhile the swap fails its precondition as usual."""
+        for throttled in range(self.max_attempts):
+            try:
+                self.store.compare_and_swap(self.layout.pointer_key, pointer, version)
+                return
+            except ThrottledError:
+                self.stats._add(throttled=1)
+                if throttled + 1 >= self.max_attempts:
+                    raise
+                time.sleep(random.uniform(0.5, 1.0) * min(_MAX_BACKOFF_S, 0.05 * 2 ** min(throttled, 6)))
 
     def _write_marker(self, manifest: Manifest) -> None:
         doc: dict[str, JsonValue] = {
