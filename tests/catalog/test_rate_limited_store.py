@@ -167,3 +167,30 @@ def test_commit_log_waits_out_throttling_instead_of_failing() -> None:
     assert current is not None and current.sequence == 3
     assert log.stats.as_dict()["throttled"] >= 1
     assert limiter.refused == log.stats.as_dict()["throttled"]
+
+
+def test_a_throttled_swap_is_not_sent_again_once_the_pointer_moved(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On GCS a swap that fails its precondition still costs the object a write: after a throttled swap the
+    commit checks the pointer (a free read) and rebuilds at once if it moved, instead of sending a doomed swap."""
+    clock = _Clock()
+    limiter = WriteRateLimiter(1.0, burst=1, clock=clock)
+    inner = MemoryObjectStore()
+    log = CommitLog(RateLimitedObjectStore(inner, limiter), Scope("acme", "prod"), "tier1")
+    rival = CommitLog(inner, Scope("acme", "prod"), "tier1")  # another writer, not limited by this limiter
+    monkeypatch.setattr("arco.catalog.log.commit.time.sleep", lambda s: setattr(clock, "now", clock.now + s))
+    log.commit(lambda parent: CommitRequest("first", properties={"v": 1}))
+    builds: list[int] = []
+
+    def build(parent: Any) -> CommitRequest:
+        builds.append(parent.sequence)
+        if len(builds) == 1:
+            rival.commit(lambda p: CommitRequest("rival", properties={"v": 2}))
+        return CommitRequest("second", properties={"v": 3})
+
+    log.commit(build)
+    assert builds == [1, 2]  # rebuilt once, on the rival's commit
+    assert log.stats.as_dict()["lost_races"] == 1
+    # Swaps that reached the storage: "first", the rival's and the winning "second"; no doomed one between.
+    assert inner.stats["cas"] - limiter.refused == 3
+    current = log.current()
+    assert current is not None and current.sequence == 3 and current.properties == {"v": 3}

@@ -115,6 +115,8 @@ from arco.core.scope import Scope
 
 _MANIFEST_CACHE_SIZE = 256
 _MAX_BACKOFF_S = 2.0
+#: Longest pause before retrying a throttled pointer swap (GCS refills one write per object per second).
+_MAX_THROTTLE_PAUSE_S = 0.5
 
 
 # -- values ------------------------------------------------------------------------------------------------
@@ -905,8 +907,9 @@ class CommitLog:
             writes.append((self.layout.key(manifest.path), data, manifest.sha256))
             self._write_all(writes, background)
             pointer = encode_pointer(manifest)
+            waited = [0.0]
             try:
-                self._swap_pointer(pointer, version)
+                self._swap_pointer(pointer, version, waited)
                 won = True
             except PreconditionFailedError:
                 won = False
@@ -929,13 +932,18 @@ class CommitLog:
                 raise err
             # Full-jitter exponential backoff in units of this attempt's own duration, so racing writers spread
             # over windows long enough to commit in, on local disk (ms) as on object stores (tens of ms).
-            unit = max(0.001, time.monotonic() - started)
+            unit = max(0.001, time.monotonic() - started - waited[0])
             time.sleep(random.uniform(0, min(_MAX_BACKOFF_S, unit * 2 ** min(attempt - 1, 8))))
 
-    def _swap_pointer(self, pointer: bytes, version: ObjectVersion | None) -> None:
-        """Compare-and-swap the pointer, waiting out throttling: a refused write (HTTP 429 on GCS, which allows
-        about one write per second to one object) was not applied, so the same swap is retried after a
-        jittered, growing pause; if the pointer moved meanwhile the swap fails its precondition as usual."""
+    def _swap_pointer(self, pointer: bytes, version: ObjectVersion | None, waited: list[float]) -> None:
+        """Compare-and-swap the pointer, waiting out throttling (adding the seconds waited to ``waited[0]``).
+
+        A refused write (HTTP 429 on GCS, which allows about one write per second to one object) was not
+        applied, so the same swap is retried after a jittered pause that grows to half a second. Before each
+        retry the pointer's version is checked (a read, which is not limited): if another writer moved it, the
+        swap could only fail its precondition, and on GCS a failed write still counts against the object's
+        write rate, so it is not sent and the race counts as lost (:class:`PreconditionFailedError`).
+        """
         for throttled in range(self.max_attempts):
             try:
                 self.store.compare_and_swap(self.layout.pointer_key, pointer, version)
@@ -944,7 +952,15 @@ class CommitLog:
                 self.stats._add(throttled=1)
                 if throttled + 1 >= self.max_attempts:
                     raise
-                time.sleep(random.uniform(0.5, 1.0) * min(_MAX_BACKOFF_S, 0.05 * 2 ** min(throttled, 6)))
+                pause = random.uniform(0.5, 1.0) * min(_MAX_THROTTLE_PAUSE_S, 0.05 * 2 ** min(throttled, 6))
+                time.sleep(pause)
+                waited[0] += pause
+                info = self.store.head(self.layout.pointer_key)
+                current = None if info is None else info.version
+                if current != version:
+                    raise PreconditionFailedError(
+                        f"pointer of {self._describe()} moved while this commit waited out throttling"
+                    ) from None
 
     def _write_marker(self, manifest: Manifest) -> None:
         doc: dict[str, JsonValue] = {
