@@ -194,3 +194,29 @@ def test_a_throttled_swap_is_not_sent_again_once_the_pointer_moved(monkeypatch: 
     assert inner.stats["cas"] - limiter.refused == 3
     current = log.current()
     assert current is not None and current.sequence == 3 and current.properties == {"v": 3}
+
+
+def test_an_outdated_change_is_built_again_while_its_swap_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Group commit: changes that arrive while a swap is throttled join it (one more build, no lost race)."""
+    clock = _Clock()
+    store = RateLimitedObjectStore(MemoryObjectStore(), WriteRateLimiter(1.0, burst=1, clock=clock))
+    log = CommitLog(store, Scope("acme", "prod"), "tier1")
+    monkeypatch.setattr("arco.catalog.log.commit.time.sleep", lambda s: setattr(clock, "now", clock.now + s))
+    log.commit(lambda parent: CommitRequest("first"))
+    arrived = ["a"]
+    builds: list[tuple[int, tuple[str, ...]]] = []
+
+    def build(parent: Any) -> CommitRequest:
+        builds.append((parent.sequence, tuple(arrived)))
+        return CommitRequest("group", properties={"batch": list(arrived)})
+
+    def outdated() -> bool:
+        if len(arrived) == 1:
+            arrived.append("b")  # a second change arrives during the first throttled wait
+        return len(builds[-1][1]) != len(arrived)
+
+    log.commit(build, outdated=outdated)
+    assert builds == [(1, ("a",)), (1, ("a", "b"))]
+    current = log.current()
+    assert current is not None and current.sequence == 2 and current.properties == {"batch": ["a", "b"]}
+    assert log.stats.as_dict()["lost_races"] == 0

@@ -122,6 +122,10 @@ _MAX_THROTTLE_PAUSE_S = 0.5
 # -- values ------------------------------------------------------------------------------------------------
 
 
+class _Outdated(Exception):
+    """The change built is no longer the one to commit (see ``CommitLog.commit(outdated=...)``)."""
+
+
 def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return EMPTY if not mapping else MappingProxyType(dict(mapping))
 
@@ -863,8 +867,17 @@ class CommitLog:
         except NotFoundError:
             return False
 
-    def commit(self, build: Callable[[Manifest | None], CommitRequest | None]) -> Manifest | None:
+    def commit(
+        self,
+        build: Callable[[Manifest | None], CommitRequest | None],
+        *,
+        outdated: Callable[[], bool] | None = None,
+    ) -> Manifest | None:
         """Commit the change ``build`` describes, retrying on lost races.
+
+        ``outdated``, if given, is asked after each throttled pointer swap whether the change built is no longer
+        the one to commit (a group commit whose batch has grown while it waited); ``True`` builds it again on
+        the same parent instead of retrying the swap.
 
         ``build`` receives the parent manifest (``None`` for a fresh domain) and returns a
         :class:`CommitRequest`, or ``None`` when there is nothing to commit. It runs again on the new parent
@@ -909,8 +922,13 @@ class CommitLog:
             pointer = encode_pointer(manifest)
             waited = [0.0]
             try:
-                self._swap_pointer(pointer, version, waited)
+                # Bounded: from the last attempt on, the built change is swapped in as it is.
+                self._swap_pointer(
+                    pointer, version, waited, outdated if attempt < self.max_attempts else None
+                )
                 won = True
+            except _Outdated:
+                continue  # nothing was written to the pointer: build again at once, not a lost race
             except PreconditionFailedError:
                 won = False
             except CommitStateUnknownError:
@@ -935,7 +953,13 @@ class CommitLog:
             unit = max(0.001, time.monotonic() - started - waited[0])
             time.sleep(random.uniform(0, min(_MAX_BACKOFF_S, unit * 2 ** min(attempt - 1, 8))))
 
-    def _swap_pointer(self, pointer: bytes, version: ObjectVersion | None, waited: list[float]) -> None:
+    def _swap_pointer(
+        self,
+        pointer: bytes,
+        version: ObjectVersion | None,
+        waited: list[float],
+        outdated: Callable[[], bool] | None = None,
+    ) -> None:
         """Compare-and-swap the pointer, waiting out throttling (adding the seconds waited to ``waited[0]``).
 
         A refused write (HTTP 429 on GCS, which allows about one write per second to one object) was not
@@ -961,6 +985,8 @@ class CommitLog:
                     raise PreconditionFailedError(
                         f"pointer of {self._describe()} moved while this commit waited out throttling"
                     ) from None
+                if outdated is not None and throttled + 1 < self.max_attempts and outdated():
+                    raise _Outdated from None
 
     def _write_marker(self, manifest: Manifest) -> None:
         doc: dict[str, JsonValue] = {

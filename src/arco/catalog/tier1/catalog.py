@@ -516,7 +516,14 @@ class Catalog(Reads):
             summary["intents"] = outcomes
             return dataclasses.replace(request, summary=summary)
 
-        manifest = self.log.commit(build)
+        def outdated() -> bool:
+            # While the swap waits out throttling, more changes may arrive: take them into this swap.
+            known = set(batch) | {key.rsplit("/", 1)[1][: -len(".json")] for key in self._applied_keys}
+            listed = {i.key.rsplit("/", 1)[1][: -len(".json")] for i in self.store.list(prefix)}
+            return bool(listed - known)
+
+        prefix = self.log.layout.intents_prefix
+        manifest = self.log.commit(build, outdated=outdated)
         if manifest is not None and batch:
             self._install(self._snapshot_of(manifest))
         for key in [*self._applied_keys, *(self.log.layout.intent_key(i) for i in batch)]:
