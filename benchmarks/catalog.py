@@ -30,7 +30,10 @@ one limiter shared by every process: 8 processes with 8 callers each (64 changes
 finishing the call it has in flight. Reported: DDL changes per second per scope over the window, the ratio to the
 per-object limit (goal of issue #17: >= 50), throttled pointer swaps and lost races per change, calls that gave
 up, and two checks: every caller reads its own change right after the call returns (a fresh reader), and the
-catalog holds exactly the changes whose calls succeeded (nothing lost, nothing applied twice).
+catalog holds exactly the changes whose calls succeeded (nothing lost, nothing applied twice). Figures
+``ratelimit_grouped_*`` use group commit (``Catalog.apply_grouped``), ``ratelimit_single_*`` one commit per call
+(``create_table``; not in ``--quick``), ``ratelimit_gcs_grouped_*`` group commit on a real fake-gcs-server behind
+the same limit (not in ``--quick``; ``--no-gcs`` skips it).
 
 Usage::
 
@@ -284,17 +287,31 @@ def measure_concurrency(
 WRITES_PER_OBJECT_S = 1.0
 
 
-def _limited_catalog(root: Path) -> Catalog:
+def _catalog_store(root: Path, gcs: tuple[str, dict[str, Any]] | None) -> Any:
+    """The catalog's own store: local disk under ``root``, or the fake-gcs-server URI and options."""
+    if gcs is None:
+        return open_store(str(root / "catalog"))
+    return open_store(gcs[0], storage_options=gcs[1])
+
+
+def _limited_catalog(root: Path, gcs: tuple[str, dict[str, Any]] | None = None) -> Catalog:
     limiter = WriteRateLimiter(WRITES_PER_OBJECT_S, burst=1, state_dir=root / "limits")
-    return Catalog(RateLimitedObjectStore(open_store(str(root / "catalog")), limiter), SCOPE)
+    return Catalog(RateLimitedObjectStore(_catalog_store(root, gcs), limiter), SCOPE)
 
 
 def _limited_process(
-    root: str, worker: int, callers: int, window: float, grouped: bool, start: Any, out: Any
+    root: str,
+    gcs: tuple[str, dict[str, Any]] | None,
+    worker: int,
+    callers: int,
+    window: float,
+    grouped: bool,
+    start: Any,
+    out: Any,
 ) -> None:
     """One process: ``callers`` threads, each making DDL changes until the window closes (then finishing the
     one in flight), each checking that a fresh reader sees its change right after the call returned."""
-    catalog = _limited_catalog(Path(root))
+    catalog = _limited_catalog(Path(root), gcs)
     catalog.snapshot()
     done: list[tuple[str, float]] = []
     failed: list[str] = []
@@ -304,7 +321,7 @@ def _limited_process(
     t0 = time.perf_counter()
 
     def caller(c: int) -> None:
-        reader = Catalog(open_store(str(Path(root) / "catalog")), SCOPE)  # its own client: read-after-write
+        reader = Catalog(_catalog_store(Path(root), gcs), SCOPE)  # its own client: read-after-write
         j = 0
         while time.perf_counter() - t0 < window:
             name = f"rl.p{worker:02d}_c{c:02d}_{j:05d}"
@@ -336,18 +353,25 @@ def _limited_process(
 
 
 def measure_rate_limited(
-    label: str, root: Path, processes: int, callers: int, window: float, report: Report
+    label: str,
+    root: Path,
+    processes: int,
+    callers: int,
+    window: float,
+    report: Report,
+    gcs: tuple[str, dict[str, Any]] | None = None,
 ) -> None:
     """Sustained DDL changes per second per scope through a store limited to 1 write/s per object, by
     ``apply_grouped`` (``label`` ``grouped``) or one commit per call (``single``)."""
     root.mkdir(parents=True)
-    _limited_catalog(root).create_namespace("rl")
+    _limited_catalog(root, gcs).create_namespace("rl")
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Barrier(processes + 1)
     out = ctx.Queue()
     procs = [
         ctx.Process(
-            target=_limited_process, args=(str(root), w, callers, window, label == "grouped", start, out)
+            target=_limited_process,
+            args=(str(root), gcs, w, callers, window, label != "single", start, out),
         )
         for w in range(processes)
     ]
@@ -365,7 +389,7 @@ def measure_rate_limited(
     failed = [item for _, _, f, _, _ in results for item in f]
     unseen = [item for _, _, _, u, _ in results for item in u]
     stats = [s for _, _, _, _, s in results]
-    final = Catalog(open_store(str(root / "catalog")), SCOPE)
+    final = Catalog(_catalog_store(root, gcs), SCOPE)
     names = final.scan("tables").column("name").to_pylist()
     swaps = len(final.history()) - 1  # the namespace's commit came first
     expected = sorted(name.split(".", 1)[1] for name, _ in done)
@@ -469,6 +493,10 @@ def main(argv: list[str] | None = None) -> int:
             measure_rate_limited("grouped", work / "grouped", 8, 8, window, report)
             if not args.quick:  # one commit per call: about one change per second, and a long drain
                 measure_rate_limited("single", work / "single", 8, 8, window, report)
+            if not args.quick and not args.no_gcs:  # the same race on fake-gcs-server (ifGenerationMatch)
+                with fake_gcs_server(work) as (uri, options):
+                    gcs = (uri + "/grouped", options)
+                    measure_rate_limited("gcs_grouped", work / "gcs-grouped", 8, 8, window, report, gcs)
     report.add("load_average_1m_end", os.getloadavg()[0], "load", os.cpu_count() or 0)
     report.dump()
     return 0

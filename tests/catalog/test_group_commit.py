@@ -121,11 +121,14 @@ def test_racing_threads_are_coalesced_and_each_is_told_its_own_outcome(store: Ob
     assert _intents(store) == []
 
 
-def _grouped_writer(root: str, limits: str, worker: int, threads_n: int, count: int) -> None:
-    cat = Catalog(rate_limited(open_store(root), limits), SCOPE)
+def _grouped_writer(
+    root: str, options: dict[str, Any] | None, limits: str | None, worker: int, threads_n: int, count: int
+) -> None:
+    store = open_store(root, storage_options=options)
+    cat = Catalog(store if limits is None else rate_limited(store, limits), SCOPE)
 
     def work(t: int) -> None:
-        reader = Catalog(open_store(root), SCOPE)
+        reader = Catalog(open_store(root, storage_options=options), SCOPE)
         for j in range(count):
             name = f"n.p{worker}_t{t}_{j}"
             cat.apply_grouped([CreateTable(name)])
@@ -138,17 +141,29 @@ def _grouped_writer(root: str, limits: str, worker: int, threads_n: int, count: 
         th.join(timeout=300)
 
 
-def test_processes_on_the_rate_limited_store_lose_nothing_and_apply_nothing_twice(tmp_path: Path) -> None:
-    root, limits = str(tmp_path / "catalog"), str(tmp_path / "limits")
-    Catalog(open_store(root), SCOPE).create_namespace("n")
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "ratelimited",  # local disk behind 50 writes/s per object, one limiter shared by the processes
+        pytest.param("gcs", marks=pytest.mark.integration),  # ifGenerationMatch on the real fake-gcs-server
+    ],
+)
+def test_processes_lose_nothing_and_apply_nothing_twice(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    root, options, limits = str(tmp_path / "catalog"), None, str(tmp_path / "limits")
+    if kind == "gcs":
+        fake_gcs = request.getfixturevalue("fake_gcs")
+        root, options, limits = request.getfixturevalue("gcs_uri"), dict(fake_gcs.storage_options), None
+    Catalog(open_store(root, storage_options=options), SCOPE).create_namespace("n")
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_grouped_writer, args=(root, limits, w, 4, 3)) for w in range(4)]
+    procs = [ctx.Process(target=_grouped_writer, args=(root, options, limits, w, 4, 3)) for w in range(4)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(timeout=300)
     assert [p.exitcode for p in procs] == [0] * 4
-    cat = Catalog(open_store(root), SCOPE)
+    cat = Catalog(open_store(root, storage_options=options), SCOPE)
     names = [t.name for t in cat.list_tables().items]
     assert names == sorted(f"p{w}_t{t}_{j}" for w in range(4) for t in range(4) for j in range(3))
     applied = [i for m in cat.history() for i in (m.summary.get("intents") or {})]  # type: ignore[union-attr]
