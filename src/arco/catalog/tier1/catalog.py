@@ -27,6 +27,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -456,28 +457,43 @@ class Catalog(Reads):
 
     def _pending_intents(self, parent: Manifest | None) -> list[tuple[str, str, list[Operation]]]:
         """Intents on storage that no commit on the chain of ``parent`` applied, oldest first (by key)."""
-        pending: list[tuple[str, str, list[Operation], int]] = []
-        for info in list(self.store.list(self.log.layout.intents_prefix)):
-            intent_id = info.key.rsplit("/", 1)[1][: -len(".json")]
-            cached = self._intents.get(intent_id)
-            if cached is None:
-                try:
-                    raw = json.loads(self.store.read(info.key))
-                except ObjectNotFoundError:
-                    continue  # applied and removed meanwhile
-                except ValueError:
-                    raise CorruptObjectError(
-                        f"group-commit intent {info.key!r} is not JSON; delete it to drop the change"
-                    ) from None
-                ops = decode_operations(raw.get("operations"), info.key)
-                cached = (str(raw.get("operation", "change")), ops, int(raw.get("since", 0)))
-                self._intents[intent_id] = cached
-            pending.append((intent_id, cached[0], cached[1], cached[2]))
+        listed = [
+            (info.key, info.key.rsplit("/", 1)[1][: -len(".json")])
+            for info in self.store.list(self.log.layout.intents_prefix)
+        ]
+        present = {intent_id for _, intent_id in listed}
+        for gone in [i for i in self._intents if i not in present]:  # removed by other leaders
+            del self._intents[gone]
+        unread = [(key, intent_id) for key, intent_id in listed if intent_id not in self._intents]
+        if unread:  # read concurrently: on an object store each read is a round trip
+            with ThreadPoolExecutor(max_workers=min(8, len(unread))) as pool:
+                for (_, intent_id), loaded in zip(unread, pool.map(self._read_intent, unread), strict=True):
+                    if loaded is not None:
+                        self._intents[intent_id] = loaded
+        pending = [
+            (intent_id, *self._intents[intent_id]) for _, intent_id in listed if intent_id in self._intents
+        ]
         if not pending:
             return []
         applied = self._applied_intents(parent, min(p[3] for p in pending))
         self._applied_keys = [self.log.layout.intent_key(i) for i, *_ in pending if i in applied]
         return [(i, name, ops) for i, name, ops, _ in pending if i not in applied]
+
+    def _read_intent(self, item: tuple[str, str]) -> tuple[str, list[Operation], int] | None:
+        key = item[0]
+        try:
+            raw = json.loads(self.store.read(key))
+        except ObjectNotFoundError:
+            return None  # applied and removed meanwhile
+        except ValueError:
+            raise CorruptObjectError(
+                f"group-commit intent {key!r} is not JSON; delete it to drop the change"
+            ) from None
+        return (
+            str(raw.get("operation", "change")),
+            decode_operations(raw.get("operations"), key),
+            int(raw.get("since", 0)),
+        )
 
     def _lead_group(self) -> None:
         """Commit every pending intent in one swap, recording each one's outcome; then remove the intents it
