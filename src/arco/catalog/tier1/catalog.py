@@ -369,7 +369,8 @@ class Catalog(Reads):
             timeout: Seconds to wait for the outcome.
 
         Returns:
-            The snapshot of the commit that applied the change, and what each operation produced.
+            The snapshot of the commit that applied the change, and what each operation produced
+            (``attempts`` counts the rounds this call looked for its outcome).
 
         Raises:
             InvalidInputError, NotFoundError, AlreadyExistsError, CatalogError, SchemaEvolutionError: when the
