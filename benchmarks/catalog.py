@@ -23,11 +23,24 @@ Concurrent writers: 8 processes x 100 ``create_table`` commits (``--quick``: 8 x
 disk and on a real fake-gcs-server: commits per second, lost races (retries), and a check that every table is
 present exactly once.
 
+Rate-limited store (``--part ratelimit``; not in ``all``, it takes minutes): the same DDL through
+:class:`~arco.catalog.storage.RateLimitedObjectStore` on local disk at GCS's 1 write/s per object (burst 1),
+one limiter shared by every process: 8 processes with 8 callers each (64 changes in flight in all; ``--quick``:
+8 x 1), each caller making ``create_table`` calls for a window of time (``--quick``: 10 s, else 60 s) and then
+finishing the call it has in flight. Reported: DDL changes per second per scope over the window, the ratio to the
+per-object limit (goal of issue #17: >= 50), throttled pointer swaps and lost races per change, calls that gave
+up, and two checks: every caller reads its own change right after the call returns (a fresh reader), and the
+catalog holds exactly the changes whose calls succeeded (nothing lost, nothing applied twice). Figures
+``ratelimit_grouped_*`` use group commit (``Catalog.apply_grouped``), ``ratelimit_single_*`` one commit per call
+(``create_table``; not in ``--quick``), ``ratelimit_gcs_grouped_*`` group commit on a real fake-gcs-server behind
+the same limit (not in ``--quick``; ``--no-gcs`` skips it).
+
 Usage::
 
     python benchmarks/catalog.py            # full, a few minutes
     python benchmarks/catalog.py --quick    # under a minute
     python benchmarks/catalog.py --no-gcs   # skip fake-gcs-server
+    python benchmarks/catalog.py --part ratelimit --quick   # 1 write/s per object, under a minute
 
 Prints a table, then one JSON line per figure: ``{"metric": ..., "value": N, "unit": ..., "n": size}``.
 """
@@ -42,6 +55,7 @@ import random
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,10 +66,11 @@ os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 import pyarrow as pa
 from _common import Report
 
-from arco.catalog.storage import open_store
+from arco.catalog.storage import RateLimitedObjectStore, WriteRateLimiter, open_store
 from arco.catalog.tier1.catalog import Catalog
 from arco.catalog.tier1.entities import AssetSpec
 from arco.catalog.tier1.operations import CreateNamespace, CreateTable
+from arco.core.errors import ArcoError
 from arco.core.scope import Scope
 
 REPO = Path(__file__).resolve().parents[1]
@@ -266,6 +281,148 @@ def measure_concurrency(
     report.add(f"concurrent_{label}_retries_per_commit", retries / total, "lost races", total)
 
 
+# -- the rate-limited store -------------------------------------------------------------------------------
+
+#: GCS's per-object write limit (writes per second to one object name), as the issue's goal states it.
+WRITES_PER_OBJECT_S = 1.0
+
+
+def _catalog_store(root: Path, gcs: tuple[str, dict[str, Any]] | None) -> Any:
+    """The catalog's own store: local disk under ``root``, or the fake-gcs-server URI and options."""
+    if gcs is None:
+        return open_store(str(root / "catalog"))
+    return open_store(gcs[0], storage_options=gcs[1])
+
+
+def _limited_catalog(root: Path, gcs: tuple[str, dict[str, Any]] | None = None) -> Catalog:
+    limiter = WriteRateLimiter(WRITES_PER_OBJECT_S, burst=1, state_dir=root / "limits")
+    return Catalog(RateLimitedObjectStore(_catalog_store(root, gcs), limiter), SCOPE)
+
+
+def _limited_process(
+    root: str,
+    gcs: tuple[str, dict[str, Any]] | None,
+    worker: int,
+    callers: int,
+    window: float,
+    grouped: bool,
+    start: Any,
+    out: Any,
+) -> None:
+    """One process: ``callers`` threads, each making DDL changes until the window closes (then finishing the
+    one in flight), each checking that a fresh reader sees its change right after the call returned."""
+    catalog = _limited_catalog(Path(root), gcs)
+    catalog.snapshot()
+    done: list[tuple[str, float]] = []
+    failed: list[str] = []
+    unseen: list[str] = []
+    lock = threading.Lock()
+    start.wait(timeout=120)
+    t0 = time.perf_counter()
+
+    def caller(c: int) -> None:
+        reader = Catalog(_catalog_store(Path(root), gcs), SCOPE)  # its own client: read-after-write
+        j = 0
+        while time.perf_counter() - t0 < window:
+            name = f"rl.p{worker:02d}_c{c:02d}_{j:05d}"
+            j += 1
+            try:
+                if grouped:
+                    catalog.apply_grouped([CreateTable(name)])
+                else:
+                    catalog.create_table(name)
+            except ArcoError as exc:  # the caller is told: its change was not made
+                with lock:
+                    failed.append(f"{name}: {type(exc).__name__}")
+                continue
+            finished = time.perf_counter() - t0
+            try:
+                reader.get_table(name)
+            except ArcoError:
+                with lock:
+                    unseen.append(name)
+            with lock:
+                done.append((name, finished))
+
+    threads = [threading.Thread(target=caller, args=(c,)) for c in range(callers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out.put((worker, done, failed, unseen, catalog.log.stats.as_dict()))
+
+
+def measure_rate_limited(
+    label: str,
+    root: Path,
+    processes: int,
+    callers: int,
+    window: float,
+    report: Report,
+    gcs: tuple[str, dict[str, Any]] | None = None,
+) -> None:
+    """Sustained DDL changes per second per scope through a store limited to 1 write/s per object, by
+    ``apply_grouped`` (``label`` ``grouped``) or one commit per call (``single``)."""
+    root.mkdir(parents=True)
+    _limited_catalog(root, gcs).create_namespace("rl")
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(processes + 1)
+    out = ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=_limited_process,
+            args=(str(root), gcs, w, callers, window, label != "single", start, out),
+        )
+        for w in range(processes)
+    ]
+    for p in procs:
+        p.start()
+    start.wait(timeout=120)
+    t0 = time.perf_counter()
+    results = [out.get(timeout=window + 900) for _ in procs]
+    drained = time.perf_counter() - t0
+    for p in procs:
+        p.join(timeout=60)
+    if any(p.exitcode != 0 for p in procs):
+        raise SystemExit(f"ratelimit_{label}: a process failed: exit codes {[p.exitcode for p in procs]}")
+    done = [item for _, d, _, _, _ in results for item in d]
+    failed = [item for _, _, f, _, _ in results for item in f]
+    unseen = [item for _, _, _, u, _ in results for item in u]
+    stats = [s for _, _, _, _, s in results]
+    final = Catalog(_catalog_store(root, gcs), SCOPE)
+    names = final.scan("tables").column("name").to_pylist()
+    swaps = len(final.history()) - 1  # the namespace's commit came first
+    expected = sorted(name.split(".", 1)[1] for name, _ in done)
+    lost_or_twice = len(set(expected) ^ set(names)) + (len(names) - len(set(names)))
+    in_window = sum(1 for _, at in done if at <= window)
+    in_flight = processes * callers
+    total = len(done)
+    report.add(f"ratelimit_{label}_changes_per_s", in_window / window, "changes/s", in_flight)
+    report.add(f"ratelimit_{label}_ratio_to_limit", in_window / window / WRITES_PER_OBJECT_S, "x", in_flight)
+    report.add(f"ratelimit_{label}_changes", total, "changes", in_flight)
+    report.add(f"ratelimit_{label}_drain_s", drained - window, "s", in_flight)
+    report.add(f"ratelimit_{label}_gave_up", len(failed), "calls", in_flight)
+    report.add(
+        f"ratelimit_{label}_throttled_per_change",
+        sum(s["throttled"] for s in stats) / max(1, total),
+        "swaps",
+        total,
+    )
+    report.add(
+        f"ratelimit_{label}_lost_races_per_change",
+        sum(s["lost_races"] for s in stats) / max(1, total),
+        "races",
+        total,
+    )
+    report.add(f"ratelimit_{label}_changes_per_swap", total / max(1, swaps), "changes", total)
+    report.add(f"ratelimit_{label}_read_after_write_misses", len(unseen), "calls", total)
+    report.add(f"ratelimit_{label}_lost_or_applied_twice", lost_or_twice, "changes", total)
+    if unseen or lost_or_twice:
+        raise SystemExit(
+            f"ratelimit_{label}: {len(unseen)} read-after-write misses, {lost_or_twice} lost or duplicated"
+        )
+
+
 @contextlib.contextmanager
 def fake_gcs_server(workdir: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """The real fake-gcs-server, started the way the test suite starts it (tests/support/gcs.py)."""
@@ -301,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", default=None, help="work directory (default: a temporary one)")
     parser.add_argument(
         "--part",
-        choices=["all", "sizes", "concurrency"],
+        choices=["all", "sizes", "concurrency", "ratelimit"],
         default="all",
         help="run only part of the benchmark",
     )
@@ -331,6 +488,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.part in ("all", "concurrency") and not args.no_gcs:
             with fake_gcs_server(work) as (uri, options):
                 measure_concurrency("gcs", uri, options, writers, per_writer, report)
+        if args.part == "ratelimit":
+            window = 10.0 if args.quick else 60.0
+            measure_rate_limited("grouped", work / "grouped", 8, 8, window, report)
+            if not args.quick:  # one commit per call: about one change per second, and a long drain
+                measure_rate_limited("single", work / "single", 8, 8, window, report)
+            if not args.quick and not args.no_gcs:  # the same race on fake-gcs-server (ifGenerationMatch)
+                with fake_gcs_server(work) as (uri, options):
+                    gcs = (uri + "/grouped", options)
+                    measure_rate_limited("gcs_grouped", work / "gcs-grouped", 8, 8, window, report, gcs)
     report.add("load_average_1m_end", os.getloadavg()[0], "load", os.cpu_count() or 0)
     report.dump()
     return 0

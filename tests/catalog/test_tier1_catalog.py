@@ -8,11 +8,12 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
 import pytest
-from tier1_stores import BACKENDS, make_store
+from tier1_stores import BACKENDS, make_store, rate_limited
 
 from arco.catalog.log.keyed import MergePolicy
 from arco.catalog.storage import MemoryObjectStore, ObjectStore, ObjectVersion, open_store
@@ -447,23 +448,46 @@ def test_threads_share_one_catalog_and_lose_nothing(store: ObjectStore) -> None:
     assert len(_catalog(store).list_tables().items) == 24
 
 
-def _create_tables(root: str, worker: int, count: int) -> None:
-    cat = Catalog(open_store(root), SCOPE)
+def _open_for_race(root: str, options: dict[str, Any] | None, limits: str | None) -> ObjectStore:
+    store = open_store(root, storage_options=options)
+    return store if limits is None else rate_limited(store, limits)
+
+
+def _create_tables(
+    root: str, worker: int, count: int, options: dict[str, Any] | None = None, limits: str | None = None
+) -> None:
+    cat = Catalog(_open_for_race(root, options, limits), SCOPE)
     for j in range(count):
         cat.create_table(f"n.w{worker}_{j:03d}")
+        cat.get_table(f"n.w{worker}_{j:03d}")  # read-after-write in the writing process
 
 
-def test_processes_lose_nothing(tmp_path: Path) -> None:
-    root = str(tmp_path / "catalog")
-    Catalog(open_store(root), SCOPE).create_namespace("n")
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "local",
+        "ratelimited",  # local disk behind the per-object write limit, one limiter shared by the processes
+        pytest.param("gcs", marks=pytest.mark.integration),  # ifGenerationMatch on the real fake-gcs-server
+    ],
+)
+def test_processes_lose_nothing(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    root, options, limits = str(tmp_path / "catalog"), None, None
+    if kind == "ratelimited":
+        limits = str(tmp_path / "limits")
+    if kind == "gcs":
+        fake_gcs = request.getfixturevalue("fake_gcs")
+        root, options = request.getfixturevalue("gcs_uri"), dict(fake_gcs.storage_options)
+    Catalog(_open_for_race(root, options, limits), SCOPE).create_namespace("n")
     ctx = multiprocessing.get_context("spawn")
-    workers = [ctx.Process(target=_create_tables, args=(root, i, 15)) for i in range(4)]
+    workers = [ctx.Process(target=_create_tables, args=(root, i, 15, options, limits)) for i in range(4)]
     for p in workers:
         p.start()
     for p in workers:
-        p.join(timeout=120)
+        p.join(timeout=180)
     assert [p.exitcode for p in workers] == [0] * 4
-    names = [t.full_name for t in Catalog(open_store(root), SCOPE).list_tables().items]
+    names = [
+        t.full_name for t in Catalog(open_store(root, storage_options=options), SCOPE).list_tables().items
+    ]
     assert names == sorted(f"n.w{i}_{j:03d}" for i in range(4) for j in range(15))
 
 

@@ -104,6 +104,16 @@ class CommitStateUnknownError(StorageError):
     code = "commit_state_unknown"
 
 
+class ThrottledError(StorageError):
+    """The store refused a write because the object was written too often (HTTP 429/503 on GCS and S3).
+
+    The write was not applied; the same call may succeed after a pause.
+    """
+
+    code = "throttled"
+    retryable = True
+
+
 class UnsupportedOperationError(ArcoError):
     """The backend or component cannot perform the requested operation."""
 

@@ -108,6 +108,7 @@ from arco.core.errors import (
     ObjectNotFoundError,
     PreconditionFailedError,
     StorageError,
+    ThrottledError,
 )
 from arco.core.ids import new_uuid7
 from arco.core.scope import Scope
@@ -115,9 +116,15 @@ from arco.core.tracing import span
 
 _MANIFEST_CACHE_SIZE = 256
 _MAX_BACKOFF_S = 2.0
+#: Longest pause before retrying a throttled pointer swap (GCS refills one write per object per second).
+_MAX_THROTTLE_PAUSE_S = 0.5
 
 
 # -- values ------------------------------------------------------------------------------------------------
+
+
+class _Outdated(Exception):
+    """The change built is no longer the one to commit (see ``CommitLog.commit(outdated=...)``)."""
 
 
 def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -181,7 +188,7 @@ class CommitInfo:
 class CommitStats:
     """Thread-safe counters of one :class:`CommitLog`: commits, attempts and lost races."""
 
-    __slots__ = ("_lock", "attempts", "commits", "lost_races", "unknown_resolved")
+    __slots__ = ("_lock", "attempts", "commits", "lost_races", "throttled", "unknown_resolved")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -189,9 +196,13 @@ class CommitStats:
         self.attempts = 0
         self.lost_races = 0
         self.unknown_resolved = 0
+        self.throttled = 0
 
-    def _add(self, *, commits: int = 0, attempts: int = 0, lost: int = 0, unknown: int = 0) -> None:
+    def _add(
+        self, *, commits: int = 0, attempts: int = 0, lost: int = 0, unknown: int = 0, throttled: int = 0
+    ) -> None:
         with self._lock:
+            self.throttled += throttled
             self.commits += commits
             self.attempts += attempts
             self.lost_races += lost
@@ -205,6 +216,7 @@ class CommitStats:
                 "attempts": self.attempts,
                 "lost_races": self.lost_races,
                 "unknown_resolved": self.unknown_resolved,
+                "throttled": self.throttled,
             }
 
 
@@ -856,7 +868,12 @@ class CommitLog:
         except NotFoundError:
             return False
 
-    def commit(self, build: Callable[[Manifest | None], CommitRequest | None]) -> Manifest | None:
+    def commit(
+        self,
+        build: Callable[[Manifest | None], CommitRequest | None],
+        *,
+        outdated: Callable[[], bool] | None = None,
+    ) -> Manifest | None:
         """Commit the change ``build`` describes (see :meth:`_commit`), in an ``arco.catalog.commit`` span."""
         with span(
             "arco.catalog.commit",
@@ -866,13 +883,22 @@ class CommitLog:
                 "arco.domain": self.domain,
             },
         ) as current:
-            manifest = self._commit(build)
+            manifest = self._commit(build, outdated=outdated)
             if manifest is not None:
                 current.set_attribute("arco.commit_sequence", manifest.sequence)
             return manifest
 
-    def _commit(self, build: Callable[[Manifest | None], CommitRequest | None]) -> Manifest | None:
+    def _commit(
+        self,
+        build: Callable[[Manifest | None], CommitRequest | None],
+        *,
+        outdated: Callable[[], bool] | None = None,
+    ) -> Manifest | None:
         """Commit the change ``build`` describes, retrying on lost races.
+
+        ``outdated``, if given, is asked after each throttled pointer swap whether the change built is no longer
+        the one to commit (a group commit whose batch has grown while it waited); ``True`` builds it again on
+        the same parent instead of retrying the swap.
 
         ``build`` receives the parent manifest (``None`` for a fresh domain) and returns a
         :class:`CommitRequest`, or ``None`` when there is nothing to commit. It runs again on the new parent
@@ -915,9 +941,15 @@ class CommitLog:
             writes.append((self.layout.key(manifest.path), data, manifest.sha256))
             self._write_all(writes, background)
             pointer = encode_pointer(manifest)
+            waited = [0.0]
             try:
-                self.store.compare_and_swap(self.layout.pointer_key, pointer, version)
+                # Bounded: from the last attempt on, the built change is swapped in as it is.
+                self._swap_pointer(
+                    pointer, version, waited, outdated if attempt < self.max_attempts else None
+                )
                 won = True
+            except _Outdated:
+                continue  # nothing was written to the pointer: build again at once, not a lost race
             except PreconditionFailedError:
                 won = False
             except CommitStateUnknownError:
@@ -939,8 +971,43 @@ class CommitLog:
                 raise err
             # Full-jitter exponential backoff in units of this attempt's own duration, so racing writers spread
             # over windows long enough to commit in, on local disk (ms) as on object stores (tens of ms).
-            unit = max(0.001, time.monotonic() - started)
+            unit = max(0.001, time.monotonic() - started - waited[0])
             time.sleep(random.uniform(0, min(_MAX_BACKOFF_S, unit * 2 ** min(attempt - 1, 8))))
+
+    def _swap_pointer(
+        self,
+        pointer: bytes,
+        version: ObjectVersion | None,
+        waited: list[float],
+        outdated: Callable[[], bool] | None = None,
+    ) -> None:
+        """Compare-and-swap the pointer, waiting out throttling (adding the seconds waited to ``waited[0]``).
+
+        A refused write (HTTP 429 on GCS, which allows about one write per second to one object) was not
+        applied, so the same swap is retried after a jittered pause that grows to half a second. Before each
+        retry the pointer's version is checked (a read, which is not limited): if another writer moved it, the
+        swap could only fail its precondition, and on GCS a failed write still counts against the object's
+        write rate, so it is not sent and the race counts as lost (:class:`PreconditionFailedError`).
+        """
+        for throttled in range(self.max_attempts):
+            try:
+                self.store.compare_and_swap(self.layout.pointer_key, pointer, version)
+                return
+            except ThrottledError:
+                self.stats._add(throttled=1)
+                if throttled + 1 >= self.max_attempts:
+                    raise
+                pause = random.uniform(0.5, 1.0) * min(_MAX_THROTTLE_PAUSE_S, 0.05 * 2 ** min(throttled, 6))
+                time.sleep(pause)
+                waited[0] += pause
+                info = self.store.head(self.layout.pointer_key)
+                current = None if info is None else info.version
+                if current != version:
+                    raise PreconditionFailedError(
+                        f"pointer of {self._describe()} moved while this commit waited out throttling"
+                    ) from None
+                if outdated is not None and throttled + 1 < self.max_attempts and outdated():
+                    raise _Outdated from None
 
     def _write_marker(self, manifest: Manifest) -> None:
         doc: dict[str, JsonValue] = {

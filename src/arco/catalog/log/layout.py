@@ -37,10 +37,12 @@ MANIFESTS_DIR = "manifests"
 DATA_DIR = "data"
 #: Folder of a scope's run-key claims.
 RUN_KEYS_DIR = "run-keys"
+#: Folder of a domain's group-commit intents (one immutable object per pending change; see Tier-1 group commit).
+INTENTS_DIR = "intents"
 
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 _FILE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=-]{0,127}")
-_RESERVED_SEGMENTS = frozenset({MANIFESTS_DIR, DATA_DIR})
+_RESERVED_SEGMENTS = frozenset({MANIFESTS_DIR, DATA_DIR, INTENTS_DIR})
 _MAX_DOMAIN_SEGMENTS = 4
 
 
@@ -183,6 +185,15 @@ class DomainLayout:
     def data_prefix(self) -> str:
         """Listing prefix of the domain's data files (retention only)."""
         return f"{self.prefix}/{DATA_DIR}/"
+
+    @property
+    def intents_prefix(self) -> str:
+        """Listing prefix of the domain's group-commit intents."""
+        return f"{self.prefix}/{INTENTS_DIR}/"
+
+    def intent_key(self, intent_id: str) -> str:
+        """The store key of the intent ``intent_id``."""
+        return f"{self.intents_prefix}{validate_file_id(intent_id)}.json"
 
     def manifest_path(self, commit_id: str) -> str:
         """Path of a commit's manifest relative to the domain folder.

@@ -9,6 +9,9 @@ Everything else asks an :class:`ObjectStore` to ``read``, ``create_if_absent``, 
 * ``gs://bucket/prefix``: Google Cloud Storage through gcsfs (:mod:`._gcs`);
 * ``s3://bucket/prefix``: S3 through s3fs, from the ``s3`` extra (:mod:`._s3`).
 
+:class:`RateLimitedObjectStore` wraps any of them with a per-object write-rate limit like GCS's (tests and
+benchmarks; :mod:`._ratelimit`).
+
 Every store counts its backend requests in :attr:`ObjectStore.stats` so benchmarks can report requests per
 lookup, scan and commit.
 """
@@ -30,6 +33,7 @@ from arco.catalog.storage._base import (
 )
 from arco.catalog.storage._local import LocalObjectStore
 from arco.catalog.storage._memory import MemoryObjectStore
+from arco.catalog.storage._ratelimit import RateLimitedObjectStore, WriteRateLimiter
 from arco.core.errors import ConfigError, InvalidObjectKeyError
 
 __all__ = [
@@ -39,9 +43,11 @@ __all__ = [
     "ObjectInfo",
     "ObjectStore",
     "ObjectVersion",
+    "RateLimitedObjectStore",
     "StatsSnapshot",
     "StoreOp",
     "StoreStats",
+    "WriteRateLimiter",
     "open_store",
     "validate_key",
     "validate_prefix",

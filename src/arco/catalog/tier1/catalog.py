@@ -20,10 +20,14 @@ staleness); ``refresh()`` forces a check. A catalog always sees its own commits 
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -35,6 +39,13 @@ from arco.catalog.log.keyed import FileCache, MergePolicy, keyed_change, plan_me
 from arco.catalog.log.manifest import Manifest
 from arco.catalog.storage import ObjectStore, open_store
 from arco.catalog.tier1.entities import Asset, AssetSpec, Namespace, Table, TableFormat
+from arco.catalog.tier1.intents import (
+    INTENT_FORMAT,
+    decode_operations,
+    encode_operations,
+    error_outcome,
+    raise_outcome_error,
+)
 from arco.catalog.tier1.operations import (
     AlterNamespace,
     AlterTable,
@@ -52,13 +63,25 @@ from arco.catalog.tier1.operations import (
 )
 from arco.catalog.tier1.schema import parse_type
 from arco.catalog.tier1.snapshot import ASSETS, NAMESPACES, SCHEMAS, TABLES, CatalogSnapshot, Reads, Row
-from arco.core.canonical_json import JsonValue
-from arco.core.errors import ArcoError, CommitConflictError, InvalidInputError, NotFoundError
+from arco.core.canonical_json import JsonValue, canonical_bytes
+from arco.core.errors import (
+    ArcoError,
+    CommitConflictError,
+    CommitStateUnknownError,
+    CorruptObjectError,
+    InvalidInputError,
+    NotFoundError,
+    ObjectNotFoundError,
+    StorageError,
+)
+from arco.core.ids import new_uuid7
 from arco.core.keys import AssetKey
 from arco.core.scope import Scope
 
 #: The commit-log domain of the Tier-1 catalog.
 DOMAIN = "tier1"
+#: Manifest ``operation`` of a group commit (its ``summary.intents`` holds each intent's outcome).
+GROUP_OPERATION = "group_commit"
 _E = TypeVar("_E")
 
 
@@ -173,6 +196,10 @@ class Catalog(Reads):
         self._lock = threading.Lock()
         self._current: CatalogSnapshot | None = None
         self._checked_at = float("-inf")
+        self._leading = threading.Lock()
+        self._group_done = threading.Condition()
+        self._intents: dict[str, tuple[str, list[Operation], int]] = {}
+        self._applied_keys: list[str] = []
 
     @classmethod
     def open(
@@ -286,13 +313,7 @@ class Catalog(Reads):
             CommitConflictError: when it applied but a concurrent commit made it impossible (chained to the
                 reason), or the commit kept losing races.
         """
-        ops = list(operations)
-        for op in ops:
-            if not isinstance(op, _OPERATIONS):
-                raise InvalidInputError(f"apply takes catalog operations, got {type(op).__name__}")
-        if not ops:
-            raise InvalidInputError("apply needs at least one operation")
-        name = operation or "+".join(dict.fromkeys(_OP_NAMES[type(op)] for op in ops))
+        ops, name = self._check_ops(operations, operation)
         attempts = 0
         results: list[Row | None] = []
         parent_snap: list[CatalogSnapshot] = []
@@ -327,6 +348,207 @@ class Catalog(Reads):
             self._install(snap)
         keys = tuple(_result_key(op, row) for op, row in zip(ops, results, strict=True))
         return ApplyResult(snap, committed, keys, attempts, MappingProxyType(dict(counts)))
+
+    # -- group commit ------------------------------------------------------------------------------------
+
+    def apply_grouped(
+        self, operations: Sequence[Operation], *, operation: str | None = None, timeout: float = 600.0
+    ) -> ApplyResult:
+        """Apply DDL operations atomically like :meth:`apply`, through group commit.
+
+        The change is written as its own immutable intent object; whichever caller (in any process) next wins
+        the pointer swap applies every pending intent in order, each atomically on its own, and records each
+        one's outcome in that commit. This call returns once its intent's outcome is committed, so the returned
+        snapshot (and any later read) includes the change. Use it when many callers change one scope at once:
+        one swap carries many changes, so throughput does not depend on how often the store lets one object be
+        written (about once per second on GCS).
+
+        Args:
+            operations: The operations (a later one sees the effect of earlier ones).
+            operation: Name of the change (default: the operations' names joined by ``+``).
+            timeout: Seconds to wait for the outcome.
+
+        Returns:
+            The snapshot of the commit that applied the change, and what each operation produced
+            (``attempts`` counts the rounds this call looked for its outcome).
+
+        Raises:
+            InvalidInputError, NotFoundError, AlreadyExistsError, CatalogError, SchemaEvolutionError: when the
+                change did not apply to the catalog as it was when its turn came (nothing of it is committed).
+            CommitStateUnknownError: if no outcome was committed within ``timeout``: the change may still be
+                applied later (its intent stays pending); re-read the catalog before retrying.
+        """
+        ops, name = self._check_ops(operations, operation)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise InvalidInputError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        head = self.log.head()
+        since = 0 if head is None else head.sequence
+        intent_id = new_uuid7()
+        doc: dict[str, JsonValue] = {
+            "formatVersion": INTENT_FORMAT,
+            "intentId": intent_id,
+            "operation": name,
+            "since": since,
+            "operations": encode_operations(ops),
+        }
+        self.store.create_if_absent(self.log.layout.intent_key(intent_id), canonical_bytes(doc))
+        deadline = time.monotonic() + timeout
+        rounds = 0
+        while True:
+            rounds += 1
+            found = self._intent_outcome(intent_id, since)
+            if found is not None:
+                manifest, outcome = found
+                if "error" in outcome:
+                    raise_outcome_error(outcome)
+                snap = self._snapshot_of(manifest)
+                self._install(snap)
+                rows = tuple(None if r is None else (str(r[0]), str(r[1])) for r in outcome["rows"])
+                assets = MappingProxyType({k: int(v) for k, v in outcome["assets"].items()})
+                return ApplyResult(snap, bool(outcome["changed"]), rows, rounds, assets)
+            if time.monotonic() > deadline:
+                raise CommitStateUnknownError(
+                    f"change {name!r} (intent {intent_id}) to the catalog of {self.scope} has no committed "
+                    f"outcome after {timeout:g} s: it may still be applied by a later commit; re-read the "
+                    "catalog before retrying it"
+                )
+            if self._leading.acquire(blocking=False):
+                try:
+                    self._lead_group()
+                except CommitConflictError:
+                    pass  # every swap of this round was lost to other leaders: look for the outcome again
+                finally:
+                    self._leading.release()
+                    with self._group_done:
+                        self._group_done.notify_all()
+            else:
+                with self._group_done:
+                    self._group_done.wait(timeout=0.05)
+
+    def _check_ops(
+        self, operations: Sequence[Operation], operation: str | None
+    ) -> tuple[list[Operation], str]:
+        ops = list(operations)
+        for op in ops:
+            if not isinstance(op, _OPERATIONS):
+                raise InvalidInputError(f"apply takes catalog operations, got {type(op).__name__}")
+        if not ops:
+            raise InvalidInputError("apply needs at least one operation")
+        return ops, operation or "+".join(dict.fromkeys(_OP_NAMES[type(op)] for op in ops))
+
+    def _applied_intents(self, manifest: Manifest | None, since: int) -> dict[str, tuple[Manifest, Any]]:
+        """Intent outcomes recorded by the commits after sequence ``since`` on the chain of ``manifest``."""
+        found: dict[str, tuple[Manifest, Any]] = {}
+        current = manifest
+        while current is not None and current.sequence > since:
+            recorded = current.summary.get("intents")
+            if isinstance(recorded, Mapping):
+                for intent_id, outcome in recorded.items():
+                    found.setdefault(intent_id, (current, outcome))
+            if current.sequence - 1 <= since:
+                break
+            current = self.log.ancestor(current, current.sequence - 1)
+        return found
+
+    def _intent_outcome(self, intent_id: str, since: int) -> tuple[Manifest, Any] | None:
+        head = self.log.head()
+        if head is None or head.sequence <= since:
+            return None
+        return self._applied_intents(self.log.manifest_for(head), since).get(intent_id)
+
+    def _pending_intents(self, parent: Manifest | None) -> list[tuple[str, str, list[Operation]]]:
+        """Intents on storage that no commit on the chain of ``parent`` applied, oldest first (by key)."""
+        listed = [
+            (info.key, info.key.rsplit("/", 1)[1][: -len(".json")])
+            for info in self.store.list(self.log.layout.intents_prefix)
+        ]
+        present = {intent_id for _, intent_id in listed}
+        for gone in [i for i in self._intents if i not in present]:  # removed by other leaders
+            del self._intents[gone]
+        unread = [(key, intent_id) for key, intent_id in listed if intent_id not in self._intents]
+        if unread:  # read concurrently: on an object store each read is a round trip
+            with ThreadPoolExecutor(max_workers=min(8, len(unread))) as pool:
+                for (_, intent_id), loaded in zip(unread, pool.map(self._read_intent, unread), strict=True):
+                    if loaded is not None:
+                        self._intents[intent_id] = loaded
+        pending = [
+            (intent_id, *self._intents[intent_id]) for _, intent_id in listed if intent_id in self._intents
+        ]
+        if not pending:
+            return []
+        applied = self._applied_intents(parent, min(p[3] for p in pending))
+        self._applied_keys = [self.log.layout.intent_key(i) for i, *_ in pending if i in applied]
+        return [(i, name, ops) for i, name, ops, _ in pending if i not in applied]
+
+    def _read_intent(self, item: tuple[str, str]) -> tuple[str, list[Operation], int] | None:
+        key = item[0]
+        try:
+            raw = json.loads(self.store.read(key))
+        except ObjectNotFoundError:
+            return None  # applied and removed meanwhile
+        except ValueError:
+            raise CorruptObjectError(
+                f"group-commit intent {key!r} is not JSON; delete it to drop the change"
+            ) from None
+        return (
+            str(raw.get("operation", "change")),
+            decode_operations(raw.get("operations"), key),
+            int(raw.get("since", 0)),
+        )
+
+    def _lead_group(self) -> None:
+        """Commit every pending intent in one swap, recording each one's outcome; then remove the intents it
+        applied (and those an earlier commit applied), which are immutable and no longer needed."""
+        batch: list[str] = []
+
+        def build(parent: Manifest | None) -> CommitRequest | None:
+            snap = self._snapshot_of(parent)
+            pending = self._pending_intents(parent)
+            batch[:] = [i for i, _, _ in pending]
+            if not pending:
+                return None
+            txn = Txn(snap, self._clock())
+            outcomes: dict[str, JsonValue] = {}
+            for intent_id, _, ops in pending:
+                saved = ({k: dict(v) for k, v in txn.changes.items()}, dict(txn.counts))
+                try:
+                    rows = [op.apply(txn) for op in ops]
+                except ArcoError as exc:
+                    txn.changes, txn.counts = saved
+                    outcomes[intent_id] = error_outcome(exc)
+                    continue
+                changed = {k: v for k, v in txn.changes.items() if v} != {
+                    k: v for k, v in saved[0].items() if v
+                }
+                outcomes[intent_id] = {
+                    "changed": changed,
+                    "rows": [
+                        None if k is None else [k[0], k[1]]
+                        for k in (_result_key(op, row) for op, row in zip(ops, rows, strict=True))
+                    ],
+                    "assets": {k: txn.counts[k] - saved[1].get(k, 0) for k in txn.counts},
+                }
+            request = self._request(parent, GROUP_OPERATION, txn)
+            summary = dict(request.summary)
+            summary["intents"] = outcomes
+            return dataclasses.replace(request, summary=summary)
+
+        def outdated() -> bool:
+            # While the swap waits out throttling, more changes may arrive: take them into this swap.
+            known = set(batch) | {key.rsplit("/", 1)[1][: -len(".json")] for key in self._applied_keys}
+            listed = {i.key.rsplit("/", 1)[1][: -len(".json")] for i in self.store.list(prefix)}
+            return bool(listed - known)
+
+        prefix = self.log.layout.intents_prefix
+        manifest = self.log.commit(build, outdated=outdated)
+        if manifest is not None and batch:
+            self._install(self._snapshot_of(manifest))
+        for key in [*self._applied_keys, *(self.log.layout.intent_key(i) for i in batch)]:
+            with contextlib.suppress(StorageError):  # best effort: a leftover is skipped by the next leader
+                self.store.delete(key)
+        self._applied_keys = []
+        for intent_id in batch:
+            self._intents.pop(intent_id, None)
 
     def _request(self, parent: Manifest | None, name: str, txn: Txn) -> CommitRequest:
         add: list[PendingFile] = []
