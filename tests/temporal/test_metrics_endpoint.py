@@ -14,6 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from support.processes import ROOT, dev_env, ready_output, run_cli, start_dev, stop_dev
+from support.sdk_metrics import TEMPORAL_COMMON_LABELS, TEMPORAL_METRICS
 
 pytestmark = pytest.mark.integration
 
@@ -112,8 +113,18 @@ def test_dev_serves_arco_and_temporal_metrics_that_move_with_a_run(tmp_path: Pat
         assert ("arco_ledger_pending_objects", ()) in compacted
 
         temporal = httpx.get(f"http://127.0.0.1:{metrics_port + 1}/metrics", timeout=30).text
-        names = {family.name for family in text_string_to_metric_families(temporal)}
-        assert any(name.startswith("temporal_") for name in names), sorted(names)[:20]
+        families = {family.name: family for family in text_string_to_metric_families(temporal)}
+        assert any(name.startswith("temporal_") for name in families), sorted(families)[:20]
+        # The SDK metrics the dashboard and the alert rules use (deploy/), with their type and labels.
+        for name, (kind, labels) in TEMPORAL_METRICS.items():
+            assert name in families, (name, sorted(families))
+            assert families[name].type == kind, name
+            for sample in families[name].samples:
+                assert set(sample.labels) >= labels | TEMPORAL_COMMON_LABELS, sample
+        queues = {
+            sample.labels["task_queue"] for sample in families["temporal_worker_task_slots_available"].samples
+        }
+        assert queues >= {"arco-control-plane", "default"}, queues
     finally:
         stop_dev(dev)
 
