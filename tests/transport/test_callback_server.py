@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 from typing import Any
 
@@ -339,3 +340,18 @@ async def test_a_token_remembered_after_its_first_callback_is_refused_once_it_ex
     status, body = await post(app, "heartbeat", BEAT, real)
     assert (status, body["error"]) == (401, "invalid_token")
     assert "expired" in body["message"]
+
+
+def test_every_http_server_of_arco_listens_on_a_tcp_protocol_socket() -> None:
+    """The read API, the callback server and the HTTP worker bind through one function: a socket made with
+    protocol 0 keeps Nagle's algorithm on under asyncio, and each response's body then waits 40 ms for the
+    client's delayed ACK."""
+    from arco.worker.runtime import listening_socket
+
+    sock = listening_socket("127.0.0.1", 0, what="the callback server")
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+        with pytest.raises(ConfigError, match=r"the callback server cannot listen on 127\.0\.0\.1:\d+"):
+            listening_socket("127.0.0.1", sock.getsockname()[1], what="the callback server")
+    finally:
+        sock.close()

@@ -33,6 +33,7 @@ from arco.cli._metrics import metrics_listen_option, serving_metrics
 from arco.core.config import ArcoSettings
 from arco.core.errors import ConfigError, InfrastructureError, InvalidInputError
 from arco.core.scope import Scope
+from arco.worker.runtime import listening_socket
 
 #: The file of the development secret, in the state dir.
 SECRET_FILE: Final = "api-secret"
@@ -107,22 +108,7 @@ def serve_options(
 
 def _bind(listen: str) -> socket.socket:
     host, port = parse_listen(listen)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP, not 0: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on sockets whose protocol says
-    # TCP, and with it on, a response's body waits for the client's delayed ACK of its headers (40 ms).
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(
-            f"cannot listen on {listen}: {exc.strerror or exc}; choose another address with --listen HOST:PORT "
-            "(port 0 picks a free one)"
-        ) from None
-    sock.listen(128)
-    sock.set_inheritable(True)
-    return sock
+    return listening_socket(host, port, backlog=128, what="the read API")
 
 
 def _runs_lister(settings: ArcoSettings) -> Any:

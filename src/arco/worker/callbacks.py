@@ -49,7 +49,7 @@ from temporalio.worker import Worker
 
 from arco.activities.http_dispatch import AttemptBook, AttemptState, DeliveryPolicy, HttpDispatcher
 from arco.core.dispatch import LineageRef, TaskResult
-from arco.core.errors import ConfigError, ContractError
+from arco.core.errors import ContractError
 from arco.core.http_transport import MAX_CALLBACK_BODY_BYTES, CallbackSettings
 from arco.core.strict_json import load_strict_json
 from arco.core.task_tokens import InvalidTaskTokenError, TaskTokenClaims, TaskTokenKeys
@@ -64,6 +64,7 @@ from arco.core.wire import (
     TaskStartedResponse,
     WireModel,
 )
+from arco.worker.runtime import listening_socket
 
 __all__ = ["CallbackService", "CallbackStack", "build_app", "heartbeat_interval", "start_callback_stack"]
 
@@ -522,17 +523,7 @@ async def start_callback_stack(
     callback_base_url = settings.callback_base_url
     host, port = listen
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(
-            f"the callback server cannot listen on {host}:{port}: {exc.strerror}; choose another --listen "
-            "HOST:PORT (or stop what listens there)"
-        ) from None
-    sock.listen(1024)
+    sock = listening_socket(host, port, backlog=1024, what="the callback server")
     sock.setblocking(False)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host

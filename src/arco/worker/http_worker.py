@@ -55,6 +55,7 @@ from arco.core.errors import AttemptAlreadyFinishedError, CallbackFailedError, C
 from arco.core.wire import WorkerDispatchEnvelope
 from arco.executor.http import MAX_CONCURRENT_CALLBACKS, CallbackClient, run_http_attempt, send_started
 from arco.executor.task import TaskExecutor
+from arco.worker.runtime import listening_socket
 
 __all__ = [
     "DISPATCH_SECRET_HEADER",
@@ -339,16 +340,7 @@ async def serve_http_worker(
     Raises:
         ConfigError: if the address cannot be bound.
     """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(
-            f"cannot listen on {host}:{port}: {exc.strerror}; pick another --listen address or port"
-        ) from None
+    sock = listening_socket(host, port, backlog=1024, what="the HTTP worker")
     config = uvicorn.Config(worker.app, log_level="warning", access_log=False, lifespan="on")
     server = _Server(config, ready)
 
