@@ -73,8 +73,10 @@ def test_demo_runs_the_pipeline_and_prints_outcome_and_lineage(tmp_path: Path) -
 def test_make_demo_says_the_first_run_installs_packages_and_shows_progress(tmp_path: Path) -> None:
     venv = tmp_path / "venv"  # not installed yet: what a fresh clone's first `make demo` does
     done = subprocess.run(
-        ["make", "--dry-run", "demo", f"VENV={venv}"],
+        ["make", "--dry-run", "--no-print-directory", "demo", f"VENV={venv}"],
         cwd=ROOT,
+        # Under `make test` this is a sub-make: without the parent's flags it prints as a user's make would.
+        env={k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")},
         capture_output=True,
         text=True,
         timeout=60,
