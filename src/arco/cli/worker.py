@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import click
@@ -120,19 +121,32 @@ async def _check_search_attributes(client: Client, settings: ArcoSettings) -> No
         )
 
 
+def _code_location_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options of a process that runs a code location's assets: the module, the data root, the app dir."""
+    for option in reversed(
+        (
+            click.option(
+                "--code-location",
+                required=True,
+                help="Module that defines the assets, e.g. examples.pipeline.",
+            ),
+            click.option("--data-root", default=None, help="Data root URI or path [env ARCO_DATA_ROOT]."),
+            click.option(
+                "--app-dir",
+                default=".",
+                show_default=True,
+                type=click.Path(file_okay=False),
+                help="Folder put first on the import path before the code location is imported.",
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
 @worker.command("executor")
 @click.option("--queue", default=None, help="Worker queue to serve [env ARCO_EXECUTOR_QUEUE].")
-@click.option(
-    "--code-location", required=True, help="Module that defines the assets, e.g. examples.pipeline."
-)
-@click.option("--data-root", default=None, help="Data root URI or path [env ARCO_DATA_ROOT].")
-@click.option(
-    "--app-dir",
-    default=".",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Folder put first on the import path before the code location is imported.",
-)
+@_code_location_options
 @click.option("--max-concurrent-tasks", default=16, show_default=True, type=click.IntRange(1, 2000))
 @click.option(
     "--max-task-polls",
@@ -208,17 +222,7 @@ async def _serve_executor(
     show_default=True,
     help="HOST:PORT to serve POST /dispatch on (loopback by default; 0.0.0.0:PORT for other machines).",
 )
-@click.option(
-    "--code-location", required=True, help="Module that defines the assets, e.g. examples.pipeline."
-)
-@click.option("--data-root", default=None, help="Data root URI or path [env ARCO_DATA_ROOT].")
-@click.option(
-    "--app-dir",
-    default=".",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Folder put first on the import path before the code location is imported.",
-)
+@_code_location_options
 @click.option(
     "--callback-base-url",
     default=None,

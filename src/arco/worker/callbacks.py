@@ -226,15 +226,22 @@ class CallbackService:
             return await self._heartbeat(claims, body)
         return await self._completed(claims, body)
 
-    async def _started(self, claims: TaskTokenClaims, body: bytes) -> Answer:
-        request = _parse(TaskStartedRequest, body)
-        if isinstance(request, Answer):
-            return request
-        mismatch = self._check_attempt(claims, request.attempt, request.attempt_id)
+    def _attempt_state(self, claims: TaskTokenClaims, attempt: int, attempt_id: str) -> AttemptState | Answer:
+        """The state of the token's attempt, seen now; or the answer refusing a callback of another attempt."""
+        mismatch = self._check_attempt(claims, attempt, attempt_id)
         if mismatch is not None:
             return mismatch
         state = self._book.get(claims.workflow_id, claims.activity_id)
         state.last_seen = time.monotonic()
+        return state
+
+    async def _started(self, claims: TaskTokenClaims, body: bytes) -> Answer:
+        request = _parse(TaskStartedRequest, body)
+        if isinstance(request, Answer):
+            return request
+        state = self._attempt_state(claims, request.attempt, request.attempt_id)
+        if isinstance(state, Answer):
+            return state
         if state.final_state is not None:
             return await self._over(claims, "started", request.attempt)
         missing = await self._forward(
@@ -252,11 +259,9 @@ class CallbackService:
         request = _parse(HeartbeatRequest, body)
         if isinstance(request, Answer):
             return request
-        mismatch = self._check_attempt(claims, request.attempt, request.attempt_id)
-        if mismatch is not None:
-            return mismatch
-        state = self._book.get(claims.workflow_id, claims.activity_id)
-        state.last_seen = time.monotonic()
+        state = self._attempt_state(claims, request.attempt, request.attempt_id)
+        if isinstance(state, Answer):
+            return state
         if state.final_state is not None:
             return await self._over(claims, "heartbeat", request.attempt)
         details: dict[str, Any] = {"phase": "running", "workerId": request.worker_id}
@@ -279,17 +284,11 @@ class CallbackService:
         if isinstance(result, Answer):
             return result
         result = with_original_output(result)
-        mismatch = self._check_attempt(claims, result.attempt, result.attempt_id)
-        if mismatch is not None:
-            return mismatch
-        state = self._book.get(claims.workflow_id, claims.activity_id)
-        state.last_seen = time.monotonic()
+        state = self._attempt_state(claims, result.attempt, result.attempt_id)
+        if isinstance(state, Answer):
+            return state
         async with state.lock:
-            known = state.final_state is not None
-            if known:
-                missing = True
-            else:
-                missing = await self._complete(claims, state, result)
+            missing = state.final_state is not None or await self._complete(claims, state, result)
         if missing:
             return await self._over(claims, "completed", result.attempt)
         response = TaskCompletedResponse(
